@@ -1,0 +1,1 @@
+//! weft-discovery (work in progress).

@@ -1,0 +1,1 @@
+//! weft-gossip (work in progress).

@@ -1,0 +1,1 @@
+//! weft-registry (work in progress).

@@ -1,0 +1,35 @@
+//! weft's transport layer.
+//!
+//! - Identity: [`SecretKey`], [`PeerId`], domain-separated signatures and the [`Signed`]
+//!   envelope that can only be decoded when its signature verifies.
+//! - Isolation: a [`NetworkId`] namespaces every ALPN (`weft/<network>/<protocol>/<version>`).
+//! - Addresses: [`PeerAddr`] and its copy-and-paste [`Ticket`] (`weft1...`).
+//! - Framing: length-prefixed CBOR frames with a maximum size checked before allocation.
+//! - With the default feature `net`: an [`Endpoint`] on iroh QUIC that routes protocols by ALPN
+//!   and reuses connections, framed streams, request/response, and a [`MemoryNetwork`] for tests
+//!   with injectable latency, loss and partitions.
+//!
+//! With default features off, this crate is identity, ids, signatures and framing types only
+//! (no iroh, no tokio), so the sans-IO `proto` halves of the layers above can use it.
+
+mod addr;
+mod frame;
+mod identity;
+mod network;
+mod signing;
+
+#[cfg(feature = "net")]
+mod endpoint;
+#[cfg(feature = "net")]
+mod memory;
+#[cfg(feature = "net")]
+mod stream;
+
+pub use addr::{PeerAddr, RelayUrl, Ticket, TicketError};
+pub use frame::{
+    DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_LEN, FrameDecoder, FrameError, cbor_decode, cbor_encode,
+    decode_header, encode_frame, frame_overhead,
+};
+pub use identity::{PeerId, PeerIdError, SecretKey};
+pub use network::{NetworkId, Protocol};
+pub use signing::{DomainTag, Signature, SignatureError, Signed, SignedPayload};
