@@ -189,10 +189,7 @@ mod tests {
     #[test]
     fn garbage_tickets_have_clear_errors() {
         let ticket = sample().to_ticket();
-        assert_eq!(
-            "hello".parse::<Ticket>(),
-            Err(TicketError::MissingPrefix)
-        );
+        assert_eq!("hello".parse::<Ticket>(), Err(TicketError::MissingPrefix));
         assert!(matches!(
             "weft1!!!!".parse::<Ticket>(),
             Err(TicketError::NotBase32(_))
@@ -221,7 +218,9 @@ mod tests {
         body.extend_from_slice(&Ticket::checksum(b"not cbor"));
         let forged = format!(
             "weft1{}",
-            data_encoding::BASE32_NOPAD.encode(&body).to_ascii_lowercase()
+            data_encoding::BASE32_NOPAD
+                .encode(&body)
+                .to_ascii_lowercase()
         );
         assert!(matches!(
             forged.parse::<Ticket>(),

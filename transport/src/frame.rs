@@ -112,9 +112,9 @@ pub const fn frame_overhead() -> usize {
 /// let frame = encode_frame(&"hello", 1024).unwrap();
 /// let mut decoder = FrameDecoder::new(1024);
 /// decoder.extend(&frame[..3]);
-/// assert!(decoder.next::<String>().unwrap().is_none());
+/// assert!(decoder.next_frame::<String>().unwrap().is_none());
 /// decoder.extend(&frame[3..]);
-/// assert_eq!(decoder.next::<String>().unwrap().as_deref(), Some("hello"));
+/// assert_eq!(decoder.next_frame::<String>().unwrap().as_deref(), Some("hello"));
 /// ```
 #[derive(Debug)]
 pub struct FrameDecoder {
@@ -139,7 +139,7 @@ impl FrameDecoder {
     /// Takes the next whole frame, if one has arrived.
     ///
     /// An oversized header is reported as soon as its four bytes are in, before the body.
-    pub fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
+    pub fn next_frame<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
         let Some(header) = self.buf.first_chunk::<FRAME_HEADER_LEN>() else {
             return Ok(None);
         };

@@ -33,3 +33,25 @@ pub use frame::{
 pub use identity::{PeerId, PeerIdError, SecretKey};
 pub use network::{NetworkId, Protocol};
 pub use signing::{DomainTag, Signature, SignatureError, Signed, SignedPayload};
+
+#[cfg(feature = "net")]
+pub use endpoint::{
+    BindError, Builder as EndpointBuilder, ConnectError, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_CACHED_CONNECTIONS, DEFAULT_MAX_INBOUND, DEFAULT_MAX_KNOWN_ADDRS, Endpoint,
+    RegisterError, RelayChoice,
+};
+#[cfg(feature = "net")]
+pub use memory::{
+    DELAY_LINE_CAPACITY, INBOX_CAPACITY, LinkConfig, MEMORY_TRANSPORT_ID, MemoryNetwork,
+    MemoryStats,
+};
+#[cfg(feature = "net")]
+pub use stream::{FramedRecv, FramedSend, RequestError, Responder, accept_request, request};
+
+/// Re-exports of the iroh types that appear in this crate's API, so users need not depend on
+/// iroh directly.
+#[cfg(feature = "net")]
+pub mod iroh {
+    pub use iroh::endpoint::{Connection, ConnectionError, RecvStream, SendStream};
+    pub use iroh::protocol::{AcceptError, ProtocolHandler};
+}

@@ -72,7 +72,11 @@ impl Signature {
 impl fmt::Debug for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bytes = self.to_bytes();
-        write!(f, "Signature({:02x}{:02x}{:02x}{:02x}..)", bytes[0], bytes[1], bytes[2], bytes[3])
+        write!(
+            f,
+            "Signature({:02x}{:02x}{:02x}{:02x}..)",
+            bytes[0], bytes[1], bytes[2], bytes[3]
+        )
     }
 }
 

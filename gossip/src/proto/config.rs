@@ -1,0 +1,225 @@
+//! Protocol parameters. Plain structs with `Default` and serde, so TOML scenario files and node
+//! configs can set any of them; durations are written in milliseconds (`*_ms` in files).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    plumtree,
+    state::Message,
+    types::{Content, MessageId, Scope, TopicId},
+};
+
+/// Everything the gossip protocol can be tuned with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Membership (HyParView) parameters.
+    pub membership: HyparviewConfig,
+    /// Broadcast (Plumtree) parameters.
+    pub broadcast: PlumtreeConfig,
+    /// Largest message on the wire, in bytes, framing included: the length prefix
+    /// ([`weft_transport::frame_overhead`]) and the CBOR envelope around the content count.
+    /// Broadcasts whose content would exceed it are refused with an error, never dropped silently.
+    pub max_message_size: usize,
+    /// Most topics a [`State`](super::State) joins at once; further joins are refused.
+    pub max_topics: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            membership: HyparviewConfig::default(),
+            broadcast: PlumtreeConfig::default(),
+            max_message_size: 64 * 1024,
+            max_topics: 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Bytes the envelope of a broadcast adds around its content, framing included, as an upper
+    /// bound (the largest hop count, the longest CBOR length header).
+    pub fn envelope_overhead() -> usize {
+        let empty = Message::<u64> {
+            topic: TopicId([0xff; 32]),
+            message: super::TopicMessage::Broadcast(plumtree::Message::Gossip(plumtree::Gossip {
+                id: MessageId([0xff; 32]),
+                content: Content::from(Vec::new()),
+                hops: u16::MAX,
+                pure: false,
+                scope: Scope::Neighbors,
+            })),
+        };
+        let encoded = weft_transport::cbor_encode(&empty).map_or(0, |bytes| bytes.len());
+        // An empty byte string has a 1-byte CBOR header; a long one has up to 9.
+        weft_transport::frame_overhead() + encoded + 8
+    }
+
+    /// The largest content a broadcast may carry under [`Config::max_message_size`].
+    pub fn max_content_size(&self) -> usize {
+        self.max_message_size
+            .saturating_sub(Self::envelope_overhead())
+    }
+}
+
+/// HyParView membership parameters (names and defaults from the paper).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HyparviewConfig {
+    /// Active view size: the peers we keep connections to and gossip with.
+    pub active_view_capacity: usize,
+    /// Passive view size: known peers kept as replacements.
+    pub passive_view_capacity: usize,
+    /// Active random walk length (ARWL) of a forward-join.
+    pub active_random_walk_length: u16,
+    /// Passive random walk length (PRWL): where along the walk the joiner enters passive views.
+    pub passive_random_walk_length: u16,
+    /// Random walk length of a shuffle.
+    pub shuffle_random_walk_length: u16,
+    /// Active peers included in a shuffle.
+    pub shuffle_active_view_count: usize,
+    /// Passive peers included in a shuffle.
+    pub shuffle_passive_view_count: usize,
+    /// Period of shuffles (and of the passive-view upkeep that runs with them).
+    #[serde(with = "millis", rename = "shuffle_interval_ms")]
+    pub shuffle_interval: Duration,
+    /// How long a neighbour request may stay unanswered before we try another peer.
+    #[serde(with = "millis", rename = "neighbor_request_timeout_ms")]
+    pub neighbor_request_timeout: Duration,
+    /// Period of join retries while the active view is empty.
+    #[serde(with = "millis", rename = "rejoin_interval_ms")]
+    pub rejoin_interval: Duration,
+    /// Peers lost to failures that we keep probing (one per shuffle period) so that a healed
+    /// partition reconnects. Oldest forgotten when full.
+    pub failed_peers_capacity: usize,
+    /// Probes of one failed peer before it is forgotten.
+    pub failed_peer_probes: u8,
+}
+
+impl Default for HyparviewConfig {
+    fn default() -> Self {
+        Self {
+            active_view_capacity: 5,
+            passive_view_capacity: 30,
+            active_random_walk_length: 6,
+            passive_random_walk_length: 3,
+            shuffle_random_walk_length: 6,
+            shuffle_active_view_count: 3,
+            shuffle_passive_view_count: 4,
+            shuffle_interval: Duration::from_secs(60),
+            neighbor_request_timeout: Duration::from_millis(500),
+            rejoin_interval: Duration::from_secs(5),
+            failed_peers_capacity: 8,
+            failed_peer_probes: 5,
+        }
+    }
+}
+
+/// Plumtree broadcast parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlumtreeConfig {
+    /// How long IHAVEs are batched before they leave. Short, because the lazy path is what
+    /// repairs the tree and what optimises it.
+    #[serde(with = "millis", rename = "ihave_delay_ms")]
+    pub ihave_delay: Duration,
+    /// Wait after the first IHAVE for a missing message before grafting. A little more than
+    /// the spread of eager-path latencies; the default suits links of tens of milliseconds.
+    #[serde(with = "millis", rename = "graft_timeout_1_ms")]
+    pub graft_timeout_1: Duration,
+    /// Wait before grafting the next announcer when the first graft brought nothing.
+    #[serde(with = "millis", rename = "graft_timeout_2_ms")]
+    pub graft_timeout_2: Duration,
+    /// A lazy link replaces the eager link a message came through when its IHAVE shows at
+    /// least this many fewer hops. 0 disables the optimisation.
+    pub optimization_threshold: u16,
+    /// The originator of a broadcast sends the message itself (not an IHAVE) to its lazy peers
+    /// too: a few extra copies for a shallower tree from any sender.
+    pub sender_push: bool,
+    /// Message ids remembered for deduplication: at most this many...
+    pub max_message_ids: usize,
+    /// ...and for at most this long. The oldest go first when full.
+    #[serde(with = "millis", rename = "message_id_retention_ms")]
+    pub message_id_retention: Duration,
+    /// Message contents kept to answer grafts: at most this many...
+    pub max_cached_messages: usize,
+    /// ...and for at most this long. The oldest go first when full.
+    #[serde(with = "millis", rename = "message_cache_retention_ms")]
+    pub message_cache_retention: Duration,
+    /// Missing messages tracked (announced by IHAVE, not yet received). Oldest dropped when full.
+    pub max_missing: usize,
+    /// Announcers remembered per missing message. Further ones ignored.
+    pub max_announcers: usize,
+}
+
+impl Default for PlumtreeConfig {
+    fn default() -> Self {
+        Self {
+            ihave_delay: Duration::from_millis(2),
+            graft_timeout_1: Duration::from_millis(60),
+            graft_timeout_2: Duration::from_millis(30),
+            optimization_threshold: 2,
+            sender_push: true,
+            max_message_ids: 16 * 1024,
+            message_id_retention: Duration::from_secs(90),
+            max_cached_messages: 1024,
+            message_cache_retention: Duration::from_secs(30),
+            max_missing: 4096,
+            max_announcers: 8,
+        }
+    }
+}
+
+/// Serialises a [`Duration`] as whole milliseconds.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(u64::try_from(value.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(deserializer)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_roundtrip_and_partial_files() {
+        let config = Config::default();
+        let text = toml::to_string(&config).unwrap();
+        assert!(text.contains("shuffle_interval_ms = 60000"));
+        let back: Config = toml::from_str(&text).unwrap();
+        assert_eq!(back, config);
+        let partial: Config = toml::from_str("[broadcast]\ngraft_timeout_1_ms = 20\n").unwrap();
+        assert_eq!(partial.broadcast.graft_timeout_1, Duration::from_millis(20));
+        assert_eq!(partial.membership, HyparviewConfig::default());
+    }
+
+    #[test]
+    fn max_content_counts_the_envelope() {
+        let config = Config::default();
+        let max = config.max_content_size();
+        assert!(max < 64 * 1024 && max > 64 * 1024 - 200);
+        // A message with the largest allowed content fits the configured size on the wire.
+        let message = Message::<u64> {
+            topic: TopicId([7; 32]),
+            message: super::super::TopicMessage::Broadcast(plumtree::Message::Gossip(plumtree::Gossip {
+                id: MessageId([1; 32]),
+                content: Content::from(vec![0u8; max]),
+                hops: 300,
+                pure: true,
+                scope: Scope::Swarm,
+            })),
+        };
+        let frame = weft_transport::encode_frame(&message, usize::MAX).unwrap();
+        assert!(frame.len() <= config.max_message_size, "{} > {}", frame.len(), config.max_message_size);
+    }
+}

@@ -1,0 +1,555 @@
+//! HyParView membership for one topic (Leitão, Pereira, Rodrigues, DSN 2007).
+//!
+//! A small symmetric *active view* of peers we gossip with, a larger *passive view* of
+//! replacements, random-walk joins, periodic shuffles that keep the passive view fresh, and
+//! promotion from the passive view when an active peer fails. Two additions:
+//! - every link comes up through an explicit `Neighbor`/`NeighborReply` exchange, so both ends
+//!   agree the link is active before either reports `NeighborUp`;
+//! - peers lost to failures are remembered (bounded) and probed once per shuffle period, so a
+//!   partition that heals reconnects instead of leaving two overlays side by side.
+
+use std::{collections::VecDeque, time::Duration};
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::{config::HyparviewConfig, types::PeerIdentity, view::View};
+
+/// Membership messages, on the wire inside a topic envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Message<PI> {
+    /// "Let me in": the receiver makes the sender an active peer and starts forward-joins.
+    Join,
+    /// A random walk advertising a joining peer.
+    ForwardJoin {
+        /// The joining peer.
+        peer: PI,
+        /// Remaining walk length.
+        ttl: u16,
+    },
+    /// A request to become active peers. High priority requests are never refused.
+    Neighbor {
+        /// Whether the receiver must accept (the requester has no active peer left, or is
+        /// reconnecting after a failure).
+        high: bool,
+    },
+    /// The answer to `Neighbor` (and to `Join`).
+    NeighborReply {
+        /// Whether the link is now active on the replier's side.
+        accepted: bool,
+    },
+    /// A random walk carrying a sample of the origin's views.
+    Shuffle {
+        /// Who started the shuffle (and gets the reply).
+        origin: PI,
+        /// The origin itself, some active and some passive peers.
+        peers: Vec<PI>,
+        /// Remaining walk length.
+        ttl: u16,
+    },
+    /// The end of a shuffle walk answers with a sample of its passive view.
+    ShuffleReply {
+        /// The sample.
+        peers: Vec<PI>,
+    },
+    /// The sender drops the link.
+    Disconnect {
+        /// Whether the sender stays around (it then goes to the passive view).
+        alive: bool,
+    },
+}
+
+/// Membership timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Timer<PI> {
+    Shuffle,
+    NeighborRequest(PI),
+    Rejoin,
+}
+
+/// What membership asks of the layers around it.
+#[derive(Debug)]
+pub(crate) enum Out<PI> {
+    Send(PI, Message<PI>),
+    Timer(Duration, Timer<PI>),
+    NeighborUp(PI),
+    NeighborDown(PI),
+    /// The link is no longer needed by this topic.
+    Disconnect(PI),
+}
+
+/// Longest list of bootstrap peers kept for rejoins.
+const MAX_BOOTSTRAP: usize = 16;
+
+/// HyParView state of one topic.
+#[derive(Debug)]
+pub(crate) struct Hyparview<PI> {
+    me: PI,
+    config: HyparviewConfig,
+    active: View<PI>,
+    passive: View<PI>,
+    /// Outstanding neighbour requests (and joins), at most the active capacity.
+    pending: View<PI>,
+    /// Passive peers asked since the last shuffle tick; not asked again until the next one, so a
+    /// node whose passive peers are all full does not ask them in a loop.
+    tried: View<PI>,
+    /// Peers lost to failures, with probes left. Oldest forgotten when full.
+    failed: VecDeque<(PI, u8)>,
+    bootstrap: Vec<PI>,
+    shuffle_armed: bool,
+    rejoin_armed: bool,
+}
+
+impl<PI: PeerIdentity> Hyparview<PI> {
+    pub(crate) fn new(me: PI, config: HyparviewConfig) -> Self {
+        Self {
+            me,
+            active: View::new(config.active_view_capacity),
+            passive: View::new(config.passive_view_capacity),
+            pending: View::new(config.active_view_capacity),
+            tried: View::new(config.passive_view_capacity),
+            failed: VecDeque::new(),
+            bootstrap: Vec::new(),
+            shuffle_armed: false,
+            rejoin_armed: false,
+            config,
+        }
+    }
+
+    pub(crate) fn active(&self) -> impl Iterator<Item = &PI> + '_ {
+        self.active.iter()
+    }
+
+    pub(crate) fn passive(&self) -> impl Iterator<Item = &PI> + '_ {
+        self.passive.iter()
+    }
+
+    pub(crate) fn is_active(&self, peer: &PI) -> bool {
+        self.active.contains(peer)
+    }
+
+    /// Joins through the given peers (and remembers them for rejoins).
+    pub(crate) fn join<R: Rng>(&mut self, peers: &[PI], rng: &mut R, out: &mut Vec<Out<PI>>) {
+        for &peer in peers {
+            if peer != self.me && !self.bootstrap.contains(&peer) && self.bootstrap.len() < MAX_BOOTSTRAP {
+                self.bootstrap.push(peer);
+            }
+        }
+        for &peer in peers {
+            if peer == self.me || self.active.contains(&peer) {
+                continue;
+            }
+            // A join does not count against the pending limit: it is what starts everything.
+            self.pending.insert(peer);
+            out.push(Out::Send(peer, Message::Join));
+            out.push(Out::Timer(self.config.neighbor_request_timeout, Timer::NeighborRequest(peer)));
+        }
+        if !self.shuffle_armed {
+            self.shuffle_armed = true;
+            // Spread shuffles so a swarm started at once does not shuffle in lockstep.
+            let jitter = rng.random_range(0..=self.config.shuffle_interval.as_millis() as u64 / 2);
+            out.push(Out::Timer(self.config.shuffle_interval / 2 + Duration::from_millis(jitter), Timer::Shuffle));
+        }
+        self.arm_rejoin(out);
+    }
+
+    pub(crate) fn on_message<R: Rng>(&mut self, from: PI, message: Message<PI>, rng: &mut R, out: &mut Vec<Out<PI>>) {
+        if from == self.me {
+            return;
+        }
+        match message {
+            Message::Join => {
+                self.add_active(from, rng, out);
+                out.push(Out::Send(from, Message::NeighborReply { accepted: true }));
+                let ttl = self.config.active_random_walk_length;
+                for &peer in self.active.iter() {
+                    if peer != from {
+                        out.push(Out::Send(peer, Message::ForwardJoin { peer: from, ttl }));
+                    }
+                }
+            }
+            Message::ForwardJoin { peer, ttl } => self.on_forward_join(from, peer, ttl, rng, out),
+            Message::Neighbor { high } => {
+                let accepted = self.active.contains(&from) || high || !self.active.is_full();
+                if accepted {
+                    self.add_active(from, rng, out);
+                } else {
+                    self.add_passive(from, rng);
+                }
+                out.push(Out::Send(from, Message::NeighborReply { accepted }));
+            }
+            Message::NeighborReply { accepted } => {
+                self.pending.remove(&from);
+                if accepted {
+                    self.add_active(from, rng, out);
+                } else {
+                    self.add_passive(from, rng);
+                    self.refill(rng, out);
+                }
+            }
+            Message::Shuffle { origin, peers, ttl } => {
+                if origin == self.me {
+                    return;
+                }
+                let next = if ttl > 0 && self.active.len() > 1 {
+                    self.active.pick(rng, |p| *p == from || *p == origin)
+                } else {
+                    None
+                };
+                match next {
+                    Some(next) => out.push(Out::Send(next, Message::Shuffle { origin, peers, ttl: ttl - 1 })),
+                    None => {
+                        let reply = self.passive.sample(rng, peers.len(), |p| *p == origin);
+                        out.push(Out::Send(origin, Message::ShuffleReply { peers: reply }));
+                        self.integrate(&peers, rng);
+                    }
+                }
+            }
+            Message::ShuffleReply { peers } => self.integrate(&peers, rng),
+            Message::Disconnect { alive } => {
+                self.pending.remove(&from);
+                if self.remove_active(from, out) {
+                    if alive {
+                        self.add_passive(from, rng);
+                    }
+                    self.refill(rng, out);
+                } else if !alive {
+                    self.passive.remove(&from);
+                }
+            }
+        }
+    }
+
+    fn on_forward_join<R: Rng>(&mut self, from: PI, peer: PI, ttl: u16, rng: &mut R, out: &mut Vec<Out<PI>>) {
+        if peer == self.me {
+            return;
+        }
+        let next = if ttl > 0 && self.active.len() > 1 {
+            self.active.pick(rng, |p| *p == from || *p == peer)
+        } else {
+            None
+        };
+        match next {
+            Some(next) => {
+                if ttl == self.config.passive_random_walk_length {
+                    self.add_passive(peer, rng);
+                }
+                out.push(Out::Send(next, Message::ForwardJoin { peer, ttl: ttl - 1 }));
+            }
+            None => {
+                if !self.active.contains(&peer) && self.pending.insert(peer) {
+                    out.push(Out::Send(peer, Message::Neighbor { high: true }));
+                    out.push(Out::Timer(self.config.neighbor_request_timeout, Timer::NeighborRequest(peer)));
+                }
+            }
+        }
+    }
+
+    /// The connection to `peer` is gone (closed, reset, or could not be opened).
+    pub(crate) fn on_peer_disconnected<R: Rng>(&mut self, peer: PI, rng: &mut R, out: &mut Vec<Out<PI>>) {
+        let was_pending = self.pending.remove(&peer);
+        self.passive.remove(&peer);
+        if self.remove_active(peer, out) {
+            self.remember_failed(peer);
+            self.refill(rng, out);
+        } else if was_pending {
+            self.refill(rng, out);
+        }
+    }
+
+    pub(crate) fn on_timer<R: Rng>(&mut self, timer: Timer<PI>, rng: &mut R, out: &mut Vec<Out<PI>>) {
+        match timer {
+            Timer::Shuffle => {
+                out.push(Out::Timer(self.config.shuffle_interval, Timer::Shuffle));
+                self.tried = View::new(self.config.passive_view_capacity);
+                self.shuffle(rng, out);
+                self.refill(rng, out);
+                self.probe_failed(out);
+            }
+            Timer::NeighborRequest(peer) => {
+                if self.pending.remove(&peer) {
+                    // Unresponsive: not a replacement candidate any more.
+                    self.passive.remove(&peer);
+                    self.refill(rng, out);
+                }
+            }
+            Timer::Rejoin => {
+                self.rejoin_armed = false;
+                if self.active.is_empty() {
+                    let candidates: Vec<PI> = self
+                        .bootstrap
+                        .iter()
+                        .chain(self.failed.iter().map(|(p, _)| p))
+                        .copied()
+                        .filter(|p| !self.pending.contains(p))
+                        .collect();
+                    if !candidates.is_empty() {
+                        let peer = candidates[rng.random_range(0..candidates.len())];
+                        self.pending.insert(peer);
+                        out.push(Out::Send(peer, Message::Join));
+                        out.push(Out::Timer(self.config.neighbor_request_timeout, Timer::NeighborRequest(peer)));
+                    }
+                    self.refill(rng, out);
+                    self.arm_rejoin(out);
+                }
+            }
+        }
+    }
+
+    fn shuffle<R: Rng>(&mut self, rng: &mut R, out: &mut Vec<Out<PI>>) {
+        let Some(target) = self.active.pick(rng, |_| false) else { return };
+        let mut peers = vec![self.me];
+        peers.extend(self.active.sample(rng, self.config.shuffle_active_view_count, |p| *p == target));
+        peers.extend(self.passive.sample(rng, self.config.shuffle_passive_view_count, |_| false));
+        let ttl = self.config.shuffle_random_walk_length;
+        out.push(Out::Send(target, Message::Shuffle { origin: self.me, peers, ttl }));
+    }
+
+    /// Asks passive peers to become active until requests cover the free active slots.
+    fn refill<R: Rng>(&mut self, rng: &mut R, out: &mut Vec<Out<PI>>) {
+        while self.active.len() + self.pending.len() < self.config.active_view_capacity {
+            let (pending, tried) = (&self.pending, &self.tried);
+            let Some(peer) = self.passive.pick(rng, |p| pending.contains(p) || tried.contains(p)) else {
+                break;
+            };
+            self.pending.insert(peer);
+            self.tried.insert(peer);
+            let high = self.active.is_empty();
+            out.push(Out::Send(peer, Message::Neighbor { high }));
+            out.push(Out::Timer(self.config.neighbor_request_timeout, Timer::NeighborRequest(peer)));
+        }
+        if self.active.is_empty() {
+            self.arm_rejoin(out);
+        }
+    }
+
+    /// Probes the oldest failed peer that still has probes left, with a high-priority request.
+    fn probe_failed(&mut self, out: &mut Vec<Out<PI>>) {
+        let Some((peer, left)) = self.failed.pop_front() else { return };
+        if self.active.contains(&peer) || self.pending.contains(&peer) {
+            return;
+        }
+        // A probe may exceed the pending limit by one; it is rare (once per shuffle period).
+        self.pending.insert(peer);
+        out.push(Out::Send(peer, Message::Neighbor { high: true }));
+        out.push(Out::Timer(self.config.neighbor_request_timeout, Timer::NeighborRequest(peer)));
+        if left > 1 {
+            self.failed.push_back((peer, left - 1));
+        }
+    }
+
+    fn remember_failed(&mut self, peer: PI) {
+        if self.config.failed_peers_capacity == 0 || self.config.failed_peer_probes == 0 {
+            return;
+        }
+        self.failed.retain(|(p, _)| *p != peer);
+        if self.failed.len() >= self.config.failed_peers_capacity {
+            self.failed.pop_front();
+        }
+        self.failed.push_back((peer, self.config.failed_peer_probes));
+    }
+
+    fn arm_rejoin(&mut self, out: &mut Vec<Out<PI>>) {
+        if !self.rejoin_armed {
+            self.rejoin_armed = true;
+            out.push(Out::Timer(self.config.rejoin_interval, Timer::Rejoin));
+        }
+    }
+
+    fn add_active<R: Rng>(&mut self, peer: PI, rng: &mut R, out: &mut Vec<Out<PI>>) {
+        if peer == self.me || self.active.contains(&peer) {
+            return;
+        }
+        self.pending.remove(&peer);
+        self.passive.remove(&peer);
+        self.failed.retain(|(p, _)| *p != peer);
+        if self.active.is_full()
+            && let Some(evicted) = self.active.remove_random(rng, |_| false)
+        {
+            out.push(Out::Send(evicted, Message::Disconnect { alive: true }));
+            out.push(Out::NeighborDown(evicted));
+            out.push(Out::Disconnect(evicted));
+            self.add_passive(evicted, rng);
+        }
+        self.active.insert(peer);
+        out.push(Out::NeighborUp(peer));
+    }
+
+    fn remove_active(&mut self, peer: PI, out: &mut Vec<Out<PI>>) -> bool {
+        if self.active.remove(&peer) {
+            out.push(Out::NeighborDown(peer));
+            out.push(Out::Disconnect(peer));
+            true
+        } else {
+            false
+        }
+    }
+
+    fn add_passive<R: Rng>(&mut self, peer: PI, rng: &mut R) {
+        if peer == self.me || self.active.contains(&peer) || self.passive.contains(&peer) {
+            return;
+        }
+        if self.passive.is_full() {
+            self.passive.remove_random(rng, |_| false);
+        }
+        self.passive.insert(peer);
+    }
+
+    fn integrate<R: Rng>(&mut self, peers: &[PI], rng: &mut R) {
+        let limit = self.config.shuffle_active_view_count + self.config.shuffle_passive_view_count + 1;
+        for &peer in peers.iter().take(limit) {
+            self.add_passive(peer, rng);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    fn node(me: u32) -> Hyparview<u32> {
+        Hyparview::new(me, HyparviewConfig::default())
+    }
+
+    fn sends(out: &[Out<u32>]) -> Vec<(u32, Message<u32>)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Out::Send(to, m) => Some((*to, m.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn join_handshake_makes_a_symmetric_link() {
+        let rng = &mut ChaCha8Rng::seed_from_u64(0);
+        let (mut a, mut b) = (node(1), node(2));
+        let mut out = Vec::new();
+        a.join(&[2], rng, &mut out);
+        assert_eq!(sends(&out), vec![(2, Message::Join)]);
+        out.clear();
+        b.on_message(1, Message::Join, rng, &mut out);
+        assert!(b.is_active(&1));
+        assert!(out.iter().any(|o| matches!(o, Out::NeighborUp(1))));
+        assert_eq!(sends(&out), vec![(1, Message::NeighborReply { accepted: true })]);
+        out.clear();
+        a.on_message(2, Message::NeighborReply { accepted: true }, rng, &mut out);
+        assert!(a.is_active(&2));
+        assert!(a.pending.is_empty());
+    }
+
+    #[test]
+    fn join_forwards_along_random_walks() {
+        let rng = &mut ChaCha8Rng::seed_from_u64(0);
+        let mut c = node(1);
+        let mut out = Vec::new();
+        for peer in [2, 3, 4] {
+            c.on_message(peer, Message::Join, rng, &mut out);
+        }
+        out.clear();
+        c.on_message(9, Message::Join, rng, &mut out);
+        let forwards: Vec<_> = sends(&out)
+            .into_iter()
+            .filter(|(_, m)| matches!(m, Message::ForwardJoin { peer: 9, ttl: 6 }))
+            .map(|(to, _)| to)
+            .collect();
+        assert_eq!(forwards, vec![2, 3, 4]);
+    }
+
+    #[test]
+    fn forward_join_end_of_walk_requests_a_neighbor_and_prwl_adds_passive() {
+        let rng = &mut ChaCha8Rng::seed_from_u64(0);
+        let mut n = node(1);
+        let mut out = Vec::new();
+        for peer in [2, 3] {
+            n.on_message(peer, Message::Join, rng, &mut out);
+        }
+        out.clear();
+        n.on_message(2, Message::ForwardJoin { peer: 9, ttl: 3 }, rng, &mut out);
+        assert!(n.passive().any(|p| *p == 9));
+        assert_eq!(sends(&out), vec![(3, Message::ForwardJoin { peer: 9, ttl: 2 })]);
+        out.clear();
+        n.on_message(2, Message::ForwardJoin { peer: 8, ttl: 0 }, rng, &mut out);
+        assert_eq!(sends(&out), vec![(8, Message::Neighbor { high: true })]);
+    }
+
+    #[test]
+    fn full_active_view_refuses_low_priority_and_evicts_for_high() {
+        let rng = &mut ChaCha8Rng::seed_from_u64(0);
+        let mut n = node(1);
+        let mut out = Vec::new();
+        for peer in 2..7 {
+            n.on_message(peer, Message::Neighbor { high: false }, rng, &mut out);
+        }
+        assert_eq!(n.active.len(), 5);
+        out.clear();
+        n.on_message(10, Message::Neighbor { high: false }, rng, &mut out);
+        assert_eq!(sends(&out), vec![(10, Message::NeighborReply { accepted: false })]);
+        assert!(n.passive().any(|p| *p == 10));
+        out.clear();
+        n.on_message(11, Message::Neighbor { high: true }, rng, &mut out);
+        assert!(n.is_active(&11));
+        assert_eq!(n.active.len(), 5);
+        let evicted: Vec<_> = sends(&out)
+            .into_iter()
+            .filter(|(_, m)| *m == Message::Disconnect { alive: true })
+            .collect();
+        assert_eq!(evicted.len(), 1);
+        assert!(n.passive().any(|p| *p == evicted[0].0));
+    }
+
+    #[test]
+    fn failure_promotes_from_passive_and_is_probed_later() {
+        let rng = &mut ChaCha8Rng::seed_from_u64(0);
+        let mut n = node(1);
+        let mut out = Vec::new();
+        n.on_message(2, Message::Neighbor { high: false }, rng, &mut out);
+        n.on_message(3, Message::ShuffleReply { peers: vec![4, 5] }, rng, &mut out);
+        out.clear();
+        n.on_peer_disconnected(2, rng, &mut out);
+        assert!(out.iter().any(|o| matches!(o, Out::NeighborDown(2))));
+        let requests: Vec<_> = sends(&out).into_iter().map(|(to, _)| to).collect();
+        assert_eq!(requests.len(), 2);
+        assert!(requests.contains(&4) && requests.contains(&5));
+        // Requests with an empty active view are high priority.
+        assert!(sends(&out).iter().all(|(_, m)| *m == Message::Neighbor { high: true }));
+        n.on_message(4, Message::NeighborReply { accepted: true }, rng, &mut out);
+        out.clear();
+        n.on_timer(Timer::Shuffle, rng, &mut out);
+        assert!(sends(&out).contains(&(2, Message::Neighbor { high: true })), "failed peer probed");
+    }
+
+    #[test]
+    fn shuffle_walks_then_replies_to_origin() {
+        let rng = &mut ChaCha8Rng::seed_from_u64(0);
+        let mut n = node(1);
+        let mut out = Vec::new();
+        n.on_message(2, Message::Neighbor { high: false }, rng, &mut out);
+        n.on_message(3, Message::Neighbor { high: false }, rng, &mut out);
+        out.clear();
+        n.on_message(2, Message::Shuffle { origin: 7, peers: vec![7, 8], ttl: 2 }, rng, &mut out);
+        assert_eq!(sends(&out), vec![(3, Message::Shuffle { origin: 7, peers: vec![7, 8], ttl: 1 })]);
+        out.clear();
+        n.on_message(2, Message::Shuffle { origin: 7, peers: vec![7, 8], ttl: 0 }, rng, &mut out);
+        assert!(matches!(sends(&out)[0], (7, Message::ShuffleReply { .. })));
+        assert!(n.passive().any(|p| *p == 8));
+    }
+
+    #[test]
+    fn disconnect_alive_keeps_peer_passive() {
+        let rng = &mut ChaCha8Rng::seed_from_u64(0);
+        let mut n = node(1);
+        let mut out = Vec::new();
+        n.on_message(2, Message::Neighbor { high: false }, rng, &mut out);
+        n.on_message(2, Message::Disconnect { alive: true }, rng, &mut out);
+        assert!(!n.is_active(&2));
+        assert!(n.passive().any(|p| *p == 2));
+        n.on_message(3, Message::Neighbor { high: false }, rng, &mut out);
+        n.on_message(3, Message::Disconnect { alive: false }, rng, &mut out);
+        assert!(!n.passive().any(|p| *p == 3));
+    }
+}

@@ -1,0 +1,126 @@
+//! Settings of a registry node. Plain data with defaults, loadable from TOML.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How a registry node behaves. Every field has a default; durations are in milliseconds so
+/// a TOML scenario file reads plainly (`request_timeout_ms = 1000`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Bucket size and replication factor: a record is stored on the `k` closest nodes.
+    pub k: usize,
+    /// Requests a lookup keeps in flight at once.
+    pub alpha: usize,
+    /// How long a request may go unanswered before its peer counts as failed.
+    pub request_timeout_ms: u64,
+    /// Lookups (user lookups, publishes, withdrawals, refreshes) running at once. A new lookup
+    /// beyond this is refused with [`crate::proto::CommandError::Busy`].
+    pub max_lookups: usize,
+    /// Candidates a lookup remembers; the farthest are forgotten beyond this.
+    pub max_candidates: usize,
+    /// Time to live given to records this node registers.
+    pub record_ttl_ms: u64,
+    /// Time between two bucket refreshes, and the idle time after which a bucket is refreshed.
+    pub refresh_interval_ms: u64,
+    /// Period of the maintenance tick (republish, refresh, expiry sweep).
+    pub tick_interval_ms: u64,
+    /// Records this node hands over to one newly seen closer node, at most.
+    pub max_handover: usize,
+    /// Limits on the records this node stores and accepts.
+    pub store: StoreConfig,
+    /// Limits on what a single record may contain.
+    pub limits: RecordLimits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            k: 20,
+            alpha: 3,
+            request_timeout_ms: 2_000,
+            max_lookups: 64,
+            max_candidates: 100,
+            record_ttl_ms: 300_000,
+            refresh_interval_ms: 600_000,
+            tick_interval_ms: 10_000,
+            max_handover: 256,
+            store: StoreConfig::default(),
+            limits: RecordLimits::default(),
+        }
+    }
+}
+
+impl Config {
+    /// [`Config::request_timeout_ms`] as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// [`Config::record_ttl_ms`] as a duration.
+    pub fn record_ttl(&self) -> Duration {
+        Duration::from_millis(self.record_ttl_ms)
+    }
+
+    /// [`Config::refresh_interval_ms`] as a duration.
+    pub fn refresh_interval(&self) -> Duration {
+        Duration::from_millis(self.refresh_interval_ms)
+    }
+
+    /// [`Config::tick_interval_ms`] as a duration.
+    pub fn tick_interval(&self) -> Duration {
+        Duration::from_millis(self.tick_interval_ms)
+    }
+}
+
+/// Bounds of the record store. See [`crate::proto::Store`] for the policy when full.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Providers kept per key (records and removals together).
+    pub max_per_key: usize,
+    /// Entries one provider may hold in this store, over all keys.
+    pub max_per_provider: usize,
+    /// Entries in the whole store.
+    pub max_total: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            max_per_key: 64,
+            max_per_provider: 256,
+            max_total: 65_536,
+        }
+    }
+}
+
+/// What a single record may hold. A record outside these is refused, wherever it comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordLimits {
+    /// Bytes in a name.
+    pub max_name_len: usize,
+    /// Bytes of application metadata.
+    pub max_metadata_len: usize,
+    /// Direct addresses.
+    pub max_addresses: usize,
+    /// The longest time to live a record may ask for. Removals are kept this long, so an older
+    /// copy of the record they remove can never come back.
+    pub max_ttl_ms: u64,
+    /// How far in the future an `issued_at` may be, to tolerate clock skew.
+    pub max_clock_skew_ms: u64,
+}
+
+impl Default for RecordLimits {
+    fn default() -> Self {
+        Self {
+            max_name_len: 255,
+            max_metadata_len: 1024,
+            max_addresses: 16,
+            max_ttl_ms: 24 * 3_600_000,
+            max_clock_skew_ms: 60_000,
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Positions in the DHT: 256-bit ids, XOR distance, and virtual time.
+
+use std::{fmt, ops::Add, time::Duration};
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use weft_transport::PeerId;
+
+/// A position in the 256-bit DHT key space.
+///
+/// A peer sits at `blake3(peer id)` and a name at `blake3(name)`. Hashing the peer id, rather than
+/// using the public key directly, spreads ids uniformly whatever the key scheme.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DhtId(pub [u8; 32]);
+
+impl DhtId {
+    /// Where a peer sits in the DHT.
+    pub fn of_peer(peer: &PeerId) -> Self {
+        Self(*blake3::hash(peer.as_bytes()).as_bytes())
+    }
+
+    /// The key a name is stored under.
+    pub fn of_name(name: &str) -> Self {
+        Self(*blake3::hash(name.as_bytes()).as_bytes())
+    }
+
+    /// The XOR distance between two ids.
+    pub fn distance(&self, other: &DhtId) -> Distance {
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = self.0[i] ^ other.0[i];
+        }
+        Distance(out)
+    }
+
+    /// A uniformly random id whose distance to `self` falls in bucket `index` (it shares the first
+    /// `index` bits with `self` and differs at bit `index`). Used to refresh a bucket.
+    pub fn random_in_bucket<R: Rng>(&self, index: usize, rng: &mut R) -> DhtId {
+        let mut out = [0u8; 32];
+        rng.fill(&mut out[..]);
+        for bit in 0..=index.min(255) {
+            let byte = bit / 8;
+            let mask = 0x80u8 >> (bit % 8);
+            let mine = self.0[byte] & mask;
+            // Copy the shared prefix, then flip the bit that selects the bucket.
+            let want = if bit == index { mine ^ mask } else { mine };
+            out[byte] = (out[byte] & !mask) | want;
+        }
+        DhtId(out)
+    }
+}
+
+impl fmt::Debug for DhtId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DhtId(")?;
+        for byte in &self.0[..5] {
+            write!(f, "{byte:02x}")?;
+        }
+        write!(f, ")")
+    }
+}
+
+/// The XOR distance between two [`DhtId`]s, ordered as a 256-bit big-endian number.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct Distance(pub [u8; 32]);
+
+impl Distance {
+    /// The number of leading zero bits: 256 for distance zero. Two ids at distance `d` share
+    /// exactly `d.leading_zeros()` leading bits.
+    pub fn leading_zeros(&self) -> usize {
+        let mut zeros = 0;
+        for byte in self.0 {
+            if byte == 0 {
+                zeros += 8;
+            } else {
+                zeros += byte.leading_zeros() as usize;
+                break;
+            }
+        }
+        zeros
+    }
+
+    /// The routing-table bucket this distance falls in (`None` for distance zero: oneself).
+    /// Bucket 0 holds the farther half of the key space, bucket `i` a `2^-(i+1)` share of it.
+    pub fn bucket(&self) -> Option<usize> {
+        let zeros = self.leading_zeros();
+        (zeros < 256).then_some(zeros)
+    }
+}
+
+/// A point in time, in milliseconds since the Unix epoch.
+///
+/// The proto never reads a clock: the runtime passes wall-clock time in, the simulator passes
+/// virtual time. Wall clock, not a monotonic clock, because records carry `issued_at` and are
+/// compared on other nodes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default, Serialize, Deserialize)]
+pub struct Time(pub u64);
+
+impl Time {
+    /// The time `ms` milliseconds after the epoch.
+    pub const fn from_millis(ms: u64) -> Self {
+        Self(ms)
+    }
+
+    /// Milliseconds since the epoch.
+    pub const fn as_millis(&self) -> u64 {
+        self.0
+    }
+
+    /// How long after `earlier` this is (zero when it is not later).
+    pub fn since(&self, earlier: Time) -> Duration {
+        Duration::from_millis(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl Add<Duration> for Time {
+    type Output = Time;
+
+    fn add(self, rhs: Duration) -> Time {
+        let ms = u64::try_from(rhs.as_millis()).unwrap_or(u64::MAX);
+        Time(self.0.saturating_add(ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    #[test]
+    fn distance_is_symmetric_and_zero_to_self() {
+        let a = DhtId::of_name("a");
+        let b = DhtId::of_name("b");
+        assert_eq!(a.distance(&b), b.distance(&a));
+        assert_eq!(a.distance(&a).bucket(), None);
+        assert_eq!(a.distance(&a).leading_zeros(), 256);
+    }
+
+    #[test]
+    fn random_in_bucket_lands_in_that_bucket() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let me = DhtId::of_name("me");
+        for index in [0, 1, 7, 8, 9, 100, 255] {
+            for _ in 0..20 {
+                let id = me.random_in_bucket(index, &mut rng);
+                assert_eq!(me.distance(&id).bucket(), Some(index));
+            }
+        }
+    }
+
+    #[test]
+    fn time_adds_durations() {
+        let t = Time::from_millis(1_000) + Duration::from_secs(2);
+        assert_eq!(t.as_millis(), 3_000);
+        assert_eq!(t.since(Time(500)), Duration::from_millis(2_500));
+        assert_eq!(Time(5).since(t), Duration::ZERO);
+    }
+}

@@ -1,0 +1,642 @@
+//! The [`Endpoint`]: a QUIC endpoint on iroh that routes protocols by ALPN and reuses one
+//! connection per (peer, protocol).
+//!
+//! iroh's own `Router` fixes its protocols when it is spawned; weft's layers register theirs
+//! after the endpoint exists (`Gossip::builder().spawn(&endpoint)`), so the endpoint runs its own
+//! accept loop over a table that can grow, and re-announces its ALPNs on every change.
+
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    net::SocketAddr,
+    sync::{Arc, Mutex, MutexGuard, RwLock},
+    time::Duration,
+};
+
+use iroh::{
+    RelayMode,
+    address_lookup::memory::MemoryLookup,
+    endpoint::{Connection, presets},
+    protocol::{DynProtocolHandler, ProtocolHandler},
+};
+use iroh_base::{EndpointAddr, TransportAddr};
+use tokio::{
+    sync::{OnceCell, Semaphore},
+    task::JoinSet,
+};
+use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
+use tracing::{Instrument, debug, warn};
+
+use crate::{MemoryNetwork, NetworkId, PeerAddr, PeerId, Protocol, SecretKey};
+
+/// Default time a dial may take before [`ConnectError::Timeout`].
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default number of (peer, protocol) connections kept for reuse.
+pub const DEFAULT_MAX_CACHED_CONNECTIONS: usize = 1024;
+/// Default number of inbound connections handled at once.
+pub const DEFAULT_MAX_INBOUND: usize = 1024;
+/// Default number of peer addresses remembered for dialling by id.
+pub const DEFAULT_MAX_KNOWN_ADDRS: usize = 16_384;
+
+/// Which relays the endpoint uses.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub enum RelayChoice {
+    /// No relays: direct connections only. The default, and what tests use.
+    #[default]
+    Disabled,
+    /// iroh's public default relays (reaches the internet).
+    IrohDefault,
+    /// These relays.
+    Custom(Vec<crate::RelayUrl>),
+}
+
+/// Builds an [`Endpoint`].
+///
+/// Defaults: a fresh key, the network named `weft`, iroh's default sockets (all interfaces),
+/// relays off, no external address lookup. Tests and local setups bind `127.0.0.1:0` or join a
+/// [`MemoryNetwork`].
+#[derive(Debug)]
+pub struct Builder {
+    secret_key: Option<SecretKey>,
+    network: NetworkId,
+    bind_addr: Option<SocketAddr>,
+    relay: RelayChoice,
+    memory: Option<MemoryNetwork>,
+    connect_timeout: Duration,
+    max_cached_connections: usize,
+    max_inbound: usize,
+    max_known_addrs: usize,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            secret_key: None,
+            network: NetworkId::default(),
+            bind_addr: None,
+            relay: RelayChoice::Disabled,
+            memory: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            max_cached_connections: DEFAULT_MAX_CACHED_CONNECTIONS,
+            max_inbound: DEFAULT_MAX_INBOUND,
+            max_known_addrs: DEFAULT_MAX_KNOWN_ADDRS,
+        }
+    }
+}
+
+impl Builder {
+    /// Uses this identity (default: a fresh one).
+    pub fn secret_key(mut self, key: SecretKey) -> Self {
+        self.secret_key = Some(key);
+        self
+    }
+
+    /// Joins this network (default: the network named `weft`).
+    pub fn network(mut self, network: NetworkId) -> Self {
+        self.network = network;
+        self
+    }
+
+    /// Binds the UDP socket to `addr` only, e.g. `127.0.0.1:0`.
+    pub fn bind_addr(mut self, addr: SocketAddr) -> Self {
+        self.bind_addr = Some(addr);
+        self
+    }
+
+    /// Chooses relays (default: none).
+    pub fn relay(mut self, relay: RelayChoice) -> Self {
+        self.relay = relay;
+        self
+    }
+
+    /// Runs over an in-process [`MemoryNetwork`] instead of UDP.
+    pub fn memory(mut self, network: &MemoryNetwork) -> Self {
+        self.memory = Some(network.clone());
+        self
+    }
+
+    /// How long a dial may take (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How many (peer, protocol) connections are kept for reuse (default 1024). When full, the
+    /// least recently used entry leaves the cache; its connection stays open for those holding it.
+    pub fn max_cached_connections(mut self, max: usize) -> Self {
+        self.max_cached_connections = max.max(1);
+        self
+    }
+
+    /// How many inbound connections are handled at once (default 1024). Further ones are refused
+    /// until one ends.
+    pub fn max_inbound(mut self, max: usize) -> Self {
+        self.max_inbound = max.max(1);
+        self
+    }
+
+    /// How many peer addresses [`Endpoint::add_peer_addr`] remembers (default 16,384); the oldest
+    /// is forgotten first.
+    pub fn max_known_addrs(mut self, max: usize) -> Self {
+        self.max_known_addrs = max.max(1);
+        self
+    }
+
+    /// Binds the endpoint and starts its accept loop.
+    pub async fn bind(self) -> Result<Endpoint, BindError> {
+        let secret_key = self.secret_key.clone().unwrap_or_else(SecretKey::generate);
+        let id = secret_key.peer_id();
+        let known_addrs = MemoryLookup::new();
+        let mut builder = iroh::Endpoint::builder(presets::Minimal)
+            .secret_key(secret_key.to_iroh())
+            .address_lookup(known_addrs.clone());
+        builder = match &self.relay {
+            RelayChoice::Disabled => builder.relay_mode(RelayMode::Disabled),
+            RelayChoice::IrohDefault => builder.relay_mode(RelayMode::Default),
+            RelayChoice::Custom(urls) => {
+                builder.relay_mode(RelayMode::custom(urls.iter().cloned()))
+            }
+        };
+        if let Some(memory) = &self.memory {
+            let transport = memory.attach(id).map_err(BindError::Memory)?;
+            builder = builder
+                .clear_ip_transports()
+                .add_custom_transport(transport)
+                .address_lookup(memory.address_lookup());
+        } else if let Some(addr) = self.bind_addr {
+            // Replace iroh's all-interfaces sockets, so nothing is bound or advertised beyond
+            // the address asked for.
+            builder = builder
+                .clear_ip_transports()
+                .bind_addr(addr)
+                .map_err(|err| BindError::Iroh(err.to_string()))?;
+        }
+        let endpoint = builder
+            .bind()
+            .await
+            .map_err(|err| BindError::Iroh(err.to_string()))?;
+        Ok(Endpoint::start(endpoint, &self, known_addrs))
+    }
+}
+
+/// Why an endpoint could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BindError {
+    /// iroh refused the configuration or could not bind its sockets.
+    #[error("could not bind the iroh endpoint: {0}")]
+    Iroh(String),
+    /// The memory network already has a live endpoint with this key.
+    #[error("could not join the memory network: {0}")]
+    Memory(std::io::Error),
+}
+
+/// Why a connection could not be made.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The dial did not complete within the connect timeout.
+    #[error("dial to {peer:?} for {protocol} timed out after {after:?}")]
+    Timeout {
+        /// The peer dialled.
+        peer: PeerId,
+        /// The protocol asked for.
+        protocol: Protocol,
+        /// The timeout in force.
+        after: Duration,
+    },
+    /// The handshake failed: the peer is unreachable, refused the protocol, is on another
+    /// network (its ALPNs differ), or is not who the address claims.
+    #[error("dial to {peer:?} for {protocol} failed: {reason}")]
+    Failed {
+        /// The peer dialled.
+        peer: PeerId,
+        /// The protocol asked for.
+        protocol: Protocol,
+        /// iroh's account of the failure.
+        reason: String,
+    },
+    /// The endpoint has shut down.
+    #[error("the endpoint is shut down")]
+    Shutdown,
+}
+
+/// Why a protocol could not be registered.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegisterError {
+    /// A handler is already registered for this protocol and version.
+    #[error("a handler for {0} is already registered")]
+    AlreadyRegistered(Protocol),
+}
+
+type Handler = Arc<Box<dyn DynProtocolHandler>>;
+type ConnKey = (PeerId, Protocol);
+/// Handlers by ALPN, shared with the accept loop.
+type HandlerTable = Arc<RwLock<BTreeMap<Vec<u8>, (Protocol, Handler)>>>;
+
+/// A weft node's QUIC endpoint. Cheap to clone; all clones share one endpoint.
+///
+/// ```no_run
+/// # async fn demo() -> anyhow::Result<()> {
+/// use weft_transport::{Endpoint, NetworkId, Protocol};
+///
+/// let endpoint = Endpoint::builder()
+///     .network(NetworkId::from_name("my-app"))
+///     .bind_addr("127.0.0.1:0".parse()?)
+///     .bind()
+///     .await?;
+/// println!("reach me at {}", endpoint.addr().to_ticket());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    endpoint: iroh::Endpoint,
+    network: NetworkId,
+    handlers: HandlerTable,
+    connections: Mutex<ConnectionCache>,
+    known_addrs: MemoryLookup,
+    known_order: Mutex<VecDeque<PeerId>>,
+    max_known_addrs: usize,
+    connect_timeout: Duration,
+    cancel: CancellationToken,
+    accept_loop: Mutex<Option<AbortOnDropHandle<()>>>,
+}
+
+/// Live connections by (peer, protocol), least recently used first out.
+#[derive(Debug)]
+struct ConnectionCache {
+    entries: HashMap<ConnKey, CacheEntry>,
+    tick: u64,
+    max: usize,
+}
+
+#[derive(Debug)]
+struct CacheEntry {
+    cell: Arc<OnceCell<Connection>>,
+    last_used: u64,
+}
+
+impl ConnectionCache {
+    /// The cell for `key`: the live cached one, or a fresh empty one to dial into.
+    fn cell(&mut self, key: ConnKey) -> Arc<OnceCell<Connection>> {
+        self.tick += 1;
+        let tick = self.tick;
+        if let Some(entry) = self.entries.get_mut(&key) {
+            let alive = entry
+                .cell
+                .get()
+                .is_none_or(|conn| conn.close_reason().is_none());
+            if alive {
+                entry.last_used = tick;
+                return entry.cell.clone();
+            }
+        }
+        if !self.entries.contains_key(&key) && self.entries.len() >= self.max {
+            self.make_room();
+        }
+        let cell = Arc::new(OnceCell::new());
+        self.entries.insert(
+            key,
+            CacheEntry {
+                cell: cell.clone(),
+                last_used: tick,
+            },
+        );
+        cell
+    }
+
+    fn make_room(&mut self) {
+        // Closed connections go first; then the least recently used entry.
+        self.entries.retain(|_, entry| {
+            entry
+                .cell
+                .get()
+                .is_none_or(|conn| conn.close_reason().is_none())
+        });
+        if self.entries.len() >= self.max
+            && let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, entry)| entry.last_used)
+                .map(|(key, _)| *key)
+        {
+            self.entries.remove(&oldest);
+        }
+    }
+
+    fn forget_failed(&mut self, key: &ConnKey, cell: &Arc<OnceCell<Connection>>) {
+        if let Some(entry) = self.entries.get(key)
+            && Arc::ptr_eq(&entry.cell, cell)
+            && cell.get().is_none()
+        {
+            self.entries.remove(key);
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded state stays consistent across a panic elsewhere (maps and counters only).
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Endpoint {
+    /// Starts building an endpoint.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    fn start(endpoint: iroh::Endpoint, config: &Builder, known_addrs: MemoryLookup) -> Self {
+        let handlers = Arc::new(RwLock::new(BTreeMap::new()));
+        let cancel = CancellationToken::new();
+        let accept_loop = tokio::spawn(
+            accept_loop(
+                endpoint.clone(),
+                handlers.clone(),
+                cancel.clone(),
+                Arc::new(Semaphore::new(config.max_inbound)),
+            )
+            .instrument(
+                tracing::info_span!("weft.accept", me = %PeerId::from(endpoint.id()).fmt_short()),
+            ),
+        );
+        // No protocols yet: refuse every handshake until one registers.
+        endpoint.set_alpns(Vec::new());
+        Self {
+            inner: Arc::new(Inner {
+                endpoint,
+                network: config.network,
+                handlers,
+                connections: Mutex::new(ConnectionCache {
+                    entries: HashMap::new(),
+                    tick: 0,
+                    max: config.max_cached_connections,
+                }),
+                known_addrs,
+                known_order: Mutex::new(VecDeque::new()),
+                max_known_addrs: config.max_known_addrs,
+                connect_timeout: config.connect_timeout,
+                cancel,
+                accept_loop: Mutex::new(Some(AbortOnDropHandle::new(accept_loop))),
+            }),
+        }
+    }
+
+    /// This node's identity.
+    pub fn id(&self) -> PeerId {
+        self.inner.endpoint.id().into()
+    }
+
+    /// The network this endpoint belongs to.
+    pub fn network(&self) -> NetworkId {
+        self.inner.network
+    }
+
+    /// This node's address: its id, bound direct addresses and relay, if any.
+    ///
+    /// On a memory network the address has no direct addresses: the network resolves ids.
+    pub fn addr(&self) -> PeerAddr {
+        from_endpoint_addr(&self.inner.endpoint.addr())
+    }
+
+    /// The ALPN of `protocol` on this endpoint's network.
+    pub fn alpn(&self, protocol: Protocol) -> Vec<u8> {
+        self.inner.network.alpn(protocol)
+    }
+
+    /// Routes inbound connections for `protocol` to `handler`.
+    ///
+    /// The handler is any iroh [`ProtocolHandler`]; it receives each accepted connection whose
+    /// ALPN is this protocol on this network.
+    pub fn register(
+        &self,
+        protocol: Protocol,
+        handler: impl ProtocolHandler,
+    ) -> Result<(), RegisterError> {
+        let alpn = self.alpn(protocol);
+        let mut handlers = self
+            .inner
+            .handlers
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if handlers.contains_key(&alpn) {
+            return Err(RegisterError::AlreadyRegistered(protocol));
+        }
+        let handler: Box<dyn DynProtocolHandler> = Box::new(handler);
+        handlers.insert(alpn, (protocol, Arc::new(handler)));
+        self.inner
+            .endpoint
+            .set_alpns(handlers.keys().cloned().collect());
+        Ok(())
+    }
+
+    /// Stops routing `protocol`. Returns whether it was registered.
+    pub fn unregister(&self, protocol: Protocol) -> bool {
+        let alpn = self.alpn(protocol);
+        let mut handlers = self
+            .inner
+            .handlers
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let removed = handlers.remove(&alpn).is_some();
+        self.inner
+            .endpoint
+            .set_alpns(handlers.keys().cloned().collect());
+        removed
+    }
+
+    /// Remembers how to reach a peer, so later dials may name it by id alone.
+    ///
+    /// Bounded by [`Builder::max_known_addrs`]; the oldest remembered peer is forgotten first.
+    pub fn add_peer_addr(&self, addr: &PeerAddr) {
+        if addr.id == self.id() {
+            return;
+        }
+        self.inner
+            .known_addrs
+            .add_endpoint_info(to_endpoint_addr(addr));
+        let mut order = lock(&self.inner.known_order);
+        if !order.contains(&addr.id) {
+            order.push_back(addr.id);
+        }
+        while order.len() > self.inner.max_known_addrs {
+            if let Some(old) = order.pop_front() {
+                self.inner.known_addrs.remove_endpoint_info(old.to_iroh());
+            }
+        }
+    }
+
+    /// A connection to `addr` speaking `protocol`: the cached live one, or a new dial.
+    ///
+    /// Concurrent calls for the same (peer, protocol) share one dial. A dial that does not finish
+    /// within the connect timeout fails with [`ConnectError::Timeout`]; a peer of another
+    /// network fails at the handshake with [`ConnectError::Failed`].
+    pub async fn connect(
+        &self,
+        addr: &PeerAddr,
+        protocol: Protocol,
+    ) -> Result<Connection, ConnectError> {
+        if self.inner.cancel.is_cancelled() {
+            return Err(ConnectError::Shutdown);
+        }
+        let key = (addr.id, protocol);
+        let cell = lock(&self.inner.connections).cell(key);
+        let result = cell
+            .get_or_try_init(|| self.dial(addr, protocol))
+            .await
+            .cloned();
+        if result.is_err() {
+            lock(&self.inner.connections).forget_failed(&key, &cell);
+        }
+        result
+    }
+
+    /// Dials without the cache: always a new connection.
+    pub async fn dial(
+        &self,
+        addr: &PeerAddr,
+        protocol: Protocol,
+    ) -> Result<Connection, ConnectError> {
+        let timeout = self.inner.connect_timeout;
+        let alpn = self.alpn(protocol);
+        let dial = self.inner.endpoint.connect(to_endpoint_addr(addr), &alpn);
+        match tokio::time::timeout(timeout, dial).await {
+            Err(_) => Err(ConnectError::Timeout {
+                peer: addr.id,
+                protocol,
+                after: timeout,
+            }),
+            Ok(Err(err)) => Err(ConnectError::Failed {
+                peer: addr.id,
+                protocol,
+                reason: format!("{err:#}"),
+            }),
+            Ok(Ok(conn)) => Ok(conn),
+        }
+    }
+
+    /// The iroh endpoint underneath, for users who bring their own iroh protocols.
+    pub fn iroh(&self) -> &iroh::Endpoint {
+        &self.inner.endpoint
+    }
+
+    /// Shuts down: stops accepting, lets every handler shut down, then closes all connections
+    /// gracefully. Idempotent.
+    pub async fn shutdown(&self) {
+        self.inner.cancel.cancel();
+        let task = lock(&self.inner.accept_loop).take();
+        if let Some(task) = task
+            && let Err(err) = task.await
+            && err.is_panic()
+        {
+            warn!("accept loop panicked: {err}");
+        }
+        let handlers: Vec<Handler> = self
+            .inner
+            .handlers
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .values()
+            .map(|(_, handler)| handler.clone())
+            .collect();
+        for handler in handlers {
+            handler.shutdown().await;
+        }
+        self.inner.endpoint.close().await;
+    }
+
+    /// Whether [`Endpoint::shutdown`] has begun.
+    pub fn is_shut_down(&self) -> bool {
+        self.inner.cancel.is_cancelled()
+    }
+}
+
+async fn accept_loop(
+    endpoint: iroh::Endpoint,
+    handlers: HandlerTable,
+    cancel: CancellationToken,
+    inbound: Arc<Semaphore>,
+) {
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            incoming = endpoint.accept() => {
+                let Some(incoming) = incoming else { break };
+                let Ok(permit) = inbound.clone().try_acquire_owned() else {
+                    debug!("refusing an inbound connection: the inbound limit is reached");
+                    incoming.refuse();
+                    continue;
+                };
+                let handlers = handlers.clone();
+                let task_cancel = cancel.clone();
+                tasks.spawn(async move {
+                    let _permit = permit;
+                    task_cancel
+                        .run_until_cancelled(handle_incoming(incoming, handlers))
+                        .await;
+                }.in_current_span());
+            }
+        }
+    }
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn handle_incoming(incoming: iroh::endpoint::Incoming, handlers: HandlerTable) {
+    let mut accepting = match incoming.accept() {
+        Ok(accepting) => accepting,
+        Err(err) => {
+            debug!("inbound connection failed before the handshake: {err:#}");
+            return;
+        }
+    };
+    let alpn = match accepting.alpn().await {
+        Ok(alpn) => alpn,
+        Err(err) => {
+            debug!("inbound handshake failed: {err:#}");
+            return;
+        }
+    };
+    let handler = handlers
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .get(&alpn)
+        .map(|(_, handler)| handler.clone());
+    let Some(handler) = handler else {
+        // The ALPN was negotiated, so it was offered, but its handler has since unregistered.
+        debug!("no handler for ALPN {}", String::from_utf8_lossy(&alpn));
+        return;
+    };
+    match handler.on_accepting(accepting).await {
+        Ok(connection) => {
+            if let Err(err) = handler.accept(connection).await {
+                debug!("protocol handler ended with an error: {err:#}");
+            }
+        }
+        Err(err) => debug!("accepting failed: {err:#}"),
+    }
+}
+
+fn to_endpoint_addr(addr: &PeerAddr) -> EndpointAddr {
+    let direct = addr.direct.iter().copied().map(TransportAddr::Ip);
+    let relay = addr.relay.iter().cloned().map(TransportAddr::Relay);
+    EndpointAddr::from_parts(addr.id.to_iroh(), direct.chain(relay))
+}
+
+fn from_endpoint_addr(addr: &EndpointAddr) -> PeerAddr {
+    PeerAddr {
+        id: addr.id.into(),
+        direct: addr.ip_addrs().copied().collect(),
+        relay: addr.relay_urls().next().cloned(),
+    }
+}
