@@ -90,7 +90,7 @@ async fn malformed_cbor_is_an_error_and_other_streams_go_on() {
     let conn = client.connect(&server.endpoint.addr(), ECHO).await.unwrap();
     let (mut send, _recv) = conn.open_bi().await.unwrap();
     let garbage = b"\xff\xfe not cbor";
-    send.write_all(&(garbage.len() as u32).to_be_bytes())
+    send.write_all(&u32::try_from(garbage.len()).unwrap().to_be_bytes())
         .await
         .unwrap();
     send.write_all(garbage).await.unwrap();
