@@ -1,1 +1,20 @@
-//! weft-gossip (work in progress).
+//! weft-gossip: HyParView membership and Plumtree broadcast per topic.
+//!
+//! - [`proto`]: the protocol as a sans-IO state machine ([`proto::State`]), generic over the peer
+//!   identity, driven by `handle(InEvent, now)` and emitting [`proto::OutEvent`]s.
+//! - [`sim`]: a deterministic discrete-event simulator over the proto, with scenario files.
+//!
+//! Wire format and state machines: `docs/protocols/gossip.md`.
+
+pub mod proto;
+
+pub use proto::sim;
+pub use proto::{
+    BroadcastError, Command, Config, Content, Event, HyparviewConfig, InEvent, Message, MessageId,
+    OutEvent, PeerIdentity, PlumtreeConfig, Scope, State, Timer, TopicId, TopicMessage,
+};
+
+/// The gossip protocol name and version (ALPN `weft/<network>/gossip/1`).
+pub const PROTOCOL_NAME: &str = "gossip";
+/// The gossip protocol version.
+pub const PROTOCOL_VERSION: u32 = 1;

@@ -178,11 +178,16 @@ mod millis {
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(
+        value: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
         serializer.serialize_u64(u64::try_from(value.as_millis()).unwrap_or(u64::MAX))
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Duration, D::Error> {
         Ok(Duration::from_millis(u64::deserialize(deserializer)?))
     }
 }
@@ -207,19 +212,30 @@ mod tests {
     fn max_content_counts_the_envelope() {
         let config = Config::default();
         let max = config.max_content_size();
-        assert!(max < 64 * 1024 && max > 64 * 1024 - 200);
+        assert!(
+            max < 64 * 1024 && max > 64 * 1024 - 200,
+            "{}",
+            Config::envelope_overhead()
+        );
         // A message with the largest allowed content fits the configured size on the wire.
         let message = Message::<u64> {
             topic: TopicId([7; 32]),
-            message: super::super::TopicMessage::Broadcast(plumtree::Message::Gossip(plumtree::Gossip {
-                id: MessageId([1; 32]),
-                content: Content::from(vec![0u8; max]),
-                hops: 300,
-                pure: true,
-                scope: Scope::Swarm,
-            })),
+            message: super::super::TopicMessage::Broadcast(plumtree::Message::Gossip(
+                plumtree::Gossip {
+                    id: MessageId([1; 32]),
+                    content: Content::from(vec![0u8; max]),
+                    hops: 300,
+                    pure: true,
+                    scope: Scope::Swarm,
+                },
+            )),
         };
         let frame = weft_transport::encode_frame(&message, usize::MAX).unwrap();
-        assert!(frame.len() <= config.max_message_size, "{} > {}", frame.len(), config.max_message_size);
+        assert!(
+            frame.len() <= config.max_message_size,
+            "{} > {}",
+            frame.len(),
+            config.max_message_size
+        );
     }
 }

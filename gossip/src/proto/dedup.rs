@@ -20,9 +20,15 @@ pub(crate) struct TimeBoundCache<K, V> {
 
 impl<K: Hash + Eq + Copy, V> TimeBoundCache<K, V> {
     pub(crate) fn new(capacity: usize, retention: Duration) -> Self {
-        Self { map: HashMap::new(), order: VecDeque::new(), capacity: capacity.max(1), retention }
+        Self {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+            retention,
+        }
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }

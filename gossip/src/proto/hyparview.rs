@@ -132,7 +132,10 @@ impl<PI: PeerIdentity> Hyparview<PI> {
     /// Joins through the given peers (and remembers them for rejoins).
     pub(crate) fn join<R: Rng>(&mut self, peers: &[PI], rng: &mut R, out: &mut Vec<Out<PI>>) {
         for &peer in peers {
-            if peer != self.me && !self.bootstrap.contains(&peer) && self.bootstrap.len() < MAX_BOOTSTRAP {
+            if peer != self.me
+                && !self.bootstrap.contains(&peer)
+                && self.bootstrap.len() < MAX_BOOTSTRAP
+            {
                 self.bootstrap.push(peer);
             }
         }
@@ -143,18 +146,28 @@ impl<PI: PeerIdentity> Hyparview<PI> {
             // A join does not count against the pending limit: it is what starts everything.
             self.pending.insert(peer);
             out.push(Out::Send(peer, Message::Join));
-            out.push(Out::Timer(self.config.neighbor_request_timeout, Timer::NeighborRequest(peer)));
+            out.push(Out::Timer(
+                self.config.neighbor_request_timeout,
+                Timer::NeighborRequest(peer),
+            ));
         }
         if !self.shuffle_armed {
             self.shuffle_armed = true;
             // Spread shuffles so a swarm started at once does not shuffle in lockstep.
-            let jitter = rng.random_range(0..=self.config.shuffle_interval.as_millis() as u64 / 2);
-            out.push(Out::Timer(self.config.shuffle_interval / 2 + Duration::from_millis(jitter), Timer::Shuffle));
+            let half = self.config.shuffle_interval / 2;
+            let jitter = half.mul_f64(rng.random::<f64>());
+            out.push(Out::Timer(half + jitter, Timer::Shuffle));
         }
         self.arm_rejoin(out);
     }
 
-    pub(crate) fn on_message<R: Rng>(&mut self, from: PI, message: Message<PI>, rng: &mut R, out: &mut Vec<Out<PI>>) {
+    pub(crate) fn on_message<R: Rng>(
+        &mut self,
+        from: PI,
+        message: Message<PI>,
+        rng: &mut R,
+        out: &mut Vec<Out<PI>>,
+    ) {
         if from == self.me {
             return;
         }
@@ -198,7 +211,14 @@ impl<PI: PeerIdentity> Hyparview<PI> {
                     None
                 };
                 match next {
-                    Some(next) => out.push(Out::Send(next, Message::Shuffle { origin, peers, ttl: ttl - 1 })),
+                    Some(next) => out.push(Out::Send(
+                        next,
+                        Message::Shuffle {
+                            origin,
+                            peers,
+                            ttl: ttl - 1,
+                        },
+                    )),
                     None => {
                         let reply = self.passive.sample(rng, peers.len(), |p| *p == origin);
                         out.push(Out::Send(origin, Message::ShuffleReply { peers: reply }));
@@ -221,7 +241,14 @@ impl<PI: PeerIdentity> Hyparview<PI> {
         }
     }
 
-    fn on_forward_join<R: Rng>(&mut self, from: PI, peer: PI, ttl: u16, rng: &mut R, out: &mut Vec<Out<PI>>) {
+    fn on_forward_join<R: Rng>(
+        &mut self,
+        from: PI,
+        peer: PI,
+        ttl: u16,
+        rng: &mut R,
+        out: &mut Vec<Out<PI>>,
+    ) {
         if peer == self.me {
             return;
         }
@@ -240,14 +267,22 @@ impl<PI: PeerIdentity> Hyparview<PI> {
             None => {
                 if !self.active.contains(&peer) && self.pending.insert(peer) {
                     out.push(Out::Send(peer, Message::Neighbor { high: true }));
-                    out.push(Out::Timer(self.config.neighbor_request_timeout, Timer::NeighborRequest(peer)));
+                    out.push(Out::Timer(
+                        self.config.neighbor_request_timeout,
+                        Timer::NeighborRequest(peer),
+                    ));
                 }
             }
         }
     }
 
     /// The connection to `peer` is gone (closed, reset, or could not be opened).
-    pub(crate) fn on_peer_disconnected<R: Rng>(&mut self, peer: PI, rng: &mut R, out: &mut Vec<Out<PI>>) {
+    pub(crate) fn on_peer_disconnected<R: Rng>(
+        &mut self,
+        peer: PI,
+        rng: &mut R,
+        out: &mut Vec<Out<PI>>,
+    ) {
         let was_pending = self.pending.remove(&peer);
         self.passive.remove(&peer);
         if self.remove_active(peer, out) {
@@ -258,7 +293,12 @@ impl<PI: PeerIdentity> Hyparview<PI> {
         }
     }
 
-    pub(crate) fn on_timer<R: Rng>(&mut self, timer: Timer<PI>, rng: &mut R, out: &mut Vec<Out<PI>>) {
+    pub(crate) fn on_timer<R: Rng>(
+        &mut self,
+        timer: Timer<PI>,
+        rng: &mut R,
+        out: &mut Vec<Out<PI>>,
+    ) {
         match timer {
             Timer::Shuffle => {
                 out.push(Out::Timer(self.config.shuffle_interval, Timer::Shuffle));
@@ -288,7 +328,10 @@ impl<PI: PeerIdentity> Hyparview<PI> {
                         let peer = candidates[rng.random_range(0..candidates.len())];
                         self.pending.insert(peer);
                         out.push(Out::Send(peer, Message::Join));
-                        out.push(Out::Timer(self.config.neighbor_request_timeout, Timer::NeighborRequest(peer)));
+                        out.push(Out::Timer(
+                            self.config.neighbor_request_timeout,
+                            Timer::NeighborRequest(peer),
+                        ));
                     }
                     self.refill(rng, out);
                     self.arm_rejoin(out);
@@ -298,26 +341,47 @@ impl<PI: PeerIdentity> Hyparview<PI> {
     }
 
     fn shuffle<R: Rng>(&mut self, rng: &mut R, out: &mut Vec<Out<PI>>) {
-        let Some(target) = self.active.pick(rng, |_| false) else { return };
+        let Some(target) = self.active.pick(rng, |_| false) else {
+            return;
+        };
         let mut peers = vec![self.me];
-        peers.extend(self.active.sample(rng, self.config.shuffle_active_view_count, |p| *p == target));
-        peers.extend(self.passive.sample(rng, self.config.shuffle_passive_view_count, |_| false));
+        peers.extend(
+            self.active
+                .sample(rng, self.config.shuffle_active_view_count, |p| *p == target),
+        );
+        peers.extend(
+            self.passive
+                .sample(rng, self.config.shuffle_passive_view_count, |_| false),
+        );
         let ttl = self.config.shuffle_random_walk_length;
-        out.push(Out::Send(target, Message::Shuffle { origin: self.me, peers, ttl }));
+        out.push(Out::Send(
+            target,
+            Message::Shuffle {
+                origin: self.me,
+                peers,
+                ttl,
+            },
+        ));
     }
 
     /// Asks passive peers to become active until requests cover the free active slots.
     fn refill<R: Rng>(&mut self, rng: &mut R, out: &mut Vec<Out<PI>>) {
         while self.active.len() + self.pending.len() < self.config.active_view_capacity {
             let (pending, tried) = (&self.pending, &self.tried);
-            let Some(peer) = self.passive.pick(rng, |p| pending.contains(p) || tried.contains(p)) else {
+            let Some(peer) = self
+                .passive
+                .pick(rng, |p| pending.contains(p) || tried.contains(p))
+            else {
                 break;
             };
             self.pending.insert(peer);
             self.tried.insert(peer);
             let high = self.active.is_empty();
             out.push(Out::Send(peer, Message::Neighbor { high }));
-            out.push(Out::Timer(self.config.neighbor_request_timeout, Timer::NeighborRequest(peer)));
+            out.push(Out::Timer(
+                self.config.neighbor_request_timeout,
+                Timer::NeighborRequest(peer),
+            ));
         }
         if self.active.is_empty() {
             self.arm_rejoin(out);
@@ -326,14 +390,19 @@ impl<PI: PeerIdentity> Hyparview<PI> {
 
     /// Probes the oldest failed peer that still has probes left, with a high-priority request.
     fn probe_failed(&mut self, out: &mut Vec<Out<PI>>) {
-        let Some((peer, left)) = self.failed.pop_front() else { return };
+        let Some((peer, left)) = self.failed.pop_front() else {
+            return;
+        };
         if self.active.contains(&peer) || self.pending.contains(&peer) {
             return;
         }
         // A probe may exceed the pending limit by one; it is rare (once per shuffle period).
         self.pending.insert(peer);
         out.push(Out::Send(peer, Message::Neighbor { high: true }));
-        out.push(Out::Timer(self.config.neighbor_request_timeout, Timer::NeighborRequest(peer)));
+        out.push(Out::Timer(
+            self.config.neighbor_request_timeout,
+            Timer::NeighborRequest(peer),
+        ));
         if left > 1 {
             self.failed.push_back((peer, left - 1));
         }
@@ -347,7 +416,8 @@ impl<PI: PeerIdentity> Hyparview<PI> {
         if self.failed.len() >= self.config.failed_peers_capacity {
             self.failed.pop_front();
         }
-        self.failed.push_back((peer, self.config.failed_peer_probes));
+        self.failed
+            .push_back((peer, self.config.failed_peer_probes));
     }
 
     fn arm_rejoin(&mut self, out: &mut Vec<Out<PI>>) {
@@ -397,7 +467,8 @@ impl<PI: PeerIdentity> Hyparview<PI> {
     }
 
     fn integrate<R: Rng>(&mut self, peers: &[PI], rng: &mut R) {
-        let limit = self.config.shuffle_active_view_count + self.config.shuffle_passive_view_count + 1;
+        let limit =
+            self.config.shuffle_active_view_count + self.config.shuffle_passive_view_count + 1;
         for &peer in peers.iter().take(limit) {
             self.add_passive(peer, rng);
         }
@@ -435,7 +506,10 @@ mod tests {
         b.on_message(1, Message::Join, rng, &mut out);
         assert!(b.is_active(&1));
         assert!(out.iter().any(|o| matches!(o, Out::NeighborUp(1))));
-        assert_eq!(sends(&out), vec![(1, Message::NeighborReply { accepted: true })]);
+        assert_eq!(
+            sends(&out),
+            vec![(1, Message::NeighborReply { accepted: true })]
+        );
         out.clear();
         a.on_message(2, Message::NeighborReply { accepted: true }, rng, &mut out);
         assert!(a.is_active(&2));
@@ -471,7 +545,10 @@ mod tests {
         out.clear();
         n.on_message(2, Message::ForwardJoin { peer: 9, ttl: 3 }, rng, &mut out);
         assert!(n.passive().any(|p| *p == 9));
-        assert_eq!(sends(&out), vec![(3, Message::ForwardJoin { peer: 9, ttl: 2 })]);
+        assert_eq!(
+            sends(&out),
+            vec![(3, Message::ForwardJoin { peer: 9, ttl: 2 })]
+        );
         out.clear();
         n.on_message(2, Message::ForwardJoin { peer: 8, ttl: 0 }, rng, &mut out);
         assert_eq!(sends(&out), vec![(8, Message::Neighbor { high: true })]);
@@ -488,7 +565,10 @@ mod tests {
         assert_eq!(n.active.len(), 5);
         out.clear();
         n.on_message(10, Message::Neighbor { high: false }, rng, &mut out);
-        assert_eq!(sends(&out), vec![(10, Message::NeighborReply { accepted: false })]);
+        assert_eq!(
+            sends(&out),
+            vec![(10, Message::NeighborReply { accepted: false })]
+        );
         assert!(n.passive().any(|p| *p == 10));
         out.clear();
         n.on_message(11, Message::Neighbor { high: true }, rng, &mut out);
@@ -508,7 +588,12 @@ mod tests {
         let mut n = node(1);
         let mut out = Vec::new();
         n.on_message(2, Message::Neighbor { high: false }, rng, &mut out);
-        n.on_message(3, Message::ShuffleReply { peers: vec![4, 5] }, rng, &mut out);
+        n.on_message(
+            3,
+            Message::ShuffleReply { peers: vec![4, 5] },
+            rng,
+            &mut out,
+        );
         out.clear();
         n.on_peer_disconnected(2, rng, &mut out);
         assert!(out.iter().any(|o| matches!(o, Out::NeighborDown(2))));
@@ -516,11 +601,18 @@ mod tests {
         assert_eq!(requests.len(), 2);
         assert!(requests.contains(&4) && requests.contains(&5));
         // Requests with an empty active view are high priority.
-        assert!(sends(&out).iter().all(|(_, m)| *m == Message::Neighbor { high: true }));
+        assert!(
+            sends(&out)
+                .iter()
+                .all(|(_, m)| *m == Message::Neighbor { high: true })
+        );
         n.on_message(4, Message::NeighborReply { accepted: true }, rng, &mut out);
         out.clear();
         n.on_timer(Timer::Shuffle, rng, &mut out);
-        assert!(sends(&out).contains(&(2, Message::Neighbor { high: true })), "failed peer probed");
+        assert!(
+            sends(&out).contains(&(2, Message::Neighbor { high: true })),
+            "failed peer probed"
+        );
     }
 
     #[test]
@@ -531,10 +623,38 @@ mod tests {
         n.on_message(2, Message::Neighbor { high: false }, rng, &mut out);
         n.on_message(3, Message::Neighbor { high: false }, rng, &mut out);
         out.clear();
-        n.on_message(2, Message::Shuffle { origin: 7, peers: vec![7, 8], ttl: 2 }, rng, &mut out);
-        assert_eq!(sends(&out), vec![(3, Message::Shuffle { origin: 7, peers: vec![7, 8], ttl: 1 })]);
+        n.on_message(
+            2,
+            Message::Shuffle {
+                origin: 7,
+                peers: vec![7, 8],
+                ttl: 2,
+            },
+            rng,
+            &mut out,
+        );
+        assert_eq!(
+            sends(&out),
+            vec![(
+                3,
+                Message::Shuffle {
+                    origin: 7,
+                    peers: vec![7, 8],
+                    ttl: 1
+                }
+            )]
+        );
         out.clear();
-        n.on_message(2, Message::Shuffle { origin: 7, peers: vec![7, 8], ttl: 0 }, rng, &mut out);
+        n.on_message(
+            2,
+            Message::Shuffle {
+                origin: 7,
+                peers: vec![7, 8],
+                ttl: 0,
+            },
+            rng,
+            &mut out,
+        );
         assert!(matches!(sends(&out)[0], (7, Message::ShuffleReply { .. })));
         assert!(n.passive().any(|p| *p == 8));
     }

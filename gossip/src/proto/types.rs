@@ -38,9 +38,9 @@ impl PeerIdentity for u64 {
     }
 }
 
-/// Names a topic: a separate overlay and broadcast tree.
+/// Names a topic: a separate overlay and broadcast tree. On the wire: a 32-byte CBOR byte string.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct TopicId(pub [u8; 32]);
+pub struct TopicId(#[serde(with = "bytes32")] pub [u8; 32]);
 
 impl TopicId {
     /// The topic id for a human-readable name (`blake3` of it).
@@ -71,7 +71,7 @@ impl fmt::Display for TopicId {
 /// The nonce is a per-node counter plus random bits, so two broadcasts with equal content are
 /// two messages (a frequent surprise with content-addressed ids).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct MessageId(pub [u8; 32]);
+pub struct MessageId(#[serde(with = "bytes32")] pub [u8; 32]);
 
 impl MessageId {
     /// Computes the id of a broadcast.
@@ -145,6 +145,25 @@ impl<'de> Deserialize<'de> for Content {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let buf = serde_bytes::ByteBuf::deserialize(deserializer)?;
         Ok(Self(buf.into_vec().into()))
+    }
+}
+
+/// 32-byte arrays as CBOR byte strings (serde's default would be an array of 32 integers).
+mod bytes32 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &[u8; 32],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(value)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<[u8; 32], D::Error> {
+        let array = serde_bytes::ByteArray::<32>::deserialize(deserializer)?;
+        Ok(array.into_array())
     }
 }
 

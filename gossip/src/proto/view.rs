@@ -14,7 +14,10 @@ pub(crate) struct View<T> {
 
 impl<T: PartialEq + Copy> View<T> {
     pub(crate) fn new(capacity: usize) -> Self {
-        Self { items: Vec::with_capacity(capacity.min(64)), capacity }
+        Self {
+            items: Vec::with_capacity(capacity.min(64)),
+            capacity,
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -67,14 +70,23 @@ impl<T: PartialEq + Copy> View<T> {
     }
 
     /// Removes and returns a uniformly random item that `skip` does not reject.
-    pub(crate) fn remove_random<R: Rng>(&mut self, rng: &mut R, skip: impl Fn(&T) -> bool) -> Option<T> {
+    pub(crate) fn remove_random<R: Rng>(
+        &mut self,
+        rng: &mut R,
+        skip: impl Fn(&T) -> bool,
+    ) -> Option<T> {
         let item = self.pick(rng, skip)?;
         self.remove(&item);
         Some(item)
     }
 
     /// Up to `n` distinct random items that `skip` does not reject.
-    pub(crate) fn sample<R: Rng>(&self, rng: &mut R, n: usize, skip: impl Fn(&T) -> bool) -> Vec<T> {
+    pub(crate) fn sample<R: Rng>(
+        &self,
+        rng: &mut R,
+        n: usize,
+        skip: impl Fn(&T) -> bool,
+    ) -> Vec<T> {
         let mut pool: Vec<T> = self.items.iter().filter(|x| !skip(x)).copied().collect();
         let n = n.min(pool.len());
         for i in 0..n {
@@ -108,7 +120,10 @@ mod tests {
         }
         let sample = view.sample(&mut rng, 5, |_| false);
         assert_eq!(sample.len(), 3);
-        assert_eq!(view.remove_random(&mut rng, |x| *x == 1 || *x == 2), Some(3));
+        assert_eq!(
+            view.remove_random(&mut rng, |x| *x == 1 || *x == 2),
+            Some(3)
+        );
         assert_eq!(view.len(), 2);
     }
 }
