@@ -93,7 +93,9 @@ impl Distance {
 /// The proto never reads a clock: the runtime passes wall-clock time in, the simulator passes
 /// virtual time. Wall clock, not a monotonic clock, because records carry `issued_at` and are
 /// compared on other nodes.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default, Serialize, Deserialize,
+)]
 pub struct Time(pub u64);
 
 impl Time {

@@ -146,7 +146,9 @@ impl Removal {
         check_time(self.issued_at, now, limits)?;
         let span = self.until.since(self.issued_at);
         if self.until < self.issued_at || span > Duration::from_millis(limits.max_ttl_ms) {
-            return Err(RecordError::BadTtl(u64::try_from(span.as_millis()).unwrap_or(u64::MAX)));
+            return Err(RecordError::BadTtl(
+                u64::try_from(span.as_millis()).unwrap_or(u64::MAX),
+            ));
         }
         if self.until <= now {
             return Err(RecordError::Expired);

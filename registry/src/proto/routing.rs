@@ -59,12 +59,17 @@ pub struct RoutingTable {
 }
 
 impl RoutingTable {
-    /// An empty table around `local` with buckets of `k` peers.
-    pub fn new(local: DhtId, k: usize) -> Self {
+    /// An empty table around `local` with buckets of `k` peers, created at `now` (buckets count
+    /// as fresh until a refresh interval after it).
+    pub fn new(local: DhtId, k: usize, now: Time) -> Self {
+        let bucket = Bucket {
+            last_active: now,
+            ..Bucket::default()
+        };
         Self {
             local,
             k: k.max(1),
-            buckets: vec![Bucket::default(); BUCKETS],
+            buckets: vec![bucket; BUCKETS],
             len: 0,
         }
     }
@@ -190,7 +195,7 @@ impl RoutingTable {
             all.select_nth_unstable_by(count, |a, b| a.0.cmp(&b.0));
             all.truncate(count);
         }
-        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all.sort_by_key(|a| a.0);
         all.into_iter().map(|(_, addr)| addr.clone()).collect()
     }
 
@@ -221,7 +226,9 @@ impl RoutingTable {
 
     /// Every peer, bucket by bucket.
     pub fn peers(&self) -> impl Iterator<Item = &PeerAddr> {
-        self.buckets.iter().flat_map(|b| b.entries.iter().map(|e| &e.addr))
+        self.buckets
+            .iter()
+            .flat_map(|b| b.entries.iter().map(|e| &e.addr))
     }
 }
 

@@ -200,7 +200,12 @@ impl Store {
     pub fn entries_for(&self, key: &DhtId, now: Time) -> (Vec<SignedRecord>, Vec<SignedRemoval>) {
         let mut records = Vec::new();
         let mut removals = Vec::new();
-        for entry in self.entries.get(key).into_iter().flat_map(|slots| slots.values()) {
+        for entry in self
+            .entries
+            .get(key)
+            .into_iter()
+            .flat_map(|slots| slots.values())
+        {
             if entry.expires_at() <= now {
                 continue;
             }
@@ -258,7 +263,11 @@ impl Store {
     }
 
     fn replace(&mut self, key: DhtId, provider: PeerId, entry: Entry) {
-        if let Some(slot) = self.entries.get_mut(&key).and_then(|s| s.get_mut(&provider)) {
+        if let Some(slot) = self
+            .entries
+            .get_mut(&key)
+            .and_then(|s| s.get_mut(&provider))
+        {
             *slot = entry;
         }
     }

@@ -1,0 +1,505 @@
+//! A registry node: routing table, store, own registrations and running operations, driven by
+//! [`Node::handle`] and its commands.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand_chacha::ChaCha8Rng;
+use weft_transport::{PeerAddr, PeerId, SecretKey, Signed};
+
+use super::{
+    config::Config,
+    id::{DhtId, Time},
+    io::{CommandError, InboundId, Input, OpId, Output, RequestId, Timer},
+    lookup::Lookup,
+    ops::{Op, OpKind, Phase},
+    record::{ProviderRecord, Removal, SignedRecord, check_name_len},
+    routing::{Insert, RoutingTable},
+    store::Store,
+    wire::{Ack, Request, Response},
+};
+
+/// Requests in flight at once, beyond which liveness checks and hand-overs are skipped (lookups
+/// are bounded by `max_lookups × alpha` and stores by `max_lookups × k` on their own).
+const MAX_BACKGROUND_REQUESTS: usize = 512;
+
+/// Why a request is in flight.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Purpose {
+    /// A step of the lookup of this operation.
+    Lookup(OpId),
+    /// Storing a record or removal for this operation.
+    Store(OpId),
+    /// The liveness check of a full bucket's least recently seen peer.
+    Probe,
+    /// Handing a record over to a new closer node.
+    Handover,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Pending {
+    pub(super) to: PeerAddr,
+    pub(super) purpose: Purpose,
+}
+
+/// One of this node's registrations.
+#[derive(Debug, Clone)]
+struct Own {
+    record: SignedRecord,
+    /// Nodes that acknowledged the last publish: a withdrawal goes to them as well.
+    holders: Vec<PeerAddr>,
+    republish_at: Time,
+}
+
+/// The registry protocol of one node, with no IO.
+///
+/// Feed it [`Input`]s with [`Node::handle`], issue commands ([`Node::register`],
+/// [`Node::withdraw`], [`Node::lookup`], [`Node::bootstrap`]), and carry out the [`Output`]s they
+/// return ([`Node::take_outputs`] drains what commands produced).
+#[derive(Debug)]
+pub struct Node {
+    pub(super) config: Config,
+    key: SecretKey,
+    pub(super) addr: PeerAddr,
+    pub(super) table: RoutingTable,
+    pub(super) store: Store,
+    own: BTreeMap<String, Own>,
+    pub(super) ops: BTreeMap<OpId, Op>,
+    pub(super) requests: BTreeMap<RequestId, Pending>,
+    pub(super) rng: ChaCha8Rng,
+    next_request: u64,
+    next_op: u64,
+    pub(super) out: Vec<Output>,
+}
+
+impl Node {
+    /// A node with identity `key`, reachable at `addr` (its id must be `key`'s), starting at
+    /// `now`. The first maintenance tick is among the outputs.
+    pub fn new(key: SecretKey, addr: PeerAddr, config: Config, rng: ChaCha8Rng, now: Time) -> Self {
+        let mut addr = addr;
+        addr.id = key.peer_id();
+        let table = RoutingTable::new(DhtId::of_peer(&addr.id), config.k, now);
+        let store = Store::new(config.store.clone(), config.limits.clone());
+        let tick = now + config.tick_interval();
+        Self {
+            config,
+            key,
+            addr,
+            table,
+            store,
+            own: BTreeMap::new(),
+            ops: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            rng,
+            next_request: 0,
+            next_op: 0,
+            out: vec![Output::SetTimer {
+                at: tick,
+                timer: Timer::Tick,
+            }],
+        }
+    }
+
+    /// This node's id.
+    pub fn peer_id(&self) -> PeerId {
+        self.addr.id
+    }
+
+    /// The routing table.
+    pub fn table(&self) -> &RoutingTable {
+        &self.table
+    }
+
+    /// The store of records held for others.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Operations running.
+    pub fn running_ops(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Names this node has registered, with their current records.
+    pub fn registrations(&self) -> impl Iterator<Item = &SignedRecord> {
+        self.own.values().map(|own| &own.record)
+    }
+
+    /// Updates the addresses put in this node's records (from the next publish on).
+    pub fn set_addr(&mut self, addr: PeerAddr) {
+        self.addr.direct = addr.direct;
+        self.addr.relay = addr.relay;
+    }
+
+    /// Drains the outputs produced by commands since the last drain.
+    pub fn take_outputs(&mut self) -> Vec<Output> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Processes one input at `now` and returns every pending output.
+    pub fn handle(&mut self, input: Input, now: Time) -> Vec<Output> {
+        match input {
+            Input::AddPeers(peers) => {
+                for peer in &peers {
+                    self.offer(peer, now);
+                }
+            }
+            Input::Request { from, id, request } => self.on_request(&from, id, request, now),
+            Input::Response { id, from, response } => self.on_response(id, from, response, now),
+            Input::Failed { id } => self.on_failed(id, now),
+            Input::Timer(Timer::Request(id)) => self.on_failed(id, now),
+            Input::Timer(Timer::Tick) => self.on_tick(now),
+        }
+        self.take_outputs()
+    }
+
+    /// Registers `name` with `metadata`: signs a record, keeps it locally and publishes it to the
+    /// `k` nodes closest to `blake3(name)`, then republishes it every half TTL until withdrawn.
+    /// Registering a name again replaces the record (new metadata, new `issued_at`).
+    pub fn register(
+        &mut self,
+        name: &str,
+        metadata: Vec<u8>,
+        now: Time,
+    ) -> Result<OpId, CommandError> {
+        if !self.own.contains_key(name) && self.own.len() >= self.config.store.max_per_provider {
+            return Err(CommandError::TooManyRegistrations);
+        }
+        if self.ops.len() >= self.config.max_lookups {
+            return Err(CommandError::Busy);
+        }
+        let issued_at = match self.own.get(name) {
+            // Keep issued_at strictly increasing, whatever the clock does.
+            Some(old) => now.max(Time(old.record.payload().issued_at.0 + 1)),
+            None => now,
+        };
+        let record = ProviderRecord {
+            key: DhtId::of_name(name),
+            name: name.to_owned(),
+            provider: self.addr.id,
+            addresses: self.addr.direct.clone(),
+            relay: self.addr.relay.clone(),
+            metadata,
+            issued_at,
+            ttl_ms: self.config.record_ttl_ms,
+        };
+        record.validate(now, &self.config.limits)?;
+        let signed = Signed::sign(&self.key, record)
+            .map_err(|_| CommandError::Invalid(super::record::RecordError::KeyMismatch))?;
+        // Our own store holds it too, so lookups that reach us find it; refusal (a full store)
+        // only means this copy is missing.
+        let _ = self.store.put_record(signed.clone(), now);
+        let half_ttl = std::time::Duration::from_millis(self.config.record_ttl_ms / 2);
+        let holders = self
+            .own
+            .get(name)
+            .map(|o| o.holders.clone())
+            .unwrap_or_default();
+        self.own.insert(
+            name.to_owned(),
+            Own {
+                record: signed.clone(),
+                holders,
+                republish_at: now + half_ttl,
+            },
+        );
+        Ok(self.start_op(OpKind::Publish { record: signed }, signed_key(name), now))
+    }
+
+    /// Withdraws `name`: signs a removal and sends it to the `k` closest nodes and to every node
+    /// that acknowledged the last publish. Holders delete the record and refuse older copies.
+    pub fn withdraw(&mut self, name: &str, now: Time) -> Result<OpId, CommandError> {
+        if !self.own.contains_key(name) {
+            return Err(CommandError::NotRegistered(name.to_owned()));
+        }
+        if self.ops.len() >= self.config.max_lookups {
+            return Err(CommandError::Busy);
+        }
+        let Some(own) = self.own.remove(name) else {
+            return Err(CommandError::NotRegistered(name.to_owned()));
+        };
+        let record = own.record.payload();
+        let removal = Removal {
+            key: record.key,
+            name: name.to_owned(),
+            provider: self.addr.id,
+            issued_at: now.max(record.issued_at),
+            until: record.expires_at(),
+        };
+        let signed = Signed::sign(&self.key, removal)
+            .map_err(|_| CommandError::Invalid(super::record::RecordError::KeyMismatch))?;
+        let _ = self.store.put_removal(signed.clone(), now);
+        let kind = OpKind::Withdraw {
+            removal: signed,
+            also: own.holders,
+        };
+        Ok(self.start_op(kind, signed_key(name), now))
+    }
+
+    /// Looks `name` up: [`Event::Providers`] reports providers as answers arrive, then
+    /// [`Event::LookupDone`]. An unknown name ends with no providers, not an error.
+    pub fn lookup(&mut self, name: &str, now: Time) -> Result<OpId, CommandError> {
+        check_name_len(name, &self.config.limits)?;
+        if self.ops.len() >= self.config.max_lookups {
+            return Err(CommandError::Busy);
+        }
+        let key = DhtId::of_name(name);
+        // Records we hold ourselves count as found at hop 0.
+        let local = self.store.providers(&key, now);
+        let kind = OpKind::Lookup {
+            key,
+            found: BTreeMap::new(),
+        };
+        let op = self.insert_op(kind, key, now);
+        if !local.is_empty() {
+            self.report_providers(op, local, 0, now);
+        }
+        self.drive(op, now);
+        Ok(op)
+    }
+
+    /// Joins the network: a lookup of this node's own id, then a refresh of every bucket farther
+    /// than the closest neighbour found. Call it after [`Input::AddPeers`] with a few peers.
+    pub fn bootstrap(&mut self, now: Time) -> Result<OpId, CommandError> {
+        if self.ops.len() >= self.config.max_lookups {
+            return Err(CommandError::Busy);
+        }
+        let target = self.table.local();
+        Ok(self.start_op(OpKind::Bootstrap, target, now))
+    }
+
+    pub(super) fn new_op_id(&mut self) -> OpId {
+        self.next_op += 1;
+        OpId(self.next_op)
+    }
+
+    /// Starts an operation whose lookup targets `target`.
+    pub(super) fn start_op(&mut self, kind: OpKind, target: DhtId, now: Time) -> OpId {
+        let id = self.insert_op(kind, target, now);
+        self.drive(id, now);
+        id
+    }
+
+    /// Adds an operation without sending anything yet.
+    fn insert_op(&mut self, kind: OpKind, target: DhtId, now: Time) -> OpId {
+        let id = self.new_op_id();
+        self.table.touch(&target, now);
+        let seeds = self.table.closest(&target, self.config.k, None);
+        let lookup = Lookup::new(
+            target,
+            self.addr.id,
+            seeds,
+            self.config.k,
+            self.config.alpha,
+            self.config.max_candidates,
+        );
+        self.ops.insert(
+            id,
+            Op {
+                kind,
+                lookup,
+                phase: Phase::Looking,
+            },
+        );
+        id
+    }
+
+    /// Sends a request and arms its timeout.
+    pub(super) fn send(&mut self, to: PeerAddr, request: Request, purpose: Purpose, now: Time) {
+        self.next_request += 1;
+        let id = RequestId(self.next_request);
+        self.requests.insert(
+            id,
+            Pending {
+                to: to.clone(),
+                purpose,
+            },
+        );
+        self.out.push(Output::SetTimer {
+            at: now + self.config.request_timeout(),
+            timer: Timer::Request(id),
+        });
+        self.out.push(Output::Send { id, to, request });
+    }
+
+    /// Offers a peer to the routing table, checking liveness or handing records over as needed.
+    fn offer(&mut self, addr: &PeerAddr, now: Time) {
+        match self.table.insert(addr.clone(), now) {
+            Insert::Inserted => self.hand_over(addr, now),
+            Insert::CheckLiveness(oldest) if self.requests.len() < MAX_BACKGROUND_REQUESTS => {
+                self.send(oldest, Request::Ping, Purpose::Probe, now);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_request(&mut self, from: &PeerAddr, id: InboundId, request: Request, now: Time) {
+        let to = from.id;
+        self.offer(from, now);
+        let k = self.config.k;
+        let response = match request {
+            Request::Ping => Response::Pong,
+            Request::FindNode { target } => Response::Nodes {
+                closer: self.table.closest(&target, k, Some(&to)),
+            },
+            Request::GetProviders { key } => Response::Providers {
+                providers: self.store.providers(&key, now),
+                closer: self.table.closest(&key, k, Some(&to)),
+            },
+            Request::AddProvider { record } => {
+                Response::Ack(self.store.put_record(record, now).into())
+            }
+            Request::RemoveProvider { removal } => {
+                Response::Ack(self.store.put_removal(removal, now).into())
+            }
+        };
+        self.out.push(Output::Reply { id, to, response });
+    }
+
+    fn on_response(&mut self, id: RequestId, from: PeerId, response: Response, now: Time) {
+        let Some(pending) = self.requests.get(&id) else {
+            return; // Late: it already timed out or failed.
+        };
+        if pending.to.id != from {
+            return; // Not the peer we asked: ignore, the real answer or the timeout will come.
+        }
+        let Some(pending) = self.requests.remove(&id) else {
+            return;
+        };
+        self.table.seen(&from, now);
+        self.offer(&pending.to, now);
+        match pending.purpose {
+            Purpose::Lookup(op) => self.on_lookup_response(op, &pending.to, response, now),
+            Purpose::Store(op) => {
+                let stored = matches!(response, Response::Ack(Ack::Stored(_)));
+                self.on_store_done(op, &pending.to, stored, now);
+            }
+            Purpose::Probe | Purpose::Handover => {}
+        }
+    }
+
+    fn on_failed(&mut self, id: RequestId, now: Time) {
+        let Some(pending) = self.requests.remove(&id) else {
+            return; // Answered already: this is its stale timeout.
+        };
+        let peer = pending.to.id;
+        if let Some(newcomer) = self.table.failed(&peer, now) {
+            self.hand_over(&newcomer, now);
+        }
+        match pending.purpose {
+            Purpose::Lookup(op) => {
+                if let Some(state) = self.ops.get_mut(&op) {
+                    state.lookup.on_failure(&peer);
+                }
+                self.drive(op, now);
+            }
+            Purpose::Store(op) => self.on_store_done(op, &pending.to, false, now),
+            Purpose::Probe | Purpose::Handover => {}
+        }
+    }
+
+    fn on_tick(&mut self, now: Time) {
+        self.out.push(Output::SetTimer {
+            at: now + self.config.tick_interval(),
+            timer: Timer::Tick,
+        });
+        self.store.expire(now);
+        let due: Vec<(String, Vec<u8>)> = self
+            .own
+            .iter()
+            .filter(|(_, own)| own.republish_at <= now)
+            .map(|(name, own)| (name.clone(), own.record.payload().metadata.clone()))
+            .collect();
+        for (name, metadata) in due {
+            if self.register(&name, metadata, now).is_err() {
+                // Busy: try again at the next tick (there is half a TTL of margin).
+                break;
+            }
+        }
+        self.refresh(now);
+    }
+
+    /// Starts a lookup of a random id in every bucket idle for a refresh interval, as far as
+    /// free lookup slots allow.
+    pub(super) fn refresh(&mut self, now: Time) {
+        let buckets = self
+            .table
+            .buckets_to_refresh(now, self.config.refresh_interval());
+        for index in buckets {
+            if self.ops.len() >= self.config.max_lookups {
+                break;
+            }
+            let target = self.table.local().random_in_bucket(index, &mut self.rng);
+            self.start_op(OpKind::Refresh, target, now);
+        }
+    }
+
+    /// When `peer` is new in the table, hands it the records it should now hold: those of keys
+    /// for which it is among the `k` closest nodes we know and we are the closest of the others
+    /// (so one holder, not all `k`, does the hand-over).
+    fn hand_over(&mut self, peer: &PeerAddr, now: Time) {
+        if self.store.is_empty() {
+            return;
+        }
+        let k = self.config.k;
+        let local = self.table.local();
+        let mut budget = self.config.max_handover;
+        let keys: Vec<DhtId> = self.store.keys().copied().collect();
+        for key in keys {
+            if budget == 0 || self.requests.len() >= MAX_BACKGROUND_REQUESTS {
+                break;
+            }
+            let closest = self.table.closest(&key, k, None);
+            if !closest.iter().any(|a| a.id == peer.id) {
+                continue;
+            }
+            let mine = local.distance(&key);
+            let nearest_other = closest
+                .iter()
+                .filter(|a| a.id != peer.id)
+                .map(|a| DhtId::of_peer(&a.id).distance(&key))
+                .min();
+            if nearest_other.is_some_and(|other| other < mine) {
+                continue;
+            }
+            let (records, removals) = self.store.entries_for(&key, now);
+            for record in records.into_iter().take(budget) {
+                budget -= 1;
+                self.send(
+                    peer.clone(),
+                    Request::AddProvider { record },
+                    Purpose::Handover,
+                    now,
+                );
+            }
+            for removal in removals.into_iter().take(budget) {
+                budget -= 1;
+                let request = Request::RemoveProvider { removal };
+                self.send(peer.clone(), request, Purpose::Handover, now);
+            }
+        }
+    }
+
+    /// Notes that `peer` acknowledged a publish of `name`. Holders add up over republishes (a
+    /// node that left the closest set still holds a copy until it expires, and a withdrawal must
+    /// reach it); beyond `4k` the oldest is forgotten, as its copy is the likeliest to be gone.
+    pub(super) fn record_holder(&mut self, name: &str, peer: &PeerAddr) {
+        let bound = 4 * self.config.k;
+        if let Some(own) = self.own.get_mut(name)
+            && !own.holders.iter().any(|h| h.id == peer.id)
+        {
+            if own.holders.len() >= bound {
+                own.holders.remove(0);
+            }
+            own.holders.push(peer.clone());
+        }
+    }
+
+    /// Peers known to the routing table (for tests and the simulator).
+    pub fn known_peers(&self) -> BTreeSet<PeerId> {
+        self.table.peers().map(|a| a.id).collect()
+    }
+}
+
+fn signed_key(name: &str) -> DhtId {
+    DhtId::of_name(name)
+}

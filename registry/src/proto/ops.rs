@@ -1,0 +1,271 @@
+//! Operations a node runs: a lookup first, then, for publishes and withdrawals, a store round
+//! to the closest nodes found.
+
+use std::collections::BTreeMap;
+
+use weft_transport::{PeerAddr, PeerId};
+
+use super::{
+    id::{DhtId, Time},
+    io::{Event, OpId, Output},
+    lookup::Lookup,
+    node::{Node, Purpose},
+    record::{SignedRecord, SignedRemoval},
+    wire::{Request, Response},
+};
+
+/// An operation in progress.
+#[derive(Debug)]
+pub(super) struct Op {
+    pub(super) kind: OpKind,
+    pub(super) lookup: Lookup,
+    pub(super) phase: Phase,
+}
+
+#[derive(Debug)]
+pub(super) enum OpKind {
+    /// A user lookup of providers under `key`; `found` holds the newest `issued_at` reported
+    /// per provider, bounded by four times `max_per_key` (further providers are not reported).
+    Lookup {
+        key: DhtId,
+        found: BTreeMap<PeerId, Time>,
+    },
+    /// Publishing one of our records.
+    Publish { record: SignedRecord },
+    /// Withdrawing one of our records; `also` are nodes known to hold it.
+    Withdraw {
+        removal: SignedRemoval,
+        also: Vec<PeerAddr>,
+    },
+    /// Refreshing a bucket.
+    Refresh,
+    /// The self-lookup of a joining node.
+    Bootstrap,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Phase {
+    Looking,
+    Storing { waiting: usize, acked: usize },
+}
+
+impl Node {
+    /// Moves operation `id` along: sends the next lookup requests, or finishes the lookup.
+    pub(super) fn drive(&mut self, id: OpId, now: Time) {
+        let Some(op) = self.ops.get_mut(&id) else {
+            return;
+        };
+        if !matches!(op.phase, Phase::Looking) {
+            return;
+        }
+        if op.lookup.is_done() {
+            self.finish_lookup(id, now);
+            return;
+        }
+        let peers = op.lookup.next_requests();
+        let request = match &op.kind {
+            OpKind::Lookup { key, .. } => Request::GetProviders { key: *key },
+            _ => Request::FindNode {
+                target: op.lookup.target(),
+            },
+        };
+        for peer in peers {
+            self.send(peer, request.clone(), Purpose::Lookup(id), now);
+        }
+    }
+
+    fn finish_lookup(&mut self, id: OpId, now: Time) {
+        let Some(op) = self.ops.get_mut(&id) else {
+            return;
+        };
+        let stats = op.lookup.finish_stats();
+        let closest = op.lookup.closest_answered();
+        let (targets, request) = match &op.kind {
+            OpKind::Lookup { .. } => {
+                self.ops.remove(&id);
+                self.emit(Event::LookupDone { op: id, stats });
+                return;
+            }
+            OpKind::Refresh => {
+                self.ops.remove(&id);
+                return;
+            }
+            OpKind::Bootstrap => {
+                self.ops.remove(&id);
+                self.after_bootstrap(now);
+                return;
+            }
+            OpKind::Publish { record } => {
+                let request = Request::AddProvider {
+                    record: record.clone(),
+                };
+                (closest, request)
+            }
+            OpKind::Withdraw { removal, also } => {
+                let mut targets = closest;
+                for holder in also {
+                    if !targets.iter().any(|t| t.id == holder.id) {
+                        targets.push(holder.clone());
+                    }
+                }
+                let request = Request::RemoveProvider {
+                    removal: removal.clone(),
+                };
+                (targets, request)
+            }
+        };
+        let me = self.addr.id;
+        let targets: Vec<PeerAddr> = targets.into_iter().filter(|t| t.id != me).collect();
+        op.phase = Phase::Storing {
+            waiting: targets.len(),
+            acked: 0,
+        };
+        if targets.is_empty() {
+            self.finish_store(id);
+            return;
+        }
+        for target in targets {
+            self.send(target, request.clone(), Purpose::Store(id), now);
+        }
+    }
+
+    fn after_bootstrap(&mut self, now: Time) {
+        // Refresh every bucket farther than the closest neighbour: they are the ones a
+        // self-lookup leaves thin.
+        if let Some(deepest) = self.table.deepest_bucket() {
+            for index in 0..deepest {
+                if self.ops.len() >= self.config.max_lookups {
+                    break;
+                }
+                let target = self.table.local().random_in_bucket(index, &mut self.rng);
+                self.start_op(OpKind::Refresh, target, now);
+            }
+        }
+        let peers = self.table.len();
+        self.emit(Event::Bootstrapped { peers });
+    }
+
+    /// A store request of operation `id` to `peer` ended; `stored` when it was acknowledged.
+    pub(super) fn on_store_done(&mut self, id: OpId, peer: &PeerAddr, stored: bool, _now: Time) {
+        let Some(op) = self.ops.get_mut(&id) else {
+            return;
+        };
+        let Phase::Storing { waiting, acked } = &mut op.phase else {
+            return;
+        };
+        *waiting = waiting.saturating_sub(1);
+        if stored {
+            *acked += 1;
+        }
+        let done = *waiting == 0;
+        if stored && let OpKind::Publish { record } = &op.kind {
+            let name = record.payload().name.clone();
+            self.record_holder(&name, peer);
+        }
+        if done {
+            self.finish_store(id);
+        }
+    }
+
+    fn finish_store(&mut self, id: OpId) {
+        let Some(op) = self.ops.remove(&id) else {
+            return;
+        };
+        let holders = match op.phase {
+            Phase::Storing { acked, .. } => acked,
+            Phase::Looking => 0,
+        };
+        match op.kind {
+            OpKind::Publish { record } => self.emit(Event::Published {
+                op: id,
+                name: record.into_payload().name,
+                holders,
+            }),
+            OpKind::Withdraw { removal, .. } => self.emit(Event::Withdrawn {
+                op: id,
+                name: removal.into_payload().name,
+                holders,
+            }),
+            _ => {}
+        }
+    }
+
+    /// A lookup step of operation `id` was answered by `peer`.
+    pub(super) fn on_lookup_response(
+        &mut self,
+        id: OpId,
+        peer: &PeerAddr,
+        response: Response,
+        now: Time,
+    ) {
+        let Some(op) = self.ops.get_mut(&id) else {
+            return;
+        };
+        if !matches!(op.phase, Phase::Looking) {
+            return;
+        }
+        let is_provider_lookup = matches!(op.kind, OpKind::Lookup { .. });
+        match response {
+            Response::Providers { providers, closer } if is_provider_lookup => {
+                let Some(hop) = op.lookup.on_response(&peer.id, closer) else {
+                    return;
+                };
+                let max = self.config.store.max_per_key;
+                let records: Vec<SignedRecord> = providers.into_iter().take(max).collect();
+                self.report_providers(id, records, hop, now);
+            }
+            Response::Nodes { closer } if !is_provider_lookup => {
+                op.lookup.on_response(&peer.id, closer);
+            }
+            _ => {
+                // The wrong kind of answer: garbage. Go on without this peer.
+                op.lookup.on_failure(&peer.id);
+                self.table.remove(&peer.id);
+            }
+        }
+        self.drive(id, now);
+    }
+
+    /// Reports the valid, live, not yet reported records among `records`, found at `hop`.
+    pub(super) fn report_providers(
+        &mut self,
+        id: OpId,
+        records: Vec<SignedRecord>,
+        hop: u32,
+        now: Time,
+    ) {
+        let limits = &self.config.limits;
+        let bound = 4 * self.config.store.max_per_key;
+        let Some(op) = self.ops.get_mut(&id) else {
+            return;
+        };
+        let OpKind::Lookup { key, found } = &mut op.kind else {
+            return;
+        };
+        let mut fresh = Vec::new();
+        for record in records {
+            let payload = record.payload();
+            if payload.key != *key || payload.validate(now, limits).is_err() {
+                continue; // A holder returned a record for another key, or a dead one.
+            }
+            match found.get(&payload.provider) {
+                Some(seen) if *seen >= payload.issued_at => continue,
+                None if found.len() >= bound => continue,
+                _ => {}
+            }
+            found.insert(payload.provider, payload.issued_at);
+            fresh.push(record);
+        }
+        if !fresh.is_empty() {
+            op.lookup.on_result(hop);
+            self.emit(Event::Providers {
+                op: id,
+                records: fresh,
+            });
+        }
+    }
+
+    pub(super) fn emit(&mut self, event: Event) {
+        self.out.push(Output::Event(event));
+    }
+}

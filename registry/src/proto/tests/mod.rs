@@ -1,0 +1,289 @@
+//! Protocol tests: a tiny in-memory harness that delivers messages instantly, plus the bad-input
+//! cases of the issue, one test each.
+
+mod bad_input;
+mod lookup;
+mod network;
+mod routing;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use weft_transport::{PeerAddr, PeerId, SecretKey};
+
+use super::{
+    Config, Event, InboundId, Input, Node, OpId, Output, RequestId, SignedRecord, Time, Timer,
+};
+
+pub(super) const START: Time = Time(1_700_000_000_000);
+
+pub(super) fn key(seed: u32) -> SecretKey {
+    let mut bytes = [0u8; 32];
+    bytes[..4].copy_from_slice(&seed.to_le_bytes());
+    bytes[31] = 0x5a;
+    SecretKey::from_bytes(&bytes)
+}
+
+/// How a peer misbehaves in the harness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fault {
+    /// Never answers (its requests time out).
+    Silent,
+    /// Answers with bytes that do not decode (the runtime reports a failure at once).
+    Garbage,
+}
+
+/// Nodes that talk instantly; time moves only when timers are due and nothing else is.
+pub(super) struct Net {
+    pub(super) nodes: BTreeMap<PeerId, Node>,
+    pub(super) faults: BTreeMap<PeerId, Fault>,
+    pub(super) now: Time,
+    queue: VecDeque<(PeerId, Input)>,
+    timers: BTreeSet<(Time, u64, PeerId, TimerKey)>,
+    timer_seq: u64,
+    /// Where each request's timeout sits in `timers`, to drop it once answered.
+    request_timers: BTreeMap<(PeerId, RequestId), (Time, u64)>,
+    pub(super) events: Vec<(PeerId, Event)>,
+    next_inbound: u64,
+    /// Outgoing request id -> (sender, receiver), to route replies back.
+    pending: BTreeMap<(PeerId, RequestId), ()>,
+    inbound: BTreeMap<(PeerId, InboundId), (PeerId, RequestId)>,
+    pub(super) requests_sent: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKey {
+    Tick,
+    Request(u64),
+}
+
+impl Net {
+    pub(super) fn new() -> Self {
+        Self {
+            nodes: BTreeMap::new(),
+            faults: BTreeMap::new(),
+            now: START,
+            queue: VecDeque::new(),
+            timers: BTreeSet::new(),
+            timer_seq: 0,
+            request_timers: BTreeMap::new(),
+            events: Vec::new(),
+            next_inbound: 0,
+            pending: BTreeMap::new(),
+            inbound: BTreeMap::new(),
+            requests_sent: 0,
+        }
+    }
+
+    /// `n` nodes with the given config, each told about the first node, all bootstrapped.
+    pub(super) fn with_nodes(n: u32, config: &Config) -> (Self, Vec<PeerId>) {
+        let mut net = Self::new();
+        let ids: Vec<PeerId> = (0..n).map(|i| net.add_node(i, config.clone())).collect();
+        for (i, id) in ids.iter().enumerate().skip(1) {
+            // Chain them so the network is connected, then join.
+            net.input(*id, Input::AddPeers(vec![PeerAddr::new(ids[i - 1])]));
+            let now = net.now;
+            net.node(*id).bootstrap(now).unwrap();
+            net.flush(*id);
+            net.run();
+        }
+        (net, ids)
+    }
+
+    pub(super) fn add_node(&mut self, seed: u32, config: Config) -> PeerId {
+        let key = key(seed);
+        let id = key.peer_id();
+        let rng = ChaCha8Rng::seed_from_u64(u64::from(seed));
+        let node = Node::new(key, PeerAddr::new(id), config, rng, self.now);
+        self.nodes.insert(id, node);
+        self.flush(id);
+        id
+    }
+
+    pub(super) fn node(&mut self, id: PeerId) -> &mut Node {
+        self.nodes.get_mut(&id).expect("known node")
+    }
+
+    /// Feeds an input to a node and routes its outputs.
+    pub(super) fn input(&mut self, id: PeerId, input: Input) {
+        let now = self.now;
+        let outputs = self.node(id).handle(input, now);
+        self.route(id, outputs);
+    }
+
+    /// Routes the outputs a command left in the node.
+    pub(super) fn flush(&mut self, id: PeerId) {
+        let outputs = self.node(id).take_outputs();
+        self.route(id, outputs);
+    }
+
+    fn route(&mut self, from: PeerId, outputs: Vec<Output>) {
+        for output in outputs {
+            match output {
+                Output::Send { id, to, request } => {
+                    self.requests_sent += 1;
+                    match (self.nodes.contains_key(&to.id), self.faults.get(&to.id)) {
+                        (false, _) | (true, Some(Fault::Silent)) => {}
+                        (true, Some(Fault::Garbage)) => {
+                            self.cancel_timer(from, id);
+                            self.queue.push_back((from, Input::Failed { id }));
+                        }
+                        (true, None) => {
+                            self.next_inbound += 1;
+                            let inbound = InboundId(self.next_inbound);
+                            self.pending.insert((from, id), ());
+                            self.inbound.insert((to.id, inbound), (from, id));
+                            let input = Input::Request {
+                                from: PeerAddr::new(from),
+                                id: inbound,
+                                request,
+                            };
+                            self.queue.push_back((to.id, input));
+                        }
+                    }
+                }
+                Output::Reply { id, response, .. } => {
+                    if let Some((asker, request)) = self.inbound.remove(&(from, id)) {
+                        self.pending.remove(&(asker, request));
+                        self.cancel_timer(asker, request);
+                        let input = Input::Response {
+                            id: request,
+                            from,
+                            response,
+                        };
+                        self.queue.push_back((asker, input));
+                    }
+                }
+                Output::SetTimer { at, timer } => {
+                    self.timer_seq += 1;
+                    let key = match timer {
+                        Timer::Tick => TimerKey::Tick,
+                        Timer::Request(request) => {
+                            self.request_timers
+                                .insert((from, request), (at, self.timer_seq));
+                            TimerKey::Request(request.0)
+                        }
+                    };
+                    self.timers.insert((at, self.timer_seq, from, key));
+                }
+                Output::Event(event) => self.events.push((from, event)),
+            }
+        }
+    }
+
+    fn cancel_timer(&mut self, node: PeerId, request: RequestId) {
+        if let Some((at, seq)) = self.request_timers.remove(&(node, request)) {
+            self.timers
+                .remove(&(at, seq, node, TimerKey::Request(request.0)));
+        }
+    }
+
+    /// Delivers messages until none is left; fires request timers when nothing else is due.
+    /// Ticks are left alone (see [`Net::advance`]).
+    pub(super) fn run(&mut self) {
+        loop {
+            while let Some((to, input)) = self.queue.pop_front() {
+                if self.nodes.contains_key(&to) {
+                    self.input(to, input);
+                }
+            }
+            let next = self
+                .timers
+                .iter()
+                .find(|(_, _, _, key)| matches!(key, TimerKey::Request(_)))
+                .copied();
+            let Some(entry) = next else {
+                return;
+            };
+            self.timers.remove(&entry);
+            let (at, _, id, key) = entry;
+            self.now = self.now.max(at);
+            if let TimerKey::Request(r) = key
+                && self.nodes.contains_key(&id)
+            {
+                self.input(id, Input::Timer(Timer::Request(RequestId(r))));
+            }
+        }
+    }
+
+    /// Moves time to `until`, firing every timer due (ticks included) and delivering messages.
+    pub(super) fn advance(&mut self, until: Time) {
+        loop {
+            self.run();
+            let Some(&entry) = self.timers.iter().next() else {
+                break;
+            };
+            if entry.0 > until {
+                break;
+            }
+            self.timers.remove(&entry);
+            let (at, _, id, key) = entry;
+            self.now = self.now.max(at);
+            if !self.nodes.contains_key(&id) {
+                continue;
+            }
+            let timer = match key {
+                TimerKey::Tick => Timer::Tick,
+                TimerKey::Request(r) => Timer::Request(RequestId(r)),
+            };
+            self.input(id, Input::Timer(timer));
+        }
+        self.now = self.now.max(until);
+    }
+
+    /// Looks `name` up from `from` and returns the providers found.
+    pub(super) fn lookup(&mut self, from: PeerId, name: &str) -> BTreeSet<PeerId> {
+        let now = self.now;
+        let op = self.node(from).lookup(name, now).unwrap();
+        self.flush(from);
+        self.run();
+        self.found(from, op)
+    }
+
+    pub(super) fn found(&self, from: PeerId, op: OpId) -> BTreeSet<PeerId> {
+        assert!(
+            self.events
+                .iter()
+                .any(|(who, e)| *who == from
+                    && matches!(e, Event::LookupDone { op: o, .. } if *o == op)),
+            "lookup did not finish"
+        );
+        self.records(from, op)
+            .iter()
+            .map(|r| r.payload().provider)
+            .collect()
+    }
+
+    pub(super) fn records(&self, from: PeerId, op: OpId) -> Vec<SignedRecord> {
+        self.events
+            .iter()
+            .filter(|(who, _)| *who == from)
+            .filter_map(|(_, e)| match e {
+                Event::Providers { op: o, records } if *o == op => Some(records.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    pub(super) fn register(&mut self, who: PeerId, name: &str) {
+        let now = self.now;
+        self.node(who)
+            .register(name, b"meta".to_vec(), now)
+            .unwrap();
+        self.flush(who);
+        self.run();
+    }
+
+    pub(super) fn withdraw(&mut self, who: PeerId, name: &str) {
+        let now = self.now;
+        self.node(who).withdraw(name, now).unwrap();
+        self.flush(who);
+        self.run();
+    }
+
+    pub(super) fn kill(&mut self, id: PeerId) {
+        self.nodes.remove(&id);
+    }
+}

@@ -1,0 +1,131 @@
+//! The routing table: buckets, least-recently-seen order, liveness checks, closest peers.
+
+use weft_transport::{PeerAddr, PeerId};
+
+use super::{START, key};
+use crate::proto::{DhtId, Insert, RoutingTable};
+
+/// Peers (by seed) falling in bucket `index` of `local`, at least `count` of them.
+fn peers_in_bucket(local: &DhtId, index: usize, count: usize) -> Vec<PeerId> {
+    (1000..)
+        .map(|seed| key(seed).peer_id())
+        .filter(|id| local.distance(&DhtId::of_peer(id)).bucket() == Some(index))
+        .take(count)
+        .collect()
+}
+
+#[test]
+fn full_bucket_asks_for_a_liveness_check_and_keeps_a_live_oldest() {
+    let me = key(0).peer_id();
+    let local = DhtId::of_peer(&me);
+    let mut table = RoutingTable::new(local, 2, START);
+    let peers = peers_in_bucket(&local, 1, 4);
+    assert_eq!(
+        table.insert(PeerAddr::new(peers[0]), START),
+        Insert::Inserted
+    );
+    assert_eq!(
+        table.insert(PeerAddr::new(peers[1]), START),
+        Insert::Inserted
+    );
+    assert_eq!(table.insert(PeerAddr::new(me), START), Insert::Myself);
+    // Full: the least recently seen must be checked first.
+    assert_eq!(
+        table.insert(PeerAddr::new(peers[2]), START),
+        Insert::CheckLiveness(PeerAddr::new(peers[0]))
+    );
+    // One check at a time per bucket.
+    assert_eq!(
+        table.insert(PeerAddr::new(peers[3]), START),
+        Insert::Dropped
+    );
+    // The oldest answers: it stays (now most recently seen), the newcomer is dropped.
+    table.seen(&peers[0], START);
+    assert!(table.contains(&peers[0]));
+    assert!(!table.contains(&peers[2]));
+    // Now peers[1] is the oldest.
+    assert_eq!(
+        table.insert(PeerAddr::new(peers[2]), START),
+        Insert::CheckLiveness(PeerAddr::new(peers[1]))
+    );
+}
+
+#[test]
+fn failed_oldest_is_replaced_by_the_newcomer() {
+    let local = DhtId::of_peer(&key(0).peer_id());
+    let mut table = RoutingTable::new(local, 2, START);
+    let peers = peers_in_bucket(&local, 0, 3);
+    table.insert(PeerAddr::new(peers[0]), START);
+    table.insert(PeerAddr::new(peers[1]), START);
+    assert!(matches!(
+        table.insert(PeerAddr::new(peers[2]), START),
+        Insert::CheckLiveness(_)
+    ));
+    assert_eq!(
+        table.failed(&peers[0], START),
+        Some(PeerAddr::new(peers[2]))
+    );
+    assert!(!table.contains(&peers[0]));
+    assert!(table.contains(&peers[2]));
+    assert_eq!(table.len(), 2);
+}
+
+#[test]
+fn seeing_a_peer_moves_it_to_the_back() {
+    let local = DhtId::of_peer(&key(0).peer_id());
+    let mut table = RoutingTable::new(local, 2, START);
+    let peers = peers_in_bucket(&local, 0, 3);
+    table.insert(PeerAddr::new(peers[0]), START);
+    table.insert(PeerAddr::new(peers[1]), START);
+    assert_eq!(
+        table.insert(PeerAddr::new(peers[0]), START),
+        Insert::Refreshed
+    );
+    // peers[1] is now the least recently seen.
+    assert_eq!(
+        table.insert(PeerAddr::new(peers[2]), START),
+        Insert::CheckLiveness(PeerAddr::new(peers[1]))
+    );
+}
+
+#[test]
+fn closest_is_sorted_by_xor_distance() {
+    let local = DhtId::of_peer(&key(0).peer_id());
+    let mut table = RoutingTable::new(local, 20, START);
+    for seed in 1..200 {
+        table.insert(PeerAddr::new(key(seed).peer_id()), START);
+    }
+    let target = DhtId::of_name("target");
+    let closest = table.closest(&target, 10, None);
+    assert_eq!(closest.len(), 10);
+    let distances: Vec<_> = closest
+        .iter()
+        .map(|a| DhtId::of_peer(&a.id).distance(&target))
+        .collect();
+    assert!(distances.windows(2).all(|w| w[0] < w[1]));
+    // Nobody in the table is closer than the tenth.
+    let tenth = distances[9];
+    let closer = table
+        .peers()
+        .filter(|a| DhtId::of_peer(&a.id).distance(&target) < tenth)
+        .count();
+    assert_eq!(closer, 9);
+}
+
+#[test]
+fn idle_buckets_are_due_for_refresh() {
+    let local = DhtId::of_peer(&key(0).peer_id());
+    let mut table = RoutingTable::new(local, 20, START);
+    let interval = std::time::Duration::from_secs(600);
+    assert!(table.buckets_to_refresh(START, interval).is_empty());
+    for seed in 1..50 {
+        table.insert(PeerAddr::new(key(seed).peer_id()), START);
+    }
+    let later = START + interval;
+    let due = table.buckets_to_refresh(later, interval);
+    assert!(due.contains(&0));
+    // A lookup into bucket 0 makes it fresh again.
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(1);
+    table.touch(&local.random_in_bucket(0, &mut rng), later);
+    assert!(!table.buckets_to_refresh(later, interval).contains(&0));
+}
