@@ -23,7 +23,9 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Re-announcing unchanged content keeps the version and only moves the entry's `timestamp`,
 /// so two catalogs that hold the same content agree on versions, and delta sync sees no
 /// difference between them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Version {
     /// Process start, wall-clock milliseconds.
     pub started: u64,

@@ -25,12 +25,12 @@ impl Time {
     }
 
     /// `self + d`, saturating at the end of time.
-    pub fn add(self, d: Duration) -> Self {
+    pub fn saturating_add(self, d: Duration) -> Self {
         Self(self.0.saturating_add(millis(d)))
     }
 
     /// `self - d`, saturating at the epoch.
-    pub fn sub(self, d: Duration) -> Self {
+    pub fn saturating_sub(self, d: Duration) -> Self {
         Self(self.0.saturating_sub(millis(d)))
     }
 

@@ -1,0 +1,517 @@
+//! The catalog: every peer entry a node knows, with explicit upsert outcomes, a purge order and
+//! a bound that a flood of fake entries cannot use to push out live peers.
+//!
+//! # Policy when full
+//!
+//! The catalog holds at most `max_entries` remote entries. Updates of entries already held never
+//! need room. A *new* entry that finds the catalog full may take the place of one victim, chosen
+//! among the entries without evidence of liveness, least recently refreshed first:
+//!
+//! - an entry is **proven** when its peer is a direct neighbour, or has answered us directly
+//!   (a pong, or its own entry handed over in a sync with it) within `purge_after`;
+//! - otherwise it is **fresh** when it was refreshed within `stale_after`;
+//! - otherwise it is **stale**.
+//!
+//! A stale victim is always evicted. A fresh victim is evicted only for a new entry that is
+//! itself proven (it came straight from its peer). Proven entries are never evicted. Anything
+//! else is refused with [`UpsertOutcome::Full`].
+//!
+//! Why: an attacker can mint any number of keys and sign fresh entries for them, so "fresh" is
+//! cheap and "newest wins" eviction would let a flood replace every honest peer. Honest live
+//! peers re-announce every `announce_interval` (shorter than `stale_after`), so they stay fresh
+//! and a flood of fresh fakes can only fill free slots, then bounces off. The fakes themselves
+//! turn stale unless the attacker keeps re-signing and sending every one of them, and stale
+//! entries give way to newcomers. What an attacker can do is fill free room and keep it, which
+//! refuses *unknown* honest newcomers that only reach us through relays; a newcomer that
+//! connects to us directly is proven and displaces a fake.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
+
+use weft_transport::{NetworkId, PeerId, SignatureError, Signed};
+
+use super::{
+    config::Config,
+    entry::{Departure, EntryError, PeerEntry, Version, check_signed_entry},
+    time::Time,
+};
+
+/// How far down the expiry order the eviction search looks past proven entries before it gives
+/// up and refuses the newcomer. Proven entries are few (neighbours, recently pinged peers), so
+/// this is rarely reached; it keeps one upsert from scanning a full catalog.
+const EVICTION_SCAN: usize = 256;
+
+/// What [`Catalog::upsert`] did with an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UpsertOutcome {
+    /// A peer we did not know: added.
+    New,
+    /// A newer version of a known peer: its content changed.
+    Updated,
+    /// The same version with a newer timestamp: the entry was refreshed, its content is the same.
+    Refreshed,
+    /// Signed so long ago that it is past the purge horizon: ignored (it would expire at once,
+    /// and accepting it would let a relay bring a crashed peer back).
+    Outdated,
+    /// Not newer than the copy held (a duplicate or a replay), or from a run that departed.
+    Rejected,
+    /// The entry belongs to another network.
+    DifferentNetwork,
+    /// The signature does not verify, or the entry is signed by a key other than its peer's.
+    InvalidSignature(SignatureError),
+    /// Stamped further in the future than the allowed clock drift.
+    TooFarInFuture,
+    /// Verified, but over a size bound or not canonically encoded.
+    Invalid(EntryError),
+    /// The catalog is full and no entry may be evicted for this one (see the module docs).
+    Full,
+    /// An entry for the local peer: the local entry is never replaced from outside.
+    LocalPeer,
+}
+
+impl UpsertOutcome {
+    /// Whether the entry was stored.
+    pub fn is_accepted(&self) -> bool {
+        matches!(self, Self::New | Self::Updated | Self::Refreshed)
+    }
+}
+
+/// What [`Catalog::depart`] did with a departure notice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DepartureOutcome {
+    /// The peer's entry was removed.
+    Removed,
+    /// No entry was held; the departure is remembered so late copies of the entry are refused.
+    Unknown,
+    /// We hold a newer version than the one departing (the peer restarted since): ignored.
+    Stale,
+    /// Older than the allowed drift: ignored, so a replayed notice cannot remove a peer.
+    TooOld,
+    /// Stamped further in the future than the allowed drift: ignored.
+    TooFarInFuture,
+    /// From another network.
+    DifferentNetwork,
+    /// About the local peer: ignored.
+    LocalPeer,
+}
+
+/// Where an entry handed to [`Catalog::upsert`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Source {
+    /// Relayed by someone (gossip, or a sync with another peer): says nothing about liveness.
+    Relayed,
+    /// Handed over by the peer itself on a direct exchange (pong, or its own entry in a sync
+    /// with it): evidence that it is alive and reachable.
+    Direct,
+}
+
+/// A remote entry and what we know about its peer.
+#[derive(Debug, Clone)]
+pub struct Record {
+    entry: Signed<PeerEntry>,
+    refreshed: Time,
+    expires: Time,
+    last_contact: Option<Time>,
+    neighbour: bool,
+    rtt: Option<Duration>,
+    fingerprint: u64,
+    wire_size: usize,
+}
+
+impl Record {
+    /// The verified entry.
+    pub fn entry(&self) -> &PeerEntry {
+        self.entry.payload()
+    }
+
+    /// The entry with its signature, as it travels.
+    pub fn signed(&self) -> &Signed<PeerEntry> {
+        &self.entry
+    }
+
+    /// When the entry was last refreshed (local time).
+    pub fn refreshed(&self) -> Time {
+        self.refreshed
+    }
+
+    /// When the entry will be purged unless refreshed.
+    pub fn expires(&self) -> Time {
+        self.expires
+    }
+
+    /// The last round-trip time measured by a ping.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.rtt
+    }
+
+    /// Whether the peer is currently a direct neighbour.
+    pub fn is_neighbour(&self) -> bool {
+        self.neighbour
+    }
+
+    /// Bytes of the signed entry on the wire.
+    pub fn wire_size(&self) -> usize {
+        self.wire_size
+    }
+
+    fn is_proven(&self, now: Time, purge_after: Duration) -> bool {
+        self.neighbour
+            || self
+                .last_contact
+                .is_some_and(|t| now.since(t) < purge_after)
+    }
+}
+
+/// The hash of `(peer, version)` that sync fingerprints are built from.
+pub(crate) fn fingerprint(peer: &PeerId, version: Version) -> u64 {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"weft/discovery/digest/1\0");
+    hasher.update(peer.as_bytes());
+    hasher.update(&version.started.to_be_bytes());
+    hasher.update(&version.seq.to_be_bytes());
+    let digest = hasher.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest.as_bytes()[..8]);
+    u64::from_be_bytes(first)
+}
+
+/// The peers a node knows: the local entry plus at most `max_entries` verified remote entries.
+///
+/// See the module documentation for the policy when full.
+#[derive(Debug)]
+pub struct Catalog {
+    config: Config,
+    network: NetworkId,
+    local: Signed<PeerEntry>,
+    local_fingerprint: u64,
+    entries: BTreeMap<PeerId, Record>,
+    by_expiry: BTreeSet<(Time, PeerId)>,
+    tombstones: BTreeMap<PeerId, (Version, Time)>,
+    tombstones_by_time: BTreeSet<(Time, PeerId)>,
+    wire_bytes: usize,
+}
+
+impl Catalog {
+    /// A catalog holding only the local entry.
+    pub fn new(config: Config, local: Signed<PeerEntry>) -> Self {
+        let payload = local.payload();
+        Self {
+            network: payload.network,
+            local_fingerprint: fingerprint(&payload.peer, payload.version),
+            local,
+            config,
+            entries: BTreeMap::new(),
+            by_expiry: BTreeSet::new(),
+            tombstones: BTreeMap::new(),
+            tombstones_by_time: BTreeSet::new(),
+            wire_bytes: 0,
+        }
+    }
+
+    /// The local entry.
+    pub fn local(&self) -> &Signed<PeerEntry> {
+        &self.local
+    }
+
+    /// Replaces the local entry (only the owner of the catalog does this).
+    pub(crate) fn set_local(&mut self, local: Signed<PeerEntry>) {
+        let payload = local.payload();
+        self.local_fingerprint = fingerprint(&payload.peer, payload.version);
+        self.local = local;
+    }
+
+    /// The local peer.
+    pub fn local_id(&self) -> PeerId {
+        self.local.payload().peer
+    }
+
+    /// The network this catalog belongs to.
+    pub fn network(&self) -> NetworkId {
+        self.network
+    }
+
+    /// Number of remote entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no remote entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The record of a remote peer.
+    pub fn get(&self, peer: &PeerId) -> Option<&Record> {
+        self.entries.get(peer)
+    }
+
+    /// Whether a remote peer is known.
+    pub fn contains(&self, peer: &PeerId) -> bool {
+        self.entries.contains_key(peer)
+    }
+
+    /// Remote records in peer id order.
+    pub fn iter(&self) -> impl Iterator<Item = (&PeerId, &Record)> {
+        self.entries.iter()
+    }
+
+    /// Total wire bytes of all remote entries: what sending the whole catalog would cost.
+    pub fn wire_bytes(&self) -> usize {
+        self.wire_bytes
+    }
+
+    /// Every `(peer, version, fingerprint)` held, the local entry included, in peer id order.
+    pub(crate) fn digest_items(&self) -> impl Iterator<Item = (PeerId, Version, u64)> + '_ {
+        let local = self.local.payload();
+        let local_item = (local.peer, local.version, self.local_fingerprint);
+        let mut local_item = Some(local_item);
+        let mut remote = self
+            .entries
+            .iter()
+            .map(|(peer, r)| (*peer, r.entry().version, r.fingerprint))
+            .peekable();
+        // Merge the local item into the sorted remote items.
+        std::iter::from_fn(move || match (&local_item, remote.peek()) {
+            (Some(l), Some(r)) if r.0 < l.0 => remote.next(),
+            (Some(_), _) => local_item.take(),
+            (None, _) => remote.next(),
+        })
+    }
+
+    /// The signed entry for `peer`, local or remote.
+    pub(crate) fn signed_entry(&self, peer: &PeerId) -> Option<&Signed<PeerEntry>> {
+        if *peer == self.local_id() {
+            Some(&self.local)
+        } else {
+            self.entries.get(peer).map(|r| &r.entry)
+        }
+    }
+
+    /// The version held for `peer`, local or remote.
+    pub(crate) fn version_of(&self, peer: &PeerId) -> Option<Version> {
+        self.signed_entry(peer).map(|e| e.payload().version)
+    }
+
+    /// Offers an entry to the catalog. See [`UpsertOutcome`] for the possible results and the
+    /// module docs for the policy when full.
+    pub fn upsert(&mut self, entry: Signed<PeerEntry>, source: Source, now: Time) -> UpsertOutcome {
+        let payload = entry.payload();
+        let peer = payload.peer;
+        if payload.network != self.network {
+            return UpsertOutcome::DifferentNetwork;
+        }
+        if peer == self.local_id() {
+            return UpsertOutcome::LocalPeer;
+        }
+        if let Err(err) = check_signed_entry(&entry, &self.config.limits) {
+            return UpsertOutcome::Invalid(err);
+        }
+        if payload.timestamp > now.saturating_add(self.config.max_drift) {
+            return UpsertOutcome::TooFarInFuture;
+        }
+        // An entry lives `purge_after` from when we got it, but never past `purge_after` (plus
+        // drift) from when its owner signed it: a relay cannot extend a silent peer's life.
+        let expires = now.saturating_add(self.config.purge_after).min(
+            payload
+                .timestamp
+                .saturating_add(self.config.purge_after + self.config.max_drift),
+        );
+        if expires <= now {
+            return UpsertOutcome::Outdated;
+        }
+        if let Some((version, _)) = self.tombstones.get(&peer)
+            && payload.version <= *version
+        {
+            return UpsertOutcome::Rejected;
+        }
+        let direct_contact = (source == Source::Direct).then_some(now);
+        let fresh_fingerprint = fingerprint(&peer, payload.version);
+        let wire_size = entry.to_bytes().len();
+        if let Some(record) = self.entries.get_mut(&peer) {
+            if payload.freshness() <= record.entry().freshness() {
+                // Not newer, but a direct hand-over still proves the peer is alive.
+                if direct_contact.is_some() {
+                    record.last_contact = direct_contact;
+                }
+                return UpsertOutcome::Rejected;
+            }
+            let updated = payload.version != record.entry().version;
+            self.by_expiry.remove(&(record.expires, peer));
+            self.by_expiry.insert((expires, peer));
+            self.wire_bytes = self.wire_bytes - record.wire_size + wire_size;
+            record.entry = entry;
+            record.refreshed = now;
+            record.expires = expires;
+            record.fingerprint = fresh_fingerprint;
+            record.wire_size = wire_size;
+            if direct_contact.is_some() {
+                record.last_contact = direct_contact;
+            }
+            return if updated {
+                UpsertOutcome::Updated
+            } else {
+                UpsertOutcome::Refreshed
+            };
+        }
+        if self.entries.len() >= self.config.max_entries && !self.evict_for(source, now) {
+            return UpsertOutcome::Full;
+        }
+        self.tombstones_remove(&peer);
+        self.by_expiry.insert((expires, peer));
+        self.wire_bytes += wire_size;
+        self.entries.insert(
+            peer,
+            Record {
+                entry,
+                refreshed: now,
+                expires,
+                last_contact: direct_contact,
+                neighbour: false,
+                rtt: None,
+                fingerprint: fresh_fingerprint,
+                wire_size,
+            },
+        );
+        UpsertOutcome::New
+    }
+
+    /// Decodes, verifies and offers an entry in its wire form.
+    pub fn upsert_bytes(&mut self, bytes: &[u8], source: Source, now: Time) -> UpsertOutcome {
+        match Signed::<PeerEntry>::from_bytes(bytes) {
+            Ok(entry) => self.upsert(entry, source, now),
+            Err(err) => UpsertOutcome::InvalidSignature(err),
+        }
+    }
+
+    /// Makes room for one new entry, following the policy in the module docs.
+    fn evict_for(&mut self, source: Source, now: Time) -> bool {
+        let newcomer_proven = source == Source::Direct;
+        let victim = self
+            .by_expiry
+            .iter()
+            .take(EVICTION_SCAN)
+            .map(|(_, peer)| (peer, &self.entries[peer]))
+            .find(|(_, record)| !record.is_proven(now, self.config.purge_after));
+        let Some((victim, record)) = victim else {
+            return false;
+        };
+        let stale = now.since(record.refreshed) >= self.config.stale_after;
+        if !(stale || newcomer_proven) {
+            return false;
+        }
+        let victim = *victim;
+        self.remove(&victim);
+        true
+    }
+
+    /// Applies a departure notice. See [`DepartureOutcome`].
+    pub fn depart(&mut self, departure: &Departure, now: Time) -> DepartureOutcome {
+        if departure.network != self.network {
+            return DepartureOutcome::DifferentNetwork;
+        }
+        if departure.peer == self.local_id() {
+            return DepartureOutcome::LocalPeer;
+        }
+        if departure.timestamp > now.saturating_add(self.config.max_drift) {
+            return DepartureOutcome::TooFarInFuture;
+        }
+        if departure.timestamp.saturating_add(self.config.max_drift) < now {
+            return DepartureOutcome::TooOld;
+        }
+        let outcome = match self.entries.get(&departure.peer) {
+            Some(record) if record.entry().version > departure.version => {
+                return DepartureOutcome::Stale;
+            }
+            Some(_) => {
+                self.remove(&departure.peer);
+                DepartureOutcome::Removed
+            }
+            None => DepartureOutcome::Unknown,
+        };
+        self.add_tombstone(departure.peer, departure.version, departure.timestamp);
+        outcome
+    }
+
+    fn add_tombstone(&mut self, peer: PeerId, version: Version, timestamp: Time) {
+        if let Some((held, _)) = self.tombstones.get(&peer)
+            && *held >= version
+        {
+            return;
+        }
+        self.tombstones_remove(&peer);
+        if self.config.max_tombstones == 0 {
+            return;
+        }
+        // Full: forget the oldest departure. At worst a late copy of that peer's entry comes
+        // back and lives until the purge; no honest state is lost.
+        while self.tombstones.len() >= self.config.max_tombstones {
+            let Some((_, oldest)) = self.tombstones_by_time.pop_first() else {
+                break;
+            };
+            self.tombstones.remove(&oldest);
+        }
+        self.tombstones.insert(peer, (version, timestamp));
+        self.tombstones_by_time.insert((timestamp, peer));
+    }
+
+    fn tombstones_remove(&mut self, peer: &PeerId) {
+        if let Some((_, time)) = self.tombstones.remove(peer) {
+            self.tombstones_by_time.remove(&(time, *peer));
+        }
+    }
+
+    /// Removes a remote entry, returning it.
+    pub fn remove(&mut self, peer: &PeerId) -> Option<Record> {
+        let record = self.entries.remove(peer)?;
+        self.by_expiry.remove(&(record.expires, *peer));
+        self.wire_bytes -= record.wire_size;
+        Some(record)
+    }
+
+    /// The soonest time an entry expires.
+    pub fn next_expiry(&self) -> Option<Time> {
+        self.by_expiry.first().map(|(time, _)| *time)
+    }
+
+    /// Removes every entry that expired by `now` and returns their peers, soonest first. Also
+    /// forgets tombstones old enough that the entries they guard are past the purge horizon.
+    pub fn purge(&mut self, now: Time) -> Vec<PeerId> {
+        let mut purged = Vec::new();
+        while let Some(&(expires, peer)) = self.by_expiry.first() {
+            if expires > now {
+                break;
+            }
+            self.remove(&peer);
+            purged.push(peer);
+        }
+        let horizon = self.config.purge_after + self.config.max_drift;
+        while let Some(&(time, peer)) = self.tombstones_by_time.first() {
+            if time.saturating_add(horizon) > now {
+                break;
+            }
+            self.tombstones_by_time.pop_first();
+            self.tombstones.remove(&peer);
+        }
+        purged
+    }
+
+    /// Marks whether `peer` is a direct neighbour (liveness evidence for the eviction policy).
+    pub fn set_neighbour(&mut self, peer: &PeerId, neighbour: bool) {
+        if let Some(record) = self.entries.get_mut(peer) {
+            record.neighbour = neighbour;
+        }
+    }
+
+    /// Records a measured round-trip time (and so a direct contact) for `peer`.
+    pub fn record_rtt(&mut self, peer: &PeerId, rtt: Duration, now: Time) {
+        if let Some(record) = self.entries.get_mut(peer) {
+            record.rtt = Some(rtt);
+            record.last_contact = Some(now);
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! The sans-IO protocol: entries, catalog, sync and the node state machine.
+
+mod catalog;
+mod config;
+mod entry;
+mod io;
+mod message;
+mod node;
+mod node_sync;
+mod sync;
+mod time;
+
+pub use catalog::{Catalog, DepartureOutcome, Record, Source, UpsertOutcome};
+pub use config::{Config, Limits};
+pub use entry::{Departure, EntryError, PROTOCOL_VERSION, PeerEntry, Version};
+pub use io::{Command, DepartReason, Event, Input, Output, Timer, Violation};
+pub use message::{Announcement, Message, MessageError};
+pub use node::{LocalInfo, Node, Stats};
+pub use sync::{DigestItem, SyncMessage};
+pub use time::Time;
+
+#[cfg(test)]
+mod tests;

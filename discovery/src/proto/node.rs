@@ -1,0 +1,534 @@
+//! The node-level state machine: one discovery instance, driven by `handle(input, now)`.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, VecDeque},
+    net::SocketAddr,
+};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use weft_transport::{NetworkId, PeerId, RelayUrl, SecretKey, Signed};
+
+use super::{
+    catalog::{Catalog, DepartureOutcome, Source, UpsertOutcome},
+    config::Config,
+    entry::{Departure, EntryError, PROTOCOL_VERSION, PeerEntry, Version},
+    io::{Command, DepartReason, Event, Input, Output, Timer, Violation},
+    message::{Announcement, Message},
+    time::Time,
+};
+
+/// What the local entry says at start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocalInfo {
+    /// Direct addresses.
+    pub direct: BTreeSet<SocketAddr>,
+    /// Relay URL.
+    pub relay: Option<RelayUrl>,
+    /// Tags.
+    pub tags: BTreeSet<String>,
+    /// Metadata.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Counters a node keeps about itself (exported as metrics by the runtime).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Announcements broadcast.
+    pub announcements: u64,
+    /// Entries accepted as new.
+    pub new: u64,
+    /// Entries accepted as updated.
+    pub updated: u64,
+    /// Entries accepted as refreshed.
+    pub refreshed: u64,
+    /// Entries ignored as duplicates, replays or outdated.
+    pub ignored: u64,
+    /// Entries refused as faulty or hostile (see [`Event::EntryRefused`]).
+    pub refused: u64,
+    /// Sync sessions started by us.
+    pub syncs_started: u64,
+    /// Sync sessions that ended normally (either side).
+    pub syncs_finished: u64,
+    /// Sync sessions abandoned.
+    pub syncs_failed: u64,
+    /// Protocol violations seen.
+    pub violations: u64,
+}
+
+/// A sync session in progress with one peer.
+#[derive(Debug, Clone)]
+pub(super) enum Session {
+    /// We sent an offer and wait for the digest.
+    Offered { session: u64, buckets: u16 },
+    /// We sent our entries and wants, and wait for the wanted entries.
+    Wanting {
+        session: u64,
+        wanted: BTreeSet<PeerId>,
+    },
+    /// We answered an offer with a digest and wait for the exchange.
+    Serving {
+        session: u64,
+        buckets: u16,
+        differing: Vec<u16>,
+    },
+}
+
+impl Session {
+    pub(super) fn id(&self) -> u64 {
+        match self {
+            Self::Offered { session, .. }
+            | Self::Wanting { session, .. }
+            | Self::Serving { session, .. } => *session,
+        }
+    }
+}
+
+/// One discovery instance as a deterministic state machine (sans-IO).
+///
+/// Feed it [`Input`]s with the current time through [`Node::handle`]; carry out the
+/// [`Output`]s it returns. It reads no clock, does no IO, and draws randomness only from the
+/// seeded RNG it was built with, so a run replays exactly.
+///
+/// ```
+/// use weft_discovery::{Config, Input, LocalInfo, Node, Output, Time, Timer};
+/// use weft_transport::{NetworkId, SecretKey};
+///
+/// let key = SecretKey::from_bytes(&[1; 32]);
+/// let now = Time::from_millis(1_000);
+/// let mut node = Node::new(key, NetworkId::from_name("demo"), LocalInfo::default(),
+///     Config::for_tests(), 7, now).unwrap();
+/// let outputs = node.start(now);
+/// assert!(outputs.iter().any(|o| matches!(o, Output::Broadcast(_))));
+/// assert!(outputs.iter().any(|o| matches!(o, Output::ArmTimer { timer: Timer::Announce, .. })));
+/// ```
+#[derive(Debug)]
+pub struct Node {
+    pub(super) key: SecretKey,
+    pub(super) config: Config,
+    pub(super) catalog: Catalog,
+    pub(super) rng: ChaCha8Rng,
+    pub(super) neighbours: BTreeSet<PeerId>,
+    /// Peers synced (or being synced) in the current connection run.
+    pub(super) synced: BTreeSet<PeerId>,
+    pub(super) sessions: BTreeMap<PeerId, Session>,
+    pub(super) queue: VecDeque<PeerId>,
+    pings: BTreeMap<PeerId, (u64, Time)>,
+    next_announce: Time,
+    next_purge: Option<Time>,
+    last_purge: Time,
+    last_signed: Time,
+    /// The last announcement went out while we had no neighbour, so probably nobody heard it.
+    unheard: bool,
+    departed: bool,
+    pub(super) stats: Stats,
+    pub(super) out: Vec<Output>,
+}
+
+impl Node {
+    /// A node for `key` in `network`, whose entry starts as `info`. `seed` seeds its RNG; `now`
+    /// is its start time, which becomes the `started` part of every version it signs.
+    pub fn new(
+        key: SecretKey,
+        network: NetworkId,
+        info: LocalInfo,
+        config: Config,
+        seed: u64,
+        now: Time,
+    ) -> Result<Self, EntryError> {
+        let entry = PeerEntry {
+            peer: key.peer_id(),
+            network,
+            direct: info.direct,
+            relay: info.relay,
+            version: Version::new(now.as_millis(), 0),
+            timestamp: now,
+            tags: info.tags,
+            metadata: info.metadata,
+            protocol: PROTOCOL_VERSION,
+        };
+        entry.check_limits(&config.limits)?;
+        let local = sign(&key, entry);
+        super::entry::check_signed_entry(&local, &config.limits)?;
+        Ok(Self {
+            catalog: Catalog::new(config.clone(), local),
+            key,
+            config,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            neighbours: BTreeSet::new(),
+            synced: BTreeSet::new(),
+            sessions: BTreeMap::new(),
+            queue: VecDeque::new(),
+            pings: BTreeMap::new(),
+            next_announce: now,
+            next_purge: None,
+            last_purge: now,
+            last_signed: now,
+            unheard: false,
+            departed: false,
+            stats: Stats::default(),
+            out: Vec::new(),
+        })
+    }
+
+    /// The local peer id.
+    pub fn id(&self) -> PeerId {
+        self.catalog.local_id()
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The node's counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether the node has departed.
+    pub fn has_departed(&self) -> bool {
+        self.departed
+    }
+
+    /// Starts the loops: announces the local entry and arms the announce timer.
+    pub fn start(&mut self, now: Time) -> Vec<Output> {
+        self.announce(now);
+        std::mem::take(&mut self.out)
+    }
+
+    /// Handles one input at time `now` and returns what to do.
+    pub fn handle(&mut self, input: Input, now: Time) -> Vec<Output> {
+        match input {
+            Input::Timer(timer) => self.on_timer(timer, now),
+            Input::NeighborUp(peer) => self.on_neighbour_up(peer, now),
+            Input::NeighborDown(peer) => {
+                self.neighbours.remove(&peer);
+                self.catalog.set_neighbour(&peer, false);
+                self.synced.remove(&peer);
+            }
+            Input::Gossip(bytes) => {
+                // Gossip bounds its messages; an entry plus envelope fits in the entry bound
+                // and a few hundred bytes more.
+                let max = self.config.limits.max_entry_bytes + 1024;
+                match Announcement::decode(&bytes, max) {
+                    Ok(announcement) => self.on_announcement(announcement, now),
+                    Err(err) => {
+                        self.stats.refused += 1;
+                        self.emit(Event::BadAnnouncement(err.to_string()));
+                    }
+                }
+            }
+            Input::Announcement(announcement) => self.on_announcement(announcement, now),
+            Input::Message { from, message } => self.on_message(from, message, now),
+            Input::Command(command) => self.on_command(command, now),
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    pub(super) fn emit(&mut self, event: Event) {
+        self.out.push(Output::Event(event));
+    }
+
+    pub(super) fn send(&mut self, to: PeerId, message: Message) {
+        self.out.push(Output::Send { to, message });
+    }
+
+    fn on_timer(&mut self, timer: Timer, now: Time) {
+        match timer {
+            Timer::Announce if !self.departed && now >= self.next_announce => self.announce(now),
+            Timer::Announce => {}
+            Timer::Purge if self.next_purge.is_some_and(|t| now >= t) => self.purge(now),
+            Timer::Purge => {}
+            Timer::SyncTimeout { peer, session } => self.on_sync_timeout(peer, session, now),
+            Timer::PingTimeout { peer, nonce } => {
+                if self.pings.get(&peer).is_some_and(|(n, _)| *n == nonce) {
+                    self.pings.remove(&peer);
+                    self.emit(Event::PingFailed { peer });
+                }
+            }
+        }
+    }
+
+    fn on_neighbour_up(&mut self, peer: PeerId, now: Time) {
+        if peer == self.id() {
+            return;
+        }
+        let first = self.neighbours.is_empty();
+        self.neighbours.insert(peer);
+        self.catalog.set_neighbour(&peer, true);
+        if first && self.unheard && !self.departed {
+            // Our last announcement went into an empty topic: say it again now that someone
+            // listens, rather than a whole interval later.
+            self.announce(now);
+        }
+        self.request_sync(peer, now);
+    }
+
+    /// Re-signs the local entry with a fresh timestamp, broadcasts it, and arms the next round.
+    fn announce(&mut self, now: Time) {
+        let entry = self.fresh_local(now, true);
+        self.stats.announcements += 1;
+        self.unheard = self.neighbours.is_empty();
+        self.out.push(Output::Broadcast(Announcement::Entry(entry)));
+        let interval = self.config.announce_interval;
+        let jitter = super::time::millis(self.config.announce_jitter);
+        let offset = if jitter == 0 {
+            0
+        } else {
+            self.rng.random_range(0..=2 * jitter)
+        };
+        // interval ± jitter, never less than a millisecond.
+        let next = now
+            .saturating_add(interval)
+            .saturating_add(std::time::Duration::from_millis(offset))
+            .saturating_sub(std::time::Duration::from_millis(jitter))
+            .max(now.saturating_add(std::time::Duration::from_millis(1)));
+        self.next_announce = next;
+        self.out.push(Output::ArmTimer {
+            at: next,
+            timer: Timer::Announce,
+        });
+    }
+
+    /// The local entry signed no longer ago than `min_resign_interval` (or now, if `force`).
+    fn fresh_local(&mut self, now: Time, force: bool) -> Signed<PeerEntry> {
+        if !force && now.since(self.last_signed) < self.config.min_resign_interval {
+            return self.catalog.local().clone();
+        }
+        let mut entry = self.catalog.local().payload().clone();
+        // Timestamps only grow, even if the wall clock steps back.
+        entry.timestamp = now.max(Time::from_millis(entry.timestamp.as_millis() + 1));
+        let signed = sign(&self.key, entry);
+        self.last_signed = now;
+        self.catalog.set_local(signed.clone());
+        signed
+    }
+
+    fn on_command(&mut self, command: Command, now: Time) {
+        match command {
+            Command::SetAddresses { direct, relay } => self.update_local(now, |e| {
+                e.direct = direct;
+                e.relay = relay;
+            }),
+            Command::SetTags(tags) => self.update_local(now, |e| e.tags = tags),
+            Command::SetMetadata(metadata) => self.update_local(now, |e| e.metadata = metadata),
+            Command::SyncWith(peer) => {
+                self.synced.remove(&peer);
+                self.request_sync(peer, now);
+            }
+            Command::Ping(peer) => self.ping(peer, now),
+            Command::Depart => self.depart(now),
+        }
+    }
+
+    fn update_local(&mut self, now: Time, change: impl FnOnce(&mut PeerEntry)) {
+        if self.departed {
+            return;
+        }
+        let mut entry = self.catalog.local().payload().clone();
+        change(&mut entry);
+        if entry.same_content(self.catalog.local().payload()) {
+            return;
+        }
+        entry.version = entry.version.next();
+        if let Err(err) = entry.check_limits(&self.config.limits) {
+            self.emit(Event::LocalUpdateRefused(err));
+            return;
+        }
+        let signed = sign(&self.key, entry);
+        if let Err(err) = super::entry::check_signed_entry(&signed, &self.config.limits) {
+            self.emit(Event::LocalUpdateRefused(err));
+            return;
+        }
+        self.catalog.set_local(signed);
+        self.announce(now);
+    }
+
+    fn depart(&mut self, now: Time) {
+        if self.departed {
+            return;
+        }
+        self.departed = true;
+        let local = self.catalog.local().payload();
+        let departure = Departure {
+            peer: local.peer,
+            network: local.network,
+            version: local.version,
+            timestamp: now.max(local.timestamp),
+        };
+        let signed = Signed::sign(&self.key, departure)
+            .expect("the departure names the local key, and plain values always encode");
+        self.out
+            .push(Output::Broadcast(Announcement::Departure(signed)));
+    }
+
+    fn ping(&mut self, peer: PeerId, now: Time) {
+        if self.pings.contains_key(&peer) {
+            return;
+        }
+        if self.pings.len() >= self.config.max_pending_pings {
+            self.emit(Event::PingFailed { peer });
+            return;
+        }
+        let nonce = self.rng.random();
+        self.pings.insert(peer, (nonce, now));
+        self.send(peer, Message::Ping { nonce });
+        self.out.push(Output::ArmTimer {
+            at: now.saturating_add(self.config.ping_timeout),
+            timer: Timer::PingTimeout { peer, nonce },
+        });
+    }
+
+    fn on_announcement(&mut self, announcement: Announcement, now: Time) {
+        match announcement {
+            Announcement::Entry(entry) => {
+                self.apply_entry(entry, Source::Relayed, None, now);
+            }
+            Announcement::Departure(departure) => {
+                let peer = departure.payload().peer;
+                match self.catalog.depart(departure.payload(), now) {
+                    DepartureOutcome::Removed => {
+                        self.forget(&peer);
+                        self.emit(Event::PeerDeparted {
+                            peer,
+                            reason: DepartReason::Departed,
+                        });
+                        self.schedule_purge(now);
+                    }
+                    DepartureOutcome::Unknown
+                    | DepartureOutcome::Stale
+                    | DepartureOutcome::LocalPeer => {}
+                    _ => self.stats.refused += 1,
+                }
+            }
+        }
+    }
+
+    fn on_message(&mut self, from: PeerId, message: Message, now: Time) {
+        match message {
+            Message::Sync(sync) => self.on_sync(from, sync, now),
+            Message::Ping { nonce } => {
+                let entry = self.fresh_local(now, false);
+                self.send(from, Message::Pong { nonce, entry });
+            }
+            Message::Pong { nonce, entry } => {
+                let Some((expected, sent)) = self.pings.get(&from).copied() else {
+                    return;
+                };
+                if expected != nonce {
+                    return;
+                }
+                if entry.payload().peer != from {
+                    self.violation(from, Violation::BadPong);
+                    return;
+                }
+                self.pings.remove(&from);
+                let rtt = now.since(sent);
+                self.apply_entry(entry, Source::Direct, Some(from), now);
+                self.catalog.record_rtt(&from, rtt, now);
+                self.emit(Event::Pong { peer: from, rtt });
+            }
+        }
+    }
+
+    pub(super) fn violation(&mut self, peer: PeerId, violation: Violation) {
+        self.stats.violations += 1;
+        self.sessions.remove(&peer);
+        self.emit(Event::Violation { peer, violation });
+    }
+
+    /// Offers an entry to the catalog and reports what changed.
+    pub(super) fn apply_entry(
+        &mut self,
+        entry: Signed<PeerEntry>,
+        source: Source,
+        from: Option<PeerId>,
+        now: Time,
+    ) -> UpsertOutcome {
+        let peer = entry.payload().peer;
+        let outcome = self.catalog.upsert(entry, source, now);
+        match &outcome {
+            UpsertOutcome::New => {
+                self.stats.new += 1;
+                if self.neighbours.contains(&peer) {
+                    self.catalog.set_neighbour(&peer, true);
+                }
+                if let Some(record) = self.catalog.get(&peer) {
+                    let entry = record.entry().clone();
+                    self.emit(Event::PeerDiscovered(entry));
+                }
+            }
+            UpsertOutcome::Updated => {
+                self.stats.updated += 1;
+                if let Some(record) = self.catalog.get(&peer) {
+                    let entry = record.entry().clone();
+                    self.emit(Event::PeerUpdated(entry));
+                }
+            }
+            UpsertOutcome::Refreshed => self.stats.refreshed += 1,
+            UpsertOutcome::Rejected | UpsertOutcome::Outdated | UpsertOutcome::LocalPeer => {
+                self.stats.ignored += 1;
+            }
+            _ => {
+                self.stats.refused += 1;
+                self.emit(Event::EntryRefused {
+                    from,
+                    outcome: outcome.clone(),
+                });
+            }
+        }
+        if outcome.is_accepted() {
+            self.schedule_purge(now);
+        }
+        outcome
+    }
+
+    /// Forgets per-peer state when a peer leaves the catalog.
+    fn forget(&mut self, peer: &PeerId) {
+        self.synced.remove(peer);
+        self.sessions.remove(peer);
+        self.pings.remove(peer);
+    }
+
+    /// Arms the purge timer at the soonest expiry, but no sooner than `purge_tick` after the
+    /// previous purge.
+    pub(super) fn schedule_purge(&mut self, _now: Time) {
+        let Some(expiry) = self.catalog.next_expiry() else {
+            return;
+        };
+        let at = expiry.max(self.last_purge.saturating_add(self.config.purge_tick));
+        if self.next_purge.is_some_and(|armed| armed <= at) {
+            return;
+        }
+        self.next_purge = Some(at);
+        self.out.push(Output::ArmTimer {
+            at,
+            timer: Timer::Purge,
+        });
+    }
+
+    fn purge(&mut self, now: Time) {
+        self.next_purge = None;
+        self.last_purge = now;
+        for peer in self.catalog.purge(now) {
+            self.forget(&peer);
+            self.emit(Event::PeerDeparted {
+                peer,
+                reason: DepartReason::Purged,
+            });
+        }
+        self.schedule_purge(now);
+    }
+}
+
+/// Signs an entry or departure made by the local node for the local key.
+fn sign(key: &SecretKey, entry: PeerEntry) -> Signed<PeerEntry> {
+    Signed::sign(key, entry)
+        .expect("the local entry names the local key, and its fields always encode")
+}

@@ -1,0 +1,319 @@
+//! The node's side of delta catalog sync: starting, serving and finishing sessions, the queue
+//! and the cascade. The message formats and set arithmetic live in `sync.rs`.
+
+use std::collections::BTreeSet;
+
+use rand::{Rng, seq::SliceRandom};
+use weft_transport::{PeerId, Signed};
+
+use super::{
+    catalog::{Source, UpsertOutcome},
+    entry::PeerEntry,
+    io::{Event, Output, Timer, Violation},
+    message::Message,
+    node::{Node, Session},
+    sync::{
+        self, BUCKET_BYTES, DigestItem, SyncMessage, bucket_of, buckets_for, differing_buckets,
+        items_in,
+    },
+    time::Time,
+};
+
+impl Node {
+    /// Syncs with `peer` unless already synced in this run: at once when a session slot is
+    /// free, else through the bounded queue.
+    pub(super) fn request_sync(&mut self, peer: PeerId, now: Time) {
+        if peer == self.id() || self.synced.contains(&peer) || self.sessions.contains_key(&peer) {
+            return;
+        }
+        if self.sessions.len() < self.config.max_sync_sessions {
+            self.start_sync(peer, now);
+        } else if self.queue.len() < self.config.max_sync_queue && !self.queue.contains(&peer) {
+            self.queue.push_back(peer);
+        }
+        // Queue full: dropped. The peer's entry still reaches us by announcement.
+    }
+
+    fn start_sync(&mut self, peer: PeerId, now: Time) {
+        let session = self.rng.random();
+        let buckets = buckets_for(self.catalog.len() + 1, self.config.max_sync_buckets);
+        let fingerprints = sync::fingerprints(&self.catalog, buckets);
+        self.synced.insert(peer);
+        self.sessions
+            .insert(peer, Session::Offered { session, buckets });
+        self.stats.syncs_started += 1;
+        self.send(
+            peer,
+            Message::Sync(SyncMessage::Offer {
+                session,
+                buckets,
+                fingerprints: fingerprints.into(),
+            }),
+        );
+        self.arm_sync_timeout(peer, session, now);
+    }
+
+    fn arm_sync_timeout(&mut self, peer: PeerId, session: u64, now: Time) {
+        self.out.push(Output::ArmTimer {
+            at: now.saturating_add(self.config.sync_timeout),
+            timer: Timer::SyncTimeout { peer, session },
+        });
+    }
+
+    pub(super) fn on_sync_timeout(&mut self, peer: PeerId, session: u64, now: Time) {
+        if self.sessions.get(&peer).is_some_and(|s| s.id() == session) {
+            self.sessions.remove(&peer);
+            self.stats.syncs_failed += 1;
+            self.emit(Event::SyncFailed { peer });
+            self.drain_queue(now);
+        }
+    }
+
+    /// Ends the session with `peer` and starts syncing with up to `sync_cascade` of the peers
+    /// it taught us, then with queued peers.
+    fn finish_session(&mut self, peer: PeerId, learnt: Vec<PeerId>, now: Time) {
+        self.sessions.remove(&peer);
+        self.stats.syncs_finished += 1;
+        self.emit(Event::SyncFinished {
+            peer,
+            learnt: learnt.len(),
+        });
+        let mut fresh: Vec<PeerId> = learnt
+            .into_iter()
+            .filter(|p| !self.synced.contains(p) && self.catalog.contains(p))
+            .collect();
+        fresh.shuffle(&mut self.rng);
+        for next in fresh.into_iter().take(self.config.sync_cascade) {
+            self.request_sync(next, now);
+        }
+        self.drain_queue(now);
+    }
+
+    fn drain_queue(&mut self, now: Time) {
+        while self.sessions.len() < self.config.max_sync_sessions {
+            let Some(peer) = self.queue.pop_front() else {
+                break;
+            };
+            self.request_sync(peer, now);
+        }
+    }
+
+    /// Upserts entries received in a sync with `from`; returns the peers that were new or newer.
+    fn apply_sync_entries(
+        &mut self,
+        from: PeerId,
+        entries: Vec<Signed<PeerEntry>>,
+        now: Time,
+    ) -> Vec<PeerId> {
+        let mut learnt = Vec::new();
+        for entry in entries {
+            let peer = entry.payload().peer;
+            let source = if peer == from {
+                Source::Direct
+            } else {
+                Source::Relayed
+            };
+            let outcome = self.apply_entry(entry, source, Some(from), now);
+            if matches!(outcome, UpsertOutcome::New | UpsertOutcome::Updated) && peer != from {
+                learnt.push(peer);
+            }
+        }
+        learnt
+    }
+
+    /// The shuffled entries for `peers` within the message budget. Shuffled so that when the
+    /// budget cuts the list, different sessions deliver different parts of it.
+    fn budgeted_entries(&mut self, mut peers: Vec<PeerId>) -> Vec<Signed<PeerEntry>> {
+        peers.shuffle(&mut self.rng);
+        // Leave room for the message's own framing.
+        let budget = self.config.max_sync_message_bytes.saturating_sub(1024);
+        sync::entries_for(&self.catalog, &peers, budget)
+    }
+
+    pub(super) fn on_sync(&mut self, from: PeerId, message: SyncMessage, now: Time) {
+        match message {
+            SyncMessage::Offer {
+                session,
+                buckets,
+                fingerprints,
+            } => self.on_offer(from, session, buckets, &fingerprints, now),
+            SyncMessage::Digest {
+                session,
+                differing,
+                items,
+            } => self.on_digest(from, session, &differing, &items, now),
+            SyncMessage::Exchange {
+                session,
+                entries,
+                wants,
+            } => self.on_exchange(from, session, entries, wants, now),
+            SyncMessage::Entries { session, entries } => {
+                let Some(Session::Wanting {
+                    session: expected,
+                    wanted,
+                }) = self.sessions.get(&from)
+                else {
+                    return self.violation(from, Violation::UnexpectedSyncMessage);
+                };
+                if *expected != session {
+                    return self.violation(from, Violation::UnexpectedSyncMessage);
+                }
+                if entries.iter().any(|e| !wanted.contains(&e.payload().peer)) {
+                    return self.violation(from, Violation::UnwantedEntries);
+                }
+                let learnt = self.apply_sync_entries(from, entries, now);
+                self.finish_session(from, learnt, now);
+            }
+            SyncMessage::Busy { session } => {
+                if !matches!(self.sessions.get(&from), Some(Session::Offered { session: s, .. }) if *s == session)
+                {
+                    return self.violation(from, Violation::UnexpectedSyncMessage);
+                }
+                self.sessions.remove(&from);
+                // Not synced after all: the next neighbour-up may try again.
+                self.synced.remove(&from);
+                self.stats.syncs_failed += 1;
+                self.emit(Event::SyncFailed { peer: from });
+                self.drain_queue(now);
+            }
+        }
+    }
+
+    fn on_offer(&mut self, from: PeerId, session: u64, buckets: u16, theirs: &[u8], now: Time) {
+        if buckets == 0
+            || buckets > self.config.max_sync_buckets
+            || theirs.len() != usize::from(buckets) * BUCKET_BYTES
+        {
+            return self.violation(from, Violation::BadOffer);
+        }
+        if let Some(ours) = self.sessions.get(&from) {
+            // Both sides offered at once: the smaller id's offer wins, the other side serves it.
+            if matches!(ours, Session::Offered { .. }) && self.id() < from {
+                return;
+            }
+            self.sessions.remove(&from);
+        }
+        if self.sessions.len() >= self.config.max_sync_sessions {
+            self.send(from, Message::Sync(SyncMessage::Busy { session }));
+            return;
+        }
+        self.synced.insert(from);
+        let differing = differing_buckets(&self.catalog, buckets, theirs);
+        let items = items_in(&self.catalog, buckets, &differing);
+        let done = differing.is_empty();
+        if !done {
+            self.sessions.insert(
+                from,
+                Session::Serving {
+                    session,
+                    buckets,
+                    differing: differing.clone(),
+                },
+            );
+            self.arm_sync_timeout(from, session, now);
+        }
+        self.send(
+            from,
+            Message::Sync(SyncMessage::Digest {
+                session,
+                differing,
+                items,
+            }),
+        );
+        if done {
+            self.stats.syncs_finished += 1;
+        }
+    }
+
+    fn on_digest(
+        &mut self,
+        from: PeerId,
+        session: u64,
+        differing: &[u16],
+        items: &[DigestItem],
+        now: Time,
+    ) {
+        let Some(Session::Offered {
+            session: expected,
+            buckets,
+        }) = self.sessions.get(&from)
+        else {
+            return self.violation(from, Violation::UnexpectedSyncMessage);
+        };
+        let (expected, buckets) = (*expected, *buckets);
+        if expected != session {
+            return self.violation(from, Violation::UnexpectedSyncMessage);
+        }
+        let ordered = differing.windows(2).all(|w| w[0] < w[1]);
+        let in_range = differing.last().is_none_or(|last| *last < buckets);
+        let items_fit = items.len() <= self.config.max_entries + 1
+            && items
+                .iter()
+                .all(|DigestItem(p, _)| differing.binary_search(&bucket_of(p, buckets)).is_ok());
+        if !(ordered && in_range && items_fit) {
+            return self.violation(from, Violation::BadDigest);
+        }
+        if differing.is_empty() {
+            return self.finish_session(from, Vec::new(), now);
+        }
+        let (send, want) = sync::compare(&self.catalog, buckets, differing, items);
+        let entries = self.budgeted_entries(send);
+        self.send(
+            from,
+            Message::Sync(SyncMessage::Exchange {
+                session,
+                entries,
+                wants: want.clone(),
+            }),
+        );
+        if want.is_empty() {
+            return self.finish_session(from, Vec::new(), now);
+        }
+        self.sessions.insert(
+            from,
+            Session::Wanting {
+                session,
+                wanted: want.into_iter().collect::<BTreeSet<_>>(),
+            },
+        );
+    }
+
+    fn on_exchange(
+        &mut self,
+        from: PeerId,
+        session: u64,
+        entries: Vec<Signed<PeerEntry>>,
+        wants: Vec<PeerId>,
+        now: Time,
+    ) {
+        let Some(Session::Serving {
+            session: expected,
+            buckets,
+            differing,
+        }) = self.sessions.get(&from)
+        else {
+            return self.violation(from, Violation::UnexpectedSyncMessage);
+        };
+        if *expected != session {
+            return self.violation(from, Violation::UnexpectedSyncMessage);
+        }
+        let (buckets, differing) = (*buckets, differing.clone());
+        if wants.len() > self.config.max_entries + 1 {
+            return self.violation(from, Violation::BadDigest);
+        }
+        let learnt = self.apply_sync_entries(from, entries, now);
+        // Only what lies in the differing buckets was asked about; ignore anything else.
+        let wants: Vec<PeerId> = wants
+            .into_iter()
+            .filter(|p| differing.binary_search(&bucket_of(p, buckets)).is_ok())
+            .collect();
+        if !wants.is_empty() {
+            let entries = self.budgeted_entries(wants);
+            self.send(
+                from,
+                Message::Sync(SyncMessage::Entries { session, entries }),
+            );
+        }
+        self.finish_session(from, learnt, now);
+    }
+}

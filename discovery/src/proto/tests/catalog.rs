@@ -1,0 +1,207 @@
+//! Upsert rules, departure, purge and the bound.
+
+use std::time::Duration;
+
+use super::*;
+use crate::proto::{Catalog, Departure, DepartureOutcome, Source, UpsertOutcome};
+
+fn catalog(config: Config) -> Catalog {
+    Catalog::new(config, signed(&key(0), Version::new(1, 0), t(1)))
+}
+
+#[test]
+fn new_updated_refreshed_rejected() {
+    let mut c = catalog(Config::for_tests());
+    let k = key(1);
+    let v = Version::new(100, 0);
+    assert_eq!(
+        c.upsert(signed(&k, v, t(1000)), Source::Relayed, t(1000)),
+        UpsertOutcome::New
+    );
+    assert_eq!(
+        c.upsert(signed(&k, v, t(1000)), Source::Relayed, t(1001)),
+        UpsertOutcome::Rejected
+    );
+    assert_eq!(
+        c.upsert(signed(&k, v, t(1500)), Source::Relayed, t(1500)),
+        UpsertOutcome::Refreshed
+    );
+    assert_eq!(
+        c.upsert(signed(&k, v.next(), t(1600)), Source::Relayed, t(1600)),
+        UpsertOutcome::Updated
+    );
+    // Older version with a newer timestamp: still older.
+    assert_eq!(
+        c.upsert(signed(&k, v, t(1700)), Source::Relayed, t(1700)),
+        UpsertOutcome::Rejected
+    );
+    // A restart (later start) beats any seq of the previous run.
+    assert_eq!(
+        c.upsert(
+            signed(&k, Version::new(200, 0), t(1800)),
+            Source::Relayed,
+            t(1800)
+        ),
+        UpsertOutcome::Updated
+    );
+    assert_eq!(c.len(), 1);
+    assert_eq!(c.wire_bytes(), c.get(&k.peer_id()).unwrap().wire_size());
+}
+
+#[test]
+fn remote_entry_never_replaces_local() {
+    let mut c = catalog(Config::for_tests());
+    let newer = signed(&key(0), Version::new(999, 9), t(1000));
+    assert_eq!(
+        c.upsert(newer, Source::Direct, t(1000)),
+        UpsertOutcome::LocalPeer
+    );
+    assert_eq!(c.local().payload().version, Version::new(1, 0));
+    assert!(c.is_empty());
+}
+
+#[test]
+fn purge_at_expiry_and_no_resurrection_by_relay() {
+    let config = Config::for_tests();
+    let purge_after = config.purge_after;
+    let drift = config.max_drift;
+    let mut c = catalog(config);
+    let k = key(1);
+    c.upsert(
+        signed(&k, Version::new(1, 0), t(1000)),
+        Source::Relayed,
+        t(1000),
+    );
+    assert_eq!(c.next_expiry(), Some(t(1000).saturating_add(purge_after)));
+    assert!(
+        c.purge(
+            t(1000)
+                .saturating_add(purge_after)
+                .saturating_sub(Duration::from_millis(1))
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        c.purge(t(1000).saturating_add(purge_after)),
+        vec![k.peer_id()]
+    );
+    // A relay that still holds the old copy cannot bring it back for another full period: it
+    // expires `purge_after + drift` after it was signed, or is outdated already.
+    let later = t(1000).saturating_add(purge_after + drift);
+    assert_eq!(
+        c.upsert(
+            signed(&k, Version::new(1, 0), t(1000)),
+            Source::Relayed,
+            later
+        ),
+        UpsertOutcome::Outdated
+    );
+    let just_before = later.saturating_sub(Duration::from_millis(10));
+    assert_eq!(
+        c.upsert(
+            signed(&k, Version::new(1, 0), t(1000)),
+            Source::Relayed,
+            just_before
+        ),
+        UpsertOutcome::New
+    );
+    assert_eq!(c.next_expiry(), Some(later));
+}
+
+#[test]
+fn departure_rules() {
+    let config = Config::for_tests();
+    let drift = config.max_drift;
+    let mut c = catalog(config);
+    let k = key(1);
+    let v = Version::new(100, 3);
+    c.upsert(signed(&k, v, t(1000)), Source::Relayed, t(1000));
+    let dep = |version, ts| Departure {
+        peer: k.peer_id(),
+        network: net(),
+        version,
+        timestamp: ts,
+    };
+    // An older version departing (a previous run) does not remove the current one.
+    assert_eq!(
+        c.depart(&dep(Version::new(100, 2), t(1100)), t(1100)),
+        DepartureOutcome::Stale
+    );
+    // Too old (a replay) or too far ahead.
+    assert_eq!(
+        c.depart(&dep(v, t(1100)), t(1100).saturating_add(drift * 2)),
+        DepartureOutcome::TooOld
+    );
+    assert_eq!(
+        c.depart(&dep(v, t(1100).saturating_add(drift * 2)), t(1100)),
+        DepartureOutcome::TooFarInFuture
+    );
+    let mut other = dep(v, t(1100));
+    other.network = NetworkId::from_name("other");
+    assert_eq!(
+        c.depart(&other, t(1100)),
+        DepartureOutcome::DifferentNetwork
+    );
+    assert!(c.contains(&k.peer_id()));
+    assert_eq!(
+        c.depart(&dep(v, t(1100)), t(1100)),
+        DepartureOutcome::Removed
+    );
+    assert!(!c.contains(&k.peer_id()));
+    // A late copy of the departed run is refused; the next run is welcome.
+    assert_eq!(
+        c.upsert(signed(&k, v, t(1050)), Source::Relayed, t(1150)),
+        UpsertOutcome::Rejected
+    );
+    assert_eq!(
+        c.upsert(
+            signed(&k, Version::new(2000, 0), t(2000)),
+            Source::Relayed,
+            t(2000)
+        ),
+        UpsertOutcome::New
+    );
+    // A departure for our own id is ignored.
+    let own = Departure {
+        peer: key(0).peer_id(),
+        network: net(),
+        version: Version::new(1, 0),
+        timestamp: t(2000),
+    };
+    assert_eq!(c.depart(&own, t(2000)), DepartureOutcome::LocalPeer);
+}
+
+#[test]
+fn tombstones_are_bounded() {
+    let config = Config {
+        max_tombstones: 3,
+        ..Config::for_tests()
+    };
+    let mut c = catalog(config);
+    for n in 1..=10 {
+        let d = Departure {
+            peer: key(n).peer_id(),
+            network: net(),
+            version: Version::new(1, 0),
+            timestamp: t(1000 + u64::from(n)),
+        };
+        assert_eq!(c.depart(&d, t(1000)), DepartureOutcome::Unknown);
+    }
+    // Only the three newest tombstones remain: an old departed entry may come back (until purged).
+    assert_eq!(
+        c.upsert(
+            signed(&key(1), Version::new(1, 0), t(1000)),
+            Source::Relayed,
+            t(1000)
+        ),
+        UpsertOutcome::New
+    );
+    assert_eq!(
+        c.upsert(
+            signed(&key(10), Version::new(1, 0), t(1000)),
+            Source::Relayed,
+            t(1000)
+        ),
+        UpsertOutcome::Rejected
+    );
+}

@@ -1,0 +1,85 @@
+//! Proto unit tests: catalog rules, bad input, loops and sync between in-memory nodes.
+
+mod bad_input;
+mod catalog;
+mod node;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use weft_transport::{NetworkId, PeerId, SecretKey, Signed};
+
+use super::{
+    Config, Input, LocalInfo, Message, Node, Output, PROTOCOL_VERSION, PeerEntry, Time, Version,
+};
+
+pub(super) fn key(n: u32) -> SecretKey {
+    let mut bytes = [7u8; 32];
+    bytes[..4].copy_from_slice(&n.to_be_bytes());
+    SecretKey::from_bytes(&bytes)
+}
+
+pub(super) fn net() -> NetworkId {
+    NetworkId::from_name("test")
+}
+
+pub(super) fn t(ms: u64) -> Time {
+    Time::from_millis(ms)
+}
+
+pub(super) fn entry(key: &SecretKey, version: Version, timestamp: Time) -> PeerEntry {
+    PeerEntry {
+        peer: key.peer_id(),
+        network: net(),
+        direct: BTreeSet::from(["127.0.0.1:4000".parse().unwrap()]),
+        relay: None,
+        version,
+        timestamp,
+        tags: BTreeSet::from(["role:test".to_string()]),
+        metadata: BTreeMap::new(),
+        protocol: PROTOCOL_VERSION,
+    }
+}
+
+pub(super) fn signed(key: &SecretKey, version: Version, timestamp: Time) -> Signed<PeerEntry> {
+    Signed::sign(key, entry(key, version, timestamp)).unwrap()
+}
+
+pub(super) fn node(n: u32, now: Time) -> Node {
+    Node::new(
+        key(n),
+        net(),
+        LocalInfo::default(),
+        Config::for_tests(),
+        u64::from(n),
+        now,
+    )
+    .unwrap()
+}
+
+/// Delivers every direct message between `nodes` at once (no latency), until none is left, and
+/// returns the other outputs and the number of messages delivered.
+pub(super) fn pump(
+    nodes: &mut [Node],
+    outputs: Vec<(PeerId, Output)>,
+    now: Time,
+) -> (Vec<(PeerId, Output)>, usize) {
+    let mut pending = outputs;
+    let mut rest = Vec::new();
+    let mut delivered = 0;
+    while let Some((from, output)) = pending.pop() {
+        match output {
+            Output::Send { to, message } => {
+                // Round-trip through the wire format, as the runtime would.
+                let bytes = message.encode();
+                let message = Message::decode(&bytes, usize::MAX).unwrap();
+                if let Some(target) = nodes.iter_mut().find(|n| n.id() == to) {
+                    delivered += 1;
+                    let produced = target.handle(Input::Message { from, message }, now);
+                    pending.extend(produced.into_iter().map(|o| (to, o)));
+                }
+            }
+            other => rest.push((from, other)),
+        }
+    }
+    (rest, delivered)
+}

@@ -1,0 +1,404 @@
+//! The node state machine: announce and purge loops, departure, ping, sync between nodes.
+
+use std::time::Duration;
+
+use super::*;
+use crate::proto::{Announcement, Command, DepartReason, Event, SyncMessage, Timer};
+
+fn broadcasts(out: &[Output]) -> Vec<Announcement> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Broadcast(a) => Some(a.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn timer_at(out: &[Output], which: Timer) -> Option<Time> {
+    out.iter().find_map(|o| match o {
+        Output::ArmTimer { at, timer } if *timer == which => Some(*at),
+        _ => None,
+    })
+}
+
+fn events(out: &[Output]) -> Vec<Event> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn announce_loop_with_jitter_and_immediate_on_change() {
+    let config = Config::for_tests();
+    let (interval, jitter) = (config.announce_interval, config.announce_jitter);
+    let mut n = node(0, t(1000));
+    let out = n.start(t(1000));
+    assert_eq!(broadcasts(&out).len(), 1);
+    let mut now = t(1000);
+    let mut at = timer_at(&out, Timer::Announce).unwrap();
+    let mut gaps = BTreeSet::new();
+    let version = n.catalog().local().payload().version;
+    for _ in 0..20 {
+        let gap = at.since(now);
+        assert!(
+            gap >= interval - jitter && gap <= interval + jitter,
+            "{gap:?}"
+        );
+        gaps.insert(gap);
+        // A timer firing early is ignored.
+        assert!(
+            n.handle(
+                Input::Timer(Timer::Announce),
+                at.saturating_sub(Duration::from_millis(1))
+            )
+            .is_empty()
+        );
+        now = at;
+        let out = n.handle(Input::Timer(Timer::Announce), now);
+        let Ok::<[Announcement; 1], _>([Announcement::Entry(e)]) = broadcasts(&out).try_into()
+        else {
+            panic!()
+        };
+        // Re-announcing keeps the version and moves the timestamp.
+        assert_eq!(e.payload().version, version);
+        assert_eq!(e.payload().timestamp, now);
+        at = timer_at(&out, Timer::Announce).unwrap();
+    }
+    assert!(gaps.len() > 5, "jitter varies the interval");
+    // A local change is announced at once, with the next version.
+    let out = n.handle(
+        Input::Command(Command::SetTags(BTreeSet::from(["gpu".to_string()]))),
+        now.saturating_add(Duration::from_millis(5)),
+    );
+    let Ok::<[Announcement; 1], _>([Announcement::Entry(e)]) = broadcasts(&out).try_into() else {
+        panic!()
+    };
+    assert_eq!(e.payload().version, version.next());
+    assert!(e.payload().tags.contains("gpu"));
+    // Setting the same tags again changes nothing and announces nothing.
+    let out = n.handle(
+        Input::Command(Command::SetTags(BTreeSet::from(["gpu".to_string()]))),
+        now.saturating_add(Duration::from_millis(6)),
+    );
+    assert!(broadcasts(&out).is_empty());
+}
+
+#[test]
+fn purge_loop_reports_departed() {
+    let config = Config::for_tests();
+    let mut n = node(0, t(1000));
+    n.start(t(1000));
+    let k1 = key(1);
+    let k2 = key(2);
+    let out = n.handle(
+        Input::Announcement(Announcement::Entry(signed(
+            &k1,
+            Version::new(1, 0),
+            t(1000),
+        ))),
+        t(1000),
+    );
+    let first = timer_at(&out, Timer::Purge).unwrap();
+    assert_eq!(first, t(1000).saturating_add(config.purge_after));
+    n.handle(
+        Input::Announcement(Announcement::Entry(signed(
+            &k2,
+            Version::new(1, 0),
+            t(1500),
+        ))),
+        t(1500),
+    );
+    // k1 keeps announcing, k2 goes silent.
+    n.handle(
+        Input::Announcement(Announcement::Entry(signed(
+            &k1,
+            Version::new(1, 0),
+            t(2500),
+        ))),
+        t(2500),
+    );
+    // The timer armed for k1's first expiry fires; nothing is due yet, so it re-arms at k2's.
+    let out = n.handle(Input::Timer(Timer::Purge), first);
+    assert!(events(&out).is_empty());
+    let next = timer_at(&out, Timer::Purge).unwrap();
+    assert_eq!(next, t(1500).saturating_add(config.purge_after));
+    let out = n.handle(Input::Timer(Timer::Purge), next);
+    assert_eq!(
+        events(&out),
+        vec![Event::PeerDeparted {
+            peer: k2.peer_id(),
+            reason: DepartReason::Purged
+        }]
+    );
+    assert!(n.catalog().contains(&k1.peer_id()));
+    assert!(!n.catalog().contains(&k2.peer_id()));
+}
+
+#[test]
+fn departure_propagates_and_stops_announcing() {
+    let mut a = node(0, t(1000));
+    let mut b = node(1, t(1000));
+    let out = a.start(t(1000));
+    for ann in broadcasts(&out) {
+        b.handle(Input::Announcement(ann), t(1010));
+    }
+    assert!(b.catalog().contains(&a.id()));
+    let out = a.handle(Input::Command(Command::Depart), t(1500));
+    let anns = broadcasts(&out);
+    assert!(matches!(anns.as_slice(), [Announcement::Departure(_)]));
+    let out = b.handle(Input::Announcement(anns[0].clone()), t(1510));
+    assert_eq!(
+        events(&out),
+        vec![Event::PeerDeparted {
+            peer: a.id(),
+            reason: DepartReason::Departed
+        }]
+    );
+    assert!(!b.catalog().contains(&a.id()));
+    // A departed node announces no more.
+    assert!(a.handle(Input::Timer(Timer::Announce), t(9000)).is_empty());
+    // The departure, re-encoded as gossip bytes, decodes and is idempotent.
+    let out = b.handle(Input::Gossip(anns[0].encode()), t(1520));
+    assert!(events(&out).is_empty());
+}
+
+#[test]
+fn ping_measures_rtt_with_a_fresh_entry() {
+    let mut a = node(0, t(1000));
+    let mut b = node(1, t(1000));
+    let out = a.handle(Input::Command(Command::Ping(b.id())), t(2000));
+    let Some(Output::Send { message, .. }) = out
+        .iter()
+        .find(|o| matches!(o, Output::Send { .. }))
+        .cloned()
+    else {
+        panic!()
+    };
+    let out = b.handle(
+        Input::Message {
+            from: a.id(),
+            message,
+        },
+        t(2020),
+    );
+    let Some(Output::Send { message: pong, .. }) =
+        out.into_iter().find(|o| matches!(o, Output::Send { .. }))
+    else {
+        panic!()
+    };
+    let Message::Pong { entry, .. } = &pong else {
+        panic!()
+    };
+    assert_eq!(
+        entry.payload().timestamp,
+        t(2020),
+        "the pong carries a freshly signed entry"
+    );
+    let out = a.handle(
+        Input::Message {
+            from: b.id(),
+            message: pong.clone(),
+        },
+        t(2040),
+    );
+    assert!(events(&out).contains(&Event::Pong {
+        peer: b.id(),
+        rtt: Duration::from_millis(40)
+    }));
+    assert_eq!(
+        a.catalog().get(&b.id()).unwrap().rtt(),
+        Some(Duration::from_millis(40))
+    );
+    // A second pong with the same nonce is ignored.
+    assert!(
+        events(&a.handle(
+            Input::Message {
+                from: b.id(),
+                message: pong
+            },
+            t(2050)
+        ))
+        .is_empty()
+    );
+    // No answer: the ping fails at its deadline.
+    let out = a.handle(Input::Command(Command::Ping(key(5).peer_id())), t(3000));
+    let at = out
+        .iter()
+        .find_map(|o| match o {
+            Output::ArmTimer {
+                at,
+                timer: timer @ Timer::PingTimeout { .. },
+            } => Some((*at, *timer)),
+            _ => None,
+        })
+        .unwrap();
+    let out = a.handle(Input::Timer(at.1), at.0);
+    assert_eq!(
+        events(&out),
+        vec![Event::PingFailed {
+            peer: key(5).peer_id()
+        }]
+    );
+}
+
+/// Feeds `count` peers' entries into a node.
+fn feed(n: &mut Node, peers: std::ops::Range<u32>, now: Time) {
+    for i in peers {
+        n.handle(
+            Input::Announcement(Announcement::Entry(signed(
+                &key(i),
+                Version::new(1, 0),
+                now,
+            ))),
+            now,
+        );
+    }
+}
+
+fn sync_bytes(outputs: &[(PeerId, Output)]) -> usize {
+    outputs
+        .iter()
+        .map(|(_, o)| match o {
+            Output::Send { message, .. } => message.encode().len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Runs a sync between nodes[0] and nodes[1] started by a neighbour-up, counting bytes.
+fn sync_pair(nodes: &mut [Node], now: Time) -> usize {
+    let id0 = nodes[0].id();
+    let id1 = nodes[1].id();
+    let mut bytes = 0;
+    let mut pending: Vec<(PeerId, Output)> = nodes[0]
+        .handle(Input::NeighborUp(id1), now)
+        .into_iter()
+        .map(|o| (id0, o))
+        .collect();
+    while !pending.is_empty() {
+        // Only the pair exists: cascaded offers to other peers go nowhere.
+        pending.retain(|(_, o)| matches!(o, Output::Send { to, .. } if *to == id0 || *to == id1));
+        bytes += sync_bytes(&pending);
+        let mut next = Vec::new();
+        for (from, o) in pending {
+            if let Output::Send { to, message } = o {
+                let target = nodes.iter_mut().find(|n| n.id() == to).unwrap();
+                next.extend(
+                    target
+                        .handle(Input::Message { from, message }, now)
+                        .into_iter()
+                        .map(|o| (to, o)),
+                );
+            }
+        }
+        pending = next;
+    }
+    bytes
+}
+
+#[test]
+fn delta_sync_sends_only_the_difference() {
+    let now = t(10_000);
+    let mut nodes = vec![node(0, now), node(1, now)];
+    // A common catalog of 300 peers, plus 5 only A knows and 3 only B knows.
+    feed(&mut nodes[0], 100..400, now);
+    feed(&mut nodes[1], 100..400, now);
+    feed(&mut nodes[0], 400..405, now);
+    feed(&mut nodes[1], 500..503, now);
+    let bytes = sync_pair(&mut nodes, now);
+    let (a, b) = (&nodes[0], &nodes[1]);
+    assert!(a.catalog().contains(&b.id()) && b.catalog().contains(&a.id()));
+    assert_eq!(a.catalog().len(), 309);
+    assert_eq!(b.catalog().len(), 309);
+    let full = a.catalog().wire_bytes() + b.catalog().wire_bytes();
+    assert!(bytes * 5 < full, "delta {bytes} vs full {full}");
+    // Synced once per run: a second neighbour-up does nothing.
+    assert_eq!(sync_pair(&mut nodes, now), 0);
+    // After the neighbour went down and up again, catalogs are equal: one offer, one empty digest.
+    let id1 = nodes[1].id();
+    nodes[0].handle(Input::NeighborDown(id1), now);
+    let bytes = sync_pair(&mut nodes, now);
+    assert!(bytes * 100 < nodes[0].catalog().wire_bytes(), "{bytes}");
+}
+
+#[test]
+fn newer_versions_travel_in_sync() {
+    let now = t(10_000);
+    let mut nodes = vec![node(0, now), node(1, now)];
+    feed(&mut nodes[0], 100..150, now);
+    feed(&mut nodes[1], 100..150, now);
+    let updated = signed(&key(120), Version::new(1, 1), now);
+    nodes[1].handle(
+        Input::Announcement(Announcement::Entry(updated)),
+        now,
+    );
+    sync_pair(&mut nodes, now);
+    assert_eq!(
+        nodes[0]
+            .catalog()
+            .get(&key(120).peer_id())
+            .unwrap()
+            .entry()
+            .version,
+        Version::new(1, 1)
+    );
+}
+
+#[test]
+fn simultaneous_offers_resolve_to_one_session() {
+    let now = t(10_000);
+    let mut nodes = vec![node(0, now), node(1, now)];
+    feed(&mut nodes[0], 100..110, now);
+    feed(&mut nodes[1], 110..120, now);
+    let (id0, id1) = (nodes[0].id(), nodes[1].id());
+    let mut outputs: Vec<(PeerId, Output)> = nodes[0]
+        .handle(Input::NeighborUp(id1), now)
+        .into_iter()
+        .map(|o| (id0, o))
+        .collect();
+    outputs.extend(
+        nodes[1]
+            .handle(Input::NeighborUp(id0), now)
+            .into_iter()
+            .map(|o| (id1, o)),
+    );
+    let offers = outputs
+        .iter()
+        .filter(|(_, o)| {
+            matches!(
+                o,
+                Output::Send {
+                    message: Message::Sync(SyncMessage::Offer { .. }),
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(offers, 2);
+    let (rest, _) = pump(&mut nodes, outputs, now);
+    assert!(
+        rest.iter()
+            .all(|(_, o)| !matches!(o, Output::Event(Event::Violation { .. })))
+    );
+    assert_eq!(nodes[0].catalog().len(), 21);
+    assert_eq!(nodes[1].catalog().len(), 21);
+}
+
+#[test]
+fn sync_cascades_to_newly_learnt_peers() {
+    let now = t(10_000);
+    let mut nodes = vec![node(0, now), node(1, now), node(2, now)];
+    // Node 1 knows node 2; node 2 knows peers 100..120 that nobody else knows.
+    let entry2 = nodes[2].catalog().local().clone();
+    nodes[1].handle(Input::Announcement(Announcement::Entry(entry2)), now);
+    feed(&mut nodes[2], 100..120, now);
+    let id0 = nodes[0].id();
+    let id1 = nodes[1].id();
+    let out = nodes[0].handle(Input::NeighborUp(id1), now);
+    pump(&mut nodes, out.into_iter().map(|o| (id0, o)).collect(), now);
+    // Node 0 learnt node 2 from node 1, synced with it in turn, and learnt its peers.
+    assert_eq!(nodes[0].catalog().len(), 22);
+}

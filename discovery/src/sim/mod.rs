@@ -1,0 +1,1 @@
+//! The discovery simulator (work in progress).
