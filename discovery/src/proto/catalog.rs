@@ -331,7 +331,12 @@ impl Catalog {
         }
         let direct_contact = (source == Source::Direct).then_some(now);
         let fresh_fingerprint = fingerprint(&peer, payload.version);
-        let wire_size = entry.to_bytes().len();
+        // The envelope around a payload has a fixed size for a given payload length, so a
+        // refresh (same length, the common case) needs no encoding to know its size.
+        let wire_size = match self.entries.get(&peer) {
+            Some(r) if r.entry.payload_bytes().len() == entry.payload_bytes().len() => r.wire_size,
+            _ => entry.to_bytes().len(),
+        };
         if let Some(record) = self.entries.get_mut(&peer) {
             if payload.freshness() <= record.entry().freshness() {
                 // Not newer, but a direct hand-over still proves the peer is alive.

@@ -18,6 +18,7 @@ pub use message::{Announcement, Message, MessageError};
 pub use node::{LocalInfo, Node, Stats};
 pub use sync::{DigestItem, SyncMessage};
 pub use time::Time;
+pub(crate) use time::millis as time_millis;
 
 #[cfg(test)]
 mod tests;

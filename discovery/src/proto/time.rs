@@ -40,6 +40,24 @@ impl Time {
     }
 }
 
+impl std::ops::Add<Duration> for Time {
+    type Output = Time;
+
+    /// Saturating, like [`Time::saturating_add`].
+    fn add(self, d: Duration) -> Time {
+        self.saturating_add(d)
+    }
+}
+
+impl std::ops::Sub<Duration> for Time {
+    type Output = Time;
+
+    /// Saturating, like [`Time::saturating_sub`].
+    fn sub(self, d: Duration) -> Time {
+        self.saturating_sub(d)
+    }
+}
+
 impl fmt::Debug for Time {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}ms", self.0)

@@ -141,10 +141,7 @@ fn replay_of_older_version() {
         Input::Announcement(Announcement::Entry(new.clone())),
         t(1100),
     );
-    let out = n.handle(
-        Input::Announcement(Announcement::Entry(old)),
-        t(1200),
-    );
+    let out = n.handle(Input::Announcement(Announcement::Entry(old)), t(1200));
     assert!(
         out.iter().all(|o| !matches!(o, Output::Event(_))),
         "a replay is silent: {out:?}"

@@ -331,10 +331,7 @@ fn newer_versions_travel_in_sync() {
     feed(&mut nodes[0], 100..150, now);
     feed(&mut nodes[1], 100..150, now);
     let updated = signed(&key(120), Version::new(1, 1), now);
-    nodes[1].handle(
-        Input::Announcement(Announcement::Entry(updated)),
-        now,
-    );
+    nodes[1].handle(Input::Announcement(Announcement::Entry(updated)), now);
     sync_pair(&mut nodes, now);
     assert_eq!(
         nodes[0]

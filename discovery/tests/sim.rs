@@ -1,0 +1,61 @@
+//! Fast simulator runs (100 nodes, short timings) that assert the goals.
+
+use std::time::Duration;
+
+use weft_discovery::{
+    Config,
+    sim::{Scenario, ScenarioFile, run_scenario},
+};
+
+fn fast(nodes: usize, seed: u64) -> Scenario {
+    Scenario {
+        name: format!("fast-{nodes}"),
+        seed,
+        nodes,
+        crashes: 5,
+        departures: 5,
+        partition_ms: 1_500,
+        latency_min_ms: 10,
+        latency_max_ms: 100,
+        check_interval_ms: 20,
+        config: Config {
+            announce_interval: Duration::from_secs(1),
+            announce_jitter: Duration::from_millis(100),
+            purge_after: Duration::from_secs(3),
+            purge_tick: Duration::from_millis(50),
+            stale_after: Duration::from_millis(1_500),
+            max_drift: Duration::from_millis(500),
+            sync_timeout: Duration::from_secs(1),
+            ..Config::default()
+        },
+        ..Scenario::default()
+    }
+}
+
+#[test]
+fn goals_met_with_100_nodes() {
+    let report = run_scenario(&fast(100, 7));
+    for goal in &report.goals {
+        assert!(goal.met, "{}: {}\n{report}", goal.goal, goal.measured);
+    }
+    let join = report.phase("join").unwrap();
+    assert!(join.rounds.unwrap() <= 3.0);
+    let heal = report.phase("heal").unwrap();
+    assert!(heal.converged_ms.is_some(), "{report}");
+    assert!(heal.sessions > 0 && heal.delta_ratio() <= 0.1, "{report}");
+}
+
+#[test]
+fn same_seed_same_report() {
+    let a = run_scenario(&fast(30, 3)).to_string();
+    let b = run_scenario(&fast(30, 3)).to_string();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn default_scenario_file_parses() {
+    let text = include_str!("../sim/default.toml");
+    let file = ScenarioFile::from_toml(text).unwrap();
+    assert!(!file.scenarios.is_empty());
+    assert_eq!(file.scenarios[0].nodes, 1000);
+}
