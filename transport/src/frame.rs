@@ -59,8 +59,17 @@ pub fn cbor_encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, FrameErr
 
 /// Decodes CBOR bytes as a `T`. Trailing bytes after the value are an error.
 pub fn cbor_decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FrameError> {
+    cbor_decode_with_scratch(bytes, &mut [0u8; 4096])
+}
+
+/// Like [`cbor_decode`], with a caller's scratch buffer. Byte strings up to the scratch size are
+/// copied once; a scratch as large as the frame makes large payloads cheap to decode.
+pub fn cbor_decode_with_scratch<T: DeserializeOwned>(
+    bytes: &[u8],
+    scratch: &mut [u8],
+) -> Result<T, FrameError> {
     let mut reader = bytes;
-    let value = ciborium::de::from_reader(&mut reader)
+    let value = ciborium::de::from_reader_with_buffer(&mut reader, scratch)
         .map_err(|err| FrameError::Malformed(err.to_string()))?;
     if !reader.is_empty() {
         return Err(FrameError::Malformed(format!(
@@ -76,13 +85,25 @@ pub fn cbor_decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FrameError> {
 /// Fails with [`FrameError::TooLarge`] when the body exceeds `max`, so a sender learns at once
 /// that its peer would refuse the frame.
 pub fn encode_frame<T: Serialize + ?Sized>(value: &T, max: usize) -> Result<Vec<u8>, FrameError> {
-    let mut out = vec![0u8; FRAME_HEADER_LEN];
-    ciborium::ser::into_writer(value, &mut out)
+    let mut out = Vec::new();
+    encode_frame_into(value, max, &mut out)?;
+    Ok(out)
+}
+
+/// Like [`encode_frame`], but into `out` (cleared first), so a sender can reuse one buffer.
+pub fn encode_frame_into<T: Serialize + ?Sized>(
+    value: &T,
+    max: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), FrameError> {
+    out.clear();
+    out.extend_from_slice(&[0u8; FRAME_HEADER_LEN]);
+    ciborium::ser::into_writer(value, &mut *out)
         .map_err(|err| FrameError::Malformed(err.to_string()))?;
     let len = out.len() - FRAME_HEADER_LEN;
     let announced = check_len(len as u64, max)?;
     out[..FRAME_HEADER_LEN].copy_from_slice(&announced.to_be_bytes());
-    Ok(out)
+    Ok(())
 }
 
 /// Reads the body length from a frame header, refusing one over `max`.

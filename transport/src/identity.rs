@@ -17,9 +17,32 @@ use serde::{Deserialize, Serialize};
 /// assert_eq!(id, parsed);
 /// assert_eq!(id.fmt_short().len(), 10);
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerId(iroh_base::PublicKey);
+
+/// Hex text in human-readable formats (TOML, JSON); a 32-byte string in CBOR, which is 34 bytes
+/// on the wire instead of the ~60 a serde array of 32 numbers would take.
+impl Serialize for PeerId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.serialize_str(&self.to_string())
+        } else {
+            serializer.serialize_bytes(self.as_bytes())
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PeerId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            let text = String::deserialize(deserializer)?;
+            text.parse().map_err(serde::de::Error::custom)
+        } else {
+            let bytes = serde_bytes::ByteArray::<32>::deserialize(deserializer)?;
+            Self::from_bytes(&bytes).map_err(serde::de::Error::custom)
+        }
+    }
+}
 
 impl PeerId {
     /// The 32 bytes of the public key.
@@ -255,6 +278,16 @@ mod tests {
         assert_eq!("abc".parse::<PeerId>(), Err(PeerIdError::WrongLength(3)));
         let not_hex = "z".repeat(64);
         assert_eq!(not_hex.parse::<PeerId>(), Err(PeerIdError::NotHex('z')));
+    }
+
+    #[test]
+    fn peer_id_is_a_byte_string_in_cbor() {
+        let id = SecretKey::from_bytes(&[1; 32]).peer_id();
+        let cbor = crate::cbor_encode(&id).unwrap();
+        assert_eq!(cbor.len(), 34, "2-byte header + 32 bytes");
+        assert_eq!(crate::cbor_decode::<PeerId>(&cbor).unwrap(), id);
+        let short = crate::cbor_encode(&serde_bytes::Bytes::new(&[0; 31])).unwrap();
+        assert!(crate::cbor_decode::<PeerId>(&short).is_err());
     }
 
     #[test]

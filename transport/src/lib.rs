@@ -27,8 +27,9 @@ mod stream;
 
 pub use addr::{PeerAddr, RelayUrl, Ticket, TicketError};
 pub use frame::{
-    DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_LEN, FrameDecoder, FrameError, cbor_decode, cbor_encode,
-    decode_header, encode_frame, frame_overhead,
+    DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_LEN, FrameDecoder, FrameError, cbor_decode,
+    cbor_decode_with_scratch, cbor_encode, decode_header, encode_frame, encode_frame_into,
+    frame_overhead,
 };
 pub use identity::{PeerId, PeerIdError, SecretKey};
 pub use network::{NetworkId, Protocol};

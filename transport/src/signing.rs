@@ -53,9 +53,22 @@ impl DomainTag {
 }
 
 /// An ed25519 signature made through a [`DomainTag`].
-#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Signature(iroh_base::Signature);
+
+/// A 64-byte string on the wire (66 bytes in CBOR).
+impl Serialize for Signature {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.to_bytes())
+    }
+}
+
+impl<'de> Deserialize<'de> for Signature {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let bytes = serde_bytes::ByteArray::<64>::deserialize(deserializer)?;
+        Ok(Self::from_bytes(&bytes))
+    }
+}
 
 impl Signature {
     /// The 64 signature bytes.

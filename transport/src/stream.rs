@@ -6,16 +6,27 @@ use iroh::endpoint::{Connection, RecvStream, SendStream};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::frame::{FRAME_HEADER_LEN, FrameError, cbor_decode, decode_header, encode_frame};
+use crate::frame::{
+    FRAME_HEADER_LEN, FrameError, cbor_decode_with_scratch, decode_header, encode_frame_into,
+};
+
+/// How much a [`FramedRecv`] asks the stream for at a time. Reading ahead lets many small frames
+/// arrive in one read instead of two reads per frame.
+const READ_AHEAD: usize = 64 * 1024;
+
+/// Scratch space for CBOR byte strings: payloads up to this size are copied once when decoded.
+const DECODE_SCRATCH: usize = 64 * 1024;
 
 /// Writes typed frames to a stream.
 ///
 /// Each [`FramedSend::send`] writes one length-prefixed CBOR frame. A message over the maximum is
-/// refused before anything is written, so the stream stays usable.
+/// refused before anything is written, so the stream stays usable. One encode buffer is reused
+/// for every message.
 #[derive(Debug)]
 pub struct FramedSend<T, W = SendStream> {
     writer: W,
     max_frame_size: usize,
+    buf: Vec<u8>,
     _message: PhantomData<fn(T)>,
 }
 
@@ -25,19 +36,24 @@ impl<T: Serialize, W: AsyncWrite + Unpin> FramedSend<T, W> {
         Self {
             writer,
             max_frame_size,
+            buf: Vec::new(),
             _message: PhantomData,
         }
     }
 
     /// Encodes and writes one message.
     pub async fn send(&mut self, message: &T) -> Result<(), FrameError> {
-        let frame = encode_frame(message, self.max_frame_size)?;
-        self.writer.write_all(&frame).await?;
+        encode_frame_into(message, self.max_frame_size, &mut self.buf)?;
+        self.writer.write_all(&self.buf).await?;
+        if self.buf.capacity() > READ_AHEAD.max(4 * self.buf.len()) {
+            // One huge message should not pin its buffer for the stream's lifetime.
+            self.buf = Vec::new();
+        }
         Ok(())
     }
 
-    /// Writes a frame that was encoded earlier with [`encode_frame`] (to encode once and send to
-    /// many peers). The frame's size was checked when it was encoded.
+    /// Writes a frame that was encoded earlier with [`crate::encode_frame`] (to encode once and
+    /// send to many peers). The frame's size was checked when it was encoded.
     pub async fn send_encoded(&mut self, frame: &[u8]) -> Result<(), FrameError> {
         self.writer.write_all(frame).await?;
         Ok(())
@@ -65,10 +81,18 @@ impl<T> FramedSend<T, SendStream> {
 }
 
 /// Reads typed frames from a stream.
+///
+/// It reads ahead up to 64 KiB at a time, so small frames cost one stream read per batch. Its
+/// buffer never grows past the maximum frame size plus that read-ahead: the announced length is
+/// checked before any room is made for a body.
 #[derive(Debug)]
 pub struct FramedRecv<T, R = RecvStream> {
     reader: R,
     max_frame_size: usize,
+    /// Received bytes; `buf[pos..]` are not yet consumed.
+    buf: Vec<u8>,
+    pos: usize,
+    scratch: Vec<u8>,
     _message: PhantomData<fn() -> T>,
 }
 
@@ -78,6 +102,9 @@ impl<T: DeserializeOwned, R: AsyncRead + Unpin> FramedRecv<T, R> {
         Self {
             reader,
             max_frame_size,
+            buf: Vec::new(),
+            pos: 0,
+            scratch: Vec::new(),
             _message: PhantomData,
         }
     }
@@ -89,8 +116,7 @@ impl<T: DeserializeOwned, R: AsyncRead + Unpin> FramedRecv<T, R> {
     /// allocated for it), and [`FrameError::Malformed`] when the body is not a `T`. After
     /// `Malformed` the stream is still aligned on the next frame and may be read on.
     pub async fn recv(&mut self) -> Result<T, FrameError> {
-        let mut header = [0u8; FRAME_HEADER_LEN];
-        let got = read_full(&mut self.reader, &mut header).await?;
+        let got = self.fill(FRAME_HEADER_LEN).await?;
         if got == 0 {
             return Err(FrameError::Closed);
         }
@@ -100,13 +126,44 @@ impl<T: DeserializeOwned, R: AsyncRead + Unpin> FramedRecv<T, R> {
                 expected: FRAME_HEADER_LEN,
             });
         }
+        let header = self.buf[self.pos..self.pos + FRAME_HEADER_LEN]
+            .try_into()
+            .expect("slice of header length");
         let len = decode_header(header, self.max_frame_size)?;
-        let mut body = vec![0u8; len];
-        let got = read_full(&mut self.reader, &mut body).await?;
-        if got < len {
-            return Err(FrameError::Truncated { got, expected: len });
+        let got = self.fill(FRAME_HEADER_LEN + len).await?;
+        if got < FRAME_HEADER_LEN + len {
+            return Err(FrameError::Truncated {
+                got: got - FRAME_HEADER_LEN,
+                expected: len,
+            });
         }
-        cbor_decode(&body)
+        let body_start = self.pos + FRAME_HEADER_LEN;
+        self.pos = body_start + len;
+        let scratch_len = len.clamp(1, DECODE_SCRATCH);
+        if self.scratch.len() < scratch_len {
+            self.scratch.resize(scratch_len, 0);
+        }
+        cbor_decode_with_scratch(&self.buf[body_start..self.pos], &mut self.scratch)
+    }
+
+    /// Reads until `need` unconsumed bytes are buffered or the stream ends; returns how many
+    /// unconsumed bytes there are.
+    async fn fill(&mut self, need: usize) -> Result<usize, FrameError> {
+        while self.buf.len() - self.pos < need {
+            if self.pos > 0 {
+                // Move the unconsumed tail to the front before growing.
+                self.buf.drain(..self.pos);
+                self.pos = 0;
+            }
+            // Room for the rest of this frame and a read-ahead; `need` is bounded by the
+            // maximum frame size, checked by the caller.
+            let wanted = need.max(self.buf.len() + READ_AHEAD);
+            self.buf.reserve_exact(wanted - self.buf.len());
+            if self.reader.read_buf(&mut self.buf).await? == 0 {
+                break;
+            }
+        }
+        Ok(self.buf.len() - self.pos)
     }
 
     /// The underlying reader.
@@ -114,23 +171,12 @@ impl<T: DeserializeOwned, R: AsyncRead + Unpin> FramedRecv<T, R> {
         &mut self.reader
     }
 
-    /// Gives the reader back.
-    pub fn into_inner(self) -> R {
-        self.reader
+    /// Gives the reader back with the bytes read ahead but not yet consumed.
+    pub fn into_parts(self) -> (R, Vec<u8>) {
+        let mut rest = self.buf;
+        rest.drain(..self.pos);
+        (self.reader, rest)
     }
-}
-
-/// Reads until `buf` is full or the stream ends; returns how many bytes were read.
-async fn read_full<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let n = reader.read(&mut buf[filled..]).await?;
-        if n == 0 {
-            break;
-        }
-        filled += n;
-    }
-    Ok(filled)
 }
 
 /// Why a request failed.

@@ -1,1 +1,76 @@
-fn main() {}
+//! weft's automation, run as `cargo xtask COMMAND` (always a release build):
+//!
+//! - `demo [--nodes N]`: the main job, a small network on 127.0.0.1 shown layer by layer.
+//! - `bench NAME [--rounds N]`: a benchmark; names: `transport`.
+//! - `ci [--no-tests]`: what CI runs.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod bench;
+mod ci;
+mod demo;
+mod probe;
+mod stats;
+mod table;
+
+use anyhow::{Context, Result, bail};
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  demo [--nodes N]            start N nodes (default 5) on 127.0.0.1 and show every layer at work
+  bench NAME [--rounds N]     run a benchmark (transport)
+  ci [--no-tests]             run every CI check";
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    // Run from the workspace root whatever the caller's directory.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask lives inside the workspace")?;
+    std::env::set_current_dir(root)?;
+
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    match command.as_str() {
+        "demo" => {
+            let mut demo = demo::DemoArgs::default();
+            if let Some(nodes) = flag_value(&rest, "--nodes")? {
+                demo.nodes = nodes;
+            }
+            demo::run(&demo).await
+        }
+        "bench" => {
+            let Some(name) = rest.first().filter(|name| !name.starts_with("--")) else {
+                bail!("bench needs a name: {}\n\n{USAGE}", bench::NAMES.join(", "));
+            };
+            let rounds = flag_value(&rest, "--rounds")?.unwrap_or(5);
+            bench::run(name, rounds).await
+        }
+        "ci" => {
+            let ci = ci::CiArgs {
+                no_tests: rest.iter().any(|arg| arg == "--no-tests"),
+            };
+            ci::run(&ci).await
+        }
+        "" | "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown command {other:?}\n\n{USAGE}"),
+    }
+}
+
+/// The number after `flag`, if the flag is present.
+fn flag_value(args: &[String], flag: &str) -> Result<Option<usize>> {
+    let Some(at) = args.iter().position(|arg| arg == flag) else {
+        return Ok(None);
+    };
+    let value = args
+        .get(at + 1)
+        .with_context(|| format!("{flag} needs a number"))?;
+    Ok(Some(value.parse().with_context(|| {
+        format!("{flag} needs a number, got {value:?}")
+    })?))
+}
