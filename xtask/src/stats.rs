@@ -8,6 +8,8 @@ pub(crate) fn percentile(samples: &mut [Duration], p: f64) -> Duration {
         return Duration::ZERO;
     }
     samples.sort_unstable();
+    // Nearest rank: the smallest sample with at least p% of samples at or below it.
+    #[allow(clippy::cast_possible_truncation)]
     let rank = ((p / 100.0) * samples.len() as f64).ceil() as usize;
     samples[rank.clamp(1, samples.len()) - 1]
 }
