@@ -1,11 +1,23 @@
 //! weft-registry: signed provider records under human-readable names, stored on the `k` nodes
 //! closest to `blake3(name)` in a Kademlia DHT.
 //!
-//! - [`proto`]: the protocol as a sans-IO state machine ([`proto::Node`]), with the routing
-//!   table, the iterative lookup, signed records and removals, and the bounded store.
-//! - [`sim`]: a deterministic simulator over the proto (thousands of nodes, virtual time).
+//! - The protocol is a sans-IO state machine, [`Node`]: a [`RoutingTable`] of k-buckets, the
+//!   iterative [`Lookup`], signed [`ProviderRecord`]s and [`Removal`]s verified on decode, and a
+//!   bounded [`Store`]. Feed it [`Input`]s and commands with the current [`Time`], carry out the
+//!   [`Output`]s.
+//! - [`sim`] drives thousands of nodes in virtual time and reports hops, messages, success rates
+//!   and how long a withdrawn record is still returned.
 //!
-//! The registry learns peers only through [`proto::Input::AddPeers`]: whoever owns it (the node,
-//! fed by discovery) pushes addresses in. It depends on `weft-transport` alone.
+//! The registry learns peers only through [`Input::AddPeers`]: whoever owns it (the node, fed by
+//! discovery) pushes addresses in. It depends on `weft-transport` alone. The wire format and
+//! rules are specified in `docs/protocols/registry.md`.
 
-pub mod proto;
+mod proto;
+pub mod sim;
+
+pub use proto::{
+    Ack, CommandError, Config, DhtId, Distance, Event, InboundId, Input, Insert, Lookup,
+    LookupStats, MAX_MESSAGE_SIZE, Node, OpId, Output, ProviderRecord, RecordError, RecordLimits,
+    Refusal, Removal, Request, RequestId, Response, RoutingTable, SignedRecord, SignedRemoval,
+    Store, StoreConfig, Stored, Time, Timer,
+};

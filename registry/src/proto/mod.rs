@@ -2,7 +2,7 @@
 //!
 //! [`Node`] owns a [`RoutingTable`], a [`Store`] and the operations in progress; it is driven by
 //! [`Input`]s and commands, and answers with [`Output`]s. Time comes in as [`Time`], randomness
-//! from an injected seeded RNG. The simulator (`crate::sim`) drives thousands of nodes in virtual time.
+//! from an injected seeded RNG. The simulator ([`crate::sim`]) drives thousands of nodes in virtual time.
 
 mod config;
 mod id;
@@ -20,9 +20,7 @@ pub use id::{DhtId, Distance, Time};
 pub use io::{CommandError, Event, InboundId, Input, OpId, Output, RequestId, Timer};
 pub use lookup::{Lookup, LookupStats};
 pub use node::Node;
-pub use record::{
-    ProviderRecord, RecordError, Removal, SignedRecord, SignedRemoval, check_name_len,
-};
+pub use record::{ProviderRecord, RecordError, Removal, SignedRecord, SignedRemoval};
 pub use routing::{Insert, RoutingTable};
 pub use store::{Refusal, Store, Stored};
 pub use wire::{Ack, MAX_MESSAGE_SIZE, Request, Response};

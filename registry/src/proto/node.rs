@@ -11,7 +11,7 @@ use super::{
     id::{DhtId, Time},
     io::{CommandError, InboundId, Input, OpId, Output, RequestId, Timer},
     lookup::Lookup,
-    ops::{Op, OpKind, Phase},
+    ops::{Op, OpKind, StoreRound},
     record::{ProviderRecord, Removal, SignedRecord, check_name_len},
     routing::{Insert, RoutingTable},
     store::Store,
@@ -228,11 +228,16 @@ impl Node {
         let signed = Signed::sign(&self.key, removal)
             .map_err(|_| CommandError::Invalid(super::record::RecordError::KeyMismatch))?;
         let _ = self.store.put_removal(signed.clone(), now);
-        let kind = OpKind::Withdraw {
-            removal: signed,
-            also: own.holders,
+        // Known holders get the removal at once, in parallel with the lookup for the closest
+        // nodes, which get it when the lookup ends: the record disappears from the nodes that
+        // hold it within one round trip.
+        let request = Request::RemoveProvider {
+            removal: signed.clone(),
         };
-        Ok(self.start_op(kind, signed_key(name), now))
+        let op = self.insert_op(OpKind::Withdraw { removal: signed }, signed_key(name), now);
+        self.send_stores(op, own.holders, &request, now);
+        self.drive(op, now);
+        Ok(op)
     }
 
     /// Looks `name` up: [`Event::Providers`] reports providers as answers arrive, then
@@ -297,7 +302,8 @@ impl Node {
             Op {
                 kind,
                 lookup,
-                phase: Phase::Looking,
+                looking: true,
+                round: StoreRound::default(),
             },
         );
         id

@@ -1,7 +1,7 @@
 //! Operations a node runs: a lookup first, then, for publishes and withdrawals, a store round
 //! to the closest nodes found.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use weft_transport::{PeerAddr, PeerId};
 
@@ -19,7 +19,19 @@ use super::{
 pub(super) struct Op {
     pub(super) kind: OpKind,
     pub(super) lookup: Lookup,
-    pub(super) phase: Phase,
+    /// Whether the lookup is still running.
+    pub(super) looking: bool,
+    /// The store round of a publish or withdrawal.
+    pub(super) round: StoreRound,
+}
+
+/// Store requests of a publish or withdrawal: who was sent one, how many are unanswered, how
+/// many acknowledged.
+#[derive(Debug, Default)]
+pub(super) struct StoreRound {
+    sent: BTreeSet<PeerId>,
+    waiting: usize,
+    acked: usize,
 }
 
 #[derive(Debug)]
@@ -32,21 +44,12 @@ pub(super) enum OpKind {
     },
     /// Publishing one of our records.
     Publish { record: SignedRecord },
-    /// Withdrawing one of our records; `also` are nodes known to hold it.
-    Withdraw {
-        removal: SignedRemoval,
-        also: Vec<PeerAddr>,
-    },
+    /// Withdrawing one of our records.
+    Withdraw { removal: SignedRemoval },
     /// Refreshing a bucket.
     Refresh,
     /// The self-lookup of a joining node.
     Bootstrap,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Phase {
-    Looking,
-    Storing { waiting: usize, acked: usize },
 }
 
 impl Node {
@@ -55,7 +58,7 @@ impl Node {
         let Some(op) = self.ops.get_mut(&id) else {
             return;
         };
-        if !matches!(op.phase, Phase::Looking) {
+        if !op.looking {
             return;
         }
         if op.lookup.is_done() {
@@ -101,30 +104,36 @@ impl Node {
                 };
                 (closest, request)
             }
-            OpKind::Withdraw { removal, also } => {
-                let mut targets = closest;
-                for holder in also {
-                    if !targets.iter().any(|t| t.id == holder.id) {
-                        targets.push(holder.clone());
-                    }
-                }
+            OpKind::Withdraw { removal, .. } => {
+                // Known holders were sent the removal when the withdrawal started.
                 let request = Request::RemoveProvider {
                     removal: removal.clone(),
                 };
-                (targets, request)
+                (closest, request)
             }
         };
+        op.looking = false;
+        self.send_stores(id, targets, &request, now);
+        self.finish_if_stored(id);
+    }
+
+    /// Sends `request` to every target not sent one yet by operation `id`.
+    pub(super) fn send_stores(
+        &mut self,
+        id: OpId,
+        targets: Vec<PeerAddr>,
+        request: &Request,
+        now: Time,
+    ) {
         let me = self.addr.id;
-        let targets: Vec<PeerAddr> = targets.into_iter().filter(|t| t.id != me).collect();
-        op.phase = Phase::Storing {
-            waiting: targets.len(),
-            acked: 0,
-        };
-        if targets.is_empty() {
-            self.finish_store(id);
-            return;
-        }
         for target in targets {
+            let Some(op) = self.ops.get_mut(&id) else {
+                return;
+            };
+            if target.id == me || !op.round.sent.insert(target.id) {
+                continue;
+            }
+            op.round.waiting += 1;
             self.send(target, request.clone(), Purpose::Store(id), now);
         }
     }
@@ -150,31 +159,29 @@ impl Node {
         let Some(op) = self.ops.get_mut(&id) else {
             return;
         };
-        let Phase::Storing { waiting, acked } = &mut op.phase else {
-            return;
-        };
-        *waiting = waiting.saturating_sub(1);
+        op.round.waiting = op.round.waiting.saturating_sub(1);
         if stored {
-            *acked += 1;
+            op.round.acked += 1;
+            if let OpKind::Publish { record } = &op.kind {
+                let name = record.payload().name.clone();
+                self.record_holder(&name, peer);
+            }
         }
-        let done = *waiting == 0;
-        if stored && let OpKind::Publish { record } = &op.kind {
-            let name = record.payload().name.clone();
-            self.record_holder(&name, peer);
-        }
-        if done {
-            self.finish_store(id);
-        }
+        self.finish_if_stored(id);
     }
 
-    fn finish_store(&mut self, id: OpId) {
+    /// Ends operation `id` once its lookup is over and every store request is answered.
+    fn finish_if_stored(&mut self, id: OpId) {
+        let Some(op) = self.ops.get(&id) else {
+            return;
+        };
+        if op.looking || op.round.waiting > 0 {
+            return;
+        }
         let Some(op) = self.ops.remove(&id) else {
             return;
         };
-        let holders = match op.phase {
-            Phase::Storing { acked, .. } => acked,
-            Phase::Looking => 0,
-        };
+        let holders = op.round.acked;
         match op.kind {
             OpKind::Publish { record } => self.emit(Event::Published {
                 op: id,
@@ -201,7 +208,7 @@ impl Node {
         let Some(op) = self.ops.get_mut(&id) else {
             return;
         };
-        if !matches!(op.phase, Phase::Looking) {
+        if !op.looking {
             return;
         }
         let is_provider_lookup = matches!(op.kind, OpKind::Lookup { .. });

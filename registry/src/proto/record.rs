@@ -158,7 +158,7 @@ impl Removal {
 }
 
 /// Checks a name against the limits (used before lookups and registrations too).
-pub fn check_name_len(name: &str, limits: &RecordLimits) -> Result<(), RecordError> {
+pub(crate) fn check_name_len(name: &str, limits: &RecordLimits) -> Result<(), RecordError> {
     if name.len() > limits.max_name_len {
         return Err(RecordError::NameTooLong(name.len()));
     }
