@@ -53,8 +53,8 @@ pub enum UpsertOutcome {
     Updated,
     /// The same version with a newer timestamp: the entry was refreshed, its content is the same.
     Refreshed,
-    /// Signed so long ago that it is past the purge horizon: ignored (it would expire at once,
-    /// and accepting it would let a relay bring a crashed peer back).
+    /// Signed `purge_after` ago or more: past the purge horizon, ignored (it would expire at
+    /// once, and accepting it would let a relay bring a crashed peer back).
     Outdated,
     /// Not newer than the copy held (a duplicate or a replay), or from a run that departed.
     Rejected,
@@ -314,13 +314,15 @@ impl Catalog {
         if payload.timestamp > now.saturating_add(self.config.max_drift) {
             return UpsertOutcome::TooFarInFuture;
         }
-        // An entry lives `purge_after` from when we got it, but never past `purge_after` (plus
-        // drift) from when its owner signed it: a relay cannot extend a silent peer's life.
-        let expires = now.saturating_add(self.config.purge_after).min(
-            payload
-                .timestamp
-                .saturating_add(self.config.purge_after + self.config.max_drift),
-        );
+        // An entry lives `purge_after` from when its owner signed it (by the owner's clock, but
+        // never from later than we got it). So a relay cannot extend a silent peer's life, a
+        // crashed peer is gone `purge_after` after its last announcement wherever that copy
+        // travelled, and an owner whose clock lags ours by `d` only loses `d` of lifetime,
+        // which announcing several times per `purge_after` absorbs.
+        let expires = payload
+            .timestamp
+            .min(now)
+            .saturating_add(self.config.purge_after);
         if expires <= now {
             return UpsertOutcome::Outdated;
         }

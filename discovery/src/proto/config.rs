@@ -29,7 +29,8 @@ pub struct Config {
     /// started together do not announce in lockstep.
     #[serde(rename = "announce_jitter_ms", with = "serde_ms")]
     pub announce_jitter: Duration,
-    /// An entry not refreshed for this long is purged and reported departed.
+    /// An entry is purged, and reported departed, this long after its owner signed it unless
+    /// a newer copy arrives first. An entry signed longer ago than this is refused as outdated.
     #[serde(rename = "purge_after_ms", with = "serde_ms")]
     pub purge_after: Duration,
     /// Least time between two purge runs: the purge timer fires at the soonest expiry, but no
@@ -52,6 +53,10 @@ pub struct Config {
     /// A sync session that has not finished after this long is abandoned.
     #[serde(rename = "sync_timeout_ms", with = "serde_ms")]
     pub sync_timeout: Duration,
+    /// A peer that answered `Busy` is offered again after a random delay between half and
+    /// one and a half times this.
+    #[serde(rename = "sync_retry_ms", with = "serde_ms")]
+    pub sync_retry: Duration,
     /// Most sync sessions in progress at once (initiated and served together). Further requests
     /// are refused with `Busy`, further initiations wait in the queue.
     pub max_sync_sessions: usize,
@@ -90,6 +95,7 @@ impl Default for Config {
             max_entries: 10_000,
             max_tombstones: 1024,
             sync_timeout: Duration::from_secs(10),
+            sync_retry: Duration::from_secs(2),
             max_sync_sessions: 16,
             max_sync_queue: 256,
             sync_cascade: 2,
@@ -114,6 +120,7 @@ impl Config {
             max_drift: Duration::from_millis(500),
             stale_after: Duration::from_millis(1500),
             sync_timeout: Duration::from_secs(1),
+            sync_retry: Duration::from_millis(200),
             ping_timeout: Duration::from_secs(1),
             min_resign_interval: Duration::from_millis(10),
             ..Self::default()

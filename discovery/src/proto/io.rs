@@ -80,6 +80,11 @@ pub enum Timer {
         /// The session.
         session: u64,
     },
+    /// Time to offer a sync again to a peer that was busy.
+    SyncRetry {
+        /// The peer.
+        peer: PeerId,
+    },
     /// A ping's deadline.
     PingTimeout {
         /// The peer.
@@ -148,7 +153,7 @@ pub enum Event {
         /// Entries it taught us that were new or newer.
         learnt: usize,
     },
-    /// A sync session was abandoned (timeout or busy peer).
+    /// A sync session was abandoned (timeout, or a busy peer: retried later).
     SyncFailed {
         /// The peer.
         peer: PeerId,

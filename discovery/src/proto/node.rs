@@ -113,6 +113,11 @@ pub struct Node {
     pub(super) synced: BTreeSet<PeerId>,
     pub(super) sessions: BTreeMap<PeerId, Session>,
     pub(super) queue: VecDeque<PeerId>,
+    /// Peers that answered `Busy` and will be offered again (at most `max_sync_queue`).
+    pub(super) retries: BTreeSet<PeerId>,
+    /// Whether a sync session has finished yet. Until then the node imports from one peer at a
+    /// time: its catalog is empty, and parallel sessions would each send it everything.
+    pub(super) bootstrapped: bool,
     pings: BTreeMap<PeerId, (u64, Time)>,
     next_announce: Time,
     next_purge: Option<Time>,
@@ -159,6 +164,8 @@ impl Node {
             synced: BTreeSet::new(),
             sessions: BTreeMap::new(),
             queue: VecDeque::new(),
+            retries: BTreeSet::new(),
+            bootstrapped: false,
             pings: BTreeMap::new(),
             next_announce: now,
             next_purge: None,
@@ -246,6 +253,7 @@ impl Node {
             Timer::Purge if self.next_purge.is_some_and(|t| now >= t) => self.purge(now),
             Timer::Purge => {}
             Timer::SyncTimeout { peer, session } => self.on_sync_timeout(peer, session, now),
+            Timer::SyncRetry { peer } => self.on_sync_retry(peer, now),
             Timer::PingTimeout { peer, nonce } => {
                 if self.pings.get(&peer).is_some_and(|(n, _)| *n == nonce) {
                     self.pings.remove(&peer);
@@ -492,6 +500,7 @@ impl Node {
     /// Forgets per-peer state when a peer leaves the catalog.
     fn forget(&mut self, peer: &PeerId) {
         self.synced.remove(peer);
+        self.retries.remove(peer);
         self.sessions.remove(peer);
         self.pings.remove(peer);
     }

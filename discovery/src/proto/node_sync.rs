@@ -26,12 +26,28 @@ impl Node {
         if peer == self.id() || self.synced.contains(&peer) || self.sessions.contains_key(&peer) {
             return;
         }
-        if self.sessions.len() < self.config.max_sync_sessions {
+        if self.sessions.len() < self.session_limit() {
             self.start_sync(peer, now);
         } else if self.queue.len() < self.config.max_sync_queue && !self.queue.contains(&peer) {
             self.queue.push_back(peer);
         }
         // Queue full: dropped. The peer's entry still reaches us by announcement.
+    }
+
+    /// How many sessions may run at once: one until the first has finished.
+    fn session_limit(&self) -> usize {
+        if self.bootstrapped {
+            self.config.max_sync_sessions
+        } else {
+            1
+        }
+    }
+
+    pub(super) fn on_sync_retry(&mut self, peer: PeerId, now: Time) {
+        if self.retries.remove(&peer) && !self.sessions.contains_key(&peer) {
+            self.synced.remove(&peer);
+            self.request_sync(peer, now);
+        }
     }
 
     fn start_sync(&mut self, peer: PeerId, now: Time) {
@@ -74,6 +90,7 @@ impl Node {
     fn finish_session(&mut self, peer: PeerId, learnt: Vec<PeerId>, now: Time) {
         self.sessions.remove(&peer);
         self.stats.syncs_finished += 1;
+        self.bootstrapped = true;
         self.emit(Event::SyncFinished {
             peer,
             learnt: learnt.len(),
@@ -90,7 +107,7 @@ impl Node {
     }
 
     fn drain_queue(&mut self, now: Time) {
-        while self.sessions.len() < self.config.max_sync_sessions {
+        while self.sessions.len() < self.session_limit() {
             let Some(peer) = self.queue.pop_front() else {
                 break;
             };
@@ -170,10 +187,21 @@ impl Node {
                     return self.violation(from, Violation::UnexpectedSyncMessage);
                 }
                 self.sessions.remove(&from);
-                // Not synced after all: the next neighbour-up may try again.
-                self.synced.remove(&from);
                 self.stats.syncs_failed += 1;
                 self.emit(Event::SyncFailed { peer: from });
+                // Offer again later, unless too many retries are pending (then the next
+                // neighbour-up, or announcements, will do).
+                if self.retries.len() < self.config.max_sync_queue {
+                    self.retries.insert(from);
+                    let base = super::time::millis(self.config.sync_retry).max(2);
+                    let delay = self.rng.random_range(base / 2..=base + base / 2);
+                    self.out.push(Output::ArmTimer {
+                        at: now.saturating_add(std::time::Duration::from_millis(delay)),
+                        timer: Timer::SyncRetry { peer: from },
+                    });
+                } else {
+                    self.synced.remove(&from);
+                }
                 self.drain_queue(now);
             }
         }
@@ -193,11 +221,12 @@ impl Node {
             }
             self.sessions.remove(&from);
         }
-        if self.sessions.len() >= self.config.max_sync_sessions {
+        if self.sessions.len() >= self.session_limit() {
             self.send(from, Message::Sync(SyncMessage::Busy { session }));
             return;
         }
         self.synced.insert(from);
+        self.retries.remove(&from);
         let differing = differing_buckets(&self.catalog, buckets, theirs);
         let items = items_in(&self.catalog, buckets, &differing);
         let done = differing.is_empty();
@@ -222,6 +251,7 @@ impl Node {
         );
         if done {
             self.stats.syncs_finished += 1;
+            self.bootstrapped = true;
         }
     }
 

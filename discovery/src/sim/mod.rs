@@ -109,7 +109,7 @@ pub fn run_scenario(scenario: &Scenario) -> ScenarioReport {
     );
     report.goals.push(Goal {
         goal: format!(
-            "crashed node leaves every catalog within purge_after + purge tick ({:.1}s)",
+            "crashed node leaves every catalog within purge_after + purge tick ({:.2}s)",
             bound.as_secs_f64()
         ),
         measured: crash.converged_ms.map_or("never".into(), |v| {
