@@ -93,7 +93,7 @@ impl RoutingTable {
     pub fn contains(&self, peer: &PeerId) -> bool {
         let id = DhtId::of_peer(peer);
         self.bucket_of(&id)
-            .is_some_and(|b| self.buckets[b].entries.iter().any(|e| e.addr.id == *peer))
+            .is_some_and(|b| self.buckets[b].entries.iter().any(|e| e.id == id))
     }
 
     fn bucket_of(&self, id: &DhtId) -> Option<usize> {
@@ -108,7 +108,7 @@ impl RoutingTable {
         };
         let k = self.k;
         let bucket = &mut self.buckets[index];
-        if let Some(pos) = bucket.entries.iter().position(|e| e.addr.id == addr.id) {
+        if let Some(pos) = bucket.entries.iter().position(|e| e.id == id) {
             let mut entry = bucket.entries.remove(pos);
             entry.last_seen = now;
             merge_addr(&mut entry.addr, addr);
@@ -141,7 +141,7 @@ impl RoutingTable {
             return;
         };
         let bucket = &mut self.buckets[index];
-        if let Some(pos) = bucket.entries.iter().position(|e| e.addr.id == *peer) {
+        if let Some(pos) = bucket.entries.iter().position(|e| e.id == id) {
             let mut entry = bucket.entries.remove(pos);
             entry.last_seen = now;
             bucket.entries.push(entry);
@@ -157,7 +157,7 @@ impl RoutingTable {
         let id = DhtId::of_peer(peer);
         let index = self.bucket_of(&id)?;
         let bucket = &mut self.buckets[index];
-        let pos = bucket.entries.iter().position(|e| e.addr.id == *peer)?;
+        let pos = bucket.entries.iter().position(|e| e.id == id)?;
         bucket.entries.remove(pos);
         self.len -= 1;
         let newcomer = bucket.pending.take()?;
@@ -175,7 +175,7 @@ impl RoutingTable {
         let id = DhtId::of_peer(peer);
         if let Some(index) = self.bucket_of(&id) {
             let bucket = &mut self.buckets[index];
-            if let Some(pos) = bucket.entries.iter().position(|e| e.addr.id == *peer) {
+            if let Some(pos) = bucket.entries.iter().position(|e| e.id == id) {
                 bucket.entries.remove(pos);
                 self.len -= 1;
             }
@@ -183,20 +183,33 @@ impl RoutingTable {
     }
 
     /// Up to `count` known peers closest to `target`, closest first, leaving out `exclude`.
+    ///
+    /// Visits buckets in distance order instead of sorting the whole table. With `target` in
+    /// bucket `i`: peers of bucket `i` are closest (they share bit `i` with the target), then
+    /// every peer of the deeper buckets (their distance to the target has exactly `i` leading
+    /// zeros), then buckets `i - 1` down to 0, each one wholly farther than the one before.
     pub fn closest(&self, target: &DhtId, count: usize, exclude: Option<&PeerId>) -> Vec<PeerAddr> {
-        let mut all: Vec<(Distance, &PeerAddr)> = self
-            .buckets
-            .iter()
-            .flat_map(|b| b.entries.iter())
-            .filter(|e| Some(&e.addr.id) != exclude)
-            .map(|e| (e.id.distance(target), &e.addr))
-            .collect();
-        if all.len() > count {
-            all.select_nth_unstable_by(count, |a, b| a.0.cmp(&b.0));
-            all.truncate(count);
+        let exclude = exclude.map(DhtId::of_peer);
+        let mut out = Vec::with_capacity(count);
+        let mut group: Vec<(Distance, usize, usize)> = Vec::new();
+        let mut take = |buckets: &[Bucket], out: &mut Vec<PeerAddr>| {
+            take_closest(buckets, target, exclude, count, &mut group, out);
+        };
+        match self.local.distance(target).bucket() {
+            Some(i) => {
+                take(&self.buckets[i..=i], &mut out);
+                take(&self.buckets[i + 1..], &mut out);
+                for j in (0..i).rev() {
+                    take(&self.buckets[j..=j], &mut out);
+                }
+            }
+            None => {
+                for j in (0..BUCKETS).rev() {
+                    take(&self.buckets[j..=j], &mut out);
+                }
+            }
         }
-        all.sort_by_key(|a| a.0);
-        all.into_iter().map(|(_, addr)| addr.clone()).collect()
+        out
     }
 
     /// Notes that a lookup for `target` ran at `now`, so its bucket needs no refresh for a while.
@@ -230,6 +243,37 @@ impl RoutingTable {
             .iter()
             .flat_map(|b| b.entries.iter().map(|e| &e.addr))
     }
+}
+
+/// Appends to `out`, closest first, the peers of `buckets` (which must be one distance class, see
+/// [`RoutingTable::closest`]) until it holds `count`. `group` is scratch space.
+fn take_closest(
+    buckets: &[Bucket],
+    target: &DhtId,
+    exclude: Option<DhtId>,
+    count: usize,
+    group: &mut Vec<(Distance, usize, usize)>,
+    out: &mut Vec<PeerAddr>,
+) {
+    if out.len() >= count {
+        return;
+    }
+    group.clear();
+    for (b, bucket) in buckets.iter().enumerate() {
+        for (e, entry) in bucket.entries.iter().enumerate() {
+            if Some(entry.id) != exclude {
+                group.push((entry.id.distance(target), b, e));
+            }
+        }
+    }
+    group.sort_unstable_by_key(|(distance, _, _)| *distance);
+    let room = count - out.len();
+    out.extend(
+        group
+            .iter()
+            .take(room)
+            .map(|&(_, b, e)| buckets[b].entries[e].addr.clone()),
+    );
 }
 
 /// Keeps the address we know and adds what the newer one says.

@@ -129,3 +129,32 @@ fn idle_buckets_are_due_for_refresh() {
     table.touch(&local.random_in_bucket(0, &mut rng), later);
     assert!(!table.buckets_to_refresh(later, interval).contains(&0));
 }
+
+#[test]
+fn closest_matches_a_full_sort() {
+    let me = key(0).peer_id();
+    let local = DhtId::of_peer(&me);
+    let mut table = RoutingTable::new(local, 20, START);
+    for seed in 1..2000 {
+        table.insert(PeerAddr::new(key(seed).peer_id()), START);
+    }
+    let excluded = table.peers().nth(3).unwrap().id;
+    let mut targets: Vec<DhtId> = (0..50).map(|i| DhtId::of_name(&format!("t{i}"))).collect();
+    targets.push(local);
+    targets.push(DhtId::of_peer(&excluded));
+    for target in targets {
+        let mut all: Vec<PeerId> = table
+            .peers()
+            .map(|a| a.id)
+            .filter(|id| *id != excluded)
+            .collect();
+        all.sort_by_key(|id| DhtId::of_peer(id).distance(&target));
+        all.truncate(20);
+        let got: Vec<PeerId> = table
+            .closest(&target, 20, Some(&excluded))
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(got, all);
+    }
+}
