@@ -43,6 +43,15 @@ impl Node {
         }
     }
 
+    /// Remembers that `peer` was synced in this run. The set is bounded by `max_entries`: when
+    /// full (only peers that offer without ever entering the catalog can fill it), the peer is
+    /// not remembered and may be synced again, which costs a fingerprint table.
+    fn mark_synced(&mut self, peer: PeerId) {
+        if self.synced.len() < self.config.max_entries {
+            self.synced.insert(peer);
+        }
+    }
+
     pub(super) fn on_sync_retry(&mut self, peer: PeerId, now: Time) {
         if self.retries.remove(&peer) && !self.sessions.contains_key(&peer) {
             self.synced.remove(&peer);
@@ -54,7 +63,7 @@ impl Node {
         let session = self.rng.random();
         let buckets = buckets_for(self.catalog.len() + 1, self.config.max_sync_buckets);
         let fingerprints = sync::fingerprints(&self.catalog, buckets);
-        self.synced.insert(peer);
+        self.mark_synced(peer);
         self.sessions
             .insert(peer, Session::Offered { session, buckets });
         self.stats.syncs_started += 1;
@@ -225,7 +234,7 @@ impl Node {
             self.send(from, Message::Sync(SyncMessage::Busy { session }));
             return;
         }
-        self.synced.insert(from);
+        self.mark_synced(from);
         self.retries.remove(&from);
         let differing = differing_buckets(&self.catalog, buckets, theirs);
         let items = items_in(&self.catalog, buckets, &differing);

@@ -399,3 +399,73 @@ fn sync_cascades_to_newly_learnt_peers() {
     // Node 0 learnt node 2 from node 1, synced with it in turn, and learnt its peers.
     assert_eq!(nodes[0].catalog().len(), 22);
 }
+
+#[test]
+fn fresh_node_imports_from_one_peer_at_a_time() {
+    let now = t(10_000);
+    let mut nodes = vec![node(0, now), node(1, now), node(2, now)];
+    feed(&mut nodes[1], 100..150, now);
+    feed(&mut nodes[2], 100..150, now);
+    let (id0, id1, id2) = (nodes[0].id(), nodes[1].id(), nodes[2].id());
+    // The fresh node 0 offers to node 1; node 2 offers to node 0 meanwhile.
+    let first = nodes[0].handle(Input::NeighborUp(id1), now);
+    assert!(
+        first
+            .iter()
+            .any(|o| matches!(o, Output::Send { to, .. } if *to == id1))
+    );
+    let out = nodes[2].handle(Input::NeighborUp(id0), now);
+    let Some(Output::Send { message: offer, .. }) =
+        out.into_iter().find(|o| matches!(o, Output::Send { .. }))
+    else {
+        panic!()
+    };
+    let out = nodes[0].handle(
+        Input::Message {
+            from: id2,
+            message: offer,
+        },
+        now,
+    );
+    let Some(Output::Send { message: busy, .. }) =
+        out.into_iter().find(|o| matches!(o, Output::Send { .. }))
+    else {
+        panic!()
+    };
+    assert!(matches!(busy, Message::Sync(SyncMessage::Busy { .. })));
+    // Node 2 schedules a retry.
+    let out = nodes[2].handle(
+        Input::Message {
+            from: id0,
+            message: busy,
+        },
+        now,
+    );
+    let retry = out
+        .iter()
+        .find_map(|o| match o {
+            Output::ArmTimer {
+                at,
+                timer: timer @ Timer::SyncRetry { .. },
+            } => Some((*at, *timer)),
+            _ => None,
+        })
+        .unwrap();
+    assert!(events(&out).contains(&Event::SyncFailed { peer: id0 }));
+    // Node 0 finishes its first import, then the retry finds it ready: a cheap delta.
+    pump(
+        &mut nodes,
+        first.into_iter().map(|o| (id0, o)).collect(),
+        now,
+    );
+    assert_eq!(nodes[0].catalog().len(), 51);
+    let later = retry.0;
+    let out = nodes[2].handle(Input::Timer(retry.1), later);
+    let (_, delivered) = pump(
+        &mut nodes,
+        out.into_iter().map(|o| (id2, o)).collect(),
+        later,
+    );
+    assert!(delivered >= 2);
+    assert!(nodes[0].catalog().contains(&id2));
+}
