@@ -27,6 +27,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    sync::Arc,
     time::Duration,
 };
 
@@ -113,7 +114,9 @@ pub enum Source {
 /// A remote entry and what we know about its peer.
 #[derive(Debug, Clone)]
 pub struct Record {
-    entry: Signed<PeerEntry>,
+    /// Shared: the simulator hands one copy of an announcement to every node, and a catalog
+    /// never needs its own.
+    entry: Arc<Signed<PeerEntry>>,
     refreshed: Time,
     expires: Time,
     last_contact: Option<Time>,
@@ -288,7 +291,7 @@ impl Catalog {
         if *peer == self.local_id() {
             Some(&self.local)
         } else {
-            self.entries.get(peer).map(|r| &r.entry)
+            self.entries.get(peer).map(|r| &*r.entry)
         }
     }
 
@@ -299,7 +302,13 @@ impl Catalog {
 
     /// Offers an entry to the catalog. See [`UpsertOutcome`] for the possible results and the
     /// module docs for the policy when full.
-    pub fn upsert(&mut self, entry: Signed<PeerEntry>, source: Source, now: Time) -> UpsertOutcome {
+    pub fn upsert(
+        &mut self,
+        entry: impl Into<Arc<Signed<PeerEntry>>>,
+        source: Source,
+        now: Time,
+    ) -> UpsertOutcome {
+        let entry = entry.into();
         let payload = entry.payload();
         let peer = payload.peer;
         if payload.network != self.network {

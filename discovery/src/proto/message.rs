@@ -1,6 +1,8 @@
 //! Wire messages: what goes on the gossip topic ([`Announcement`]) and what goes between two
 //! peers directly ([`Message`]: sync and ping).
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use weft_transport::{FrameError, SignatureError, Signed, cbor_decode, cbor_encode};
@@ -14,10 +16,22 @@ use super::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Announcement {
-    /// A peer's current entry.
-    Entry(Signed<PeerEntry>),
+    /// A peer's current entry (shared: one broadcast reaches many receivers).
+    Entry(Arc<Signed<PeerEntry>>),
     /// A peer leaving.
     Departure(Signed<Departure>),
+}
+
+impl From<Signed<PeerEntry>> for Announcement {
+    fn from(entry: Signed<PeerEntry>) -> Self {
+        Self::Entry(Arc::new(entry))
+    }
+}
+
+impl From<Signed<Departure>> for Announcement {
+    fn from(departure: Signed<Departure>) -> Self {
+        Self::Departure(departure)
+    }
 }
 
 /// The wire form: each signed record as its own envelope bytes, so a bad signature is reported
@@ -68,7 +82,7 @@ impl Announcement {
             });
         }
         Ok(match cbor_decode::<AnnouncementWire>(bytes)? {
-            AnnouncementWire::Entry(b) => Self::Entry(Signed::from_bytes(&b)?),
+            AnnouncementWire::Entry(b) => Self::Entry(Arc::new(Signed::from_bytes(&b)?)),
             AnnouncementWire::Departure(b) => Self::Departure(Signed::from_bytes(&b)?),
         })
     }

@@ -3,6 +3,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet, VecDeque},
     net::SocketAddr,
+    sync::Arc,
 };
 
 use rand::{Rng, SeedableRng};
@@ -283,7 +284,8 @@ impl Node {
         let entry = self.fresh_local(now, true);
         self.stats.announcements += 1;
         self.unheard = self.neighbours.is_empty();
-        self.out.push(Output::Broadcast(Announcement::Entry(entry)));
+        self.out
+            .push(Output::Broadcast(Announcement::Entry(Arc::new(entry))));
         let interval = self.config.announce_interval;
         let jitter = super::time::millis(self.config.announce_jitter);
         let offset = if jitter == 0 {
@@ -454,11 +456,12 @@ impl Node {
     /// Offers an entry to the catalog and reports what changed.
     pub(super) fn apply_entry(
         &mut self,
-        entry: Signed<PeerEntry>,
+        entry: impl Into<Arc<Signed<PeerEntry>>>,
         source: Source,
         from: Option<PeerId>,
         now: Time,
     ) -> UpsertOutcome {
+        let entry = entry.into();
         let peer = entry.payload().peer;
         let outcome = self.catalog.upsert(entry, source, now);
         match &outcome {

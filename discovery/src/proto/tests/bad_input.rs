@@ -57,7 +57,7 @@ fn forged_signature() {
             .any(|o| matches!(o, Output::Event(Event::BadAnnouncement(_))))
     );
     assert!(n.catalog().is_empty());
-    n.handle(Input::Announcement(Announcement::Entry(good)), t(1000));
+    n.handle(Input::Announcement(Announcement::from(good)), t(1000));
     assert_eq!(n.catalog().len(), 1);
 }
 
@@ -138,10 +138,10 @@ fn replay_of_older_version() {
     let old = signed(&k, Version::new(500, 1), t(1000));
     let new = signed(&k, Version::new(500, 2), t(1100));
     n.handle(
-        Input::Announcement(Announcement::Entry(new.clone())),
+        Input::Announcement(Announcement::from(new.clone())),
         t(1100),
     );
-    let out = n.handle(Input::Announcement(Announcement::Entry(old)), t(1200));
+    let out = n.handle(Input::Announcement(Announcement::from(old)), t(1200));
     assert!(
         out.iter().all(|o| !matches!(o, Output::Event(_))),
         "a replay is silent: {out:?}"
@@ -152,7 +152,7 @@ fn replay_of_older_version() {
     );
     // Replaying the current copy is rejected too, and does not extend its life.
     let expires = n.catalog().get(&k.peer_id()).unwrap().expires();
-    n.handle(Input::Announcement(Announcement::Entry(new)), t(1300));
+    n.handle(Input::Announcement(Announcement::from(new)), t(1300));
     assert_eq!(n.catalog().get(&k.peer_id()).unwrap().expires(), expires);
     assert_eq!(n.stats().ignored, 2);
 }

@@ -94,30 +94,18 @@ fn purge_loop_reports_departed() {
     let k1 = key(1);
     let k2 = key(2);
     let out = n.handle(
-        Input::Announcement(Announcement::Entry(signed(
-            &k1,
-            Version::new(1, 0),
-            t(1000),
-        ))),
+        Input::Announcement(Announcement::from(signed(&k1, Version::new(1, 0), t(1000)))),
         t(1000),
     );
     let first = timer_at(&out, Timer::Purge).unwrap();
     assert_eq!(first, t(1000).saturating_add(config.purge_after));
     n.handle(
-        Input::Announcement(Announcement::Entry(signed(
-            &k2,
-            Version::new(1, 0),
-            t(1500),
-        ))),
+        Input::Announcement(Announcement::from(signed(&k2, Version::new(1, 0), t(1500)))),
         t(1500),
     );
     // k1 keeps announcing, k2 goes silent.
     n.handle(
-        Input::Announcement(Announcement::Entry(signed(
-            &k1,
-            Version::new(1, 0),
-            t(2500),
-        ))),
+        Input::Announcement(Announcement::from(signed(&k1, Version::new(1, 0), t(2500)))),
         t(2500),
     );
     // The timer armed for k1's first expiry fires; nothing is due yet, so it re-arms at k2's.
@@ -248,11 +236,7 @@ fn ping_measures_rtt_with_a_fresh_entry() {
 fn feed(n: &mut Node, peers: std::ops::Range<u32>, now: Time) {
     for i in peers {
         n.handle(
-            Input::Announcement(Announcement::Entry(signed(
-                &key(i),
-                Version::new(1, 0),
-                now,
-            ))),
+            Input::Announcement(Announcement::from(signed(&key(i), Version::new(1, 0), now))),
             now,
         );
     }
@@ -331,7 +315,7 @@ fn newer_versions_travel_in_sync() {
     feed(&mut nodes[0], 100..150, now);
     feed(&mut nodes[1], 100..150, now);
     let updated = signed(&key(120), Version::new(1, 1), now);
-    nodes[1].handle(Input::Announcement(Announcement::Entry(updated)), now);
+    nodes[1].handle(Input::Announcement(Announcement::from(updated)), now);
     sync_pair(&mut nodes, now);
     assert_eq!(
         nodes[0]
@@ -390,7 +374,7 @@ fn sync_cascades_to_newly_learnt_peers() {
     let mut nodes = vec![node(0, now), node(1, now), node(2, now)];
     // Node 1 knows node 2; node 2 knows peers 100..120 that nobody else knows.
     let entry2 = nodes[2].catalog().local().clone();
-    nodes[1].handle(Input::Announcement(Announcement::Entry(entry2)), now);
+    nodes[1].handle(Input::Announcement(Announcement::from(entry2)), now);
     feed(&mut nodes[2], 100..120, now);
     let id0 = nodes[0].id();
     let id1 = nodes[1].id();
