@@ -197,6 +197,7 @@ pub struct Catalog {
     tombstones: BTreeMap<PeerId, (Version, Time)>,
     tombstones_by_time: BTreeSet<(Time, PeerId)>,
     wire_bytes: usize,
+    evicted: Option<PeerId>,
 }
 
 impl Catalog {
@@ -213,6 +214,7 @@ impl Catalog {
             tombstones: BTreeMap::new(),
             tombstones_by_time: BTreeSet::new(),
             wire_bytes: 0,
+            evicted: None,
         }
     }
 
@@ -396,6 +398,11 @@ impl Catalog {
         UpsertOutcome::New
     }
 
+    /// The peer evicted by the last upsert that made room, if it was not taken yet.
+    pub fn take_evicted(&mut self) -> Option<PeerId> {
+        self.evicted.take()
+    }
+
     /// Decodes, verifies and offers an entry in its wire form.
     pub fn upsert_bytes(&mut self, bytes: &[u8], source: Source, now: Time) -> UpsertOutcome {
         match Signed::<PeerEntry>::from_bytes(bytes) {
@@ -422,6 +429,7 @@ impl Catalog {
         }
         let victim = *victim;
         self.remove(&victim);
+        self.evicted = Some(victim);
         true
     }
 

@@ -187,6 +187,8 @@ pub enum DepartReason {
     Departed,
     /// It was not refreshed within `purge_after`.
     Purged,
+    /// The catalog was full and it made room for a peer with better evidence of liveness.
+    Evicted,
 }
 
 /// Protocol violations by a peer.

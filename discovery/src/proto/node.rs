@@ -467,6 +467,13 @@ impl Node {
         match &outcome {
             UpsertOutcome::New => {
                 self.stats.new += 1;
+                if let Some(evicted) = self.catalog.take_evicted() {
+                    self.forget(&evicted);
+                    self.emit(Event::PeerDeparted {
+                        peer: evicted,
+                        reason: DepartReason::Evicted,
+                    });
+                }
                 if self.neighbours.contains(&peer) {
                     self.catalog.set_neighbour(&peer, true);
                 }

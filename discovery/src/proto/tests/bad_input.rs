@@ -262,6 +262,8 @@ fn flood_of_fake_entries_against_the_bound() {
         ),
         UpsertOutcome::New
     );
+    let evicted = c.take_evicted().expect("a fake made room");
+    assert!(!honest.iter().any(|k| k.peer_id() == evicted));
     assert_eq!(c.len(), 100);
     for k in &honest {
         assert!(c.contains(&k.peer_id()));
