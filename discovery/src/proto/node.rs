@@ -61,11 +61,18 @@ pub struct Stats {
 #[derive(Debug, Clone)]
 pub(super) enum Session {
     /// We sent an offer and wait for the digest.
-    Offered { session: u64, buckets: u16 },
+    Offered {
+        session: u64,
+        buckets: u16,
+        /// Buckets our offer reported empty: the responder may push its entries in them.
+        empty: Vec<u16>,
+    },
     /// We sent our entries and wants, and wait for the wanted entries.
     Wanting {
         session: u64,
         wanted: BTreeSet<PeerId>,
+        /// Peers already learnt from the digest, for the cascade.
+        learnt: Vec<PeerId>,
     },
     /// We answered an offer with a digest and wait for the exchange.
     Serving {

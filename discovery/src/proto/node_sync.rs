@@ -63,9 +63,16 @@ impl Node {
         let session = self.rng.random();
         let buckets = buckets_for(self.catalog.len() + 1, self.config.max_sync_buckets);
         let fingerprints = sync::fingerprints(&self.catalog, buckets);
+        let empty = sync::empty_buckets(&fingerprints);
         self.mark_synced(peer);
-        self.sessions
-            .insert(peer, Session::Offered { session, buckets });
+        self.sessions.insert(
+            peer,
+            Session::Offered {
+                session,
+                buckets,
+                empty,
+            },
+        );
         self.stats.syncs_started += 1;
         self.send(
             peer,
@@ -167,7 +174,8 @@ impl Node {
                 session,
                 differing,
                 items,
-            } => self.on_digest(from, session, &differing, &items, now),
+                entries,
+            } => self.on_digest(from, session, &differing, &items, entries, now),
             SyncMessage::Exchange {
                 session,
                 entries,
@@ -177,6 +185,7 @@ impl Node {
                 let Some(Session::Wanting {
                     session: expected,
                     wanted,
+                    learnt: earlier,
                 }) = self.sessions.get(&from)
                 else {
                     return self.violation(from, Violation::UnexpectedSyncMessage);
@@ -187,7 +196,8 @@ impl Node {
                 if entries.iter().any(|e| !wanted.contains(&e.payload().peer)) {
                     return self.violation(from, Violation::UnwantedEntries);
                 }
-                let learnt = self.apply_sync_entries(from, entries, now);
+                let mut learnt = earlier.clone();
+                learnt.extend(self.apply_sync_entries(from, entries, now));
                 self.finish_session(from, learnt, now);
             }
             SyncMessage::Busy { session } => {
@@ -236,8 +246,14 @@ impl Node {
         }
         self.mark_synced(from);
         self.retries.remove(&from);
-        let differing = differing_buckets(&self.catalog, buckets, theirs);
+        let empty = sync::empty_buckets(theirs);
+        let (pushed, differing): (Vec<u16>, Vec<u16>) =
+            differing_buckets(&self.catalog, buckets, theirs)
+                .into_iter()
+                .partition(|b| empty.binary_search(b).is_ok());
         let items = items_in(&self.catalog, buckets, &differing);
+        let pushed = sync::peers_in(&self.catalog, buckets, &pushed);
+        let entries = self.budgeted_entries(pushed);
         let done = differing.is_empty();
         if !done {
             self.sessions.insert(
@@ -256,6 +272,7 @@ impl Node {
                 session,
                 differing,
                 items,
+                entries,
             }),
         );
         if done {
@@ -270,16 +287,23 @@ impl Node {
         session: u64,
         differing: &[u16],
         items: &[DigestItem],
+        entries: Vec<Signed<PeerEntry>>,
         now: Time,
     ) {
         let Some(Session::Offered {
             session: expected,
             buckets,
+            empty,
         }) = self.sessions.get(&from)
         else {
             return self.violation(from, Violation::UnexpectedSyncMessage);
         };
         let (expected, buckets) = (*expected, *buckets);
+        let pushed_fit = entries.iter().all(|e| {
+            empty
+                .binary_search(&bucket_of(&e.payload().peer, buckets))
+                .is_ok()
+        });
         if expected != session {
             return self.violation(from, Violation::UnexpectedSyncMessage);
         }
@@ -292,8 +316,12 @@ impl Node {
         if !(ordered && in_range && items_fit) {
             return self.violation(from, Violation::BadDigest);
         }
+        if !pushed_fit {
+            return self.violation(from, Violation::UnwantedEntries);
+        }
+        let learnt = self.apply_sync_entries(from, entries, now);
         if differing.is_empty() {
-            return self.finish_session(from, Vec::new(), now);
+            return self.finish_session(from, learnt, now);
         }
         let (send, want) = sync::compare(&self.catalog, buckets, differing, items);
         let entries = self.budgeted_entries(send);
@@ -306,13 +334,14 @@ impl Node {
             }),
         );
         if want.is_empty() {
-            return self.finish_session(from, Vec::new(), now);
+            return self.finish_session(from, learnt, now);
         }
         self.sessions.insert(
             from,
             Session::Wanting {
                 session,
                 wanted: want.into_iter().collect::<BTreeSet<_>>(),
+                learnt,
             },
         );
     }

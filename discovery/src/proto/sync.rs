@@ -3,7 +3,8 @@
 //! ```text
 //! initiator                                   responder
 //!   Offer { buckets, fingerprints }      ─▶        compare fingerprints bucket by bucket
-//!                                        ◀─   Digest { differing buckets, (peer, version) in them }
+//!                                        ◀─   Digest { differing buckets, (peer, version) in them,
+//!                                                      entries in buckets the offer had empty }
 //!   compare digests in those buckets
 //!   Exchange { entries it lacks/has older,
 //!              ids we lack/hold older }  ─▶
@@ -49,14 +50,18 @@ pub enum SyncMessage {
         /// `buckets × 12` bytes: per bucket, the big-endian count and XOR of hashes.
         fingerprints: ByteBuf,
     },
-    /// Responder → initiator: which buckets differ, and the responder's pairs in them.
+    /// Responder → initiator: which buckets differ, the responder's pairs in them, and its
+    /// entries in the buckets the initiator reported empty (it lacks all of those, so listing
+    /// them first would only cost a round trip).
     Digest {
         /// Session id.
         session: u64,
-        /// Differing bucket indices, strictly increasing.
+        /// Differing bucket indices, strictly increasing, other than the pushed ones.
         differing: Vec<u16>,
-        /// The responder's `(peer, version)` pairs in those buckets.
+        /// The responder's `(peer, version)` pairs in the `differing` buckets.
         items: Vec<DigestItem>,
+        /// The responder's entries in buckets the initiator reported empty.
+        entries: Vec<Signed<PeerEntry>>,
     },
     /// Initiator → responder: entries the responder lacks or holds older, and the peers whose
     /// entries the initiator lacks or holds older.
@@ -133,6 +138,25 @@ pub(crate) fn differing_buckets(catalog: &Catalog, buckets: u16, theirs: &[u8]) 
         .zip(0u16..)
         .filter(|((a, b), _)| a != b)
         .map(|(_, index)| index)
+        .collect()
+}
+
+/// The buckets a fingerprint table (of the right length) reports empty.
+pub(crate) fn empty_buckets(table: &[u8]) -> Vec<u16> {
+    table
+        .chunks_exact(BUCKET_BYTES)
+        .zip(0u16..)
+        .filter(|(bucket, _)| bucket[..4] == [0, 0, 0, 0])
+        .map(|(_, index)| index)
+        .collect()
+}
+
+/// The peers we hold (the local one included) in the given buckets.
+pub(crate) fn peers_in(catalog: &Catalog, buckets: u16, which: &[u16]) -> Vec<PeerId> {
+    catalog
+        .digest_items()
+        .filter(|(peer, _, _)| which.binary_search(&bucket_of(peer, buckets)).is_ok())
+        .map(|(peer, _, _)| peer)
         .collect()
 }
 

@@ -307,6 +307,7 @@ fn malformed_sync_frames() {
         session: 5,
         differing: vec![],
         items: vec![],
+        entries: vec![],
     };
     let out = n.handle(
         Input::Message {
@@ -367,6 +368,7 @@ fn malformed_sync_frames() {
         session,
         differing: vec![3, 2, 9999],
         items: vec![],
+        entries: vec![],
     };
     let out = n.handle(
         Input::Message {
@@ -376,7 +378,37 @@ fn malformed_sync_frames() {
         t(1000),
     );
     assert_eq!(violation(&out), Some(Violation::BadDigest));
-    assert_eq!(n.stats().violations, 6);
+    // A digest pushing entries into a bucket our offer did not report empty.
+    let out = n.handle(
+        Input::Command(crate::proto::Command::SyncWith(other)),
+        t(1000),
+    );
+    let session = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Send {
+                message: Message::Sync(SyncMessage::Offer { session, .. }),
+                ..
+            } => Some(*session),
+            _ => None,
+        })
+        .unwrap();
+    let pushy = SyncMessage::Digest {
+        session,
+        differing: vec![],
+        items: vec![],
+        entries: vec![signed(&key(3), Version::new(1, 0), t(1000))],
+    };
+    let out = n.handle(
+        Input::Message {
+            from: other,
+            message: Message::Sync(pushy),
+        },
+        t(1000),
+    );
+    assert_eq!(violation(&out), Some(Violation::UnwantedEntries));
+    assert!(n.catalog().is_empty());
+    assert_eq!(n.stats().violations, 7);
     // The node still works: it syncs with an honest peer afterwards.
     let mut nodes = vec![n, node(1, t(1000))];
     let id1 = nodes[1].id();
