@@ -5,6 +5,9 @@
 //!   iterative [`Lookup`], signed [`ProviderRecord`]s and [`Removal`]s verified on decode, and a
 //!   bounded [`Store`]. Feed it [`Input`]s and commands with the current [`Time`], carry out the
 //!   [`Output`]s.
+//! - With the default feature `net`, [`Registry`] runs a node as an actor on a weft-transport
+//!   endpoint (protocol `registry/1`): `add_peers`, `register` returning a [`Registration`]
+//!   that withdraws on drop, streaming `lookup`, `lookup_all`, and a local cache.
 //! - [`sim`] drives thousands of nodes in virtual time and reports hops, messages, success rates
 //!   and how long a withdrawn record is still returned.
 //!
@@ -12,8 +15,13 @@
 //! discovery) pushes addresses in. It depends on `weft-transport` alone. The wire format and
 //! rules are specified in `docs/protocols/registry.md`.
 
+#[cfg(feature = "net")]
+pub mod net;
 mod proto;
 pub mod sim;
+
+#[cfg(feature = "net")]
+pub use net::{LookupStream, Registration, Registry};
 
 pub use proto::{
     Ack, CommandError, Config, DhtId, Distance, Event, InboundId, Input, Insert, Lookup,

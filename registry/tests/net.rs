@@ -1,0 +1,189 @@
+//! The registry actor on the in-process memory network: 30 nodes, real QUIC underneath.
+
+#![cfg(feature = "net")]
+
+use std::time::Duration;
+
+use weft_registry::{Config, Registry};
+use weft_transport::{Endpoint, MemoryNetwork, PeerAddr, PeerId, SecretKey};
+
+struct Node {
+    endpoint: Endpoint,
+    registry: Registry,
+}
+
+fn config() -> Config {
+    // Generous: dials and handshakes of debug builds on a loaded machine can take a second.
+    Config {
+        request_timeout_ms: 5_000,
+        ..Config::default()
+    }
+}
+
+async fn network(count: u8, config: &Config) -> (MemoryNetwork, Vec<Node>) {
+    let net = MemoryNetwork::new(7);
+    let mut nodes = Vec::new();
+    for seed in 1..=count {
+        let endpoint = Endpoint::builder()
+            .secret_key(SecretKey::from_bytes(&[seed; 32]))
+            .memory(&net)
+            .connect_timeout(Duration::from_secs(3))
+            .bind()
+            .await
+            .unwrap();
+        let registry = Registry::builder(config.clone()).spawn(&endpoint).unwrap();
+        nodes.push(Node { endpoint, registry });
+    }
+    // Each node learns the first node and its predecessor, as discovery would tell it.
+    let first = PeerAddr::new(nodes[0].endpoint.id());
+    for i in 1..nodes.len() {
+        let before = PeerAddr::new(nodes[i - 1].endpoint.id());
+        nodes[i]
+            .registry
+            .add_peers([first.clone(), before])
+            .await
+            .unwrap();
+        // Let the bootstrap run before the next node joins.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    (net, nodes)
+}
+
+async fn providers(node: &Node, name: &str) -> Vec<PeerId> {
+    lookup(node.registry.clone(), name.to_owned()).await
+}
+
+async fn lookup(registry: Registry, name: String) -> Vec<PeerId> {
+    let mut ids: Vec<PeerId> = registry
+        .lookup_all_refresh(&name)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.provider)
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Looks `name` up from every node at once; returns what each found.
+async fn from_every_node(nodes: &[Node], name: &str) -> Vec<Vec<PeerId>> {
+    let tasks: Vec<_> = nodes
+        .iter()
+        .map(|node| tokio::spawn(lookup(node.registry.clone(), name.to_owned())))
+        .collect();
+    let mut out = Vec::new();
+    for task in tasks {
+        out.push(task.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_providers_found_from_every_node_and_withdrawal_removes_one() {
+    let (_net, nodes) = network(30, &config()).await;
+    let mut registrations = Vec::new();
+    for node in &nodes[..3] {
+        let registration = node.registry.register("svc", b"v1".to_vec()).await.unwrap();
+        assert!(registration.holders() > 0);
+        registrations.push(registration);
+    }
+    let mut expected: Vec<PeerId> = nodes[..3].iter().map(|n| n.endpoint.id()).collect();
+    expected.sort();
+    for found in from_every_node(&nodes, "svc").await {
+        assert_eq!(found, expected);
+    }
+    // An unknown name is empty, not an error.
+    assert!(
+        nodes[5]
+            .registry
+            .lookup_all("nobody")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let local = nodes[0].registry.local_registrations().await.unwrap();
+    assert_eq!(local.len(), 1);
+
+    // Withdraw one: no node returns it any more.
+    let gone = registrations.remove(0);
+    assert!(gone.withdraw().await.unwrap() > 0);
+    expected.retain(|id| *id != nodes[0].endpoint.id());
+    for found in from_every_node(&nodes, "svc").await {
+        assert_eq!(found, expected);
+    }
+    // Dropping a registration withdraws it too.
+    drop(registrations.remove(0));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    expected.retain(|id| *id != nodes[1].endpoint.id());
+    for found in from_every_node(&nodes, "svc").await {
+        assert_eq!(found, expected);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_provider_expires_and_live_one_is_republished() {
+    let config = Config {
+        record_ttl_ms: 6_000,
+        tick_interval_ms: 250,
+        ..config()
+    };
+    let (_net, nodes) = network(12, &config).await;
+    let live = nodes[1].registry.register("svc", vec![]).await.unwrap();
+    let dead = nodes[2].registry.register("svc", vec![]).await.unwrap();
+    // The dead provider vanishes without withdrawing.
+    std::mem::forget(dead);
+    nodes[2].endpoint.shutdown().await;
+    assert!(
+        providers(&nodes[5], "svc")
+            .await
+            .contains(&nodes[2].endpoint.id())
+    );
+    tokio::time::sleep(Duration::from_millis(7_000)).await;
+    let found = providers(&nodes[5], "svc").await;
+    assert!(
+        !found.contains(&nodes[2].endpoint.id()),
+        "expired record returned"
+    );
+    assert!(
+        found.contains(&nodes[1].endpoint.id()),
+        "republish did not keep it"
+    );
+    drop(live);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_work_across_a_healed_partition() {
+    let (net, nodes) = network(16, &config()).await;
+    let ids: Vec<PeerId> = nodes.iter().map(|n| n.endpoint.id()).collect();
+    let (a, b) = ids.split_at(8);
+    net.partition(a, b);
+    let _registration = nodes[1].registry.register("svc", vec![]).await.unwrap();
+    net.heal();
+    // Peers that failed during the partition come back as discovery re-announces them.
+    for node in &nodes {
+        node.registry
+            .add_peers(ids.iter().map(|id| PeerAddr::new(*id)))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for found in from_every_node(&nodes[8..], "svc").await {
+        assert_eq!(found, vec![ids[1]]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_lookup_is_served_locally() {
+    let (_net, nodes) = network(6, &config()).await;
+    let _registration = nodes[0].registry.register("svc", vec![]).await.unwrap();
+    assert_eq!(nodes[3].registry.lookup_all("svc").await.unwrap().len(), 1);
+    // Shut the provider and everyone else out: the cache still answers.
+    for node in nodes
+        .iter()
+        .filter(|n| n.endpoint.id() != nodes[3].endpoint.id())
+    {
+        node.endpoint.shutdown().await;
+    }
+    assert_eq!(nodes[3].registry.lookup_all("svc").await.unwrap().len(), 1);
+}
