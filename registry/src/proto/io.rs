@@ -1,7 +1,7 @@
 //! What goes into and comes out of a registry [`crate::proto::Node`].
 
 use serde::{Deserialize, Serialize};
-use weft_transport::{PeerAddr, PeerId};
+use weft_transport::{PeerAddr, PeerId, SignatureError};
 
 use super::{
     id::Time,
@@ -159,4 +159,7 @@ pub enum CommandError {
     /// This node already has its maximum number of registrations.
     #[error("too many registrations")]
     TooManyRegistrations,
+    /// The record could not be signed.
+    #[error("could not sign: {0}")]
+    Sign(SignatureError),
 }

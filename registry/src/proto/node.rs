@@ -183,8 +183,7 @@ impl Node {
             ttl_ms: self.config.record_ttl_ms,
         };
         record.validate(now, &self.config.limits)?;
-        let signed = Signed::sign(&self.key, record)
-            .map_err(|_| CommandError::Invalid(super::record::RecordError::KeyMismatch))?;
+        let signed = Signed::sign(&self.key, record).map_err(CommandError::Sign)?;
         // Our own store holds it too, so lookups that reach us find it; refusal (a full store)
         // only means this copy is missing.
         let _ = self.store.put_record(signed.clone(), now);
@@ -202,7 +201,11 @@ impl Node {
                 republish_at: now + half_ttl,
             },
         );
-        Ok(self.start_op(OpKind::Publish { record: signed }, signed_key(name), now))
+        Ok(self.start_op(
+            OpKind::Publish { record: signed },
+            DhtId::of_name(name),
+            now,
+        ))
     }
 
     /// Withdraws `name`: signs a removal and sends it to the `k` closest nodes and to every node
@@ -225,8 +228,7 @@ impl Node {
             issued_at: now.max(record.issued_at),
             until: record.expires_at(),
         };
-        let signed = Signed::sign(&self.key, removal)
-            .map_err(|_| CommandError::Invalid(super::record::RecordError::KeyMismatch))?;
+        let signed = Signed::sign(&self.key, removal).map_err(CommandError::Sign)?;
         let _ = self.store.put_removal(signed.clone(), now);
         // Known holders get the removal at once, in parallel with the lookup for the closest
         // nodes, which get it when the lookup ends: the record disappears from the nodes that
@@ -234,7 +236,11 @@ impl Node {
         let request = Request::RemoveProvider {
             removal: signed.clone(),
         };
-        let op = self.insert_op(OpKind::Withdraw { removal: signed }, signed_key(name), now);
+        let op = self.insert_op(
+            OpKind::Withdraw { removal: signed },
+            DhtId::of_name(name),
+            now,
+        );
         self.send_stores(op, own.holders, &request, now);
         self.drive(op, now);
         Ok(op)
@@ -500,12 +506,24 @@ impl Node {
         }
     }
 
+    /// Publishes again every registration that no node acknowledged yet (it was made before
+    /// this node knew any peer).
+    pub(super) fn publish_unheld(&mut self, now: Time) {
+        let unheld: Vec<(String, Vec<u8>)> = self
+            .own
+            .iter()
+            .filter(|(_, own)| own.holders.is_empty())
+            .map(|(name, own)| (name.clone(), own.record.payload().metadata.clone()))
+            .collect();
+        for (name, metadata) in unheld {
+            if self.register(&name, metadata, now).is_err() {
+                break; // Busy: the next republish will do it.
+            }
+        }
+    }
+
     /// Peers known to the routing table (for tests and the simulator).
     pub fn known_peers(&self) -> BTreeSet<PeerId> {
         self.table.peers().map(|a| a.id).collect()
     }
-}
-
-fn signed_key(name: &str) -> DhtId {
-    DhtId::of_name(name)
 }

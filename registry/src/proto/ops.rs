@@ -152,6 +152,7 @@ impl Node {
         }
         let peers = self.table.len();
         self.emit(Event::Bootstrapped { peers });
+        self.publish_unheld(now);
     }
 
     /// A store request of operation `id` to `peer` ended; `stored` when it was acknowledged.

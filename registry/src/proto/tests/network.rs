@@ -113,3 +113,31 @@ fn records_are_handed_over_to_a_new_closer_node() {
     let held = net.node(newcomer).store().providers(&key, now);
     assert_eq!(held.len(), 1, "the closest node did not receive the record");
 }
+
+#[test]
+fn a_registration_made_alone_is_published_after_bootstrap() {
+    let (mut net, ids) = Net::with_nodes(10, &config());
+    let loner = net.add_node(500, config());
+    net.register(loner, "svc");
+    let key = DhtId::of_name("svc");
+    let now = net.now;
+    assert!(
+        ids.iter()
+            .all(|id| net.nodes[id].store().providers(&key, now).is_empty())
+    );
+    net.input(
+        loner,
+        crate::proto::Input::AddPeers(vec![PeerAddr::new(ids[0])]),
+    );
+    let now = net.now;
+    net.node(loner).bootstrap(now).unwrap();
+    net.flush(loner);
+    net.run();
+    let now = net.now;
+    let holders = ids
+        .iter()
+        .filter(|id| !net.nodes[id].store().providers(&key, now).is_empty())
+        .count();
+    assert!(holders >= 5, "published to {holders} nodes");
+    assert!(net.lookup(ids[9], "svc").contains(&loner));
+}
