@@ -5,8 +5,8 @@
 //!   iterative [`Lookup`], signed [`ProviderRecord`]s and [`Removal`]s verified on decode, and a
 //!   bounded [`Store`]. Feed it [`Input`]s and commands with the current [`Time`], carry out the
 //!   [`Output`]s.
-//! - With the default feature `net`, [`Registry`] runs a node as an actor on a weft-transport
-//!   endpoint (protocol `registry/1`): `add_peers`, `register` returning a [`Registration`]
+//! - With the default feature `net`, `Registry` runs a node as an actor on a weft-transport
+//!   endpoint (protocol `registry/1`): `add_peers`, `register` returning a `Registration`
 //!   that withdraws on drop, streaming `lookup`, `lookup_all`, and a local cache.
 //! - [`sim`] drives thousands of nodes in virtual time and reports hops, messages, success rates
 //!   and how long a withdrawn record is still returned.

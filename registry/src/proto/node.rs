@@ -246,8 +246,8 @@ impl Node {
         Ok(op)
     }
 
-    /// Looks `name` up: [`Event::Providers`] reports providers as answers arrive, then
-    /// [`Event::LookupDone`]. An unknown name ends with no providers, not an error.
+    /// Looks `name` up: [`super::Event::Providers`] reports providers as answers arrive, then
+    /// [`super::Event::LookupDone`]. An unknown name ends with no providers, not an error.
     pub fn lookup(&mut self, name: &str, now: Time) -> Result<OpId, CommandError> {
         check_name_len(name, &self.config.limits)?;
         if self.ops.len() >= self.config.max_lookups {

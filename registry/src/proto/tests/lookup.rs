@@ -77,3 +77,66 @@ fn own_registration_is_found_locally() {
     net.register(id, "svc");
     assert!(net.lookup(id, "svc").contains(&id));
 }
+
+mod state_machine {
+    use weft_transport::{PeerAddr, PeerId};
+
+    use crate::proto::{DhtId, Lookup, tests::key};
+
+    fn peers(range: std::ops::Range<u32>) -> Vec<PeerAddr> {
+        range.map(|s| PeerAddr::new(key(s).peer_id())).collect()
+    }
+
+    #[test]
+    fn keeps_alpha_in_flight_and_ends_when_the_k_closest_answered() {
+        let target = DhtId::of_name("target");
+        let me = key(0).peer_id();
+        let mut lookup = Lookup::new(target, me, peers(1..9), 4, 3, 100);
+        let first = lookup.next_requests();
+        assert_eq!(first.len(), 3);
+        assert!(
+            lookup.next_requests().is_empty(),
+            "more than alpha in flight"
+        );
+        // The closest are asked first.
+        let mut by_distance: Vec<PeerId> = peers(1..9).into_iter().map(|a| a.id).collect();
+        by_distance.sort_by_key(|id| DhtId::of_peer(id).distance(&target));
+        assert_eq!(
+            first.iter().map(|a| a.id).collect::<Vec<_>>(),
+            by_distance[..3]
+        );
+        // One answer (naming ourselves, which is ignored) frees one slot.
+        assert_eq!(
+            lookup.on_response(&first[0].id, vec![PeerAddr::new(me)]),
+            Some(1)
+        );
+        let second = lookup.next_requests();
+        assert_eq!(second.len(), 1);
+        // A failure frees another, and the lookup moves past the failed peer.
+        lookup.on_failure(&first[1].id);
+        let third = lookup.next_requests();
+        assert_eq!(third.len(), 1);
+        assert!(!lookup.is_done());
+        for peer in [&first[2], &second[0], &third[0]] {
+            lookup.on_response(&peer.id, vec![]);
+        }
+        // Four answered among the closest four that did not fail: done.
+        assert!(lookup.is_done());
+        assert_eq!(lookup.closest_answered().len(), 4);
+        // Late or unsolicited answers are ignored.
+        assert_eq!(lookup.on_response(&first[0].id, vec![]), None);
+        let stats = lookup.finish_stats();
+        assert_eq!((stats.requests, stats.responses, stats.failures), (5, 4, 1));
+    }
+
+    #[test]
+    fn peers_named_by_an_answer_are_one_hop_further() {
+        let target = DhtId::of_name("target");
+        let mut lookup = Lookup::new(target, key(0).peer_id(), peers(1..2), 20, 3, 100);
+        let first = lookup.next_requests();
+        lookup.on_response(&first[0].id, peers(2..5));
+        let next = lookup.next_requests();
+        assert_eq!(next.len(), 3);
+        assert_eq!(lookup.on_response(&next[0].id, vec![]), Some(2));
+    }
+}

@@ -18,7 +18,7 @@ use super::{
 
 pub(super) const START: Time = Time(1_700_000_000_000);
 
-pub(super) fn key(seed: u32) -> SecretKey {
+pub(crate) fn key(seed: u32) -> SecretKey {
     let mut bytes = [0u8; 32];
     bytes[..4].copy_from_slice(&seed.to_le_bytes());
     bytes[31] = 0x5a;
