@@ -48,7 +48,6 @@ impl Config {
                 id: MessageId([0xff; 32]),
                 content: Content::from(Vec::new()),
                 hops: u16::MAX,
-                pure: false,
                 scope: Scope::Neighbors,
             })),
         };
@@ -88,6 +87,9 @@ pub struct HyparviewConfig {
     /// How long a neighbour request may stay unanswered before we try another peer.
     #[serde(with = "millis", rename = "neighbor_request_timeout_ms")]
     pub neighbor_request_timeout: Duration,
+    /// Period of retries to fill free active slots once every passive peer was asked.
+    #[serde(with = "millis", rename = "refill_interval_ms")]
+    pub refill_interval: Duration,
     /// Period of join retries while the active view is empty.
     #[serde(with = "millis", rename = "rejoin_interval_ms")]
     pub rejoin_interval: Duration,
@@ -110,6 +112,7 @@ impl Default for HyparviewConfig {
             shuffle_passive_view_count: 4,
             shuffle_interval: Duration::from_secs(60),
             neighbor_request_timeout: Duration::from_millis(500),
+            refill_interval: Duration::from_secs(1),
             rejoin_interval: Duration::from_secs(5),
             failed_peers_capacity: 8,
             failed_peer_probes: 5,
@@ -129,14 +132,22 @@ pub struct PlumtreeConfig {
     /// the spread of eager-path latencies; the default suits links of tens of milliseconds.
     #[serde(with = "millis", rename = "graft_timeout_1_ms")]
     pub graft_timeout_1: Duration,
+    /// Upper bound of the first graft's wait, which adapts (between `graft_timeout_1` and this)
+    /// to how late eager copies arrive after the first IHAVE on this node.
+    #[serde(with = "millis", rename = "graft_timeout_max_ms")]
+    pub graft_timeout_max: Duration,
     /// Wait before grafting the next announcer when the first graft brought nothing.
     #[serde(with = "millis", rename = "graft_timeout_2_ms")]
     pub graft_timeout_2: Duration,
+    /// New links start eager (the paper; the first broadcast floods and duplicates prune the
+    /// tree) instead of lazy (grafts build the tree; no flood).
+    pub eager_new_links: bool,
     /// A lazy link replaces the eager link a message came through when its IHAVE shows at
     /// least this many fewer hops. 0 disables the optimisation.
     pub optimization_threshold: u16,
     /// The originator of a broadcast sends the message itself (not an IHAVE) to its lazy peers
-    /// too: a few extra copies for a shallower tree from any sender.
+    /// too: it becomes the hub of the tree for its own messages, and the few duplicates prune
+    /// the links that made the tree deep from it.
     pub sender_push: bool,
     /// Message ids remembered for deduplication: at most this many...
     pub max_message_ids: usize,
@@ -159,9 +170,11 @@ impl Default for PlumtreeConfig {
         Self {
             ihave_delay: Duration::from_millis(2),
             graft_timeout_1: Duration::from_millis(60),
-            graft_timeout_2: Duration::from_millis(30),
-            optimization_threshold: 2,
-            sender_push: true,
+            graft_timeout_max: Duration::from_millis(200),
+            graft_timeout_2: Duration::from_millis(80),
+            eager_new_links: false,
+            optimization_threshold: 1,
+            sender_push: false,
             max_message_ids: 16 * 1024,
             message_id_retention: Duration::from_secs(90),
             max_cached_messages: 1024,
@@ -225,7 +238,6 @@ mod tests {
                     id: MessageId([1; 32]),
                     content: Content::from(vec![0u8; max]),
                     hops: 300,
-                    pure: true,
                     scope: Scope::Swarm,
                 },
             )),

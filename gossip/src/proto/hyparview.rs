@@ -66,6 +66,8 @@ pub(crate) enum Timer<PI> {
     Shuffle,
     NeighborRequest(PI),
     Rejoin,
+    /// Retry filling free active slots with passive peers asked before.
+    Refill,
 }
 
 /// What membership asks of the layers around it.
@@ -99,6 +101,7 @@ pub(crate) struct Hyparview<PI> {
     bootstrap: Vec<PI>,
     shuffle_armed: bool,
     rejoin_armed: bool,
+    refill_armed: bool,
 }
 
 impl<PI: PeerIdentity> Hyparview<PI> {
@@ -113,6 +116,7 @@ impl<PI: PeerIdentity> Hyparview<PI> {
             bootstrap: Vec::new(),
             shuffle_armed: false,
             rejoin_armed: false,
+            refill_armed: false,
             config,
         }
     }
@@ -173,8 +177,14 @@ impl<PI: PeerIdentity> Hyparview<PI> {
         }
         match message {
             Message::Join => {
-                self.add_active(from, rng, out);
-                out.push(Out::Send(from, Message::NeighborReply { accepted: true }));
+                // A contact with a full view only starts the walks: taking every joiner itself
+                // would churn its own links (a bootstrap node sees every join) and cluster the
+                // overlay around it. The walks' ends give the joiner its links.
+                let take = !self.active.is_full() || self.active.contains(&from);
+                if take {
+                    self.add_active(from, rng, out);
+                }
+                out.push(Out::Send(from, Message::NeighborReply { accepted: take }));
                 let ttl = self.config.active_random_walk_length;
                 for &peer in self.active.iter() {
                     if peer != from {
@@ -314,6 +324,11 @@ impl<PI: PeerIdentity> Hyparview<PI> {
                     self.refill(rng, out);
                 }
             }
+            Timer::Refill => {
+                self.refill_armed = false;
+                self.tried = View::new(self.config.passive_view_capacity);
+                self.refill(rng, out);
+            }
             Timer::Rejoin => {
                 self.rejoin_armed = false;
                 if self.active.is_empty() {
@@ -385,6 +400,12 @@ impl<PI: PeerIdentity> Hyparview<PI> {
         }
         if self.active.is_empty() {
             self.arm_rejoin(out);
+        }
+        let free = self.active.len() + self.pending.len() < self.config.active_view_capacity;
+        if free && !self.refill_armed {
+            // Everyone in the passive view was asked: ask again later, not in a loop.
+            self.refill_armed = true;
+            out.push(Out::Timer(self.config.refill_interval, Timer::Refill));
         }
     }
 

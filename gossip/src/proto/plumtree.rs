@@ -5,15 +5,18 @@
 //! other links. A duplicate prunes the link it came through; a missing message grafts the link
 //! that announced it. On top of the paper:
 //! - **Hop counts everywhere.** `Gossip` and every IHAVE carry the hop count the receiver would
-//!   get, so a lazy link whose IHAVE shows at least `optimization_threshold` fewer hops than
-//!   the eager path replaces it (graft without id + prune). Trees converge towards
-//!   breadth-first trees instead of the lowest-latency trees, which are deep.
-//! - **Sender push.** The originator sends the message itself to all of its peers, not only
-//!   the eager ones. Those extra copies are marked *not pure* (so are copies descending from
-//!   them), and neither prunes nor tree optimisation acts on impure copies, because their
-//!   paths are not tree paths.
-//! - **Prompt IHAVE and grafting the closest announcer**: IHAVEs are batched for a couple of
-//!   milliseconds only, and a graft goes to the announcer with the fewest hops.
+//!   get, so a lazy link that shows at least `optimization_threshold` fewer hops than the eager
+//!   path replaces it (graft without id + prune). Trees converge towards breadth-first trees
+//!   instead of the lowest-latency trees, which are deep.
+//! - **Sender push.** The originator sends the message itself to all of its neighbours, eager
+//!   or lazy: the originator becomes the hub of the tree for its own message, and the
+//!   duplicates this causes prune the links that made the tree deep from it.
+//! - **No first flood.** New links start lazy; the first messages build the tree by grafts
+//!   (to the announcer with the fewest hops), not by flooding and pruning.
+//! - **Adaptive graft wait.** The first graft waits `graft_timeout_1`, or longer when eager
+//!   copies on this node are known to arrive later than IHAVEs (up to `graft_timeout_max`), so
+//!   a working tree is not grafted into cycles every round; IHAVEs are batched for a couple of
+//!   milliseconds only.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -52,8 +55,6 @@ pub struct Gossip {
     pub content: Content,
     /// Hops the receiver gets: 0 from the originator, +1 per forward.
     pub hops: u16,
-    /// Whether this copy travelled along tree links only (see the module docs).
-    pub pure: bool,
     /// How far it travels.
     pub scope: Scope,
 }
@@ -65,8 +66,6 @@ pub struct IHave {
     pub id: MessageId,
     /// Hops the receiver would get by grafting this link.
     pub hops: u16,
-    /// Whether the announcer's copy travelled along tree links only.
-    pub pure: bool,
 }
 
 /// Broadcast timers.
@@ -95,16 +94,28 @@ pub(crate) enum Out<PI> {
 /// What we remember of a received message.
 #[derive(Debug, Clone, Copy)]
 struct Seen<PI> {
-    /// Who delivered it first (`None` for our own broadcasts).
+    /// Who delivered it first (`None` for our own broadcasts), or the link that replaced it.
     from: Option<PI>,
     hops: u16,
-    pure: bool,
 }
 
 /// Announcers of a message we miss.
 #[derive(Debug)]
 struct Missing<PI> {
+    /// When the first IHAVE arrived.
+    since: Duration,
     announcers: Vec<(PI, IHave)>,
+    /// The announcers we grafted, in order.
+    grafted: Vec<PI>,
+}
+
+/// A message that arrived through our grafts, until the tree's copy shows up.
+#[derive(Debug)]
+struct Grafted<PI> {
+    /// When its first IHAVE arrived.
+    since: Duration,
+    /// The links we grafted for it.
+    peers: Vec<PI>,
 }
 
 /// Plumtree state of one topic.
@@ -116,11 +127,15 @@ pub(crate) struct Plumtree<PI> {
     seen: TimeBoundCache<MessageId, Seen<PI>>,
     cache: TimeBoundCache<MessageId, (Content, Scope)>,
     missing: TimeBoundCache<MessageId, Missing<PI>>,
+    grafted: TimeBoundCache<MessageId, Grafted<PI>>,
     /// IHAVEs waiting for the dispatch timer, per peer. Bounded by the neighbour count times
     /// the messages received within one `ihave_delay`; a peer's batch is sent when it reaches
     /// `MAX_IHAVE_BATCH`.
     ihave_queue: HashMap<PI, Vec<IHave>>,
     dispatch_armed: bool,
+    /// How much later than the first IHAVE eager copies tend to arrive here (a decaying
+    /// maximum).
+    lateness: Duration,
 }
 
 /// Most announcements in one IHAVE message.
@@ -136,8 +151,10 @@ impl<PI: PeerIdentity> Plumtree<PI> {
             seen: TimeBoundCache::new(config.max_message_ids, config.message_id_retention),
             cache: TimeBoundCache::new(config.max_cached_messages, config.message_cache_retention),
             missing: TimeBoundCache::new(config.max_missing, config.message_id_retention),
+            grafted: TimeBoundCache::new(config.max_missing, config.message_cache_retention),
             ihave_queue: HashMap::new(),
             dispatch_armed: false,
+            lateness: Duration::ZERO,
             config,
         }
     }
@@ -155,10 +172,17 @@ impl<PI: PeerIdentity> Plumtree<PI> {
         self.seen.contains(id)
     }
 
-    /// A new neighbour starts eager: the first duplicates prune the tree into shape.
+    /// A new neighbour starts lazy (grafts build the tree without a first flood) or, with
+    /// `eager_new_links`, eager (the paper: the first duplicates prune the tree into shape).
     pub(crate) fn neighbor_up(&mut self, peer: PI) {
-        self.lazy.remove(&peer);
-        self.eager.insert(peer);
+        if self.eager.contains(&peer) || self.lazy.contains(&peer) {
+            return;
+        }
+        if self.config.eager_new_links {
+            self.eager.insert(peer);
+        } else {
+            self.lazy.insert(peer);
+        }
     }
 
     pub(crate) fn neighbor_down(&mut self, peer: PI) {
@@ -167,7 +191,39 @@ impl<PI: PeerIdentity> Plumtree<PI> {
         self.ihave_queue.remove(&peer);
     }
 
-    /// Originates a broadcast.
+    /// The wait before the first graft for a missing message.
+    fn graft_delay(&self) -> Duration {
+        let adaptive = self.lateness + self.lateness / 4;
+        let max = self
+            .config
+            .graft_timeout_max
+            .max(self.config.graft_timeout_1);
+        adaptive.clamp(self.config.graft_timeout_1, max)
+    }
+
+    /// Learns how late an eager copy arrived after the first IHAVE: up at once, down slowly.
+    fn observe_lateness(&mut self, sample: Duration) {
+        if sample > self.lateness {
+            self.lateness = sample.min(self.config.graft_timeout_max);
+        } else {
+            self.lateness -= (self.lateness - sample) / 8;
+        }
+    }
+
+    fn make_eager(&mut self, peer: PI) {
+        if self.lazy.remove(&peer) {
+            self.eager.insert(peer);
+        }
+    }
+
+    fn make_lazy(&mut self, peer: PI) {
+        if self.eager.remove(&peer) {
+            self.lazy.insert(peer);
+        }
+    }
+
+    /// Originates a broadcast: to every neighbour (sender push) or, without it, eagerly to the
+    /// eager ones and by IHAVE to the lazy ones.
     pub(crate) fn broadcast(
         &mut self,
         id: MessageId,
@@ -176,40 +232,27 @@ impl<PI: PeerIdentity> Plumtree<PI> {
         now: Duration,
         out: &mut Vec<Out<PI>>,
     ) {
-        self.seen.insert(
-            id,
-            Seen {
-                from: None,
-                hops: 0,
-                pure: true,
-            },
-            now,
-        );
-        let gossip = |pure| Gossip {
+        let seen = Seen {
+            from: None,
+            hops: 0,
+        };
+        self.seen.insert(id, seen, now);
+        let push = self.config.sender_push || scope == Scope::Neighbors;
+        let gossip = || Gossip {
             id,
             content: content.clone(),
             hops: 0,
-            pure,
             scope,
         };
         for &peer in self.eager.iter() {
-            out.push(Out::Send(peer, Message::Gossip(gossip(true))));
+            out.push(Out::Send(peer, Message::Gossip(gossip())));
         }
-        let push = self.config.sender_push || scope == Scope::Neighbors;
         let lazy: Vec<PI> = self.lazy.iter().copied().collect();
         for peer in lazy {
             if push {
-                out.push(Out::Send(peer, Message::Gossip(gossip(false))));
+                out.push(Out::Send(peer, Message::Gossip(gossip())));
             } else {
-                self.queue_ihave(
-                    peer,
-                    IHave {
-                        id,
-                        hops: 0,
-                        pure: true,
-                    },
-                    out,
-                );
+                self.queue_ihave(peer, IHave { id, hops: 0 }, out);
             }
         }
         if scope == Scope::Swarm {
@@ -233,9 +276,7 @@ impl<PI: PeerIdentity> Plumtree<PI> {
             }
             Message::Graft { id } => {
                 // Only neighbours become eager; a graft from anyone else still gets its answer.
-                if self.lazy.remove(&from) {
-                    self.eager.insert(from);
-                }
+                self.make_eager(from);
                 if let Some(id) = id
                     && let (Some((content, scope)), Some(seen)) =
                         (self.cache.get(&id), self.seen.get(&id))
@@ -249,27 +290,29 @@ impl<PI: PeerIdentity> Plumtree<PI> {
                         id,
                         content: content.clone(),
                         hops,
-                        pure: seen.pure,
                         scope: *scope,
                     };
                     out.push(Out::Send(from, Message::Gossip(gossip)));
                 }
             }
-            Message::Prune => {
-                if self.eager.remove(&from) {
-                    self.lazy.insert(from);
-                }
-            }
+            Message::Prune => self.make_lazy(from),
         }
     }
 
     fn on_gossip(&mut self, from: PI, gossip: Gossip, now: Duration, out: &mut Vec<Out<PI>>) {
-        if let Some(seen) = self.seen.get(&gossip.id) {
-            // A duplicate on a tree path means a cycle in the eager links: cut it. Impure copies
-            // (from the sender push) say nothing about the tree.
-            if gossip.pure && seen.pure && gossip.scope == Scope::Swarm && self.eager.remove(&from)
+        if self.seen.contains(&gossip.id) {
+            if gossip.scope != Scope::Swarm {
+                return;
+            }
+            if let Some(grafted) = self.grafted.remove(&gossip.id)
+                && !grafted.peers.contains(&from)
             {
-                self.lazy.insert(from);
+                // The copy we grafted for came anyway: our graft was early by this much.
+                self.observe_lateness(now.saturating_sub(grafted.since));
+            }
+            // A duplicate means a cycle in the eager links (or the originator's push): cut it.
+            if self.eager.contains(&from) {
+                self.make_lazy(from);
                 out.push(Out::Send(from, Message::Prune));
             }
             return;
@@ -278,19 +321,23 @@ impl<PI: PeerIdentity> Plumtree<PI> {
             id,
             content,
             hops,
-            pure,
             scope,
         } = gossip;
-        self.seen.insert(
-            id,
-            Seen {
-                from: Some(from),
-                hops,
-                pure,
-            },
-            now,
-        );
-        self.missing.remove(&id);
+        let seen = Seen {
+            from: Some(from),
+            hops,
+        };
+        if let Some(missing) = self.missing.remove(&id) {
+            if !missing.grafted.is_empty() {
+                let grafted = Grafted {
+                    since: missing.since,
+                    peers: missing.grafted,
+                };
+                self.grafted.insert(id, grafted, now);
+            } else {
+                self.observe_lateness(now.saturating_sub(missing.since));
+            }
+        }
         out.push(Out::Received {
             id,
             content: content.clone(),
@@ -299,14 +346,13 @@ impl<PI: PeerIdentity> Plumtree<PI> {
             scope,
         });
         if scope != Scope::Swarm {
+            self.seen.insert(id, seen, now);
             return;
         }
         self.cache.insert(id, (content.clone(), scope), now);
-        // The paper makes the delivering link eager; with sender push an impure copy may come
-        // over a lazy link that is no tree link, so only pure copies do.
-        if pure && self.lazy.remove(&from) {
-            self.eager.insert(from);
-        }
+        // The paper makes the delivering link eager.
+        self.make_eager(from);
+        self.seen.insert(id, seen, now);
         let next = hops.saturating_add(1);
         for &peer in self.eager.iter() {
             if peer != from {
@@ -314,7 +360,6 @@ impl<PI: PeerIdentity> Plumtree<PI> {
                     id,
                     content: content.clone(),
                     hops: next,
-                    pure,
                     scope,
                 };
                 out.push(Out::Send(peer, Message::Gossip(gossip)));
@@ -322,58 +367,49 @@ impl<PI: PeerIdentity> Plumtree<PI> {
         }
         let lazy: Vec<PI> = self.lazy.iter().copied().filter(|p| *p != from).collect();
         for peer in lazy {
-            self.queue_ihave(
-                peer,
-                IHave {
-                    id,
-                    hops: next,
-                    pure,
-                },
-                out,
-            );
+            self.queue_ihave(peer, IHave { id, hops: next }, out);
         }
     }
 
+    /// Replaces the eager link a message came through by the lazy link `peer` when `peer`'s
+    /// IHAVE, arriving after the message, offers at least `optimization_threshold` fewer hops.
+    /// Both paths are tree paths from the originator, so the swap keeps a tree. (Acting on
+    /// IHAVEs that arrive *before* the message as well was tried: it reshapes the tree towards
+    /// every new sender and costs more than it gains when senders vary.)
+    fn optimize(&mut self, seen: &mut Seen<PI>, peer: PI, ihave: IHave, out: &mut Vec<Out<PI>>) {
+        let threshold = self.config.optimization_threshold;
+        if threshold == 0 || ihave.hops.saturating_add(threshold) > seen.hops {
+            return;
+        }
+        let Some(parent) = seen.from else { return };
+        if parent == peer || !self.eager.contains(&parent) || !self.lazy.contains(&peer) {
+            return;
+        }
+        seen.from = Some(peer);
+        seen.hops = ihave.hops;
+        self.make_eager(peer);
+        self.make_lazy(parent);
+        out.push(Out::Send(peer, Message::Graft { id: None }));
+        out.push(Out::Send(parent, Message::Prune));
+    }
+
     fn on_ihave(&mut self, from: PI, ihave: IHave, now: Duration, out: &mut Vec<Out<PI>>) {
-        if let Some(seen) = self.seen.get_mut(&ihave.id) {
-            let shorter = ihave
-                .hops
-                .saturating_add(self.config.optimization_threshold)
-                <= seen.hops;
-            if self.config.optimization_threshold > 0
-                && shorter
-                && seen.pure
-                && ihave.pure
-                && let Some(parent) = seen.from
-                && parent != from
-                && self.eager.contains(&parent)
-            {
-                // Replace the deep eager link by the shallow lazy one. Both copies were pure, so
-                // both paths are tree paths from one root and the swap keeps a tree.
-                seen.from = Some(from);
-                seen.hops = ihave.hops;
-                self.lazy.remove(&from);
-                self.eager.insert(from);
-                self.eager.remove(&parent);
-                self.lazy.insert(parent);
-                out.push(Out::Send(from, Message::Graft { id: None }));
-                out.push(Out::Send(parent, Message::Prune));
+        if let Some(seen) = self.seen.get(&ihave.id) {
+            let mut seen = *seen;
+            self.optimize(&mut seen, from, ihave, out);
+            if let Some(entry) = self.seen.get_mut(&ihave.id) {
+                *entry = seen;
             }
             return;
         }
-        let first = !self.missing.contains(&ihave.id);
-        if first {
-            self.missing.insert(
-                ihave.id,
-                Missing {
-                    announcers: Vec::new(),
-                },
-                now,
-            );
-            out.push(Out::Timer(
-                self.config.graft_timeout_1,
-                Timer::Graft(ihave.id),
-            ));
+        if !self.missing.contains(&ihave.id) {
+            let missing = Missing {
+                since: now,
+                announcers: Vec::new(),
+                grafted: Vec::new(),
+            };
+            self.missing.insert(ihave.id, missing, now);
+            out.push(Out::Timer(self.graft_delay(), Timer::Graft(ihave.id)));
         }
         if let Some(missing) = self.missing.get_mut(&ihave.id)
             && missing.announcers.len() < self.config.max_announcers
@@ -406,18 +442,18 @@ impl<PI: PeerIdentity> Plumtree<PI> {
                     .min_by_key(|(i, (_, ihave))| (ihave.hops, *i))
                     .map(|(i, _)| i);
                 let Some(index) = best else {
-                    self.missing.remove(&id);
                     return;
                 };
                 let (peer, _) = missing.announcers.remove(index);
+                missing.grafted.push(peer);
                 let more = !missing.announcers.is_empty();
                 self.lazy.remove(&peer);
                 self.eager.insert(peer);
                 out.push(Out::Send(peer, Message::Graft { id: Some(id) }));
+                // The entry stays (until the message comes or the entry ages out) so the arrival
+                // is known to be a grafted one.
                 if more {
                     out.push(Out::Timer(self.config.graft_timeout_2, Timer::Graft(id)));
-                } else {
-                    self.missing.remove(&id);
                 }
             }
         }
@@ -460,23 +496,26 @@ mod tests {
     const T0: Duration = Duration::ZERO;
 
     fn tree(eager: &[u32], lazy: &[u32]) -> Plumtree<u32> {
-        let mut p = Plumtree::new(PlumtreeConfig::default());
+        tree_with(PlumtreeConfig::default(), eager, lazy)
+    }
+
+    fn tree_with(config: PlumtreeConfig, eager: &[u32], lazy: &[u32]) -> Plumtree<u32> {
+        let mut p = Plumtree::new(config);
         for &e in eager {
             p.neighbor_up(e);
+            p.on_message(e, Message::Graft { id: None }, T0, &mut Vec::new());
         }
         for &l in lazy {
             p.neighbor_up(l);
-            p.on_message(l, Message::Prune, T0, &mut Vec::new());
         }
         p
     }
 
-    fn gossip(id: u8, hops: u16, pure: bool) -> Gossip {
+    fn gossip(id: u8, hops: u16) -> Gossip {
         Gossip {
             id: MessageId([id; 32]),
             content: Content::from(&[id]),
             hops,
-            pure,
             scope: Scope::Swarm,
         }
     }
@@ -494,7 +533,7 @@ mod tests {
     fn forwards_eagerly_and_announces_lazily() {
         let mut p = tree(&[1, 2], &[3]);
         let mut out = Vec::new();
-        p.on_message(1, Message::Gossip(gossip(7, 0, true)), T0, &mut out);
+        p.on_message(1, Message::Gossip(gossip(7, 0)), T0, &mut out);
         assert!(matches!(
             out[0],
             Out::Received {
@@ -503,26 +542,23 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(sent(&out), vec![(2, Message::Gossip(gossip(7, 1, true)))]);
+        assert_eq!(sent(&out), vec![(2, Message::Gossip(gossip(7, 1)))]);
         out.clear();
         p.on_timer(Timer::DispatchIHave, T0, &mut out);
         let ihave = IHave {
             id: MessageId([7; 32]),
             hops: 1,
-            pure: true,
         };
         assert_eq!(sent(&out), vec![(3, Message::IHave(vec![ihave]))]);
     }
 
     #[test]
-    fn pure_duplicate_prunes_impure_does_not() {
+    fn duplicate_prunes_its_link() {
         let mut p = tree(&[1, 2], &[]);
         let mut out = Vec::new();
-        p.on_message(1, Message::Gossip(gossip(7, 0, true)), T0, &mut out);
+        p.on_message(1, Message::Gossip(gossip(7, 0)), T0, &mut out);
         out.clear();
-        p.on_message(2, Message::Gossip(gossip(7, 3, false)), T0, &mut out);
-        assert!(sent(&out).is_empty());
-        p.on_message(2, Message::Gossip(gossip(7, 3, true)), T0, &mut out);
+        p.on_message(2, Message::Gossip(gossip(7, 3)), T0, &mut out);
         assert_eq!(sent(&out), vec![(2, Message::Prune)]);
         assert!(p.lazy().any(|x| *x == 2));
     }
@@ -532,26 +568,8 @@ mod tests {
         let mut p = tree(&[], &[1, 2]);
         let mut out = Vec::new();
         let id = MessageId([9; 32]);
-        p.on_message(
-            1,
-            Message::IHave(vec![IHave {
-                id,
-                hops: 5,
-                pure: true,
-            }]),
-            T0,
-            &mut out,
-        );
-        p.on_message(
-            2,
-            Message::IHave(vec![IHave {
-                id,
-                hops: 2,
-                pure: true,
-            }]),
-            T0,
-            &mut out,
-        );
+        p.on_message(1, Message::IHave(vec![IHave { id, hops: 5 }]), T0, &mut out);
+        p.on_message(2, Message::IHave(vec![IHave { id, hops: 2 }]), T0, &mut out);
         assert!(matches!(out.as_slice(), [Out::Timer(_, Timer::Graft(_))]));
         out.clear();
         p.on_timer(Timer::Graft(id), T0, &mut out);
@@ -567,7 +585,7 @@ mod tests {
     fn graft_answers_with_the_message() {
         let mut p = tree(&[1], &[2]);
         let mut out = Vec::new();
-        p.on_message(1, Message::Gossip(gossip(7, 4, true)), T0, &mut out);
+        p.on_message(1, Message::Gossip(gossip(7, 4)), T0, &mut out);
         out.clear();
         p.on_message(
             2,
@@ -577,51 +595,25 @@ mod tests {
             T0,
             &mut out,
         );
-        assert_eq!(sent(&out), vec![(2, Message::Gossip(gossip(7, 5, true)))]);
+        assert_eq!(sent(&out), vec![(2, Message::Gossip(gossip(7, 5)))]);
         assert!(p.eager().any(|x| *x == 2));
     }
 
     #[test]
     fn shallower_ihave_replaces_the_eager_link() {
-        let mut p = tree(&[1], &[2]);
+        let config = PlumtreeConfig {
+            optimization_threshold: 2,
+            ..PlumtreeConfig::default()
+        };
+        let mut p = tree_with(config, &[1], &[2]);
         let mut out = Vec::new();
-        p.on_message(1, Message::Gossip(gossip(7, 6, true)), T0, &mut out);
+        p.on_message(1, Message::Gossip(gossip(7, 6)), T0, &mut out);
         out.clear();
         let id = MessageId([7; 32]);
         // One hop better: below the threshold of 2, nothing happens.
-        p.on_message(
-            2,
-            Message::IHave(vec![IHave {
-                id,
-                hops: 5,
-                pure: true,
-            }]),
-            T0,
-            &mut out,
-        );
+        p.on_message(2, Message::IHave(vec![IHave { id, hops: 5 }]), T0, &mut out);
         assert!(sent(&out).is_empty());
-        // Impure announcements never reshape the tree.
-        p.on_message(
-            2,
-            Message::IHave(vec![IHave {
-                id,
-                hops: 1,
-                pure: false,
-            }]),
-            T0,
-            &mut out,
-        );
-        assert!(sent(&out).is_empty());
-        p.on_message(
-            2,
-            Message::IHave(vec![IHave {
-                id,
-                hops: 3,
-                pure: true,
-            }]),
-            T0,
-            &mut out,
-        );
+        p.on_message(2, Message::IHave(vec![IHave { id, hops: 3 }]), T0, &mut out);
         assert_eq!(
             sent(&out),
             vec![(2, Message::Graft { id: None }), (1, Message::Prune)]
@@ -631,7 +623,7 @@ mod tests {
     }
 
     #[test]
-    fn sender_pushes_to_lazy_peers_as_impure() {
+    fn sender_pushes_to_every_neighbor() {
         let mut p = tree(&[1], &[2]);
         let mut out = Vec::new();
         let id = MessageId([3; 32]);
@@ -639,18 +631,51 @@ mod tests {
         assert_eq!(
             sent(&out),
             vec![
-                (1, Message::Gossip(gossip(3, 0, true))),
-                (2, Message::Gossip(gossip(3, 0, false)))
+                (1, Message::Gossip(gossip(3, 0))),
+                (2, Message::Gossip(gossip(3, 0)))
             ]
         );
         assert!(p.has_seen(&id));
     }
 
     #[test]
+    fn graft_wait_adapts_to_late_eager_copies() {
+        let mut p = tree(&[1], &[2]);
+        let mut out = Vec::new();
+        let base = PlumtreeConfig::default().graft_timeout_1;
+        assert_eq!(p.graft_delay(), base);
+        let id = MessageId([5; 32]);
+        let ihave = IHave { id, hops: 1 };
+        p.on_message(2, Message::IHave(vec![ihave]), T0, &mut out);
+        // The eager copy comes 200 ms after the IHAVE: later grafts wait longer than that.
+        p.on_message(
+            1,
+            Message::Gossip(gossip(5, 3)),
+            Duration::from_millis(200),
+            &mut out,
+        );
+        assert!(p.graft_delay() >= Duration::from_millis(200));
+        assert!(p.graft_delay() <= PlumtreeConfig::default().graft_timeout_max);
+    }
+
+    #[test]
+    fn new_links_start_lazy_unless_configured() {
+        let mut p = Plumtree::<u32>::new(PlumtreeConfig::default());
+        p.neighbor_up(1);
+        assert!(p.lazy().eq([1].iter()));
+        let mut p = Plumtree::<u32>::new(PlumtreeConfig {
+            eager_new_links: true,
+            ..PlumtreeConfig::default()
+        });
+        p.neighbor_up(1);
+        assert!(p.eager().eq([1].iter()));
+    }
+
+    #[test]
     fn neighbor_scope_is_not_forwarded() {
         let mut p = tree(&[1, 2], &[]);
         let mut out = Vec::new();
-        let mut g = gossip(7, 0, true);
+        let mut g = gossip(7, 0);
         g.scope = Scope::Neighbors;
         p.on_message(1, Message::Gossip(g), T0, &mut out);
         assert_eq!(out.len(), 1);

@@ -1,0 +1,533 @@
+//! The simulated network: nodes running [`State`], a virtual-time event queue, a latency model,
+//! crashes and partitions.
+
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "node indices fit u32 (checked in Network::new); counts and fractions are small"
+)]
+
+use std::{
+    cmp::{Ordering, Reverse},
+    collections::{BinaryHeap, HashMap},
+    time::Duration,
+};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::proto::{
+    Config, Content, Event, InEvent, Message, MessageId, OutEvent, Scope, State, Timer, TopicId,
+    TopicMessage, plumtree,
+};
+
+/// Virtual time in microseconds.
+type Micros = u64;
+
+#[derive(Debug)]
+enum Kind {
+    Deliver {
+        from: u32,
+        to: u32,
+        message: Message<u32>,
+    },
+    Timer {
+        node: u32,
+        timer: Timer<u32>,
+    },
+    Disconnected {
+        node: u32,
+        peer: u32,
+    },
+    Join {
+        node: u32,
+        peers: Vec<u32>,
+    },
+}
+
+#[derive(Debug)]
+struct Ev {
+    at: Micros,
+    seq: u64,
+    kind: Kind,
+}
+
+impl PartialEq for Ev {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Ev {}
+
+impl PartialOrd for Ev {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Ev {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// What happened to one broadcast.
+#[derive(Debug, Clone, Copy)]
+struct MsgStats {
+    start: Micros,
+    payload: u64,
+    receivers: u64,
+    max_hops: u16,
+    last: Micros,
+}
+
+/// Metrics of one round, as the Plumtree paper defines them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct RoundMetrics {
+    /// Live nodes (other than the sender) that did not deliver, summed over the round's
+    /// messages.
+    pub(crate) missed: u64,
+    /// payload messages / receivers − 1 (receivers exclude the sender).
+    pub(crate) rmr: f64,
+    /// Highest hop count of a delivery (the sender's neighbours are at 0).
+    pub(crate) ldh: u16,
+    /// From the broadcast to the last delivery, virtual milliseconds.
+    pub(crate) duration_ms: f64,
+    /// Plumtree control messages (IHAVE, GRAFT, PRUNE) sent during the round.
+    pub(crate) control: u64,
+    /// Membership messages sent during the round.
+    pub(crate) membership: u64,
+}
+
+/// A simulated network of gossip nodes on one topic.
+#[derive(Debug)]
+pub(crate) struct Network {
+    nodes: Vec<State<u32>>,
+    alive: Vec<bool>,
+    side: Vec<bool>,
+    partitioned: bool,
+    queue: BinaryHeap<Reverse<Ev>>,
+    seq: u64,
+    now: Micros,
+    pub(crate) rng: ChaCha8Rng,
+    link_seed: u64,
+    latency: [Micros; 2],
+    detect: Micros,
+    topic: TopicId,
+    msgs: HashMap<MessageId, MsgStats>,
+    control: u64,
+    membership: u64,
+    round_deliveries: u64,
+    /// Messages sent per kind, for diagnostics.
+    pub(crate) kinds: std::collections::BTreeMap<&'static str, u64>,
+}
+
+impl Network {
+    pub(crate) fn new(
+        nodes: usize,
+        config: &Config,
+        seed: u64,
+        latency_ms: [u64; 2],
+        detect_ms: u64,
+    ) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let link_seed = rng.random();
+        let nodes: Vec<State<u32>> = (0..nodes)
+            .map(|i| {
+                State::new(
+                    u32::try_from(i).expect("node count fits u32"),
+                    config.clone(),
+                    rng.random(),
+                )
+            })
+            .collect();
+        let count = nodes.len();
+        let [min, max] = latency_ms;
+        Self {
+            nodes,
+            alive: vec![true; count],
+            side: vec![false; count],
+            partitioned: false,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            now: 0,
+            rng,
+            link_seed,
+            latency: [min.min(max) * 1000, max.max(min) * 1000],
+            detect: detect_ms * 1000,
+            topic: TopicId::from_name("sim"),
+            msgs: HashMap::new(),
+            control: 0,
+            membership: 0,
+            round_deliveries: 0,
+            kinds: Default::default(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub(crate) fn now(&self) -> Micros {
+        self.now
+    }
+
+    pub(crate) fn is_alive(&self, node: u32) -> bool {
+        self.alive[node as usize]
+    }
+
+    pub(crate) fn live_nodes(&self) -> Vec<u32> {
+        (0..self.nodes.len())
+            .filter(|&i| self.alive[i])
+            .map(|i| i as u32)
+            .collect()
+    }
+
+    /// Schedules `node` to join through `peers` at virtual time `at`.
+    pub(crate) fn schedule_join(&mut self, node: u32, peers: Vec<u32>, at: Micros) {
+        self.push(at, Kind::Join { node, peers });
+    }
+
+    /// Fixed per-link latency, uniform in the configured range.
+    fn latency(&self, a: u32, b: u32) -> Micros {
+        let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+        let mut x = self.link_seed ^ (u64::from(lo) << 32 | u64::from(hi));
+        // splitmix64: a good spread from consecutive inputs.
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^= x >> 31;
+        let [min, max] = self.latency;
+        min + x % (max - min + 1)
+    }
+
+    fn cut(&self, a: u32, b: u32) -> bool {
+        !self.alive[b as usize]
+            || (self.partitioned && self.side[a as usize] != self.side[b as usize])
+    }
+
+    fn push(&mut self, at: Micros, kind: Kind) {
+        self.seq += 1;
+        self.queue.push(Reverse(Ev {
+            at,
+            seq: self.seq,
+            kind,
+        }));
+    }
+
+    /// Runs events up to and including time `until`, then sets the clock to it.
+    pub(crate) fn run_until(&mut self, until: Micros) {
+        while self.step(until) {}
+        self.now = self.now.max(until);
+    }
+
+    /// Runs one event if one is due by `until`.
+    fn step(&mut self, until: Micros) -> bool {
+        match self.queue.peek() {
+            Some(Reverse(ev)) if ev.at <= until => {}
+            _ => return false,
+        }
+        let Some(Reverse(ev)) = self.queue.pop() else {
+            return false;
+        };
+        self.now = ev.at;
+        let now = Duration::from_micros(ev.at);
+        let (node, input) = match ev.kind {
+            Kind::Deliver { from, to, message } => {
+                if self.cut(from, to) {
+                    return true;
+                }
+                (to, InEvent::RecvMessage(from, message))
+            }
+            Kind::Timer { node, timer } => (node, InEvent::TimerExpired(timer)),
+            Kind::Disconnected { node, peer } => (node, InEvent::PeerDisconnected(peer)),
+            Kind::Join { node, peers } => {
+                if self.alive[node as usize] {
+                    let topic = self.topic;
+                    let state = &mut self.nodes[node as usize];
+                    let _ = state.join(topic, &peers);
+                    let outs: Vec<_> = state.drain().collect();
+                    self.apply(node, outs);
+                }
+                return true;
+            }
+        };
+        if !self.alive[node as usize] {
+            return true;
+        }
+        let outs: Vec<_> = self.nodes[node as usize].handle(input, now).collect();
+        self.apply(node, outs);
+        true
+    }
+
+    fn apply(&mut self, node: u32, outs: Vec<OutEvent<u32>>) {
+        for out in outs {
+            match out {
+                OutEvent::SendMessage(to, message) => {
+                    *self.kinds.entry(kind_name(&message.message)).or_default() += 1;
+                    match &message.message {
+                        TopicMessage::Broadcast(plumtree::Message::Gossip(gossip)) => {
+                            if let Some(stats) = self.msgs.get_mut(&gossip.id) {
+                                stats.payload += 1;
+                            }
+                        }
+                        TopicMessage::Broadcast(_) => self.control += 1,
+                        _ => self.membership += 1,
+                    }
+                    let latency = self.latency(node, to);
+                    if self.cut(node, to) {
+                        // The connection attempt fails (or the open one breaks).
+                        self.push(
+                            self.now + 2 * latency,
+                            Kind::Disconnected { node, peer: to },
+                        );
+                    } else {
+                        self.push(
+                            self.now + latency,
+                            Kind::Deliver {
+                                from: node,
+                                to,
+                                message,
+                            },
+                        );
+                    }
+                }
+                OutEvent::EmitEvent(_, Event::Received { id, hops, .. }) => {
+                    if let Some(stats) = self.msgs.get_mut(&id) {
+                        stats.receivers += 1;
+                        stats.max_hops = stats.max_hops.max(hops);
+                        stats.last = self.now;
+                        self.round_deliveries += 1;
+                    }
+                }
+                OutEvent::ScheduleTimer(delay, timer) => {
+                    let at = self.now + u64::try_from(delay.as_micros()).unwrap_or(u64::MAX / 2);
+                    self.push(at, Kind::Timer { node, timer });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Crashes nodes; their live neighbours notice after the detection delay.
+    pub(crate) fn fail(&mut self, victims: &[u32]) {
+        for &v in victims {
+            self.alive[v as usize] = false;
+        }
+        self.notify_broken_links();
+    }
+
+    /// Splits the live nodes into two random halves.
+    pub(crate) fn partition(&mut self) {
+        let mut nodes = self.live_nodes();
+        for i in 0..nodes.len() {
+            let j = self.rng.random_range(i..nodes.len());
+            nodes.swap(i, j);
+        }
+        let half = nodes.len() / 2;
+        for (i, node) in nodes.into_iter().enumerate() {
+            self.side[node as usize] = i < half;
+        }
+        self.partitioned = true;
+        self.notify_broken_links();
+    }
+
+    pub(crate) fn heal(&mut self) {
+        self.partitioned = false;
+    }
+
+    fn notify_broken_links(&mut self) {
+        let at = self.now + self.detect;
+        for node in self.live_nodes() {
+            for peer in self.nodes[node as usize].neighbors(&self.topic) {
+                if self.cut(node, peer) {
+                    self.push(at, Kind::Disconnected { node, peer });
+                }
+            }
+        }
+    }
+
+    /// Runs one round: `senders` broadcast at once; ends `settle` after every live node
+    /// delivered everything, or at `timeout`.
+    pub(crate) fn round(
+        &mut self,
+        senders: &[u32],
+        content_size: usize,
+        settle_ms: u64,
+        timeout_ms: u64,
+    ) -> RoundMetrics {
+        let start = self.now;
+        let (control, membership) = (self.control, self.membership);
+        self.round_deliveries = 0;
+        let live = self.alive.iter().filter(|a| **a).count() as u64;
+        let mut ids = Vec::new();
+        for &sender in senders {
+            let mut bytes = vec![0u8; content_size];
+            self.rng.fill(&mut bytes[..]);
+            let topic = self.topic;
+            let state = &mut self.nodes[sender as usize];
+            let Ok(id) = state.broadcast(
+                topic,
+                Content::from(bytes),
+                Scope::Swarm,
+                Duration::from_micros(start),
+            ) else {
+                continue;
+            };
+            self.msgs.insert(
+                id,
+                MsgStats {
+                    start,
+                    payload: 0,
+                    receivers: 0,
+                    max_hops: 0,
+                    last: start,
+                },
+            );
+            ids.push(id);
+            let outs: Vec<_> = self.nodes[sender as usize].drain().collect();
+            self.apply(sender, outs);
+        }
+        let expected = ids.len() as u64 * live.saturating_sub(1);
+        let mut deadline = start + timeout_ms * 1000;
+        let mut done = false;
+        while self.step(deadline) {
+            if !done && self.round_deliveries >= expected {
+                done = true;
+                deadline = deadline.min(self.now + settle_ms * 1000);
+            }
+        }
+        self.now = self.now.max(deadline);
+
+        let mut metrics = RoundMetrics {
+            missed: 0,
+            rmr: 0.0,
+            ldh: 0,
+            duration_ms: 0.0,
+            control: 0,
+            membership: 0,
+        };
+        let (mut payload, mut receivers) = (0u64, 0u64);
+        for id in &ids {
+            if let Some(stats) = self.msgs.remove(id) {
+                payload += stats.payload;
+                receivers += stats.receivers;
+                metrics.missed += live.saturating_sub(1).saturating_sub(stats.receivers);
+                metrics.ldh = metrics.ldh.max(stats.max_hops);
+                let duration = (stats.last - stats.start) as f64 / 1000.0;
+                metrics.duration_ms = metrics.duration_ms.max(duration);
+            }
+        }
+        if receivers > 0 {
+            metrics.rmr = payload as f64 / receivers as f64 - 1.0;
+        }
+        metrics.control = self.control - control;
+        metrics.membership = self.membership - membership;
+        metrics
+    }
+}
+
+/// Diagnostics of the overlay, for tuning.
+#[cfg(test)]
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct OverlayStats {
+    /// Hops from the node to the farthest reachable node over active links (BFS).
+    pub(crate) eccentricity: u32,
+    /// Nodes reachable over active links.
+    pub(crate) reachable: usize,
+    /// Histogram of active view sizes.
+    pub(crate) active_sizes: Vec<usize>,
+    /// Asymmetric active links (a has b, b lacks a).
+    pub(crate) asymmetric: usize,
+    /// Histogram of eager-link counts.
+    pub(crate) eager_sizes: Vec<usize>,
+    /// Mean hops to the reachable nodes.
+    pub(crate) mean_distance: f64,
+}
+
+#[cfg(test)]
+impl Network {
+    #[allow(clippy::print_stderr)]
+    pub(crate) fn overlay_stats(&self, from: u32) -> OverlayStats {
+        let n = self.nodes.len();
+        let mut dist = vec![u32::MAX; n];
+        let mut queue = std::collections::VecDeque::new();
+        dist[from as usize] = 0;
+        queue.push_back(from);
+        let (mut ecc, mut reachable, mut total) = (0, 0, 0u64);
+        while let Some(node) = queue.pop_front() {
+            reachable += 1;
+            total += u64::from(dist[node as usize]);
+            ecc = ecc.max(dist[node as usize]);
+            for peer in self.nodes[node as usize].neighbors(&self.topic) {
+                if self.alive[peer as usize] && dist[peer as usize] == u32::MAX {
+                    dist[peer as usize] = dist[node as usize] + 1;
+                    queue.push_back(peer);
+                }
+            }
+        }
+        if std::env::var("SIM_FAR").is_ok() {
+            for (i, d) in dist.iter().enumerate() {
+                if *d == ecc {
+                    let nb = self.nodes[i].neighbors(&self.topic);
+                    let degs: Vec<usize> = nb
+                        .iter()
+                        .map(|p| self.nodes[*p as usize].neighbors(&self.topic).len())
+                        .collect();
+                    let nd: Vec<u32> = nb.iter().map(|p| dist[*p as usize]).collect();
+                    eprintln!(
+                        "far node {i} degree {} neighbour degrees {degs:?} neighbour dists {nd:?}",
+                        nb.len()
+                    );
+                }
+            }
+            let mut hist = vec![0; ecc as usize + 1];
+            for d in &dist {
+                if *d != u32::MAX {
+                    hist[*d as usize] += 1;
+                }
+            }
+            eprintln!("distance histogram {hist:?}");
+        }
+        let mut active_sizes = vec![0; 12];
+        let mut eager_sizes = vec![0; 12];
+        let mut asymmetric = 0;
+        for node in self.live_nodes() {
+            let state = &self.nodes[node as usize];
+            let neighbors = state.neighbors(&self.topic);
+            active_sizes[neighbors.len().min(11)] += 1;
+            eager_sizes[state.tree_links(&self.topic).0.len().min(11)] += 1;
+            asymmetric += neighbors
+                .iter()
+                .filter(|p| {
+                    !self.nodes[**p as usize]
+                        .neighbors(&self.topic)
+                        .contains(&node)
+                })
+                .count();
+        }
+        OverlayStats {
+            eccentricity: ecc,
+            reachable,
+            active_sizes,
+            asymmetric,
+            eager_sizes,
+            mean_distance: total as f64 / reachable as f64,
+        }
+    }
+}
+
+fn kind_name(message: &TopicMessage<u32>) -> &'static str {
+    use crate::proto::hyparview::Message as H;
+    match message {
+        TopicMessage::Broadcast(plumtree::Message::Gossip(g)) if g.hops == 0 => "gossip/push",
+        TopicMessage::Broadcast(plumtree::Message::Gossip(_)) => "gossip",
+        TopicMessage::Broadcast(plumtree::Message::IHave(_)) => "ihave",
+        TopicMessage::Broadcast(plumtree::Message::Graft { id: Some(_) }) => "graft",
+        TopicMessage::Broadcast(plumtree::Message::Graft { id: None }) => "graft/opt",
+        TopicMessage::Broadcast(plumtree::Message::Prune) => "prune",
+        TopicMessage::Membership(H::Neighbor { .. }) => "neighbor",
+        TopicMessage::Membership(H::Shuffle { .. }) => "shuffle",
+        TopicMessage::Membership(_) => "membership",
+    }
+}
