@@ -624,7 +624,11 @@ mod tests {
 
     #[test]
     fn sender_pushes_to_every_neighbor() {
-        let mut p = tree(&[1], &[2]);
+        let config = PlumtreeConfig {
+            sender_push: true,
+            ..PlumtreeConfig::default()
+        };
+        let mut p = tree_with(config, &[1], &[2]);
         let mut out = Vec::new();
         let id = MessageId([3; 32]);
         p.broadcast(id, Content::from(&[3]), Scope::Swarm, T0, &mut out);

@@ -325,8 +325,11 @@ mod tests {
 
     #[test]
     fn two_nodes_join_and_broadcast() {
+        // Eager new links, so the broadcast travels without timers (which `exchange` skips).
+        let mut config = Config::default();
+        config.broadcast.eager_new_links = true;
         let mut states: Vec<State<u32>> = (0..2)
-            .map(|i| State::new(i, Config::default(), u64::from(i)))
+            .map(|i| State::new(i, config.clone(), u64::from(i)))
             .collect();
         states[0].join(topic(), &[]).unwrap();
         states[1].join(topic(), &[0]).unwrap();
