@@ -106,9 +106,17 @@ pub(crate) fn bucket_of(peer: &PeerId, buckets: u16) -> u16 {
     u16::from_be_bytes([bytes[0], bytes[1]]) % buckets.max(1)
 }
 
+/// Fewest buckets in an offer. A node that has just started holds one entry; with a single
+/// bucket its offer could not say which buckets are empty, and the responder would have to
+/// list its whole catalog before sending it. Sixteen buckets (192 bytes) let it push 15/16 at
+/// once.
+const MIN_BUCKETS: usize = 16;
+
 /// How many buckets to use for a catalog of `entries` entries.
 pub(crate) fn buckets_for(entries: usize, max: u16) -> u16 {
-    let wanted = (entries / ENTRIES_PER_BUCKET).max(1).next_power_of_two();
+    let wanted = (entries / ENTRIES_PER_BUCKET)
+        .max(MIN_BUCKETS)
+        .next_power_of_two();
     u16::try_from(wanted)
         .unwrap_or(u16::MAX)
         .clamp(1, max.max(1))

@@ -393,11 +393,17 @@ fn malformed_sync_frames() {
             _ => None,
         })
         .unwrap();
+    // A peer in the bucket of our own entry, which our offer reported non-empty.
+    let own_bucket = crate::proto::sync::bucket_of(&n.id(), 16);
+    let same_bucket = (3..)
+        .map(key)
+        .find(|k| crate::proto::sync::bucket_of(&k.peer_id(), 16) == own_bucket)
+        .unwrap();
     let pushy = SyncMessage::Digest {
         session,
         differing: vec![],
         items: vec![],
-        entries: vec![signed(&key(3), Version::new(1, 0), t(1000))],
+        entries: vec![signed(&same_bucket, Version::new(1, 0), t(1000))],
     };
     let out = n.handle(
         Input::Message {
