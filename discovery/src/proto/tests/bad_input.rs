@@ -428,3 +428,21 @@ fn malformed_sync_frames() {
     assert!(nodes[0].catalog().contains(&id1));
     assert!(nodes[1].catalog().contains(&id0));
 }
+
+#[test]
+fn oversized_or_garbage_gossip_is_reported() {
+    let mut n = node(0, t(1000));
+    for bytes in [
+        vec![0u8; 64 * 1024],
+        b"\x00\x01garbage".to_vec(),
+        Vec::new(),
+    ] {
+        let out = n.handle(Input::Gossip(bytes), t(1000));
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Output::Event(Event::BadAnnouncement(_))))
+        );
+    }
+    assert!(n.catalog().is_empty());
+    assert_eq!(n.stats().refused, 3);
+}

@@ -204,3 +204,77 @@ fn tombstones_are_bounded() {
         UpsertOutcome::Rejected
     );
 }
+
+#[test]
+fn full_catalog_evicts_stale_entries_first() {
+    let config = Config {
+        max_entries: 3,
+        ..Config::for_tests()
+    };
+    let stale_after = config.stale_after;
+    let mut c = catalog(config);
+    let start = t(10_000);
+    for n in 1..=3 {
+        let at = start.saturating_add(Duration::from_millis(u64::from(n)));
+        c.upsert(signed(&key(n), Version::new(1, 0), at), Source::Relayed, at);
+    }
+    // Peer 2 and 3 keep announcing; peer 1 falls silent and turns stale.
+    let later = start.saturating_add(stale_after + Duration::from_millis(10));
+    for n in 2..=3 {
+        c.upsert(
+            signed(&key(n), Version::new(1, 0), later),
+            Source::Relayed,
+            later,
+        );
+    }
+    // While entries are fresh, a relayed newcomer is refused...
+    let early = start.saturating_add(Duration::from_millis(100));
+    assert_eq!(
+        c.upsert(
+            signed(&key(4), Version::new(1, 0), early),
+            Source::Relayed,
+            early
+        ),
+        UpsertOutcome::Full
+    );
+    // ...once one is stale, it takes its place.
+    assert_eq!(
+        c.upsert(
+            signed(&key(4), Version::new(1, 0), later),
+            Source::Relayed,
+            later
+        ),
+        UpsertOutcome::New
+    );
+    assert_eq!(c.take_evicted(), Some(key(1).peer_id()));
+    assert!(c.contains(&key(2).peer_id()) && c.contains(&key(3).peer_id()));
+}
+
+#[test]
+fn neighbours_are_never_evicted() {
+    let config = Config {
+        max_entries: 2,
+        ..Config::for_tests()
+    };
+    let stale_after = config.stale_after;
+    let mut c = catalog(config);
+    let start = t(10_000);
+    for n in 1..=2 {
+        c.upsert(
+            signed(&key(n), Version::new(1, 0), start),
+            Source::Relayed,
+            start,
+        );
+        c.set_neighbour(&key(n).peer_id(), true);
+    }
+    let later = start.saturating_add(stale_after * 2);
+    // Both are stale by refresh age, but proven by being neighbours.
+    assert_eq!(
+        c.upsert(
+            signed(&key(3), Version::new(1, 0), later),
+            Source::Direct,
+            later
+        ),
+        UpsertOutcome::Full
+    );
+}
