@@ -369,12 +369,14 @@ impl Node {
         if wants.len() > self.config.max_entries + 1 {
             return self.violation(from, Violation::BadDigest);
         }
+        let in_differing =
+            |peer: &PeerId| differing.binary_search(&bucket_of(peer, buckets)).is_ok();
+        if !entries.iter().all(|e| in_differing(&e.payload().peer)) {
+            return self.violation(from, Violation::UnwantedEntries);
+        }
         let learnt = self.apply_sync_entries(from, entries, now);
         // Only what lies in the differing buckets was asked about; ignore anything else.
-        let wants: Vec<PeerId> = wants
-            .into_iter()
-            .filter(|p| differing.binary_search(&bucket_of(p, buckets)).is_ok())
-            .collect();
+        let wants: Vec<PeerId> = wants.into_iter().filter(|p| in_differing(p)).collect();
         if !wants.is_empty() {
             let entries = self.budgeted_entries(wants);
             self.send(

@@ -57,7 +57,6 @@ pub fn run_scenario(scenario: &Scenario) -> ScenarioReport {
     let interval = config.announce_interval;
     let check = Duration::from_millis(scenario.check_interval_ms.max(1));
     let max_phase = interval * u32::try_from(scenario.max_phase_intervals.max(1)).unwrap_or(10);
-    let rounds = |d: u64| d as f64 / time_millis(interval).max(1) as f64;
     let mut report = ScenarioReport {
         name: scenario.name.clone(),
         seed: scenario.seed,
@@ -184,7 +183,6 @@ pub fn run_scenario(scenario: &Scenario) -> ScenarioReport {
         met: heal.full_snapshot_bytes > 0 && heal.delta_ratio() <= 0.1,
     });
     report.phases.push(heal);
-    let _ = rounds;
     report
 }
 
