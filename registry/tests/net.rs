@@ -2,10 +2,19 @@
 
 #![cfg(feature = "net")]
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
-use weft_registry::{Config, Registry};
-use weft_transport::{Endpoint, MemoryNetwork, PeerAddr, PeerId, SecretKey};
+use weft_registry::{Config, Registry, net::PROTOCOL};
+use weft_transport::{
+    Endpoint, FramedSend, MemoryNetwork, PeerAddr, PeerId, SecretKey,
+    iroh::{AcceptError, Connection, ProtocolHandler},
+};
 
 struct Node {
     endpoint: Endpoint,
@@ -188,4 +197,77 @@ async fn cached_lookup_is_served_locally() {
         node.endpoint.shutdown().await;
     }
     assert_eq!(nodes[3].registry.lookup_all("svc").await.unwrap().len(), 1);
+}
+
+/// Speaks `registry/1` but answers every request with something that is not a response.
+#[derive(Debug, Clone, Default)]
+struct Garbage {
+    served: Arc<AtomicUsize>,
+}
+
+impl ProtocolHandler for Garbage {
+    async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
+        while let Ok((send, _recv)) = connection.accept_bi().await {
+            self.served.fetch_add(1, Ordering::Relaxed);
+            let mut send = FramedSend::<String>::new(send, 1024);
+            let _ = send.send(&"not a response".to_owned()).await;
+            let _ = send.finish();
+        }
+        Ok(())
+    }
+}
+
+/// Speaks `registry/1` but never answers.
+#[derive(Debug, Clone, Default)]
+struct Silent {
+    served: Arc<AtomicUsize>,
+}
+
+impl ProtocolHandler for Silent {
+    async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
+        let mut streams = Vec::new();
+        while let Ok(stream) = connection.accept_bi().await {
+            self.served.fetch_add(1, Ordering::Relaxed);
+            streams.push(stream); // Held open, never answered.
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_go_around_peers_that_answer_garbage_or_nothing() {
+    let config = Config {
+        request_timeout_ms: 2_000,
+        ..config()
+    };
+    let (net, nodes) = network(8, &config).await;
+    let garbage = Garbage::default();
+    let silent = Silent::default();
+    let mut bad = Vec::new();
+    for seed in 100..106u8 {
+        let endpoint = Endpoint::builder()
+            .secret_key(SecretKey::from_bytes(&[seed; 32]))
+            .memory(&net)
+            .bind()
+            .await
+            .unwrap();
+        if seed % 2 == 0 {
+            endpoint.register(PROTOCOL, garbage.clone()).unwrap();
+        } else {
+            endpoint.register(PROTOCOL, silent.clone()).unwrap();
+        }
+        bad.push(endpoint);
+    }
+    // Every honest node is told about the bad ones too.
+    for node in &nodes {
+        let peers = bad.iter().map(|e| PeerAddr::new(e.id()));
+        node.registry.add_peers(peers).await.unwrap();
+    }
+    let _registration = nodes[2].registry.register("svc", vec![]).await.unwrap();
+    for found in from_every_node(&nodes, "svc").await {
+        assert_eq!(found, vec![nodes[2].endpoint.id()]);
+    }
+    // The test means something only if the bad peers were asked.
+    assert!(garbage.served.load(Ordering::Relaxed) > 0);
+    assert!(silent.served.load(Ordering::Relaxed) > 0);
 }
