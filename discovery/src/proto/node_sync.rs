@@ -323,7 +323,15 @@ impl Node {
         if differing.is_empty() {
             return self.finish_session(from, learnt, now);
         }
-        let (send, want) = sync::compare(&self.catalog, buckets, differing, items);
+        let (send, mut want) = sync::compare(&self.catalog, buckets, differing, items);
+        // Entries another session of ours is already fetching are not asked for twice (after a
+        // heal, several neighbours offer the same missing half at once).
+        want.retain(|peer| {
+            !self
+                .sessions
+                .values()
+                .any(|s| matches!(s, Session::Wanting { wanted, .. } if wanted.contains(peer)))
+        });
         let entries = self.budgeted_entries(send);
         self.send(
             from,
