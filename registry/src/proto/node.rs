@@ -220,6 +220,11 @@ impl Node {
         let Some(own) = self.own.remove(name) else {
             return Err(CommandError::NotRegistered(name.to_owned()));
         };
+        // A publish of this name still under way would only spread a record about to be
+        // removed (holders would refuse it after the removal anyway).
+        self.ops.retain(|_, op| {
+            !matches!(&op.kind, OpKind::Publish { record } if record.payload().name == name)
+        });
         let record = own.record.payload();
         let removal = Removal {
             key: record.key,

@@ -141,3 +141,16 @@ fn a_registration_made_alone_is_published_after_bootstrap() {
     assert!(holders >= 5, "published to {holders} nodes");
     assert!(net.lookup(ids[9], "svc").contains(&loner));
 }
+
+#[test]
+fn withdrawing_during_the_publish_leaves_nothing_behind() {
+    let (mut net, ids) = Net::with_nodes(20, &config());
+    let now = net.now;
+    net.node(ids[4]).register("svc", vec![], now).unwrap();
+    net.node(ids[4]).withdraw("svc", now).unwrap();
+    net.flush(ids[4]);
+    net.run();
+    for &from in &ids {
+        assert!(net.lookup(from, "svc").is_empty(), "from {from:?}");
+    }
+}
