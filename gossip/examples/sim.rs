@@ -26,6 +26,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let report = run_scenarios(&scenarios);
     println!("{report}");
+    if std::env::var_os("SIM_VERBOSE").is_some() {
+        for scenario in &report.scenarios {
+            for run in &scenario.runs {
+                println!(
+                    "{}: missed per round {:?}",
+                    scenario.name, run.per_round_missed
+                );
+            }
+        }
+    }
     if let Some(path) = baseline {
         let base = Baseline::from_toml(&std::fs::read_to_string(path)?)?;
         let comparison = report.compare(&base);

@@ -87,6 +87,10 @@ pub struct HyparviewConfig {
     /// How long a neighbour request may stay unanswered before we try another peer.
     #[serde(with = "millis", rename = "neighbor_request_timeout_ms")]
     pub neighbor_request_timeout: Duration,
+    /// Chance per shuffle period that a full node swaps one of its links with a passive peer's
+    /// (degree-preserving), so closed islands of full nodes open up and the overlay stays close
+    /// to a random graph. 0 disables it.
+    pub swap_probability: f64,
     /// Period of retries to fill free active slots once every passive peer was asked.
     #[serde(with = "millis", rename = "refill_interval_ms")]
     pub refill_interval: Duration,
@@ -112,6 +116,7 @@ impl Default for HyparviewConfig {
             shuffle_passive_view_count: 4,
             shuffle_interval: Duration::from_secs(60),
             neighbor_request_timeout: Duration::from_millis(500),
+            swap_probability: 0.25,
             refill_interval: Duration::from_secs(1),
             rejoin_interval: Duration::from_secs(5),
             failed_peers_capacity: 8,

@@ -58,6 +58,26 @@ pub enum Message<PI> {
         /// Whether the sender stays around (it then goes to the passive view).
         alive: bool,
     },
+    /// A degree-preserving link swap: "link with me; I drop `drop`, you drop one of yours,
+    /// and the two dropped peers link with each other". Breaks closed islands and keeps the
+    /// overlay close to a random graph.
+    Swap {
+        /// The active peer the sender will drop.
+        drop: PI,
+    },
+    /// The answer to `Swap`.
+    SwapReply {
+        /// Whether the link is now active on the replier's side.
+        accepted: bool,
+        /// The peer the replier dropped for it (when it was full).
+        dropped: Option<PI>,
+    },
+    /// The sender dropped the link in a swap; the receiver should link with `with`, which lost
+    /// a link in the same swap.
+    Replace {
+        /// The peer to link with.
+        with: Option<PI>,
+    },
 }
 
 /// Membership timers.
@@ -102,6 +122,9 @@ pub(crate) struct Hyparview<PI> {
     shuffle_armed: bool,
     rejoin_armed: bool,
     refill_armed: bool,
+    /// The swap in flight: the peer asked and the peer we will drop.
+    swapping: Option<PI>,
+    swap_drop: Option<PI>,
 }
 
 impl<PI: PeerIdentity> Hyparview<PI> {
@@ -117,6 +140,8 @@ impl<PI: PeerIdentity> Hyparview<PI> {
             shuffle_armed: false,
             rejoin_armed: false,
             refill_armed: false,
+            swapping: None,
+            swap_drop: None,
             config,
         }
     }
@@ -207,8 +232,10 @@ impl<PI: PeerIdentity> Hyparview<PI> {
                 if accepted {
                     self.add_active(from, rng, out);
                 } else {
+                    // Refused: a full peer. Ask the next one at the refill tick, not at once, or
+                    // a node among full peers would run through its passive view in a burst.
                     self.add_passive(from, rng);
-                    self.refill(rng, out);
+                    self.arm_refill(out);
                 }
             }
             Message::Shuffle { origin, peers, ttl } => {
@@ -237,6 +264,43 @@ impl<PI: PeerIdentity> Hyparview<PI> {
                 }
             }
             Message::ShuffleReply { peers } => self.integrate(&peers, rng),
+            Message::Swap { drop } => self.on_swap(from, drop, rng, out),
+            Message::SwapReply { accepted, dropped } => {
+                self.pending.remove(&from);
+                self.swapping = None;
+                if !accepted {
+                    self.add_passive(from, rng);
+                    return;
+                }
+                if let Some(mine) = self.swap_drop.take()
+                    && mine != from
+                    && self.active.remove(&mine)
+                {
+                    out.push(Out::NeighborDown(mine));
+                    out.push(Out::Disconnect(mine));
+                    out.push(Out::Send(mine, Message::Replace { with: dropped }));
+                    self.add_passive(mine, rng);
+                }
+                self.add_active(from, rng, out);
+            }
+            Message::Replace { with } => {
+                if self.remove_active(from, out) {
+                    self.add_passive(from, rng);
+                }
+                match with {
+                    Some(peer) if peer != self.me && !self.active.contains(&peer) => {
+                        // The other dropped peer has a free slot too: a plain request suffices.
+                        if self.pending.insert(peer) {
+                            out.push(Out::Send(peer, Message::Neighbor { high: false }));
+                            out.push(Out::Timer(
+                                self.config.neighbor_request_timeout,
+                                Timer::NeighborRequest(peer),
+                            ));
+                        }
+                    }
+                    _ => self.refill(rng, out),
+                }
+            }
             Message::Disconnect { alive } => {
                 self.pending.remove(&from);
                 if self.remove_active(from, out) {
@@ -316,8 +380,13 @@ impl<PI: PeerIdentity> Hyparview<PI> {
                 self.shuffle(rng, out);
                 self.refill(rng, out);
                 self.probe_failed(out);
+                self.maybe_swap(rng, out);
             }
             Timer::NeighborRequest(peer) => {
+                if self.swapping == Some(peer) {
+                    self.swapping = None;
+                    self.swap_drop = None;
+                }
                 if self.pending.remove(&peer) {
                     // Unresponsive: not a replacement candidate any more.
                     self.passive.remove(&peer);
@@ -401,12 +470,83 @@ impl<PI: PeerIdentity> Hyparview<PI> {
         if self.active.is_empty() {
             self.arm_rejoin(out);
         }
-        let free = self.active.len() + self.pending.len() < self.config.active_view_capacity;
-        if free && !self.refill_armed {
+        if self.active.len() + self.pending.len() < self.config.active_view_capacity {
             // Everyone in the passive view was asked: ask again later, not in a loop.
+            self.arm_refill(out);
+        }
+    }
+
+    fn arm_refill(&mut self, out: &mut Vec<Out<PI>>) {
+        if !self.refill_armed && !self.active.is_full() {
             self.refill_armed = true;
             out.push(Out::Timer(self.config.refill_interval, Timer::Refill));
         }
+    }
+
+    /// Now and then (`swap_probability` per shuffle period) a full node swaps one of its links
+    /// with a passive peer's, keeping every degree.
+    fn maybe_swap<R: Rng>(&mut self, rng: &mut R, out: &mut Vec<Out<PI>>) {
+        if !self.active.is_full()
+            || self.swapping.is_some()
+            || !rng.random_bool(self.config.swap_probability.clamp(0.0, 1.0))
+        {
+            return;
+        }
+        let pending = &self.pending;
+        let Some(target) = self.passive.pick(rng, |p| pending.contains(p)) else {
+            return;
+        };
+        let Some(drop) = self.active.pick(rng, |_| false) else {
+            return;
+        };
+        self.swapping = Some(target);
+        self.swap_drop = Some(drop);
+        self.pending.insert(target);
+        out.push(Out::Send(target, Message::Swap { drop }));
+        out.push(Out::Timer(
+            self.config.neighbor_request_timeout,
+            Timer::NeighborRequest(target),
+        ));
+    }
+
+    fn on_swap<R: Rng>(&mut self, from: PI, drop: PI, rng: &mut R, out: &mut Vec<Out<PI>>) {
+        if self.active.contains(&from) || drop == self.me || self.swapping.is_some() {
+            out.push(Out::Send(
+                from,
+                Message::SwapReply {
+                    accepted: false,
+                    dropped: None,
+                },
+            ));
+            return;
+        }
+        let mut dropped = None;
+        if self.active.is_full() {
+            let Some(victim) = self.active.pick(rng, |p| *p == drop) else {
+                out.push(Out::Send(
+                    from,
+                    Message::SwapReply {
+                        accepted: false,
+                        dropped: None,
+                    },
+                ));
+                return;
+            };
+            self.active.remove(&victim);
+            out.push(Out::NeighborDown(victim));
+            out.push(Out::Disconnect(victim));
+            out.push(Out::Send(victim, Message::Replace { with: Some(drop) }));
+            self.add_passive(victim, rng);
+            dropped = Some(victim);
+        }
+        self.add_active(from, rng, out);
+        out.push(Out::Send(
+            from,
+            Message::SwapReply {
+                accepted: true,
+                dropped,
+            },
+        ));
     }
 
     /// Probes the oldest failed peer that still has probes left, with a high-priority request.
@@ -692,5 +832,70 @@ mod tests {
         n.on_message(3, Message::Neighbor { high: false }, rng, &mut out);
         n.on_message(3, Message::Disconnect { alive: false }, rng, &mut out);
         assert!(!n.passive().any(|p| *p == 3));
+    }
+
+    #[test]
+    fn swap_keeps_degrees_and_links_the_dropped_peers() {
+        let rng = &mut ChaCha8Rng::seed_from_u64(0);
+        let mut out = Vec::new();
+        // x (1) is full with 10..15; p (2) is full with 20..25.
+        let mut x = node(1);
+        for peer in 10..15 {
+            x.on_message(peer, Message::Neighbor { high: false }, rng, &mut out);
+        }
+        let mut p = node(2);
+        for peer in 20..25 {
+            p.on_message(peer, Message::Neighbor { high: false }, rng, &mut out);
+        }
+        out.clear();
+        x.swapping = Some(2);
+        x.swap_drop = Some(10);
+        p.on_message(1, Message::Swap { drop: 10 }, rng, &mut out);
+        assert!(p.is_active(&1));
+        assert_eq!(p.active.len(), 5);
+        let replaced: Vec<_> = sends(&out)
+            .into_iter()
+            .filter_map(|(to, m)| match m {
+                Message::Replace { with: Some(10) } => Some(to),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(replaced.len(), 1);
+        let dropped = replaced[0];
+        let reply = sends(&out).into_iter().find(|(to, _)| *to == 1).unwrap().1;
+        assert_eq!(
+            reply,
+            Message::SwapReply {
+                accepted: true,
+                dropped: Some(dropped)
+            }
+        );
+        out.clear();
+        x.on_message(2, reply, rng, &mut out);
+        assert!(x.is_active(&2) && !x.is_active(&10));
+        assert_eq!(x.active.len(), 5);
+        assert!(sends(&out).contains(&(
+            10,
+            Message::Replace {
+                with: Some(dropped)
+            }
+        )));
+        // The dropped peer asks the other dropped peer to link.
+        let mut ten = node(10);
+        ten.on_message(1, Message::Neighbor { high: false }, rng, &mut out);
+        out.clear();
+        ten.on_message(
+            1,
+            Message::Replace {
+                with: Some(dropped),
+            },
+            rng,
+            &mut out,
+        );
+        assert!(!ten.is_active(&1));
+        assert_eq!(
+            sends(&out),
+            vec![(dropped, Message::Neighbor { high: false })]
+        );
     }
 }

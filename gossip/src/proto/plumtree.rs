@@ -433,13 +433,18 @@ impl<PI: PeerIdentity> Plumtree<PI> {
                 let Some(missing) = self.missing.get_mut(&id) else {
                     return;
                 };
-                // Graft the announcer closest to the root (fewest hops), earliest on ties.
+                // Graft the announcer closest to the root (fewest hops), earliest on ties,
+                // neighbours first. An announcer that stopped being a neighbour is still asked
+                // (the message matters more than the link), but does not become eager.
+                let (eager, lazy) = (&self.eager, &self.lazy);
                 let best = missing
                     .announcers
                     .iter()
                     .enumerate()
-                    .filter(|(_, (p, _))| self.eager.contains(p) || self.lazy.contains(p))
-                    .min_by_key(|(i, (_, ihave))| (ihave.hops, *i))
+                    .min_by_key(|(i, (p, ihave))| {
+                        let stranger = !eager.contains(p) && !lazy.contains(p);
+                        (stranger, ihave.hops, *i)
+                    })
                     .map(|(i, _)| i);
                 let Some(index) = best else {
                     return;
@@ -447,8 +452,7 @@ impl<PI: PeerIdentity> Plumtree<PI> {
                 let (peer, _) = missing.announcers.remove(index);
                 missing.grafted.push(peer);
                 let more = !missing.announcers.is_empty();
-                self.lazy.remove(&peer);
-                self.eager.insert(peer);
+                self.make_eager(peer);
                 out.push(Out::Send(peer, Message::Graft { id: Some(id) }));
                 // The entry stays (until the message comes or the entry ages out) so the arrival
                 // is known to be a grafted one.
@@ -481,8 +485,10 @@ impl<PI: PeerIdentity> Plumtree<PI> {
         for peer in peers {
             if let Some(batch) = self.ihave_queue.remove(&peer)
                 && !batch.is_empty()
-                && self.lazy.contains(&peer)
+                && (self.lazy.contains(&peer) || self.eager.contains(&peer))
             {
+                // Also to a peer that turned eager since: the messages batched for it went
+                // out before that, so only the IHAVE tells it about them.
                 out.push(Out::Send(peer, Message::IHave(batch)));
             }
         }

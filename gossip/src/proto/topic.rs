@@ -139,12 +139,11 @@ impl<PI: PeerIdentity> Topic<PI> {
                 self.swarm.on_message(from, message, rng, &mut self.hv_out)
             }
             TopicMessage::Broadcast(message) => {
-                // Broadcast traffic only flows over active links, except message payloads (a
-                // graft answer may race with a link going down; the content is still good).
-                let payload = matches!(message, plumtree::Message::Gossip(_));
-                if payload || self.swarm.is_active(&from) {
-                    self.gossip.on_message(from, message, now, &mut self.pt_out);
-                }
+                // Taken from anyone: broadcast traffic races with links coming up and going
+                // down, and a message must not be lost to that. Only neighbours' GRAFT and PRUNE
+                // change eager and lazy sets (Plumtree ignores them for anyone else, but still
+                // answers a graft with the message).
+                self.gossip.on_message(from, message, now, &mut self.pt_out);
             }
         }
         self.drain(out);

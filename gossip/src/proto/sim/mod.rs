@@ -218,7 +218,11 @@ mod tests {
         if let Some(arwl) = std::env::var("SIM_ARWL").ok().and_then(|v| v.parse().ok()) {
             s.config.membership.active_random_walk_length = arwl;
         }
-        let mut net = Network::new(s.nodes, &s.config, 0, s.latency_ms, s.detect_ms);
+        let seed: u64 = std::env::var("SIM_SEED")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut net = Network::new(s.nodes, &s.config, seed, s.latency_ms, s.detect_ms);
         net.schedule_join(0, Vec::new(), 0);
         for node in 1..nodes as u32 {
             let k: u32 = std::env::var("SIM_BOOT")
@@ -234,6 +238,16 @@ mod tests {
             .unwrap_or(2000);
         net.run_until(nodes as u64 * 1000 + warmup * 1000);
         eprintln!("{:?}", net.overlay_stats(1));
+        for i in 0..nodes as u32 {
+            if net.overlay_stats(i).reachable < nodes {
+                eprintln!(
+                    "node {i} reaches {}: active {:?} passive {:?}",
+                    net.overlay_stats(i).reachable,
+                    net.node_neighbors(i),
+                    net.node_passive(i)
+                );
+            }
+        }
         let stats: Vec<_> = (0..20)
             .map(|i| net.overlay_stats(i * (nodes as u32 / 20)))
             .collect();
@@ -241,6 +255,7 @@ mod tests {
         let mean = stats.iter().map(|s| s.mean_distance).sum::<f64>() / 20.0;
         eprintln!("eccentricities {eccs:?} mean distance {mean:.2}");
         let random = std::env::var("SIM_RANDOM").is_ok();
+        net.count_kinds = true;
         for round in 0..10 {
             net.kinds.clear();
             let sender = if random {

@@ -7,7 +7,7 @@
 )]
 
 use std::{
-    cmp::{Ordering, Reverse},
+    cmp::Reverse,
     collections::{BinaryHeap, HashMap},
     time::Duration,
 };
@@ -44,30 +44,42 @@ enum Kind {
     },
 }
 
-#[derive(Debug)]
-struct Ev {
-    at: Micros,
+/// The event queue: a heap of small `(time, sequence, slot)` keys over a slab of events, so
+/// heap moves stay cheap whatever the event size. The sequence keeps ties in insertion order
+/// (and messages on one link in order: latency is fixed per link).
+#[derive(Debug, Default)]
+struct Queue {
+    heap: BinaryHeap<Reverse<(Micros, u64, u32)>>,
+    slab: Vec<Option<Kind>>,
+    free: Vec<u32>,
     seq: u64,
-    kind: Kind,
 }
 
-impl PartialEq for Ev {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
+impl Queue {
+    fn push(&mut self, at: Micros, kind: Kind) {
+        self.seq += 1;
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slab[slot as usize] = Some(kind);
+                slot
+            }
+            None => {
+                self.slab.push(Some(kind));
+                (self.slab.len() - 1) as u32
+            }
+        };
+        self.heap.push(Reverse((at, self.seq, slot)));
     }
-}
 
-impl Eq for Ev {}
-
-impl PartialOrd for Ev {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Ev {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
+    /// The next event if it is due by `until`.
+    fn pop_due(&mut self, until: Micros) -> Option<(Micros, Kind)> {
+        let Reverse((at, _, slot)) = *self.heap.peek()?;
+        if at > until {
+            return None;
+        }
+        self.heap.pop();
+        self.free.push(slot);
+        self.slab[slot as usize].take().map(|kind| (at, kind))
     }
 }
 
@@ -106,8 +118,7 @@ pub(crate) struct Network {
     alive: Vec<bool>,
     side: Vec<bool>,
     partitioned: bool,
-    queue: BinaryHeap<Reverse<Ev>>,
-    seq: u64,
+    queue: Queue,
     now: Micros,
     pub(crate) rng: ChaCha8Rng,
     link_seed: u64,
@@ -120,6 +131,8 @@ pub(crate) struct Network {
     round_deliveries: u64,
     /// Messages sent per kind, for diagnostics.
     pub(crate) kinds: std::collections::BTreeMap<&'static str, u64>,
+    /// Whether to fill `kinds` (off: it costs a map update per message).
+    pub(crate) count_kinds: bool,
 }
 
 impl Network {
@@ -148,8 +161,7 @@ impl Network {
             alive: vec![true; count],
             side: vec![false; count],
             partitioned: false,
-            queue: BinaryHeap::new(),
-            seq: 0,
+            queue: Queue::default(),
             now: 0,
             rng,
             link_seed,
@@ -161,6 +173,7 @@ impl Network {
             membership: 0,
             round_deliveries: 0,
             kinds: Default::default(),
+            count_kinds: false,
         }
     }
 
@@ -207,12 +220,7 @@ impl Network {
     }
 
     fn push(&mut self, at: Micros, kind: Kind) {
-        self.seq += 1;
-        self.queue.push(Reverse(Ev {
-            at,
-            seq: self.seq,
-            kind,
-        }));
+        self.queue.push(at, kind);
     }
 
     /// Runs events up to and including time `until`, then sets the clock to it.
@@ -223,16 +231,12 @@ impl Network {
 
     /// Runs one event if one is due by `until`.
     fn step(&mut self, until: Micros) -> bool {
-        match self.queue.peek() {
-            Some(Reverse(ev)) if ev.at <= until => {}
-            _ => return false,
-        }
-        let Some(Reverse(ev)) = self.queue.pop() else {
+        let Some((at, kind)) = self.queue.pop_due(until) else {
             return false;
         };
-        self.now = ev.at;
-        let now = Duration::from_micros(ev.at);
-        let (node, input) = match ev.kind {
+        self.now = at;
+        let now = Duration::from_micros(at);
+        let (node, input) = match kind {
             Kind::Deliver { from, to, message } => {
                 if self.cut(from, to) {
                     return true;
@@ -264,7 +268,9 @@ impl Network {
         for out in outs {
             match out {
                 OutEvent::SendMessage(to, message) => {
-                    *self.kinds.entry(kind_name(&message.message)).or_default() += 1;
+                    if self.count_kinds {
+                        *self.kinds.entry(kind_name(&message.message)).or_default() += 1;
+                    }
                     match &message.message {
                         TopicMessage::Broadcast(plumtree::Message::Gossip(gossip)) => {
                             if let Some(stats) = self.msgs.get_mut(&gossip.id) {
@@ -447,6 +453,14 @@ pub(crate) struct OverlayStats {
 
 #[cfg(test)]
 impl Network {
+    pub(crate) fn node_neighbors(&self, node: u32) -> Vec<u32> {
+        self.nodes[node as usize].neighbors(&self.topic)
+    }
+
+    pub(crate) fn node_passive(&self, node: u32) -> Vec<u32> {
+        self.nodes[node as usize].passive_peers(&self.topic)
+    }
+
     #[allow(clippy::print_stderr)]
     pub(crate) fn overlay_stats(&self, from: u32) -> OverlayStats {
         let n = self.nodes.len();
