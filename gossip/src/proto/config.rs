@@ -133,8 +133,9 @@ pub struct PlumtreeConfig {
     /// repairs the tree and what optimises it.
     #[serde(with = "millis", rename = "ihave_delay_ms")]
     pub ihave_delay: Duration,
-    /// Wait after the first IHAVE for a missing message before grafting. A little more than
-    /// the spread of eager-path latencies; the default suits links of tens of milliseconds.
+    /// Shortest wait after the first IHAVE for a missing message before grafting (the wait
+    /// adapts upwards, see `graft_timeout_max`). About twice the round-trip time: the default
+    /// suits links of 10–50 ms (the simulator's); on a LAN or loopback a few ms is right.
     #[serde(with = "millis", rename = "graft_timeout_1_ms")]
     pub graft_timeout_1: Duration,
     /// Upper bound of the first graft's wait, which adapts (between `graft_timeout_1` and this)
@@ -174,7 +175,7 @@ impl Default for PlumtreeConfig {
     fn default() -> Self {
         Self {
             ihave_delay: Duration::from_millis(2),
-            graft_timeout_1: Duration::from_millis(60),
+            graft_timeout_1: Duration::from_millis(100),
             graft_timeout_max: Duration::from_millis(200),
             graft_timeout_2: Duration::from_millis(80),
             eager_new_links: false,

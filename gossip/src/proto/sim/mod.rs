@@ -263,7 +263,12 @@ mod tests {
             } else {
                 1
             };
-            let m = net.round(&[sender], 32, 200, 10_000);
+            let senders = if std::env::var_os("SIM_ALL").is_some() {
+                net.live_nodes()
+            } else {
+                vec![sender]
+            };
+            let m = net.round(&senders, 32, 200, 10_000);
             eprintln!(
                 "round {round}: rmr {:.3} ldh {} ms {:.0} {:?}",
                 m.rmr, m.ldh, m.duration_ms, net.kinds
