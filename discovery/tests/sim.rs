@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use weft_discovery::{
     Config,
-    sim::{Scenario, ScenarioFile, run_scenario},
+    sim::{Baseline, Report, Scenario, ScenarioFile, run_scenario},
 };
 
 fn fast(nodes: usize, seed: u64) -> Scenario {
@@ -46,10 +46,22 @@ fn goals_met_with_100_nodes() {
 }
 
 #[test]
-fn same_seed_same_report() {
-    let a = run_scenario(&fast(30, 3)).to_string();
-    let b = run_scenario(&fast(30, 3)).to_string();
-    assert_eq!(a, b);
+fn same_seed_same_report_and_baseline() {
+    let a = run_scenario(&fast(30, 3));
+    let b = run_scenario(&fast(30, 3));
+    assert_eq!(a.to_string(), b.to_string());
+    let report = Report { scenarios: vec![a] };
+    let saved = Baseline::from_toml(&report.baseline().to_toml()).unwrap();
+    assert_eq!(saved, report.baseline());
+    let comparison = Report { scenarios: vec![b] }.compare(&saved);
+    assert_eq!(comparison.rows.len(), 1);
+    assert!(!comparison.regressed(), "{comparison}");
+}
+
+#[test]
+fn saved_baseline_parses() {
+    let baseline = Baseline::from_toml(include_str!("../sim/baseline.toml")).unwrap();
+    assert!(!baseline.scenario.is_empty());
 }
 
 #[test]
