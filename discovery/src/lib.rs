@@ -16,6 +16,6 @@ pub mod sim;
 pub use proto::{
     Announcement, Catalog, Command, Config, DepartReason, Departure, DepartureOutcome, DigestItem,
     EntryError, Event, Input, Limits, LocalInfo, Message, MessageError, Node, Output,
-    PROTOCOL_VERSION, PeerEntry, Record, Source, Stats, SyncMessage, Time, Timer, UpsertOutcome,
-    Version, Violation,
+    PING_PROTOCOL, PROTOCOL_VERSION, PeerEntry, Record, SYNC_PROTOCOL, Source, Stats, SyncMessage,
+    Time, Timer, UpsertOutcome, Version, Violation, topic_bytes,
 };

@@ -5,12 +5,38 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
-use weft_transport::{FrameError, SignatureError, Signed, cbor_decode, cbor_encode};
+use weft_transport::{
+    FrameError, NetworkId, Protocol, SignatureError, Signed, cbor_decode, cbor_encode,
+};
 
 use super::{
     entry::{Departure, PeerEntry},
     sync::SyncMessage,
 };
+
+/// The direct-stream protocol that carries catalog sync ([`Message::Sync`]).
+pub const SYNC_PROTOCOL: Protocol = Protocol::new("discovery-sync", 1);
+
+/// The direct-stream protocol that carries [`Message::Ping`] and [`Message::Pong`].
+pub const PING_PROTOCOL: Protocol = Protocol::new("discovery-ping", 1);
+
+/// The 32-byte id of the gossip topic discovery announces on in `network`:
+/// `blake3("weft/discovery/topic/1" || network_id)`. The runtime wraps it in gossip's topic id;
+/// the proto does not depend on gossip.
+///
+/// ```
+/// use weft_discovery::topic_bytes;
+/// use weft_transport::NetworkId;
+///
+/// let a = topic_bytes(&NetworkId::from_name("a"));
+/// assert_ne!(a, topic_bytes(&NetworkId::from_name("b")));
+/// ```
+pub fn topic_bytes(network: &NetworkId) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"weft/discovery/topic/1");
+    hasher.update(network.as_bytes());
+    *hasher.finalize().as_bytes()
+}
 
 /// What discovery broadcasts on its gossip topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
