@@ -2,6 +2,7 @@
 //!
 //! - `demo [--nodes N]`: the main job, a small network on 127.0.0.1 shown layer by layer.
 //! - `bench NAME [--rounds N]`: a benchmark; names: `transport`.
+//! - `sim LAYER [FILE.toml] [--only NAME] [--baseline FILE] [--save-baseline FILE]`: a simulator.
 //! - `ci [--no-tests]`: what CI runs.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -10,6 +11,7 @@ mod bench;
 mod ci;
 mod demo;
 mod probe;
+mod sim;
 mod stats;
 mod table;
 
@@ -20,6 +22,10 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   demo [--nodes N]            start N nodes (default 5) on 127.0.0.1 and show every layer at work
   bench NAME [--rounds N]     run a benchmark (transport)
+  sim LAYER [FILE.toml]       run a simulator: gossip, discovery, registry
+      [--only NAME]           only scenarios whose name contains NAME
+      [--baseline FILE]       compare with a saved baseline, fail on regression
+      [--save-baseline FILE]  save this run's figures as a baseline
   ci [--no-tests]             run every CI check";
 
 #[tokio::main]
@@ -48,6 +54,22 @@ async fn main() -> Result<()> {
             let rounds = flag_value(&rest, "--rounds")?.unwrap_or(5);
             bench::run(name, rounds).await
         }
+        "sim" => {
+            let Some(layer) = rest.first().filter(|layer| !layer.starts_with("--")) else {
+                bail!("sim needs a layer: {}\n\n{USAGE}", sim::LAYERS.join(", "));
+            };
+            let file = rest
+                .get(1)
+                .filter(|arg| !arg.starts_with("--"))
+                .map(Into::into);
+            sim::run(&sim::SimArgs {
+                layer: layer.clone(),
+                file,
+                only: flag_text(&rest, "--only")?,
+                baseline: flag_text(&rest, "--baseline")?.map(Into::into),
+                save_baseline: flag_text(&rest, "--save-baseline")?.map(Into::into),
+            })
+        }
         "ci" => {
             let ci = ci::CiArgs {
                 no_tests: rest.iter().any(|arg| arg == "--no-tests"),
@@ -64,13 +86,21 @@ async fn main() -> Result<()> {
 
 /// The number after `flag`, if the flag is present.
 fn flag_value(args: &[String], flag: &str) -> Result<Option<usize>> {
+    let Some(value) = flag_text(args, flag)? else {
+        return Ok(None);
+    };
+    Ok(Some(value.parse().with_context(|| {
+        format!("{flag} needs a number, got {value:?}")
+    })?))
+}
+
+/// The word after `flag`, if the flag is present.
+fn flag_text(args: &[String], flag: &str) -> Result<Option<String>> {
     let Some(at) = args.iter().position(|arg| arg == flag) else {
         return Ok(None);
     };
     let value = args
         .get(at + 1)
-        .with_context(|| format!("{flag} needs a number"))?;
-    Ok(Some(value.parse().with_context(|| {
-        format!("{flag} needs a number, got {value:?}")
-    })?))
+        .with_context(|| format!("{flag} needs a value"))?;
+    Ok(Some(value.clone()))
 }

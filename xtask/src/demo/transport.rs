@@ -1,29 +1,17 @@
-//! `cargo xtask demo`: a small weft network on 127.0.0.1, shown layer by layer.
+//! The transport part of the demo: every node dials every other from its ticket alone, then
+//! measures framed echo round trips and framed throughput on one stream.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde_bytes::ByteBuf;
-use weft_transport::{Endpoint, FramedRecv, FramedSend, NetworkId, PeerAddr, iroh::Connection};
+use weft_transport::{Endpoint, FramedRecv, FramedSend, PeerAddr, iroh::Connection};
 
 use crate::{
-    probe::{PROBE, PROBE_MAX_FRAME, ProbeMsg, ProbeServer},
+    probe::{PROBE, PROBE_MAX_FRAME, ProbeMsg},
     stats::percentile,
     table::Table,
 };
-
-/// Demo settings, from the command line.
-#[derive(Debug, Clone)]
-pub(crate) struct DemoArgs {
-    /// How many nodes to start.
-    pub(crate) nodes: usize,
-}
-
-impl Default for DemoArgs {
-    fn default() -> Self {
-        Self { nodes: 5 }
-    }
-}
 
 /// Echo round trips per pair.
 const PINGS: usize = 50;
@@ -34,43 +22,8 @@ const BLAST_BYTES: usize = 8 * 1024 * 1024;
 /// Frame payload used for the throughput measurement.
 const BLAST_FRAME: usize = 64 * 1024;
 
-pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
-    anyhow::ensure!(args.nodes >= 2, "the demo needs at least 2 nodes");
-    println!("weft demo: {} nodes on 127.0.0.1\n", args.nodes);
-    let network = NetworkId::from_name("weft-demo");
-    let mut nodes = Vec::with_capacity(args.nodes);
-    for _ in 0..args.nodes {
-        let endpoint = Endpoint::builder()
-            .network(network)
-            .bind_addr("127.0.0.1:0".parse()?)
-            .bind()
-            .await?;
-        endpoint.register(PROBE, ProbeServer)?;
-        nodes.push(endpoint);
-    }
-
-    let mut ids = Table::new(["node", "peer id", "ticket"]).left_aligned();
-    for (i, node) in nodes.iter().enumerate() {
-        ids.row([
-            format!("n{i}"),
-            node.id().fmt_short(),
-            node.addr().to_ticket(),
-        ]);
-    }
-    println!("== transport: identities ==\n{}", ids.render());
-
-    transport_part(&nodes).await?;
-
-    for node in &nodes {
-        node.shutdown().await;
-    }
-    println!("all {} nodes shut down cleanly", nodes.len());
-    Ok(())
-}
-
-/// Every node dials every other from its ticket alone, then measures framed echo round trips and
-/// framed throughput on one stream.
-async fn transport_part(nodes: &[Endpoint]) -> Result<()> {
+/// Dials, echoes and streams between every ordered pair of nodes; prints two tables.
+pub(super) async fn run(nodes: &[Endpoint]) -> Result<()> {
     let tickets: Vec<String> = nodes.iter().map(|n| n.addr().to_ticket()).collect();
     let header =
         std::iter::once("from \\ to".to_string()).chain((0..nodes.len()).map(|j| format!("n{j}")));

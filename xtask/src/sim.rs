@@ -1,0 +1,158 @@
+//! `cargo xtask sim LAYER [FILE.toml]`: runs a layer's simulator over its proto state machine.
+//!
+//! Every layer ships a default scenario file at `<layer>/sim/default.toml`. Reports are the
+//! same for the same file and seeds. Gossip and discovery can save their figures as a baseline
+//! and compare a later run with it; discovery and registry check their goals and fail when one
+//! is missed.
+
+use std::{path::PathBuf, time::Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// The layers with a simulator.
+pub(crate) const LAYERS: &[&str] = &["gossip", "discovery", "registry"];
+
+/// Simulator options, from the command line.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SimArgs {
+    /// Which layer's simulator.
+    pub(crate) layer: String,
+    /// The scenario file (default: `<layer>/sim/default.toml`).
+    pub(crate) file: Option<PathBuf>,
+    /// Run only scenarios whose name contains this.
+    pub(crate) only: Option<String>,
+    /// Compare with this saved baseline (gossip).
+    pub(crate) baseline: Option<PathBuf>,
+    /// Save the figures as a baseline here (gossip).
+    pub(crate) save_baseline: Option<PathBuf>,
+}
+
+pub(crate) fn run(args: &SimArgs) -> Result<()> {
+    let path = args
+        .file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}/sim/default.toml", args.layer)));
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading scenario file {}", path.display()))?;
+    let started = Instant::now();
+    let outcome = match args.layer.as_str() {
+        "gossip" => gossip(args, &text),
+        "discovery" => discovery(args, &text),
+        "registry" => registry(args, &text),
+        other => bail!("no simulator for {other:?}; layers: {}", LAYERS.join(", ")),
+    };
+    println!(
+        "({} scenarios from {}, {:.1} s wall)",
+        args.layer,
+        path.display(),
+        started.elapsed().as_secs_f64()
+    );
+    outcome
+}
+
+fn keep(name: &str, only: Option<&String>) -> bool {
+    only.is_none_or(|only| name.contains(only.as_str()))
+}
+
+/// What xtask needs of a layer's simulator report.
+trait SimReport: std::fmt::Display {
+    /// Whether every goal the report checks held, for layers whose reports check goals.
+    fn goals_met(&self) -> Option<bool> {
+        None
+    }
+    /// The figures as a baseline file, for layers that keep baselines.
+    fn baseline_toml(&self) -> Option<String> {
+        None
+    }
+    /// The comparison with a saved baseline, and whether it regressed.
+    fn compare_with(&self, _baseline: &str) -> Option<Result<(String, bool)>> {
+        None
+    }
+}
+
+/// Prints the report, saves or compares a baseline, and fails on a missed goal or regression.
+fn finish(layer: &str, report: &impl SimReport, args: &SimArgs) -> Result<()> {
+    println!("{report}");
+    if let Some(path) = &args.save_baseline {
+        let toml = report
+            .baseline_toml()
+            .with_context(|| format!("{layer} keeps no baseline"))?;
+        std::fs::write(path, toml)?;
+        println!("baseline saved to {}", path.display());
+    }
+    if let Some(path) = &args.baseline {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading baseline {}", path.display()))?;
+        let (comparison, regressed) = report
+            .compare_with(&text)
+            .with_context(|| format!("{layer} keeps no baseline"))??;
+        println!("{comparison}");
+        anyhow::ensure!(!regressed, "{layer} regressed against {}", path.display());
+    }
+    if report.goals_met() == Some(false) {
+        bail!("{layer} missed a goal");
+    }
+    Ok(())
+}
+
+impl SimReport for weft_gossip::sim::Report {
+    fn baseline_toml(&self) -> Option<String> {
+        Some(self.baseline().to_toml())
+    }
+    fn compare_with(&self, baseline: &str) -> Option<Result<(String, bool)>> {
+        Some(
+            weft_gossip::sim::Baseline::from_toml(baseline)
+                .map(|baseline| {
+                    let comparison = self.compare(&baseline);
+                    (comparison.to_string(), comparison.regressed())
+                })
+                .map_err(Into::into),
+        )
+    }
+}
+
+impl SimReport for weft_discovery::sim::Report {
+    fn goals_met(&self) -> Option<bool> {
+        Some(weft_discovery::sim::Report::goals_met(self))
+    }
+    fn baseline_toml(&self) -> Option<String> {
+        Some(self.baseline().to_toml())
+    }
+    fn compare_with(&self, baseline: &str) -> Option<Result<(String, bool)>> {
+        Some(
+            weft_discovery::sim::Baseline::from_toml(baseline)
+                .map(|baseline| {
+                    let comparison = self.compare(&baseline);
+                    (comparison.to_string(), comparison.regressed())
+                })
+                .map_err(Into::into),
+        )
+    }
+}
+
+impl SimReport for weft_registry::sim::Report {
+    fn goals_met(&self) -> Option<bool> {
+        Some(weft_registry::sim::Report::goals_met(self))
+    }
+}
+
+fn gossip(args: &SimArgs, text: &str) -> Result<()> {
+    use weft_gossip::sim::{ScenarioFile, run_scenarios};
+    let mut file = ScenarioFile::from_toml(text)?;
+    file.scenario.retain(|s| keep(&s.name, args.only.as_ref()));
+    finish("gossip", &run_scenarios(&file), args)
+}
+
+fn discovery(args: &SimArgs, text: &str) -> Result<()> {
+    use weft_discovery::sim::{ScenarioFile, run_scenarios};
+    let mut file = ScenarioFile::from_toml(text)?;
+    file.scenarios.retain(|s| keep(&s.name, args.only.as_ref()));
+    finish("discovery", &run_scenarios(&file), args)
+}
+
+fn registry(args: &SimArgs, text: &str) -> Result<()> {
+    use weft_registry::sim::{ScenarioFile, run_scenarios};
+    let mut file: ScenarioFile = toml::from_str(text)?;
+    file.scenarios.retain(|s| keep(&s.name, args.only.as_ref()));
+    finish("registry", &run_scenarios(&file), args)
+}
