@@ -9,7 +9,7 @@ use std::{
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::{mpsc, oneshot};
-use weft_transport::{Endpoint, PeerAddr, PeerId, request};
+use weft_transport::{Endpoint, PeerAddr, PeerId, RequestError, request};
 
 use super::{Builder, Command, Error, PROTOCOL, handler::Inbound};
 use crate::proto::{
@@ -237,6 +237,17 @@ impl Actor {
                 results,
                 reply,
             } => self.start_lookup(name, refresh, results, reply, now),
+            Command::Held { name, reply } => {
+                let key = crate::proto::DhtId::of_name(&name);
+                let records = self
+                    .node
+                    .store()
+                    .providers(&key, now)
+                    .into_iter()
+                    .map(|r| r.payload().clone())
+                    .collect();
+                let _ = reply.send(records);
+            }
             Command::LocalRegistrations { reply } => {
                 let records = self
                     .node
@@ -317,9 +328,20 @@ impl Actor {
         tokio::spawn(async move {
             let response = async {
                 let connection = endpoint.connect(&to, PROTOCOL).await.ok()?;
-                request::<Request, Response>(&connection, &message, MAX_MESSAGE_SIZE, timeout)
+                match request::<Request, Response>(&connection, &message, MAX_MESSAGE_SIZE, timeout)
                     .await
-                    .ok()
+                {
+                    Ok(response) => Some(response),
+                    Err(RequestError::Timeout(_)) => {
+                        // A connection that let a request time out is likely stalled (lost
+                        // packets, a partition that healed while QUIC backs off): close it so
+                        // the next request dials afresh instead of queueing behind it. Requests
+                        // it cuts short fail, and stores are retried.
+                        connection.close(0u32.into(), b"registry request timed out");
+                        None
+                    }
+                    Err(_) => None,
+                }
             }
             .await;
             let _ = results.send((id, to.id, response)).await;

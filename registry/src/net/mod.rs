@@ -139,6 +139,10 @@ enum Command {
     LocalRegistrations {
         reply: oneshot::Sender<Vec<ProviderRecord>>,
     },
+    Held {
+        name: String,
+        reply: oneshot::Sender<Vec<ProviderRecord>>,
+    },
 }
 
 impl Registry {
@@ -235,6 +239,20 @@ impl Registry {
     pub async fn local_registrations(&self) -> Result<Vec<ProviderRecord>, Error> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::LocalRegistrations { reply }).await?;
+        rx.await.map_err(|_| Error::Closed)
+    }
+}
+
+impl Registry {
+    /// The live records this node holds under `name` in its store (for itself and for others):
+    /// what it would answer a `GetProviders` with. For diagnostics.
+    pub async fn held(&self, name: &str) -> Result<Vec<ProviderRecord>, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Held {
+            name: name.to_owned(),
+            reply,
+        })
+        .await?;
         rx.await.map_err(|_| Error::Closed)
     }
 }

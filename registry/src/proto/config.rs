@@ -15,6 +15,9 @@ pub struct Config {
     pub alpha: usize,
     /// How long a request may go unanswered before its peer counts as failed.
     pub request_timeout_ms: u64,
+    /// Requests a peer may fail in a row before it leaves the routing table (sooner when a
+    /// newcomer waits for its bucket).
+    pub max_failures: u32,
     /// Lookups (user lookups, publishes, withdrawals, refreshes) running at once. A new lookup
     /// beyond this is refused with [`crate::proto::CommandError::Busy`].
     pub max_lookups: usize,
@@ -26,8 +29,15 @@ pub struct Config {
     pub refresh_interval_ms: u64,
     /// Period of the maintenance tick (republish, refresh, expiry sweep).
     pub tick_interval_ms: u64,
+    /// Attempts to deliver a record or removal to one holder (the first and the retries after
+    /// it got no answer).
+    pub store_attempts: u32,
     /// Records this node hands over to one newly seen closer node, at most.
     pub max_handover: usize,
+    /// A node hands its records for a key over to a new close node when it is among this many
+    /// closest known holders of the key (1: only the closest does; more: redundancy against a
+    /// closest node that missed the newcomer).
+    pub handover_holders: usize,
     /// Limits on the records this node stores and accepts.
     pub store: StoreConfig,
     /// Limits on what a single record may contain.
@@ -40,12 +50,15 @@ impl Default for Config {
             k: 20,
             alpha: 3,
             request_timeout_ms: 2_000,
+            max_failures: 3,
             max_lookups: 64,
             max_candidates: 100,
             record_ttl_ms: 300_000,
             refresh_interval_ms: 600_000,
             tick_interval_ms: 10_000,
+            store_attempts: 3,
             max_handover: 256,
+            handover_holders: 3,
             store: StoreConfig::default(),
             limits: RecordLimits::default(),
         }

@@ -77,7 +77,8 @@ impl Node {
     pub fn new(key: SecretKey, addr: PeerAddr, config: Config, rng: ChaCha8Rng, now: Time) -> Self {
         let mut addr = addr;
         addr.id = key.peer_id();
-        let table = RoutingTable::new(DhtId::of_peer(&addr.id), config.k, now);
+        let table = RoutingTable::new(DhtId::of_peer(&addr.id), config.k, now)
+            .with_max_failures(config.max_failures);
         let store = Store::new(config.store.clone(), config.limits.clone());
         let tick = now + config.tick_interval();
         Self {
@@ -387,8 +388,11 @@ impl Node {
         match pending.purpose {
             Purpose::Lookup(op) => self.on_lookup_response(op, &pending.to, response, now),
             Purpose::Store(op) => {
+                // A refusal is an answer (retrying would be refused again); only a failure to
+                // answer is retried.
+                let answered = matches!(response, Response::Ack(_));
                 let stored = matches!(response, Response::Ack(Ack::Stored(_)));
-                self.on_store_done(op, &pending.to, stored, now);
+                self.on_store_answer(op, &pending.to, answered, stored, now);
             }
             Purpose::Probe | Purpose::Handover => {}
         }
@@ -409,7 +413,7 @@ impl Node {
                 }
                 self.drive(op, now);
             }
-            Purpose::Store(op) => self.on_store_done(op, &pending.to, false, now),
+            Purpose::Store(op) => self.on_store_answer(op, &pending.to, false, false, now),
             Purpose::Probe | Purpose::Handover => {}
         }
     }
@@ -451,8 +455,9 @@ impl Node {
     }
 
     /// When `peer` is new in the table, hands it the records it should now hold: those of keys
-    /// for which it is among the `k` closest nodes we know and we are the closest of the others
-    /// (so one holder, not all `k`, does the hand-over).
+    /// for which it is among the `k` closest nodes we know, when we are among the
+    /// `handover_holders` closest of the others (so a few holders do the hand-over, not all `k`,
+    /// and not just one, whose view may be the one that missed the newcomer).
     fn hand_over(&mut self, peer: &PeerAddr, now: Time) {
         if self.store.is_empty() {
             return;
@@ -470,12 +475,12 @@ impl Node {
                 continue;
             }
             let mine = local.distance(&key);
-            let nearest_other = closest
+            let closer_than_me = closest
                 .iter()
                 .filter(|a| a.id != peer.id)
-                .map(|a| DhtId::of_peer(&a.id).distance(&key))
-                .min();
-            if nearest_other.is_some_and(|other| other < mine) {
+                .filter(|a| DhtId::of_peer(&a.id).distance(&key) < mine)
+                .count();
+            if closer_than_me >= self.config.handover_holders.max(1) {
                 continue;
             }
             let (records, removals) = self.store.entries_for(&key, now);

@@ -32,6 +32,8 @@ pub(super) struct StoreRound {
     sent: BTreeSet<PeerId>,
     waiting: usize,
     acked: usize,
+    /// Failed attempts per peer, for retries.
+    failures: BTreeMap<PeerId, u32>,
 }
 
 #[derive(Debug)]
@@ -155,11 +157,39 @@ impl Node {
         self.publish_unheld(now);
     }
 
-    /// A store request of operation `id` to `peer` ended; `stored` when it was acknowledged.
-    pub(super) fn on_store_done(&mut self, id: OpId, peer: &PeerAddr, stored: bool, _now: Time) {
+    /// A store request of operation `id` to `peer` ended: `answered` when the peer answered at
+    /// all, `stored` when it acknowledged storing. One that got no answer is sent again, up to
+    /// `store_attempts` in all: a removal that does not arrive leaves the record live at that
+    /// holder until it expires.
+    pub(super) fn on_store_answer(
+        &mut self,
+        id: OpId,
+        peer: &PeerAddr,
+        answered: bool,
+        stored: bool,
+        now: Time,
+    ) {
+        let attempts = self.config.store_attempts.max(1);
         let Some(op) = self.ops.get_mut(&id) else {
             return;
         };
+        if !answered {
+            let failures = op.round.failures.entry(peer.id).or_insert(0);
+            *failures += 1;
+            if *failures < attempts {
+                let request = match &op.kind {
+                    OpKind::Publish { record } => Request::AddProvider {
+                        record: record.clone(),
+                    },
+                    OpKind::Withdraw { removal } => Request::RemoveProvider {
+                        removal: removal.clone(),
+                    },
+                    _ => return,
+                };
+                self.send(peer.clone(), request, Purpose::Store(id), now);
+                return;
+            }
+        }
         op.round.waiting = op.round.waiting.saturating_sub(1);
         if stored {
             op.round.acked += 1;

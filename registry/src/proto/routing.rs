@@ -19,6 +19,8 @@ struct Entry {
     addr: PeerAddr,
     id: DhtId,
     last_seen: Time,
+    /// Requests failed in a row.
+    failures: u32,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -54,6 +56,7 @@ pub enum Insert {
 pub struct RoutingTable {
     local: DhtId,
     k: usize,
+    max_failures: u32,
     buckets: Vec<Bucket>,
     len: usize,
 }
@@ -69,9 +72,17 @@ impl RoutingTable {
         Self {
             local,
             k: k.max(1),
+            max_failures: 1,
             buckets: vec![bucket; BUCKETS],
             len: 0,
         }
+    }
+
+    /// Keeps a failing peer until it failed `max` requests in a row (default 1), unless a
+    /// newcomer waits for its bucket. A peer that answers starts from zero again.
+    pub fn with_max_failures(mut self, max: u32) -> Self {
+        self.max_failures = max.max(1);
+        self
     }
 
     /// The local id.
@@ -111,6 +122,7 @@ impl RoutingTable {
         if let Some(pos) = bucket.entries.iter().position(|e| e.id == id) {
             let mut entry = bucket.entries.remove(pos);
             entry.last_seen = now;
+            entry.failures = 0;
             merge_addr(&mut entry.addr, addr);
             bucket.entries.push(entry);
             return Insert::Refreshed;
@@ -120,6 +132,7 @@ impl RoutingTable {
                 addr,
                 id,
                 last_seen: now,
+                failures: 0,
             });
             bucket.last_active = bucket.last_active.max(now);
             self.len += 1;
@@ -144,6 +157,7 @@ impl RoutingTable {
         if let Some(pos) = bucket.entries.iter().position(|e| e.id == id) {
             let mut entry = bucket.entries.remove(pos);
             entry.last_seen = now;
+            entry.failures = 0;
             bucket.entries.push(entry);
             if pos == 0 {
                 bucket.pending = None;
@@ -151,20 +165,30 @@ impl RoutingTable {
         }
     }
 
-    /// Records that `peer` failed to answer: it is removed, and a pending newcomer of its bucket
-    /// takes its place. Returns the newcomer when one was inserted.
+    /// Records that `peer` failed to answer. It is removed when a newcomer waits for its bucket
+    /// (the newcomer takes its place) or when it failed `max_failures` times in a row; otherwise
+    /// it becomes least recently seen, first in line for the next liveness check. Keeping a
+    /// peer through a short outage keeps a node from emptying its table when its own link
+    /// hiccups. Returns the newcomer when one was inserted.
     pub fn failed(&mut self, peer: &PeerId, now: Time) -> Option<PeerAddr> {
         let id = DhtId::of_peer(peer);
         let index = self.bucket_of(&id)?;
+        let max_failures = self.max_failures;
         let bucket = &mut self.buckets[index];
         let pos = bucket.entries.iter().position(|e| e.id == id)?;
-        bucket.entries.remove(pos);
+        let mut entry = bucket.entries.remove(pos);
+        entry.failures += 1;
+        if bucket.pending.is_none() && entry.failures < max_failures {
+            bucket.entries.insert(0, entry);
+            return None;
+        }
         self.len -= 1;
         let newcomer = bucket.pending.take()?;
         bucket.entries.push(Entry {
             id: DhtId::of_peer(&newcomer.id),
             addr: newcomer.clone(),
             last_seen: now,
+            failures: 0,
         });
         self.len += 1;
         Some(newcomer)

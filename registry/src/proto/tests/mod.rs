@@ -32,6 +32,8 @@ pub(super) enum Fault {
     Silent,
     /// Answers with bytes that do not decode (the runtime reports a failure at once).
     Garbage,
+    /// Loses every other request sent to it (the first, the third...).
+    Flaky,
 }
 
 /// Nodes that talk instantly; time moves only when timers are due and nothing else is.
@@ -50,6 +52,7 @@ pub(super) struct Net {
     pending: BTreeMap<(PeerId, RequestId), ()>,
     inbound: BTreeMap<(PeerId, InboundId), (PeerId, RequestId)>,
     pub(super) requests_sent: u64,
+    flaky_counts: BTreeMap<PeerId, u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -73,6 +76,7 @@ impl Net {
             pending: BTreeMap::new(),
             inbound: BTreeMap::new(),
             requests_sent: 0,
+            flaky_counts: BTreeMap::new(),
         }
     }
 
@@ -123,13 +127,19 @@ impl Net {
             match output {
                 Output::Send { id, to, request } => {
                     self.requests_sent += 1;
-                    match (self.nodes.contains_key(&to.id), self.faults.get(&to.id)) {
+                    let mut fault = self.faults.get(&to.id).copied();
+                    if fault == Some(Fault::Flaky) {
+                        let count = self.flaky_counts.entry(to.id).or_insert(0);
+                        *count += 1;
+                        fault = (*count % 2 == 1).then_some(Fault::Silent);
+                    }
+                    match (self.nodes.contains_key(&to.id), fault) {
                         (false, _) | (true, Some(Fault::Silent)) => {}
                         (true, Some(Fault::Garbage)) => {
                             self.cancel_timer(from, id);
                             self.queue.push_back((from, Input::Failed { id }));
                         }
-                        (true, None) => {
+                        (true, None | Some(Fault::Flaky)) => {
                             self.next_inbound += 1;
                             let inbound = InboundId(self.next_inbound);
                             self.pending.insert((from, id), ());

@@ -154,3 +154,29 @@ fn withdrawing_during_the_publish_leaves_nothing_behind() {
         assert!(net.lookup(from, "svc").is_empty(), "from {from:?}");
     }
 }
+
+#[test]
+fn removals_are_retried_until_a_flaky_holder_gets_them() {
+    let (mut net, ids) = Net::with_nodes(20, &config());
+    net.register(ids[3], "svc");
+    let key = DhtId::of_name("svc");
+    let now = net.now;
+    let holders: Vec<_> = ids
+        .iter()
+        .copied()
+        .filter(|id| *id != ids[3] && !net.nodes[id].store().providers(&key, now).is_empty())
+        .collect();
+    assert!(!holders.is_empty());
+    for holder in &holders {
+        net.faults.insert(*holder, super::Fault::Flaky);
+    }
+    net.withdraw(ids[3], "svc");
+    net.faults.clear();
+    let now = net.now;
+    for holder in &holders {
+        assert!(
+            net.nodes[holder].store().providers(&key, now).is_empty(),
+            "a flaky holder kept the withdrawn record"
+        );
+    }
+}

@@ -158,3 +158,36 @@ fn closest_matches_a_full_sort() {
         assert_eq!(got, all);
     }
 }
+
+#[test]
+fn a_peer_survives_failures_below_the_limit_unless_a_newcomer_waits() {
+    let local = DhtId::of_peer(&key(0).peer_id());
+    let mut table = RoutingTable::new(local, 2, START).with_max_failures(3);
+    let peers = peers_in_bucket(&local, 0, 3);
+    table.insert(PeerAddr::new(peers[0]), START);
+    table.insert(PeerAddr::new(peers[1]), START);
+    assert_eq!(table.failed(&peers[1], START), None);
+    assert_eq!(table.failed(&peers[1], START), None);
+    assert!(
+        table.contains(&peers[1]),
+        "removed before its third failure"
+    );
+    // An answer clears the count.
+    table.seen(&peers[1], START);
+    table.failed(&peers[1], START);
+    table.failed(&peers[1], START);
+    assert!(table.contains(&peers[1]));
+    table.failed(&peers[1], START);
+    assert!(
+        !table.contains(&peers[1]),
+        "kept after three failures in a row"
+    );
+    // With a newcomer waiting, one failure is enough.
+    table.insert(PeerAddr::new(peers[1]), START);
+    assert!(matches!(
+        table.insert(PeerAddr::new(peers[2]), START),
+        Insert::CheckLiveness(_)
+    ));
+    let oldest = table.peers().next().unwrap().id;
+    assert_eq!(table.failed(&oldest, START), Some(PeerAddr::new(peers[2])));
+}
