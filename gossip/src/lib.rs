@@ -3,10 +3,18 @@
 //! - [`proto`]: the protocol as a sans-IO state machine ([`proto::State`]), generic over the peer
 //!   identity, driven by `handle(InEvent, now)` and emitting [`proto::OutEvent`]s.
 //! - [`sim`]: a deterministic discrete-event simulator over the proto, with scenario files.
+//! - With the default feature `net`: [`Gossip`], one actor per instance on weft-transport
+//!   (protocol `gossip/1`): `Gossip::builder().config(..).spawn(&endpoint)`, then
+//!   `subscribe(topic, bootstrap)` for a [`TopicSender`] and [`TopicEvents`].
 //!
 //! Wire format and state machines: `docs/protocols/gossip.md`.
 
+#[cfg(feature = "net")]
+mod net;
 pub mod proto;
+
+#[cfg(feature = "net")]
+pub use net::{Builder, Error, GOSSIP, Gossip, SpawnError, Topic, TopicEvents, TopicSender};
 
 pub use proto::sim;
 pub use proto::{

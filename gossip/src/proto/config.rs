@@ -165,6 +165,10 @@ pub struct PlumtreeConfig {
     /// ...and for at most this long. The oldest go first when full.
     #[serde(with = "millis", rename = "message_cache_retention_ms")]
     pub message_cache_retention: Duration,
+    /// A new neighbour gets IHAVEs for the messages of this last stretch of time (at most 256),
+    /// so messages that crossed a changing part of the overlay still reach everyone. 0 disables.
+    #[serde(with = "millis", rename = "link_up_announce_window_ms")]
+    pub link_up_announce_window: Duration,
     /// Missing messages tracked (announced by IHAVE, not yet received). Oldest dropped when full.
     pub max_missing: usize,
     /// Announcers remembered per missing message. Further ones ignored.
@@ -185,6 +189,7 @@ impl Default for PlumtreeConfig {
             message_id_retention: Duration::from_secs(90),
             max_cached_messages: 1024,
             message_cache_retention: Duration::from_secs(30),
+            link_up_announce_window: Duration::from_secs(5),
             max_missing: 4096,
             max_announcers: 8,
         }

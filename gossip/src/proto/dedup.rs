@@ -61,6 +61,16 @@ impl<K: Hash + Eq + Copy, V> TimeBoundCache<K, V> {
         self.map.remove(key)
     }
 
+    /// Keys inserted at or after `since`, newest first.
+    pub(crate) fn recent(&self, since: Duration) -> impl Iterator<Item = &K> + '_ {
+        self.order
+            .iter()
+            .rev()
+            .take_while(move |(at, _)| *at >= since)
+            .map(|(_, key)| key)
+            .filter(|key| self.map.contains_key(key))
+    }
+
     /// Drops everything older than the retention.
     pub(crate) fn expire(&mut self, now: Duration) {
         while let Some((at, _)) = self.order.front() {

@@ -107,6 +107,8 @@ struct Missing<PI> {
     announcers: Vec<(PI, IHave)>,
     /// The announcers we grafted, in order.
     grafted: Vec<PI>,
+    /// Whether a graft timer is pending.
+    armed: bool,
 }
 
 /// A message that arrived through our grafts, until the tree's copy shows up.
@@ -174,7 +176,11 @@ impl<PI: PeerIdentity> Plumtree<PI> {
 
     /// A new neighbour starts lazy (grafts build the tree without a first flood) or, with
     /// `eager_new_links`, eager (the paper: the first duplicates prune the tree into shape).
-    pub(crate) fn neighbor_up(&mut self, peer: PI) {
+    ///
+    /// It is also told, by IHAVE, about the messages of the last `link_up_announce_window`:
+    /// messages that travelled while links were changing (or while the originator had no
+    /// neighbour at all) would otherwise never reach the nodes on the far side of the change.
+    pub(crate) fn neighbor_up(&mut self, peer: PI, now: Duration, out: &mut Vec<Out<PI>>) {
         if self.eager.contains(&peer) || self.lazy.contains(&peer) {
             return;
         }
@@ -182,6 +188,28 @@ impl<PI: PeerIdentity> Plumtree<PI> {
             self.eager.insert(peer);
         } else {
             self.lazy.insert(peer);
+        }
+        let window = self.config.link_up_announce_window;
+        if window.is_zero() {
+            return;
+        }
+        let since = now.saturating_sub(window);
+        let recent: Vec<IHave> = self
+            .cache
+            .recent(since)
+            .take(MAX_IHAVE_BATCH)
+            .filter_map(|id| {
+                let seen = self.seen.get(id)?;
+                let hops = if seen.from.is_some() {
+                    seen.hops.saturating_add(1)
+                } else {
+                    0
+                };
+                Some(IHave { id: *id, hops })
+            })
+            .collect();
+        for ihave in recent {
+            self.queue_ihave(peer, ihave, out);
         }
     }
 
@@ -407,6 +435,7 @@ impl<PI: PeerIdentity> Plumtree<PI> {
                 since: now,
                 announcers: Vec::new(),
                 grafted: Vec::new(),
+                armed: true,
             };
             self.missing.insert(ihave.id, missing, now);
             out.push(Out::Timer(self.graft_delay(), Timer::Graft(ihave.id)));
@@ -414,8 +443,17 @@ impl<PI: PeerIdentity> Plumtree<PI> {
         if let Some(missing) = self.missing.get_mut(&ihave.id)
             && missing.announcers.len() < self.config.max_announcers
             && !missing.announcers.iter().any(|(p, _)| *p == from)
+            && !missing.grafted.contains(&from)
         {
             missing.announcers.push((from, ihave));
+            if !missing.armed {
+                // Every earlier announcer was grafted in vain: try this one after a while.
+                missing.armed = true;
+                out.push(Out::Timer(
+                    self.config.graft_timeout_2,
+                    Timer::Graft(ihave.id),
+                ));
+            }
         }
     }
 
@@ -433,6 +471,7 @@ impl<PI: PeerIdentity> Plumtree<PI> {
                 let Some(missing) = self.missing.get_mut(&id) else {
                     return;
                 };
+                missing.armed = false;
                 // Graft the announcer closest to the root (fewest hops), earliest on ties,
                 // neighbours first. An announcer that stopped being a neighbour is still asked
                 // (the message matters more than the link), but does not become eager.
@@ -451,14 +490,12 @@ impl<PI: PeerIdentity> Plumtree<PI> {
                 };
                 let (peer, _) = missing.announcers.remove(index);
                 missing.grafted.push(peer);
-                let more = !missing.announcers.is_empty();
+                // The entry stays (until the message comes or the entry ages out) so the arrival
+                // is known to be a grafted one, and the next announcer is tried if this fails.
+                missing.armed = true;
                 self.make_eager(peer);
                 out.push(Out::Send(peer, Message::Graft { id: Some(id) }));
-                // The entry stays (until the message comes or the entry ages out) so the arrival
-                // is known to be a grafted one.
-                if more {
-                    out.push(Out::Timer(self.config.graft_timeout_2, Timer::Graft(id)));
-                }
+                out.push(Out::Timer(self.config.graft_timeout_2, Timer::Graft(id)));
             }
         }
         self.seen.expire(now);
@@ -508,11 +545,11 @@ mod tests {
     fn tree_with(config: PlumtreeConfig, eager: &[u32], lazy: &[u32]) -> Plumtree<u32> {
         let mut p = Plumtree::new(config);
         for &e in eager {
-            p.neighbor_up(e);
+            p.neighbor_up(e, T0, &mut Vec::new());
             p.on_message(e, Message::Graft { id: None }, T0, &mut Vec::new());
         }
         for &l in lazy {
-            p.neighbor_up(l);
+            p.neighbor_up(l, T0, &mut Vec::new());
         }
         p
     }
@@ -671,13 +708,13 @@ mod tests {
     #[test]
     fn new_links_start_lazy_unless_configured() {
         let mut p = Plumtree::<u32>::new(PlumtreeConfig::default());
-        p.neighbor_up(1);
+        p.neighbor_up(1, T0, &mut Vec::new());
         assert!(p.lazy().eq([1].iter()));
         let mut p = Plumtree::<u32>::new(PlumtreeConfig {
             eager_new_links: true,
             ..PlumtreeConfig::default()
         });
-        p.neighbor_up(1);
+        p.neighbor_up(1, T0, &mut Vec::new());
         assert!(p.eager().eq([1].iter()));
     }
 

@@ -176,7 +176,7 @@ impl<PI: PeerIdentity> State<PI> {
                 }
             }
             InEvent::Command(topic, Command::Join(peers)) => {
-                if self.join(topic, &peers).is_err() {
+                if self.join(topic, &peers, now).is_err() {
                     // Refused joins are reported by `State::join`; through `handle` they only
                     // leave no trace, like a join of a full node would.
                 }
@@ -192,7 +192,7 @@ impl<PI: PeerIdentity> State<PI> {
                 let topics: Vec<TopicId> = self.topics.keys().copied().collect();
                 for topic in topics {
                     if let Some(state) = self.topics.get_mut(&topic) {
-                        state.on_peer_disconnected(peer, &mut self.rng, &mut self.scratch);
+                        state.on_peer_disconnected(peer, &mut self.rng, now, &mut self.scratch);
                         self.flush(topic);
                     }
                 }
@@ -203,7 +203,7 @@ impl<PI: PeerIdentity> State<PI> {
 
     /// Joins a topic through `peers` (or adds bootstrap peers to a joined topic). Outputs are
     /// queued for the next [`State::handle`] or taken with [`State::drain`].
-    pub fn join(&mut self, topic: TopicId, peers: &[PI]) -> Result<(), JoinError> {
+    pub fn join(&mut self, topic: TopicId, peers: &[PI], now: Duration) -> Result<(), JoinError> {
         if !self.topics.contains_key(&topic) && self.topics.len() >= self.config.max_topics {
             return Err(JoinError::TooManyTopics(self.config.max_topics));
         }
@@ -211,7 +211,7 @@ impl<PI: PeerIdentity> State<PI> {
             .topics
             .entry(topic)
             .or_insert_with(|| Topic::new(self.me, &self.config));
-        state.join(peers, &mut self.rng, &mut self.scratch);
+        state.join(peers, &mut self.rng, now, &mut self.scratch);
         self.flush(topic);
         Ok(())
     }
@@ -331,8 +331,8 @@ mod tests {
         let mut states: Vec<State<u32>> = (0..2)
             .map(|i| State::new(i, config.clone(), u64::from(i)))
             .collect();
-        states[0].join(topic(), &[]).unwrap();
-        states[1].join(topic(), &[0]).unwrap();
+        states[0].join(topic(), &[], Duration::ZERO).unwrap();
+        states[1].join(topic(), &[0], Duration::ZERO).unwrap();
         let queue: Vec<_> = states[1].drain().map(|o| (1, o)).collect();
         let events = exchange(&mut states, queue);
         assert!(events.contains(&(0, topic(), Event::NeighborUp(1))));
@@ -392,8 +392,8 @@ mod tests {
         let mut states: Vec<State<u32>> = (0..2)
             .map(|i| State::new(i, Config::default(), 0))
             .collect();
-        states[0].join(topic(), &[]).unwrap();
-        states[1].join(topic(), &[0]).unwrap();
+        states[0].join(topic(), &[], Duration::ZERO).unwrap();
+        states[1].join(topic(), &[0], Duration::ZERO).unwrap();
         let queue: Vec<_> = states[1].drain().map(|o| (1, o)).collect();
         exchange(&mut states, queue);
         let other = TopicId::from_name("other");

@@ -108,9 +108,15 @@ impl<PI: PeerIdentity> Topic<PI> {
         self.gossip.lazy()
     }
 
-    pub(crate) fn join<R: Rng>(&mut self, peers: &[PI], rng: &mut R, out: &mut Vec<TopicOut<PI>>) {
+    pub(crate) fn join<R: Rng>(
+        &mut self,
+        peers: &[PI],
+        rng: &mut R,
+        now: Duration,
+        out: &mut Vec<TopicOut<PI>>,
+    ) {
         self.swarm.join(peers, rng, &mut self.hv_out);
-        self.drain(out);
+        self.drain(now, out);
     }
 
     pub(crate) fn broadcast(
@@ -123,7 +129,7 @@ impl<PI: PeerIdentity> Topic<PI> {
     ) {
         self.gossip
             .broadcast(id, content, scope, now, &mut self.pt_out);
-        self.drain(out);
+        self.drain(now, out);
     }
 
     pub(crate) fn on_message<R: Rng>(
@@ -146,7 +152,7 @@ impl<PI: PeerIdentity> Topic<PI> {
                 self.gossip.on_message(from, message, now, &mut self.pt_out);
             }
         }
-        self.drain(out);
+        self.drain(now, out);
     }
 
     pub(crate) fn on_timer<R: Rng>(
@@ -160,21 +166,22 @@ impl<PI: PeerIdentity> Topic<PI> {
             TopicTimer::Membership(timer) => self.swarm.on_timer(timer, rng, &mut self.hv_out),
             TopicTimer::Broadcast(timer) => self.gossip.on_timer(timer, now, &mut self.pt_out),
         }
-        self.drain(out);
+        self.drain(now, out);
     }
 
     pub(crate) fn on_peer_disconnected<R: Rng>(
         &mut self,
         peer: PI,
         rng: &mut R,
+        now: Duration,
         out: &mut Vec<TopicOut<PI>>,
     ) {
         self.swarm.on_peer_disconnected(peer, rng, &mut self.hv_out);
-        self.drain(out);
+        self.drain(now, out);
     }
 
     /// Moves sub-protocol outputs out, feeding membership changes into the broadcast layer.
-    fn drain(&mut self, out: &mut Vec<TopicOut<PI>>) {
+    fn drain(&mut self, now: Duration, out: &mut Vec<TopicOut<PI>>) {
         for o in self.hv_out.drain(..) {
             match o {
                 hyparview::Out::Send(to, m) => {
@@ -184,7 +191,7 @@ impl<PI: PeerIdentity> Topic<PI> {
                     out.push(TopicOut::Timer(d, TopicTimer::Membership(t)))
                 }
                 hyparview::Out::NeighborUp(peer) => {
-                    self.gossip.neighbor_up(peer);
+                    self.gossip.neighbor_up(peer, now, &mut self.pt_out);
                     out.push(TopicOut::Emit(Event::NeighborUp(peer)));
                     if !self.joined {
                         self.joined = true;

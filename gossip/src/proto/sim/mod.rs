@@ -263,15 +263,19 @@ mod tests {
             } else {
                 1
             };
+            let burst: usize = std::env::var("SIM_BURST")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1);
             let senders = if std::env::var_os("SIM_ALL").is_some() {
-                net.live_nodes()
+                net.live_nodes().repeat(burst)
             } else {
                 vec![sender]
             };
             let m = net.round(&senders, 32, 200, 10_000);
             eprintln!(
-                "round {round}: rmr {:.3} ldh {} ms {:.0} {:?}",
-                m.rmr, m.ldh, m.duration_ms, net.kinds
+                "round {round}: missed {} rmr {:.3} ldh {} ms {:.0} {:?}",
+                m.missed, m.rmr, m.ldh, m.duration_ms, net.kinds
             );
         }
         eprintln!("{:?}", net.overlay_stats(1));

@@ -249,7 +249,7 @@ impl Network {
                 if self.alive[node as usize] {
                     let topic = self.topic;
                     let state = &mut self.nodes[node as usize];
-                    let _ = state.join(topic, &peers);
+                    let _ = state.join(topic, &peers, now);
                     let outs: Vec<_> = state.drain().collect();
                     self.apply(node, outs);
                 }

@@ -1,0 +1,709 @@
+//! The runtime: one actor per [`Gossip`] that owns the proto [`State`] and drives it over
+//! weft-transport (protocol `gossip/1`).
+//!
+//! Wiring: every peer we send to gets a writer task with a bounded frame queue over one
+//! unidirectional QUIC stream on the (cached) connection we dialled; every connection we accept
+//! gets a reader task that decodes frames (at most `max_message_size`) and hands them to the
+//! actor through a bounded channel. Timers live in a heap in the actor. Bounds and policies:
+//! - commands from handles: `command_capacity`, callers wait when full;
+//! - frames from readers: `inbound_capacity`, readers wait (QUIC flow control pushes back);
+//! - frames to one peer: `send_queue_capacity`; when full the frame is dropped (the tree
+//!   repairs it: IHAVE and graft), so a slow peer never stalls the actor;
+//! - events to one subscriber: `event_capacity`; when full events are dropped and the next one
+//!   delivered is `Event::Lagged(n)`.
+
+use std::{
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::task::AbortOnDropHandle;
+use tracing::debug;
+use weft_transport::{
+    Endpoint, FrameError, FramedRecv, FramedSend, PeerAddr, PeerId, Protocol, RegisterError,
+    iroh::{AcceptError, Connection, ProtocolHandler},
+};
+
+use crate::proto::{
+    BroadcastError, Command, Config, Content, Event, InEvent, Message, MessageId, OutEvent, Scope,
+    State, Timer, TopicId,
+};
+
+/// Most peers with an open writer (stream and queue); the least recently used is closed first.
+const MAX_WRITERS: usize = 256;
+
+/// The gossip protocol on weft-transport: ALPN `weft/<network>/gossip/1`.
+pub const GOSSIP: Protocol = Protocol::new(crate::PROTOCOL_NAME, crate::PROTOCOL_VERSION);
+
+/// Why the actor could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// `gossip/1` is already registered on this endpoint.
+    #[error(transparent)]
+    Register(#[from] RegisterError),
+}
+
+/// Why a call on a gossip handle failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The broadcast was refused (too large, or the topic is not joined).
+    #[error(transparent)]
+    Broadcast(#[from] BroadcastError),
+    /// The topic could not be joined (too many topics).
+    #[error("cannot join topic: {0}")]
+    Join(String),
+    /// The actor stopped (its `Gossip` handles were all dropped).
+    #[error("gossip actor stopped")]
+    Closed,
+}
+
+/// Builds a [`Gossip`].
+#[derive(Debug, Clone)]
+pub struct Builder {
+    config: Config,
+    event_capacity: usize,
+    command_capacity: usize,
+    inbound_capacity: usize,
+    send_queue_capacity: usize,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            config: Config::default(),
+            event_capacity: 1024,
+            command_capacity: 256,
+            inbound_capacity: 1024,
+            send_queue_capacity: 1024,
+        }
+    }
+}
+
+impl Builder {
+    /// The protocol config.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Events buffered per subscription before `Lagged` (default 1024).
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity.max(1);
+        self
+    }
+
+    /// Frames queued per peer before new ones are dropped (default 1024).
+    pub fn send_queue_capacity(mut self, capacity: usize) -> Self {
+        self.send_queue_capacity = capacity.max(1);
+        self
+    }
+
+    /// Registers `gossip/1` on `endpoint` and starts the actor (needs a tokio runtime).
+    pub fn spawn(self, endpoint: &Endpoint) -> Result<Gossip, SpawnError> {
+        let (commands_tx, commands_rx) = mpsc::channel(self.command_capacity);
+        let (inbound_tx, inbound_rx) = mpsc::channel(self.inbound_capacity);
+        let (conns_tx, conns_rx) = mpsc::channel(64);
+        endpoint.register(GOSSIP, Handler { conns: conns_tx })?;
+        let me = endpoint.id();
+        let seed = u64::from_le_bytes(
+            blake3::hash(&[me.as_bytes().as_slice(), &nanos_now().to_le_bytes()].concat())
+                .as_bytes()[..8]
+                .try_into()
+                .unwrap_or([0; 8]),
+        );
+        let max_content = self.config.max_content_size();
+        let event_capacity = self.event_capacity;
+        let actor = Actor {
+            state: State::new(me, self.config.clone(), seed),
+            endpoint: endpoint.clone(),
+            start: Instant::now(),
+            commands: commands_rx,
+            conns: conns_rx,
+            inbound_rx,
+            inbound_tx,
+            writers: HashMap::new(),
+            writer_tick: 0,
+            readers: Vec::new(),
+            subscribers: HashMap::new(),
+            timers: BinaryHeap::new(),
+            timer_seq: 0,
+            builder: self,
+        };
+        let task = AbortOnDropHandle::new(tokio::spawn(actor.run()));
+        Ok(Gossip {
+            inner: Arc::new(Inner {
+                commands: commands_tx,
+                max_content,
+                event_capacity,
+                me,
+                endpoint: endpoint.clone(),
+                _actor: task,
+            }),
+        })
+    }
+}
+
+/// A running gossip instance. Cheap to clone; the actor stops when the last clone (and the last
+/// topic handle) is dropped.
+#[derive(Debug, Clone)]
+pub struct Gossip {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    commands: mpsc::Sender<ToActor>,
+    max_content: usize,
+    event_capacity: usize,
+    me: PeerId,
+    endpoint: Endpoint,
+    _actor: AbortOnDropHandle<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.endpoint.unregister(GOSSIP);
+    }
+}
+
+impl Gossip {
+    /// Starts building a gossip instance.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// Our peer id.
+    pub fn id(&self) -> PeerId {
+        self.inner.me
+    }
+
+    /// The largest broadcast content accepted.
+    pub fn max_content_size(&self) -> usize {
+        self.inner.max_content
+    }
+
+    /// Joins `topic` through `bootstrap` peers (none: wait to be joined) and returns a handle
+    /// to broadcast on it and its event stream. Dropping both halves leaves the topic.
+    pub async fn subscribe(
+        &self,
+        topic: TopicId,
+        bootstrap: Vec<PeerAddr>,
+    ) -> Result<Topic, Error> {
+        let (events_tx, events_rx) = mpsc::channel(self.inner.event_capacity);
+        let (reply, rx) = oneshot::channel();
+        self.send(ToActor::Subscribe {
+            topic,
+            bootstrap,
+            events: events_tx,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| Error::Closed)??;
+        let guard = Arc::new(QuitGuard {
+            topic,
+            gossip: self.clone(),
+        });
+        Ok(Topic {
+            sender: TopicSender {
+                topic,
+                gossip: self.clone(),
+                _guard: guard.clone(),
+            },
+            events: TopicEvents {
+                events: events_rx,
+                _guard: guard,
+            },
+        })
+    }
+
+    async fn send(&self, command: ToActor) -> Result<(), Error> {
+        self.inner
+            .commands
+            .send(command)
+            .await
+            .map_err(|_| Error::Closed)
+    }
+}
+
+/// A joined topic: a sender and an event stream (see [`Topic::split`]).
+#[derive(Debug)]
+pub struct Topic {
+    sender: TopicSender,
+    events: TopicEvents,
+}
+
+impl Topic {
+    /// Separates the sending half from the event stream.
+    pub fn split(self) -> (TopicSender, TopicEvents) {
+        (self.sender, self.events)
+    }
+
+    /// The sending half.
+    pub fn sender(&self) -> &TopicSender {
+        &self.sender
+    }
+
+    /// The next event (see [`TopicEvents::recv`]).
+    pub async fn recv(&mut self) -> Option<Event<PeerId>> {
+        self.events.recv().await
+    }
+}
+
+/// Leaves the topic when the last half is dropped.
+#[derive(Debug)]
+struct QuitGuard {
+    topic: TopicId,
+    gossip: Gossip,
+}
+
+impl Drop for QuitGuard {
+    fn drop(&mut self) {
+        // Best effort: a full command queue means the actor is busy; it notices the closed
+        // event channel on its next emit and quits then.
+        let _ = self
+            .gossip
+            .inner
+            .commands
+            .try_send(ToActor::Quit { topic: self.topic });
+    }
+}
+
+/// Sends on a topic. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct TopicSender {
+    topic: TopicId,
+    gossip: Gossip,
+    _guard: Arc<QuitGuard>,
+}
+
+impl TopicSender {
+    /// Broadcasts to the whole topic. Content larger than [`Gossip::max_content_size`] is
+    /// refused with [`BroadcastError::TooLarge`].
+    pub async fn broadcast(&self, content: impl Into<Vec<u8>>) -> Result<MessageId, Error> {
+        self.send(content.into(), Scope::Swarm).await
+    }
+
+    /// Sends to the direct neighbours only (they do not forward it).
+    pub async fn broadcast_neighbors(
+        &self,
+        content: impl Into<Vec<u8>>,
+    ) -> Result<MessageId, Error> {
+        self.send(content.into(), Scope::Neighbors).await
+    }
+
+    async fn send(&self, content: Vec<u8>, scope: Scope) -> Result<MessageId, Error> {
+        let max = self.gossip.inner.max_content;
+        if content.len() > max {
+            return Err(BroadcastError::TooLarge {
+                size: content.len(),
+                max,
+            }
+            .into());
+        }
+        let (reply, rx) = oneshot::channel();
+        let content = Content::from(content);
+        self.gossip
+            .send(ToActor::Broadcast {
+                topic: self.topic,
+                content,
+                scope,
+                reply,
+            })
+            .await?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Adds bootstrap peers and joins through them.
+    pub async fn join_peers(&self, peers: Vec<PeerAddr>) -> Result<(), Error> {
+        self.gossip
+            .send(ToActor::JoinPeers {
+                topic: self.topic,
+                peers,
+            })
+            .await
+    }
+
+    /// The current neighbours (active view).
+    pub async fn neighbors(&self) -> Result<Vec<PeerId>, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.gossip
+            .send(ToActor::Neighbors {
+                topic: self.topic,
+                reply,
+            })
+            .await?;
+        rx.await.map_err(|_| Error::Closed)
+    }
+}
+
+/// The events of a topic.
+#[derive(Debug)]
+pub struct TopicEvents {
+    events: mpsc::Receiver<Event<PeerId>>,
+    _guard: Arc<QuitGuard>,
+}
+
+impl TopicEvents {
+    /// The next event; `None` once the actor stopped.
+    pub async fn recv(&mut self) -> Option<Event<PeerId>> {
+        self.events.recv().await
+    }
+}
+
+#[derive(Debug)]
+enum ToActor {
+    Subscribe {
+        topic: TopicId,
+        bootstrap: Vec<PeerAddr>,
+        events: mpsc::Sender<Event<PeerId>>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Broadcast {
+        topic: TopicId,
+        content: Content,
+        scope: Scope,
+        reply: oneshot::Sender<Result<MessageId, Error>>,
+    },
+    JoinPeers {
+        topic: TopicId,
+        peers: Vec<PeerAddr>,
+    },
+    Neighbors {
+        topic: TopicId,
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    Quit {
+        topic: TopicId,
+    },
+}
+
+/// From reader and writer tasks to the actor.
+#[derive(Debug)]
+enum FromNet {
+    Message(PeerId, Message<PeerId>),
+    Gone(PeerId),
+}
+
+/// Accepts `gossip/1` connections for the actor.
+#[derive(Debug, Clone)]
+struct Handler {
+    conns: mpsc::Sender<Connection>,
+}
+
+impl ProtocolHandler for Handler {
+    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
+        // Full: wait; the accept loop runs one task per connection, so this only delays this one.
+        let _ = self.conns.send(conn).await;
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct Subscriber {
+    events: mpsc::Sender<Event<PeerId>>,
+    lagged: u64,
+}
+
+struct Actor {
+    state: State<PeerId>,
+    endpoint: Endpoint,
+    start: Instant,
+    commands: mpsc::Receiver<ToActor>,
+    conns: mpsc::Receiver<Connection>,
+    inbound_rx: mpsc::Receiver<FromNet>,
+    inbound_tx: mpsc::Sender<FromNet>,
+    /// Writer queues by peer, with the tick of their last use. At most `MAX_WRITERS`; the
+    /// least recently used one goes first.
+    writers: HashMap<PeerId, (mpsc::Sender<Vec<u8>>, u64)>,
+    writer_tick: u64,
+    readers: Vec<AbortOnDropHandle<()>>,
+    subscribers: HashMap<TopicId, Subscriber>,
+    timers: BinaryHeap<Reverse<(Instant, u64, Timer<PeerId>)>>,
+    timer_seq: u64,
+    builder: Builder,
+}
+
+impl Actor {
+    async fn run(mut self) {
+        loop {
+            let next_timer = self.timers.peek().map(|Reverse((at, _, _))| *at);
+            let sleep = async {
+                match next_timer {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(command) => self.on_command(command),
+                    None => break,
+                },
+                Some(conn) = self.conns.recv() => self.on_connection(conn),
+                Some(event) = self.inbound_rx.recv() => {
+                    let input = match event {
+                        FromNet::Message(from, message) => InEvent::RecvMessage(from, message),
+                        FromNet::Gone(peer) => {
+                            self.writers.remove(&peer);
+                            InEvent::PeerDisconnected(peer)
+                        }
+                    };
+                    self.handle(input);
+                }
+                () = sleep => self.fire_timers(),
+            }
+        }
+    }
+
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    fn handle(&mut self, input: InEvent<PeerId>) {
+        let now = self.now();
+        let outs: Vec<_> = self.state.handle(input, now).collect();
+        self.apply(outs);
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((at, _, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            if let Some(Reverse((_, _, timer))) = self.timers.pop() {
+                self.handle(InEvent::TimerExpired(timer));
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: ToActor) {
+        match command {
+            ToActor::Subscribe {
+                topic,
+                bootstrap,
+                events,
+                reply,
+            } => {
+                let ids = self.learn(&bootstrap);
+                let now = self.now();
+                let result = self
+                    .state
+                    .join(topic, &ids, now)
+                    .map_err(|err| Error::Join(err.to_string()));
+                if result.is_ok() {
+                    self.subscribers
+                        .insert(topic, Subscriber { events, lagged: 0 });
+                    let outs: Vec<_> = self.state.drain().collect();
+                    self.apply(outs);
+                }
+                let _ = reply.send(result);
+            }
+            ToActor::Broadcast {
+                topic,
+                content,
+                scope,
+                reply,
+            } => {
+                let now = self.now();
+                let result = self
+                    .state
+                    .broadcast(topic, content, scope, now)
+                    .map_err(Error::from);
+                let outs: Vec<_> = self.state.drain().collect();
+                self.apply(outs);
+                let _ = reply.send(result);
+            }
+            ToActor::JoinPeers { topic, peers } => {
+                let ids = self.learn(&peers);
+                let now = self.now();
+                if self.state.join(topic, &ids, now).is_ok() {
+                    let outs: Vec<_> = self.state.drain().collect();
+                    self.apply(outs);
+                }
+            }
+            ToActor::Neighbors { topic, reply } => {
+                let _ = reply.send(self.state.neighbors(&topic));
+            }
+            ToActor::Quit { topic } => {
+                self.subscribers.remove(&topic);
+                self.handle(InEvent::Command(topic, Command::Quit));
+            }
+        }
+    }
+
+    fn learn(&self, peers: &[PeerAddr]) -> Vec<PeerId> {
+        for addr in peers {
+            self.endpoint.add_peer_addr(addr);
+        }
+        peers
+            .iter()
+            .map(|a| a.id)
+            .filter(|id| *id != self.state.me())
+            .collect()
+    }
+
+    fn apply(&mut self, outs: Vec<OutEvent<PeerId>>) {
+        for out in outs {
+            match out {
+                OutEvent::SendMessage(to, message) => self.send_to(to, &message),
+                OutEvent::EmitEvent(topic, event) => self.emit(topic, event),
+                OutEvent::ScheduleTimer(delay, timer) => {
+                    self.timer_seq += 1;
+                    self.timers
+                        .push(Reverse((Instant::now() + delay, self.timer_seq, timer)));
+                }
+                OutEvent::DisconnectPeer(_) => {
+                    // The writer stays: a new stream for the next messages to this peer could
+                    // overtake the last ones on the old stream (a Disconnect overtaken by a
+                    // Neighbor request leaves the link half-open). Writers are capped instead.
+                }
+            }
+        }
+    }
+
+    fn emit(&mut self, topic: TopicId, event: Event<PeerId>) {
+        let Some(sub) = self.subscribers.get_mut(&topic) else {
+            return;
+        };
+        if sub.lagged > 0 {
+            match sub.events.try_send(Event::Lagged(sub.lagged)) {
+                Ok(()) => sub.lagged = 0,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    sub.lagged += 1;
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+            }
+        }
+        match sub.events.try_send(event) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => sub.lagged += 1,
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    fn send_to(&mut self, to: PeerId, message: &Message<PeerId>) {
+        let max = self.state.config().max_message_size;
+        let frame = match weft_transport::encode_frame(message, max) {
+            Ok(frame) => frame,
+            Err(err) => {
+                debug!(%err, "gossip: message not sent");
+                return;
+            }
+        };
+        self.writer_tick += 1;
+        let tick = self.writer_tick;
+        if let Some((writer, used)) = self.writers.get_mut(&to)
+            && !writer.is_closed()
+        {
+            *used = tick;
+            if writer.try_send(frame).is_err() {
+                debug!(peer = %to.fmt_short(), "gossip: send queue full, frame dropped");
+            }
+            return;
+        }
+        if self.writers.len() >= MAX_WRITERS
+            && let Some(oldest) = self
+                .writers
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(p, _)| *p)
+        {
+            self.writers.remove(&oldest);
+        }
+        let (tx, rx) = mpsc::channel(self.builder.send_queue_capacity);
+        let _ = tx.try_send(frame);
+        self.writers.insert(to, (tx, tick));
+        let endpoint = self.endpoint.clone();
+        let gone = self.inbound_tx.clone();
+        tokio::spawn(write_loop(endpoint, to, rx, gone));
+    }
+
+    fn on_connection(&mut self, conn: Connection) {
+        let peer = PeerId::from(conn.remote_id());
+        let max = self.state.config().max_message_size;
+        let tx = self.inbound_tx.clone();
+        self.readers.retain(|task| !task.is_finished());
+        self.readers
+            .push(AbortOnDropHandle::new(tokio::spawn(read_connection(
+                conn, peer, max, tx,
+            ))));
+    }
+}
+
+impl std::fmt::Debug for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Actor")
+            .field("me", &self.state.me())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sends queued frames to `peer` over one stream; reports the peer gone when that fails.
+async fn write_loop(
+    endpoint: Endpoint,
+    peer: PeerId,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    gone: mpsc::Sender<FromNet>,
+) {
+    let result: Result<(), String> = async {
+        let conn = endpoint
+            .connect(&PeerAddr::new(peer), GOSSIP)
+            .await
+            .map_err(|e| e.to_string())?;
+        let stream = conn.open_uni().await.map_err(|e| e.to_string())?;
+        let mut send = FramedSend::<Message<PeerId>, _>::new(stream, usize::MAX);
+        while let Some(frame) = rx.recv().await {
+            send.send_encoded(&frame).await.map_err(|e| e.to_string())?;
+        }
+        let _ = send.finish();
+        Ok(())
+    }
+    .await;
+    if let Err(err) = result {
+        debug!(me = ?endpoint.id().fmt_short(), peer = %peer.fmt_short(), %err, "gossip: link to peer failed");
+        let _ = gone.send(FromNet::Gone(peer)).await;
+    }
+}
+
+/// Reads every stream a peer opens on an accepted connection.
+async fn read_connection(conn: Connection, peer: PeerId, max: usize, tx: mpsc::Sender<FromNet>) {
+    let mut streams = Vec::new();
+    while let Ok(stream) = conn.accept_uni().await {
+        let (conn, tx) = (conn.clone(), tx.clone());
+        streams.push(AbortOnDropHandle::new(tokio::spawn(async move {
+            let mut recv = FramedRecv::<Message<PeerId>, _>::new(stream, max);
+            loop {
+                match recv.recv().await {
+                    Ok(message) => {
+                        if tx.send(FromNet::Message(peer, message)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(FrameError::Closed) => return,
+                    Err(err) => {
+                        // Malformed or oversized: this peer is broken or hostile. Drop it.
+                        debug!(peer = %peer.fmt_short(), %err, "gossip: bad frame, closing");
+                        conn.close(1u32.into(), b"bad frame");
+                        return;
+                    }
+                }
+            }
+        })));
+        streams.retain(|task| !task.is_finished());
+    }
+    debug!(peer = %peer.fmt_short(), reason = ?conn.close_reason(), "gossip: inbound connection ended");
+    let _ = tx.send(FromNet::Gone(peer)).await;
+}
+
+fn nanos_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
