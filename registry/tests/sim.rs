@@ -49,7 +49,25 @@ fn same_seed_same_report() {
 #[test]
 fn default_scenario_file_parses() {
     let text = include_str!("../sim/default.toml");
-    let file: ScenarioFile = toml::from_str(text).unwrap();
+    let file = ScenarioFile::from_toml(text).unwrap();
     assert!(file.scenarios.iter().any(|s| s.nodes == 1_000));
     assert!(file.scenarios.iter().any(|s| s.nodes == 10_000));
+}
+
+#[test]
+fn a_run_matches_its_own_baseline() {
+    let scenario = Scenario {
+        nodes: 40,
+        lookups: 30,
+        ..small(3)
+    };
+    let file = ScenarioFile {
+        scenarios: vec![scenario],
+    };
+    let report = weft_registry::sim::run_scenarios(&file);
+    let saved = report.baseline().to_toml();
+    let baseline = weft_registry::sim::Baseline::from_toml(&saved).unwrap();
+    let comparison = report.compare(&baseline);
+    assert_eq!(comparison.rows.len(), 1);
+    assert!(!comparison.regressed(), "{comparison}");
 }

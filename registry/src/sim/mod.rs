@@ -17,6 +17,7 @@
 //! Run from the workspace: `cargo xtask sim registry [FILE.toml]` (default file:
 //! `registry/sim/default.toml`).
 
+mod baseline;
 mod report;
 mod scenario;
 mod world;
@@ -26,6 +27,7 @@ use std::{collections::BTreeMap, time::Duration};
 use rand::{Rng, seq::index::sample};
 use weft_transport::PeerId;
 
+pub use baseline::{Baseline, BaselineRow, Comparison};
 pub use report::{Goal, Percentiles, PhaseReport, Report, ScenarioReport, WithdrawalReport};
 pub use scenario::{Scenario, ScenarioFile};
 use world::{Action, EPOCH, LookupTrack, WithdrawTrack, World};

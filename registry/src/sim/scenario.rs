@@ -20,6 +20,13 @@ pub struct ScenarioFile {
     pub scenarios: Vec<Scenario>,
 }
 
+impl ScenarioFile {
+    /// Parses a scenario file.
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+}
+
 /// One simulated network and what happens in it.
 ///
 /// Phases: nodes join one after another (each told about a few earlier nodes, then
