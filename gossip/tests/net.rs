@@ -253,3 +253,96 @@ async fn malformed_frames_drop_the_peer_not_the_node() {
     .await;
     assert!(got.is_ok());
 }
+
+async fn wait_for(topic: &mut Topic, content: &[u8], within: Duration) -> bool {
+    timeout(within, async {
+        while let Some(event) = topic.recv().await {
+            if let Event::Received { content: got, .. } = event
+                && got.as_bytes() == content
+            {
+                return;
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_heals() {
+    let mut swarm = swarm(6, 5).await;
+    let ids: Vec<PeerId> = swarm.nodes.iter().map(|(e, _)| e.id()).collect();
+    swarm._net.partition(&ids[..3], &ids[3..]);
+    swarm.topics[0]
+        .sender()
+        .broadcast(b"during".to_vec())
+        .await
+        .unwrap();
+    // The own half gets it while split.
+    for i in 1..3 {
+        assert!(
+            wait_for(&mut swarm.topics[i], b"during", Duration::from_secs(10)).await,
+            "node {i}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    swarm._net.heal();
+    // After the heal the other half gets it too, and later broadcasts reach everyone.
+    for i in 3..6 {
+        assert!(
+            wait_for(&mut swarm.topics[i], b"during", Duration::from_secs(20)).await,
+            "node {i}"
+        );
+    }
+    swarm.topics[5]
+        .sender()
+        .broadcast(b"after".to_vec())
+        .await
+        .unwrap();
+    for i in 0..5 {
+        assert!(
+            wait_for(&mut swarm.topics[i], b"after", Duration::from_secs(20)).await,
+            "node {i}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_peer_rejoins_with_the_same_key() {
+    let mut swarm = swarm(5, 6).await;
+    let topic_id = TopicId::from_name("test");
+    // Node 4 stops...
+    let (endpoint, gossip) = swarm.nodes.remove(4);
+    drop(swarm.topics.remove(4));
+    drop(gossip);
+    endpoint.shutdown().await;
+    drop(endpoint);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // ...and comes back with the same key.
+    let (endpoint, gossip) = node(&swarm._net, 5).await;
+    let mut topic = gossip
+        .subscribe(topic_id, vec![PeerAddr::new(swarm.nodes[0].0.id())])
+        .await
+        .unwrap();
+    wait_joined(&mut topic).await;
+    swarm.topics[1]
+        .sender()
+        .broadcast(b"welcome back".to_vec())
+        .await
+        .unwrap();
+    assert!(wait_for(&mut topic, b"welcome back", Duration::from_secs(20)).await);
+    topic
+        .sender()
+        .broadcast(b"hello again".to_vec())
+        .await
+        .unwrap();
+    assert!(
+        wait_for(
+            &mut swarm.topics[2],
+            b"hello again",
+            Duration::from_secs(20)
+        )
+        .await
+    );
+    drop((endpoint, gossip));
+}
