@@ -11,8 +11,11 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// Bucket size and replication factor: a record is stored on the `k` closest nodes.
     pub k: usize,
-    /// Requests a lookup keeps in flight at once.
+    /// Requests a lookup keeps in flight at once (per path).
     pub alpha: usize,
+    /// Disjoint paths per lookup (S/Kademlia): 1 is plain Kademlia; more resist peers that
+    /// answer with made-up neighbours, at the cost of more requests.
+    pub disjoint_paths: usize,
     /// How long a request may go unanswered before its peer counts as failed.
     pub request_timeout_ms: u64,
     /// Requests a peer may fail in a row before it leaves the routing table (sooner when a
@@ -49,6 +52,7 @@ impl Default for Config {
         Self {
             k: 20,
             alpha: 3,
+            disjoint_paths: 1,
             request_timeout_ms: 2_000,
             max_failures: 3,
             max_lookups: 64,

@@ -301,13 +301,14 @@ impl Node {
         let id = self.new_op_id();
         self.table.touch(&target, now);
         let seeds = self.table.closest(&target, self.config.k, None);
-        let lookup = Lookup::new(
+        let lookup = Lookup::with_paths(
             target,
             self.addr.id,
             seeds,
             self.config.k,
             self.config.alpha,
             self.config.max_candidates,
+            self.config.disjoint_paths,
         );
         self.ops.insert(
             id,

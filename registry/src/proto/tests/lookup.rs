@@ -3,7 +3,7 @@
 use super::{Fault, Net};
 use crate::proto::{Config, Event};
 
-fn small() -> Config {
+pub(super) fn small() -> Config {
     Config {
         k: 4,
         ..Config::default()
@@ -138,5 +138,54 @@ mod state_machine {
         let next = lookup.next_requests();
         assert_eq!(next.len(), 3);
         assert_eq!(lookup.on_response(&next[0].id, vec![]), Some(2));
+    }
+}
+
+mod disjoint {
+    use std::collections::BTreeSet;
+
+    use weft_transport::{PeerAddr, PeerId};
+
+    use super::{Fault, Net, small};
+    use crate::proto::{Config, DhtId, Lookup, tests::key};
+
+    #[test]
+    fn paths_never_share_a_peer() {
+        let target = DhtId::of_name("target");
+        let seeds: Vec<PeerAddr> = (1..7).map(|s| PeerAddr::new(key(s).peer_id())).collect();
+        let mut lookup = Lookup::with_paths(target, key(0).peer_id(), seeds, 4, 1, 100, 2);
+        // One request in flight per path.
+        let first = lookup.next_requests();
+        assert_eq!(first.len(), 2);
+        // Both answer naming the same peers: each is followed by one path only.
+        let shared: Vec<PeerAddr> = (10..14).map(|s| PeerAddr::new(key(s).peer_id())).collect();
+        lookup.on_response(&first[0].id, shared.clone());
+        lookup.on_response(&first[1].id, shared);
+        let mut asked: BTreeSet<PeerId> = first.iter().map(|a| a.id).collect();
+        while !lookup.is_done() {
+            let next = lookup.next_requests();
+            assert!(!next.is_empty());
+            for peer in next {
+                assert!(asked.insert(peer.id), "a peer was asked twice");
+                lookup.on_response(&peer.id, vec![]);
+            }
+        }
+        assert_eq!(lookup.closest_answered().len(), 4);
+    }
+
+    #[test]
+    fn a_lookup_over_disjoint_paths_finds_the_record_around_liars() {
+        let config = Config {
+            disjoint_paths: 3,
+            ..small()
+        };
+        let (mut net, ids) = Net::with_nodes(40, &config);
+        net.register(ids[5], "svc");
+        for (i, id) in ids.iter().enumerate() {
+            if i != 5 && i != 0 && i % 3 == 1 {
+                net.faults.insert(*id, Fault::Garbage);
+            }
+        }
+        assert!(net.lookup(ids[0], "svc").contains(&ids[5]));
     }
 }
