@@ -178,7 +178,9 @@ impl Registry {
 
     /// Registers `name` and waits until the record reached the closest nodes. The record is
     /// republished before it expires for as long as the returned [`Registration`] lives;
-    /// dropping it, or [`Registration::withdraw`], removes the record everywhere.
+    /// dropping it, or [`Registration::withdraw`], removes the record everywhere. Registering a
+    /// name this node already provides replaces its record (new metadata); both registrations
+    /// then stand for that one record, and the first to be withdrawn removes it.
     pub async fn register(
         &self,
         name: impl Into<String>,
