@@ -1,7 +1,7 @@
 //! weft's automation, run as `cargo xtask COMMAND` (always a release build):
 //!
 //! - `demo [--nodes N]`: the main job, a small network on 127.0.0.1 shown layer by layer.
-//! - `bench NAME [--rounds N]`: a benchmark; names: `transport`.
+//! - `bench NAME [--rounds N] [--nodes N]`: a benchmark; names: `transport`, `registry`.
 //! - `sim LAYER [FILE.toml] [--only NAME] [--baseline FILE] [--save-baseline FILE]`: a simulator.
 //! - `ci [--no-tests]`: what CI runs.
 
@@ -21,7 +21,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   demo [--nodes N]            start N nodes (default 5) on 127.0.0.1 and show every layer at work
-  bench NAME [--rounds N]     run a benchmark (transport)
+  bench NAME [--rounds N]     run a benchmark: transport, registry
+      [--nodes N]             nodes, for benchmarks that start a network
   sim LAYER [FILE.toml]       run a simulator: gossip, discovery, registry
       [--only NAME]           only scenarios whose name contains NAME
       [--baseline FILE]       compare with a saved baseline, fail on regression
@@ -52,7 +53,7 @@ async fn main() -> Result<()> {
                 bail!("bench needs a name: {}\n\n{USAGE}", bench::NAMES.join(", "));
             };
             let rounds = flag_value(&rest, "--rounds")?.unwrap_or(5);
-            bench::run(name, rounds).await
+            bench::run(name, rounds, flag_value(&rest, "--nodes")?).await
         }
         "sim" => {
             let Some(layer) = rest.first().filter(|layer| !layer.starts_with("--")) else {

@@ -1,7 +1,7 @@
 //! `cargo xtask sim LAYER [FILE.toml]`: runs a layer's simulator over its proto state machine.
 //!
 //! Every layer ships a default scenario file at `<layer>/sim/default.toml`. Reports are the
-//! same for the same file and seeds. Gossip and discovery can save their figures as a baseline
+//! same for the same file and seeds. Every layer can save its figures as a baseline
 //! and compare a later run with it; discovery and registry check their goals and fail when one
 //! is missed.
 
@@ -133,6 +133,19 @@ impl SimReport for weft_discovery::sim::Report {
 impl SimReport for weft_registry::sim::Report {
     fn goals_met(&self) -> Option<bool> {
         Some(weft_registry::sim::Report::goals_met(self))
+    }
+    fn baseline_toml(&self) -> Option<String> {
+        Some(self.baseline().to_toml())
+    }
+    fn compare_with(&self, baseline: &str) -> Option<Result<(String, bool)>> {
+        Some(
+            weft_registry::sim::Baseline::from_toml(baseline)
+                .map(|baseline| {
+                    let comparison = self.compare(&baseline);
+                    (comparison.to_string(), comparison.regressed())
+                })
+                .map_err(Into::into),
+        )
     }
 }
 

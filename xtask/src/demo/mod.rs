@@ -1,5 +1,6 @@
 //! `cargo xtask demo`: a small weft network on 127.0.0.1, shown layer by layer.
 
+mod gossip;
 mod registry;
 mod transport;
 
@@ -47,6 +48,7 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
     println!("== transport: identities ==\n{}", ids.render());
 
     transport::run(&nodes).await?;
+    gossip::run(&nodes).await?;
     registry::run(&nodes).await?;
 
     for node in &nodes {
