@@ -10,6 +10,8 @@
 //! Wire format and state machines: `docs/protocols/gossip.md`.
 
 #[cfg(feature = "net")]
+pub mod bench;
+#[cfg(feature = "net")]
 mod net;
 pub mod proto;
 

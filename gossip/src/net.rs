@@ -14,8 +14,11 @@
 
 use std::{
     cmp::Reverse,
-    collections::{BinaryHeap, HashMap},
-    sync::Arc,
+    collections::{BinaryHeap, HashMap, VecDeque},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -29,8 +32,29 @@ use weft_transport::{
 
 use crate::proto::{
     BroadcastError, Command, Config, Content, Event, InEvent, Message, MessageId, OutEvent, Scope,
-    State, Timer, TopicId,
+    State, Timer, TopicId, TopicMessage,
 };
+
+/// Most peer addresses remembered by the actor.
+const MAX_ADDRS: usize = 4096;
+
+/// What the runtime sends: a message and the addresses it needs to act on it (its sender's,
+/// and those of the peers a membership message names). A CBOR array `[message, [addr…]]`.
+#[derive(Debug, serde::Deserialize)]
+struct NetFrame(Message<PeerId>, Vec<PeerAddr>);
+
+/// [`NetFrame`] by reference, for encoding.
+#[derive(Debug, serde::Serialize)]
+struct NetFrameRef<'a>(&'a Message<PeerId>, &'a Vec<PeerAddr>);
+
+impl serde::Serialize for NetFrame {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        NetFrameRef(&self.0, &self.1).serialize(serializer)
+    }
+}
+
+/// Largest coalesced write of queued frames.
+const WRITE_BATCH: usize = 64 * 1024;
 
 /// Most peers with an open writer (stream and queue); the least recently used is closed first.
 const MAX_WRITERS: usize = 256;
@@ -132,14 +156,19 @@ impl Builder {
             subscribers: HashMap::new(),
             timers: BinaryHeap::new(),
             timer_seq: 0,
+            bytes_sent: Arc::new(AtomicU64::new(0)),
+            addrs: HashMap::new(),
+            addr_order: VecDeque::new(),
             builder: self,
         };
+        let bytes_sent = actor.bytes_sent.clone();
         let task = AbortOnDropHandle::new(tokio::spawn(actor.run()));
         Ok(Gossip {
             inner: Arc::new(Inner {
                 commands: commands_tx,
                 max_content,
                 event_capacity,
+                bytes_sent,
                 me,
                 endpoint: endpoint.clone(),
                 _actor: task,
@@ -160,6 +189,7 @@ struct Inner {
     commands: mpsc::Sender<ToActor>,
     max_content: usize,
     event_capacity: usize,
+    bytes_sent: Arc<AtomicU64>,
     me: PeerId,
     endpoint: Endpoint,
     _actor: AbortOnDropHandle<()>,
@@ -180,6 +210,11 @@ impl Gossip {
     /// Our peer id.
     pub fn id(&self) -> PeerId {
         self.inner.me
+    }
+
+    /// Bytes of gossip frames written to peers so far (framing included, QUIC overhead not).
+    pub fn bytes_sent(&self) -> u64 {
+        self.inner.bytes_sent.load(Ordering::Relaxed)
     }
 
     /// The largest broadcast content accepted.
@@ -385,7 +420,7 @@ enum ToActor {
 /// From reader and writer tasks to the actor.
 #[derive(Debug)]
 enum FromNet {
-    Message(PeerId, Message<PeerId>),
+    Message(PeerId, Box<NetFrame>),
     Gone(PeerId),
 }
 
@@ -425,6 +460,10 @@ struct Actor {
     subscribers: HashMap<TopicId, Subscriber>,
     timers: BinaryHeap<Reverse<(Instant, u64, Timer<PeerId>)>>,
     timer_seq: u64,
+    bytes_sent: Arc<AtomicU64>,
+    /// Known peer addresses (at most `MAX_ADDRS`, oldest forgotten first).
+    addrs: HashMap<PeerId, PeerAddr>,
+    addr_order: VecDeque<PeerId>,
     builder: Builder,
 }
 
@@ -446,7 +485,11 @@ impl Actor {
                 Some(conn) = self.conns.recv() => self.on_connection(conn),
                 Some(event) = self.inbound_rx.recv() => {
                     let input = match event {
-                        FromNet::Message(from, message) => InEvent::RecvMessage(from, message),
+                        FromNet::Message(from, frame) => {
+                            let NetFrame(message, addrs) = *frame;
+                            self.learn_addrs(addrs);
+                            InEvent::RecvMessage(from, message)
+                        }
                         FromNet::Gone(peer) => {
                             self.writers.remove(&peer);
                             InEvent::PeerDisconnected(peer)
@@ -536,15 +579,54 @@ impl Actor {
         }
     }
 
-    fn learn(&self, peers: &[PeerAddr]) -> Vec<PeerId> {
-        for addr in peers {
-            self.endpoint.add_peer_addr(addr);
-        }
+    fn learn(&mut self, peers: &[PeerAddr]) -> Vec<PeerId> {
+        self.learn_addrs(peers.to_vec());
         peers
             .iter()
             .map(|a| a.id)
             .filter(|id| *id != self.state.me())
             .collect()
+    }
+
+    /// Remembers addresses (bounded: oldest forgotten first) and tells the endpoint.
+    fn learn_addrs(&mut self, addrs: Vec<PeerAddr>) {
+        for addr in addrs {
+            if addr.id == self.state.me() || addr.direct.is_empty() && addr.relay.is_none() {
+                continue;
+            }
+            self.endpoint.add_peer_addr(&addr);
+            if self.addrs.insert(addr.id, addr.clone()).is_none() {
+                self.addr_order.push_back(addr.id);
+                while self.addr_order.len() > MAX_ADDRS {
+                    if let Some(old) = self.addr_order.pop_front() {
+                        self.addrs.remove(&old);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The addresses to ship with a message: for membership messages, ours and those of the
+    /// peers it names, so the receiver can dial them (the proto speaks of ids only).
+    fn addrs_for(&self, message: &Message<PeerId>) -> Vec<PeerAddr> {
+        use crate::proto::hyparview::Message as M;
+        let TopicMessage::Membership(membership) = &message.message else {
+            return Vec::new();
+        };
+        let named: Vec<PeerId> = match membership {
+            M::ForwardJoin { peer, .. } => vec![*peer],
+            M::Shuffle { origin, peers, .. } => std::iter::once(*origin)
+                .chain(peers.iter().copied())
+                .collect(),
+            M::ShuffleReply { peers } => peers.clone(),
+            M::Swap { drop } => vec![*drop],
+            M::SwapReply { dropped, .. } => dropped.iter().copied().collect(),
+            M::Replace { with } => with.iter().copied().collect(),
+            _ => Vec::new(),
+        };
+        let mut addrs = vec![self.endpoint.addr()];
+        addrs.extend(named.iter().filter_map(|id| self.addrs.get(id).cloned()));
+        addrs
     }
 
     fn apply(&mut self, outs: Vec<OutEvent<PeerId>>) {
@@ -589,7 +671,8 @@ impl Actor {
 
     fn send_to(&mut self, to: PeerId, message: &Message<PeerId>) {
         let max = self.state.config().max_message_size;
-        let frame = match weft_transport::encode_frame(message, max) {
+        let addrs = self.addrs_for(message);
+        let frame = match weft_transport::encode_frame(&NetFrameRef(message, &addrs), max) {
             Ok(frame) => frame,
             Err(err) => {
                 debug!(%err, "gossip: message not sent");
@@ -621,7 +704,7 @@ impl Actor {
         self.writers.insert(to, (tx, tick));
         let endpoint = self.endpoint.clone();
         let gone = self.inbound_tx.clone();
-        tokio::spawn(write_loop(endpoint, to, rx, gone));
+        tokio::spawn(write_loop(endpoint, to, rx, gone, self.bytes_sent.clone()));
     }
 
     fn on_connection(&mut self, conn: Connection) {
@@ -650,6 +733,7 @@ async fn write_loop(
     peer: PeerId,
     mut rx: mpsc::Receiver<Vec<u8>>,
     gone: mpsc::Sender<FromNet>,
+    bytes_sent: Arc<AtomicU64>,
 ) {
     let result: Result<(), String> = async {
         let conn = endpoint
@@ -657,9 +741,19 @@ async fn write_loop(
             .await
             .map_err(|e| e.to_string())?;
         let stream = conn.open_uni().await.map_err(|e| e.to_string())?;
-        let mut send = FramedSend::<Message<PeerId>, _>::new(stream, usize::MAX);
+        let mut send = FramedSend::<NetFrame, _>::new(stream, usize::MAX);
+        let mut batch = Vec::new();
         while let Some(frame) = rx.recv().await {
-            send.send_encoded(&frame).await.map_err(|e| e.to_string())?;
+            // Coalesce what is queued into one write (fewer packets under load), up to 64 KiB.
+            batch.clear();
+            batch.extend_from_slice(&frame);
+            while batch.len() < WRITE_BATCH
+                && let Ok(more) = rx.try_recv()
+            {
+                batch.extend_from_slice(&more);
+            }
+            send.send_encoded(&batch).await.map_err(|e| e.to_string())?;
+            bytes_sent.fetch_add(batch.len() as u64, Ordering::Relaxed);
         }
         let _ = send.finish();
         Ok(())
@@ -677,15 +771,21 @@ async fn read_connection(conn: Connection, peer: PeerId, max: usize, tx: mpsc::S
     while let Ok(stream) = conn.accept_uni().await {
         let (conn, tx) = (conn.clone(), tx.clone());
         streams.push(AbortOnDropHandle::new(tokio::spawn(async move {
-            let mut recv = FramedRecv::<Message<PeerId>, _>::new(stream, max);
+            let mut recv = FramedRecv::<NetFrame, _>::new(stream, max);
             loop {
                 match recv.recv().await {
-                    Ok(message) => {
-                        if tx.send(FromNet::Message(peer, message)).await.is_err() {
+                    Ok(frame) => {
+                        if tx
+                            .send(FromNet::Message(peer, Box::new(frame)))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }
-                    Err(FrameError::Closed) => return,
+                    Err(FrameError::Closed | FrameError::Io(_) | FrameError::Truncated { .. }) => {
+                        return;
+                    }
                     Err(err) => {
                         // Malformed or oversized: this peer is broken or hostile. Drop it.
                         debug!(peer = %peer.fmt_short(), %err, "gossip: bad frame, closing");

@@ -52,8 +52,9 @@ impl Config {
             })),
         };
         let encoded = weft_transport::cbor_encode(&empty).map_or(0, |bytes| bytes.len());
-        // An empty byte string has a 1-byte CBOR header; a long one has up to 9.
-        weft_transport::frame_overhead() + encoded + 8
+        // An empty byte string has a 1-byte CBOR header; a long one has up to 9. The runtime
+        // wraps a broadcast as `[message, []]` (2 bytes); 8 more are allowed for that wrapper.
+        weft_transport::frame_overhead() + encoded + 8 + 8
     }
 
     /// The largest content a broadcast may carry under [`Config::max_message_size`].
