@@ -7,9 +7,13 @@
 //! peers to measure round-trip times.
 //!
 //! The protocol is a sans-IO state machine, [`Node`]: feed it [`Input`]s with the current time,
-//! carry out the [`Output`]s. [`sim`] drives thousands of them in virtual time. The wire
+//! carry out the [`Output`]s. [`sim`] drives thousands of them in virtual time. With the
+//! default feature `net`, [`Discovery`] runs a node on weft-transport and weft-gossip:
+//! `Discovery::builder(config).bootstrap(peers).spawn(&endpoint, &gossip)`. The wire
 //! format and rules are specified in `docs/protocols/discovery.md`.
 
+#[cfg(feature = "net")]
+mod net;
 mod proto;
 pub mod sim;
 
@@ -18,4 +22,10 @@ pub use proto::{
     EntryError, Event, Input, Limits, LocalInfo, Message, MessageError, Node, Output,
     PING_PROTOCOL, PROTOCOL_VERSION, PeerEntry, Record, SYNC_PROTOCOL, Source, Stats, SyncMessage,
     Time, Timer, UpsertOutcome, Version, Violation, topic_bytes,
+};
+
+#[cfg(feature = "net")]
+pub use net::{
+    BROADCAST_QUEUE_CAPACITY, Builder, CatalogEvent, CatalogSnapshot, Discovery, Error, Events,
+    MAX_WAITERS, MAX_WRITERS, SEND_QUEUE_CAPACITY, SpawnError,
 };

@@ -57,6 +57,13 @@ pub enum Command {
     SetTags(BTreeSet<String>),
     /// Replace the local metadata (announced at once).
     SetMetadata(BTreeMap<String, String>),
+    /// Replace the local tags and metadata together: one new version, one announcement.
+    SetContent {
+        /// Tags.
+        tags: BTreeSet<String>,
+        /// Metadata.
+        metadata: BTreeMap<String, String>,
+    },
     /// Sync catalogs with `peer`, even if already synced this run.
     SyncWith(PeerId),
     /// Ping `peer` and measure the round trip.

@@ -335,6 +335,10 @@ impl Node {
             }),
             Command::SetTags(tags) => self.update_local(now, |e| e.tags = tags),
             Command::SetMetadata(metadata) => self.update_local(now, |e| e.metadata = metadata),
+            Command::SetContent { tags, metadata } => self.update_local(now, |e| {
+                e.tags = tags;
+                e.metadata = metadata;
+            }),
             Command::SyncWith(peer) => {
                 self.synced.remove(&peer);
                 self.request_sync(peer, now);

@@ -87,6 +87,30 @@ fn announce_loop_with_jitter_and_immediate_on_change() {
 }
 
 #[test]
+fn set_content_changes_tags_and_metadata_in_one_version() {
+    let mut n = node(0, t(1000));
+    n.start(t(1000));
+    let version = n.catalog().local().payload().version;
+    let tags = BTreeSet::from(["gpu".to_string()]);
+    let metadata = std::collections::BTreeMap::from([("region".to_string(), "eu".to_string())]);
+    let out = n.handle(
+        Input::Command(Command::SetContent {
+            tags: tags.clone(),
+            metadata: metadata.clone(),
+        }),
+        t(1005),
+    );
+    let Ok::<[Announcement; 1], _>([Announcement::Entry(e)]) = broadcasts(&out).try_into() else {
+        panic!()
+    };
+    assert_eq!(e.payload().version, version.next());
+    assert_eq!(
+        (&e.payload().tags, &e.payload().metadata),
+        (&tags, &metadata)
+    );
+}
+
+#[test]
 fn purge_loop_reports_departed() {
     let config = Config::for_tests();
     let mut n = node(0, t(1000));

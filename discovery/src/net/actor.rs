@@ -1,0 +1,419 @@
+//! The actor: owns the proto [`Node`], runs one `select!` loop over commands, inbound direct
+//! messages, gossip topic events and timers, and maps the node's outputs to transport and
+//! gossip calls.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::SocketAddr,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tracing::debug;
+use weft_gossip::{Event as GossipEvent, Topic, TopicEvents, TopicSender};
+use weft_transport::{Endpoint, PeerAddr, PeerId, RelayUrl, SecretKey, encode_frame};
+
+use super::{
+    BROADCAST_QUEUE_CAPACITY, MAX_WAITERS,
+    handle::{Builder, CatalogEvent, CatalogSnapshot, Command, Error},
+    timers::Timers,
+    wire::{Inbound, Writers},
+};
+use crate::proto::{
+    self, EntryError, Event, Input, LocalInfo, Message, Node, Output, PING_PROTOCOL, PeerEntry,
+    SYNC_PROTOCOL, Time, Timer,
+};
+
+/// How long a departure may wait to be handed to gossip.
+const DEPARTURE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A broadcast for the broadcaster task, with an optional acknowledgement once gossip took it.
+type Broadcast = (Vec<u8>, Option<oneshot::Sender<()>>);
+
+type Waiters<T> = BTreeMap<PeerId, Vec<oneshot::Sender<Result<T, Error>>>>;
+
+/// Wall-clock milliseconds: discovery compares timestamps made by different peers.
+pub(super) fn wall_now() -> Time {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    Time::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+#[derive(Debug)]
+pub(super) struct Actor {
+    node: Node,
+    endpoint: Endpoint,
+    commands: mpsc::Receiver<Command>,
+    inbound: mpsc::Receiver<Inbound>,
+    topic_events: TopicEvents,
+    topic_sender: TopicSender,
+    broadcasts: mpsc::Sender<Broadcast>,
+    writers: Writers,
+    timers: Timers,
+    events: broadcast::Sender<CatalogEvent>,
+    watch: watch::Sender<u64>,
+    pings: Waiters<Duration>,
+    syncs: Waiters<usize>,
+    /// Set by the last `LocalUpdateRefused` the node emitted.
+    refused: Option<EntryError>,
+    addresses: (BTreeSet<SocketAddr>, Option<RelayUrl>),
+    max_message: usize,
+    departure_grace: Duration,
+}
+
+impl Actor {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        builder: &Builder,
+        info: LocalInfo,
+        endpoint: Endpoint,
+        topic: Topic,
+        commands: mpsc::Receiver<Command>,
+        inbound: mpsc::Receiver<Inbound>,
+        events: broadcast::Sender<CatalogEvent>,
+        watch: watch::Sender<u64>,
+    ) -> Result<Self, EntryError> {
+        let key = SecretKey::from_bytes(&endpoint.iroh().secret_key().to_bytes());
+        let now = wall_now();
+        let seed_input = [key.peer_id().as_bytes().as_slice(), &nanos().to_le_bytes()].concat();
+        let seed = u64::from_le_bytes(
+            blake3::hash(&seed_input).as_bytes()[..8]
+                .try_into()
+                .unwrap_or([0; 8]),
+        );
+        let addresses = (info.direct.clone(), info.relay.clone());
+        let node = Node::new(
+            key,
+            endpoint.network(),
+            info,
+            builder.config.clone(),
+            seed,
+            now,
+        )?;
+        let (topic_sender, topic_events) = topic.split();
+        let (broadcasts, queue) = mpsc::channel(BROADCAST_QUEUE_CAPACITY);
+        tokio::spawn(broadcast_loop(topic_sender.clone(), queue));
+        Ok(Self {
+            node,
+            writers: Writers::new(endpoint.clone()),
+            endpoint,
+            commands,
+            inbound,
+            topic_events,
+            topic_sender,
+            broadcasts,
+            timers: Timers::default(),
+            events,
+            watch,
+            pings: BTreeMap::new(),
+            syncs: BTreeMap::new(),
+            refused: None,
+            addresses,
+            max_message: builder.config.max_sync_message_bytes,
+            departure_grace: builder.departure_grace,
+        })
+    }
+
+    pub(super) async fn run(mut self) {
+        let outputs = self.node.start(wall_now());
+        self.apply(outputs);
+        let mut gossip_open = true;
+        loop {
+            let deadline = self
+                .timers
+                .next()
+                .map(|at| tokio::time::Instant::now() + at.since(wall_now()));
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(Command::Shutdown(reply)) => {
+                        self.depart().await;
+                        let _ = reply.send(());
+                        break;
+                    }
+                    Some(command) => self.on_command(command),
+                    None => break,
+                },
+                Some((from, message)) = self.inbound.recv() => {
+                    self.handle(Input::Message { from, message });
+                }
+                event = self.topic_events.recv(), if gossip_open => match event {
+                    Some(event) => self.on_gossip(event),
+                    None => {
+                        debug!("discovery: gossip stopped; announcements no longer flow");
+                        gossip_open = false;
+                    }
+                },
+                () = sleep => self.fire_timers(),
+            }
+        }
+    }
+
+    fn handle(&mut self, input: Input) {
+        let outputs = self.node.handle(input, wall_now());
+        self.apply(outputs);
+    }
+
+    fn apply(&mut self, outputs: Vec<Output>) {
+        for output in outputs {
+            match output {
+                Output::Broadcast(announcement) => {
+                    if self
+                        .broadcasts
+                        .try_send((announcement.encode(), None))
+                        .is_err()
+                    {
+                        debug!("discovery: broadcast queue full, announcement dropped");
+                    }
+                }
+                Output::Send { to, message } => self.send(to, &message),
+                Output::ArmTimer { at, timer } => self.timers.arm(timer, at),
+                Output::Event(event) => self.on_event(event),
+            }
+        }
+    }
+
+    fn send(&mut self, to: PeerId, message: &Message) {
+        let protocol = match message {
+            Message::Ping { .. } | Message::Pong { .. } => PING_PROTOCOL,
+            _ => SYNC_PROTOCOL,
+        };
+        match encode_frame(message, self.max_message) {
+            Ok(frame) => self.writers.send(to, protocol, frame),
+            Err(err) => debug!(%err, "discovery: message not encoded"),
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::PeerDiscovered(entry) => {
+                self.learn_addr(&entry);
+                self.publish(CatalogEvent::PeerDiscovered(entry));
+            }
+            Event::PeerUpdated(entry) => {
+                self.learn_addr(&entry);
+                self.publish(CatalogEvent::PeerUpdated(entry));
+            }
+            Event::PeerDeparted { peer, reason } => {
+                self.publish(CatalogEvent::PeerDeparted { peer, reason });
+            }
+            Event::Pong { peer, rtt } => resolve(&mut self.pings, peer, &Ok(rtt)),
+            Event::PingFailed { peer } => {
+                resolve(&mut self.pings, peer, &Err(Error::PingFailed(peer)));
+            }
+            Event::SyncFinished { peer, learnt } => resolve(&mut self.syncs, peer, &Ok(learnt)),
+            Event::SyncFailed { peer } => {
+                resolve(&mut self.syncs, peer, &Err(Error::SyncFailed(peer)));
+            }
+            Event::LocalUpdateRefused(err) => self.refused = Some(err),
+            Event::EntryRefused { from, outcome } => {
+                debug!(from = ?from.map(|p| p.fmt_short()), ?outcome, "discovery: entry refused");
+            }
+            Event::Violation { peer, violation } => {
+                debug!(peer = %peer.fmt_short(), ?violation, "discovery: protocol violation");
+            }
+            Event::BadAnnouncement(err) => debug!(%err, "discovery: bad announcement"),
+        }
+    }
+
+    /// Feeds a peer's addresses to the endpoint, so any layer can dial it by id.
+    fn learn_addr(&self, entry: &PeerEntry) {
+        if !entry.direct.is_empty() || entry.relay.is_some() {
+            self.endpoint.add_peer_addr(&entry.addr());
+        }
+    }
+
+    fn publish(&mut self, event: CatalogEvent) {
+        // No subscriber is not an error.
+        let _ = self.events.send(event);
+        self.watch.send_modify(|version| *version += 1);
+    }
+
+    fn on_gossip(&mut self, event: GossipEvent<PeerId>) {
+        match event {
+            GossipEvent::NeighborUp(peer) => self.handle(Input::NeighborUp(peer)),
+            GossipEvent::NeighborDown(peer) => self.handle(Input::NeighborDown(peer)),
+            GossipEvent::Received { content, .. } => {
+                self.handle(Input::Gossip(content.as_bytes().to_vec()));
+            }
+            // Missed announcements come again within an interval.
+            GossipEvent::Lagged(n) => debug!(n, "discovery: gossip events lagged"),
+            GossipEvent::Joined => debug!("discovery: joined the topic"),
+            _ => {}
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = wall_now();
+        while let Some(timer) = self.timers.pop_due(now) {
+            if timer == Timer::Announce {
+                self.refresh_addresses();
+            }
+            self.handle(Input::Timer(timer));
+        }
+    }
+
+    /// Re-reads the endpoint's addresses before each announcement: when they changed, the
+    /// node signs and announces a new entry.
+    fn refresh_addresses(&mut self) {
+        let addr = self.endpoint.addr();
+        let current = (addr.direct, addr.relay);
+        if current != self.addresses {
+            self.addresses = current.clone();
+            let (direct, relay) = current;
+            self.handle(Input::Command(proto::Command::SetAddresses {
+                direct,
+                relay,
+            }));
+            self.watch.send_modify(|version| *version += 1);
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Catalog(reply) => {
+                let catalog = self.node.catalog();
+                let _ = reply.send(CatalogSnapshot {
+                    local: catalog.local().payload().clone(),
+                    peers: catalog.iter().map(|(id, r)| (*id, r.clone())).collect(),
+                });
+            }
+            Command::Stats(reply) => {
+                let _ = reply.send(self.node.stats());
+            }
+            Command::UpdateLocal {
+                tags,
+                metadata,
+                reply,
+            } => {
+                let _ = reply.send(self.update_local(tags, metadata));
+            }
+            Command::Dial(addr) => self.dial(addr),
+            Command::SyncWith { addr, reply } => {
+                let peer = addr.id;
+                self.endpoint.add_peer_addr(&addr);
+                if !add_waiter(&mut self.syncs, &self.pings, peer, reply) {
+                    return;
+                }
+                self.handle(Input::Command(proto::Command::SyncWith(peer)));
+            }
+            Command::Ping { peer, reply } => {
+                if !add_waiter(&mut self.pings, &self.syncs, peer, reply) {
+                    return;
+                }
+                self.handle(Input::Command(proto::Command::Ping(peer)));
+            }
+            // Handled in the loop, which stops after it.
+            Command::Shutdown(reply) => {
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    fn update_local(
+        &mut self,
+        tags: BTreeSet<String>,
+        metadata: BTreeMap<String, String>,
+    ) -> Result<(), Error> {
+        self.refused = None;
+        self.handle(Input::Command(proto::Command::SetContent {
+            tags,
+            metadata,
+        }));
+        if let Some(err) = self.refused.take() {
+            return Err(Error::LocalUpdateRefused(err));
+        }
+        self.watch.send_modify(|version| *version += 1);
+        Ok(())
+    }
+
+    fn dial(&mut self, addr: PeerAddr) {
+        if addr.id == self.node.id() {
+            return;
+        }
+        self.endpoint.add_peer_addr(&addr);
+        let sender = self.topic_sender.clone();
+        // Off the loop: gossip's command queue may be busy.
+        tokio::spawn(async move {
+            if let Err(err) = sender.join_peers(vec![addr]).await {
+                debug!(%err, "discovery: join through a dialled peer failed");
+            }
+        });
+    }
+
+    /// Broadcasts the signed departure and waits until gossip took it, plus the grace.
+    async fn depart(&mut self) {
+        let outputs = self
+            .node
+            .handle(Input::Command(proto::Command::Depart), wall_now());
+        let mut acks = Vec::new();
+        for output in outputs {
+            if let Output::Broadcast(announcement) = output {
+                let (ack, done) = oneshot::channel();
+                let _ = self
+                    .broadcasts
+                    .send((announcement.encode(), Some(ack)))
+                    .await;
+                acks.push(done);
+            }
+        }
+        for done in acks {
+            let _ = tokio::time::timeout(DEPARTURE_TIMEOUT, done).await;
+        }
+        tokio::time::sleep(self.departure_grace).await;
+    }
+}
+
+/// Registers a caller waiting for a result about `peer`; refuses when too many wait.
+fn add_waiter<T, U>(
+    waiters: &mut Waiters<T>,
+    others: &Waiters<U>,
+    peer: PeerId,
+    reply: oneshot::Sender<Result<T, Error>>,
+) -> bool {
+    // Callers that gave up (timed out) no longer count.
+    for list in waiters.values_mut() {
+        list.retain(|w| !w.is_closed());
+    }
+    waiters.retain(|_, list| !list.is_empty());
+    let count: usize = waiters.values().map(Vec::len).sum::<usize>()
+        + others.values().map(Vec::len).sum::<usize>();
+    if count >= MAX_WAITERS {
+        let _ = reply.send(Err(Error::Busy));
+        return false;
+    }
+    waiters.entry(peer).or_default().push(reply);
+    true
+}
+
+fn resolve<T: Clone>(waiters: &mut Waiters<T>, peer: PeerId, result: &Result<T, Error>) {
+    for waiter in waiters.remove(&peer).unwrap_or_default() {
+        let _ = waiter.send(result.clone());
+    }
+}
+
+/// Hands announcements to gossip in order, off the actor's loop.
+async fn broadcast_loop(sender: TopicSender, mut queue: mpsc::Receiver<Broadcast>) {
+    while let Some((bytes, ack)) = queue.recv().await {
+        if let Err(err) = sender.broadcast(bytes).await {
+            debug!(%err, "discovery: broadcast failed");
+        }
+        if let Some(ack) = ack {
+            let _ = ack.send(());
+        }
+    }
+}
+
+fn nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,442 @@
+//! The public side of the runtime: [`Builder`], the [`Discovery`] handle, its events and errors.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio_util::task::AbortOnDropHandle;
+use weft_gossip::{Gossip, TopicId};
+use weft_transport::{Endpoint, PeerAddr, PeerId, RegisterError, TicketError};
+
+use super::{actor::Actor, wire};
+use crate::proto::{
+    Config, DepartReason, EntryError, LocalInfo, PING_PROTOCOL, PeerEntry, Record, SYNC_PROTOCOL,
+    Stats, topic_bytes,
+};
+
+/// What a [`Discovery`] subscriber hears about the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CatalogEvent {
+    /// A peer we did not know entered the catalog.
+    PeerDiscovered(PeerEntry),
+    /// A known peer's entry changed (addresses, tags, metadata, or a restart).
+    PeerUpdated(PeerEntry),
+    /// A peer left the catalog.
+    PeerDeparted {
+        /// The peer.
+        peer: PeerId,
+        /// Why: it announced its departure, it was purged, or it was evicted.
+        reason: DepartReason,
+    },
+    /// This subscriber fell behind and missed this many events; take a fresh
+    /// [`Discovery::catalog`] snapshot to catch up.
+    Lagged(u64),
+}
+
+/// The stream of [`CatalogEvent`]s of one subscriber (see [`Discovery::events`]).
+#[derive(Debug)]
+pub struct Events {
+    rx: broadcast::Receiver<CatalogEvent>,
+}
+
+impl Events {
+    /// The next event; `None` once the discovery actor has stopped.
+    pub async fn recv(&mut self) -> Option<CatalogEvent> {
+        match self.rx.recv().await {
+            Ok(event) => Some(event),
+            Err(broadcast::error::RecvError::Lagged(n)) => Some(CatalogEvent::Lagged(n)),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+}
+
+/// A copy of a node's catalog at one moment.
+#[derive(Debug, Clone)]
+pub struct CatalogSnapshot {
+    /// The local entry.
+    pub local: PeerEntry,
+    /// The remote entries, by peer id.
+    pub peers: BTreeMap<PeerId, Record>,
+}
+
+impl CatalogSnapshot {
+    /// Whether `peer` is in the catalog (the local peer counts).
+    pub fn contains(&self, peer: &PeerId) -> bool {
+        *peer == self.local.peer || self.peers.contains_key(peer)
+    }
+
+    /// The entry of `peer`, local or remote.
+    pub fn entry(&self, peer: &PeerId) -> Option<&PeerEntry> {
+        if *peer == self.local.peer {
+            return Some(&self.local);
+        }
+        self.peers.get(peer).map(Record::entry)
+    }
+
+    /// Every peer id in the catalog, the local one included, in order.
+    pub fn ids(&self) -> BTreeSet<PeerId> {
+        let mut ids: BTreeSet<PeerId> = self.peers.keys().copied().collect();
+        ids.insert(self.local.peer);
+        ids
+    }
+}
+
+/// Why [`Builder::spawn`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// A discovery protocol is already registered on this endpoint.
+    #[error(transparent)]
+    Register(#[from] RegisterError),
+    /// A bootstrap ticket did not parse.
+    #[error("bad bootstrap ticket: {0}")]
+    Ticket(#[from] TicketError),
+    /// The initial tags or metadata break the entry limits.
+    #[error("the local entry is refused: {0}")]
+    Entry(#[from] EntryError),
+    /// The discovery topic could not be joined.
+    #[error("cannot join the discovery topic: {0}")]
+    Gossip(#[from] weft_gossip::Error),
+}
+
+/// Why a call on a [`Discovery`] handle failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The actor has stopped (shut down, or every handle dropped).
+    #[error("discovery has stopped")]
+    Closed,
+    /// The local update breaks the entry limits; the local entry is unchanged.
+    #[error("local update refused: {0}")]
+    LocalUpdateRefused(EntryError),
+    /// The ping got no pong in time, or too many pings were pending.
+    #[error("ping to {0} failed")]
+    PingFailed(PeerId),
+    /// The sync session failed (timeout, or the peer was busy: the node retries by itself).
+    #[error("sync with {0} failed")]
+    SyncFailed(PeerId),
+    /// No result within the time allowed.
+    #[error("no result within {0:?}")]
+    Timeout(Duration),
+    /// Too many callers are waiting for pings and syncs.
+    #[error("too many calls in progress")]
+    Busy,
+}
+
+/// A command from a handle to the actor.
+#[derive(Debug)]
+pub(super) enum Command {
+    Catalog(oneshot::Sender<CatalogSnapshot>),
+    Stats(oneshot::Sender<Stats>),
+    UpdateLocal {
+        tags: BTreeSet<String>,
+        metadata: BTreeMap<String, String>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Dial(PeerAddr),
+    SyncWith {
+        addr: PeerAddr,
+        reply: oneshot::Sender<Result<usize, Error>>,
+    },
+    Ping {
+        peer: PeerId,
+        reply: oneshot::Sender<Result<Duration, Error>>,
+    },
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Builds a [`Discovery`].
+///
+/// ```no_run
+/// # async fn demo(endpoint: weft_transport::Endpoint, gossip: weft_gossip::Gossip,
+/// #     ticket: String) -> Result<(), Box<dyn std::error::Error>> {
+/// use weft_discovery::{Config, Discovery};
+///
+/// let discovery = Discovery::builder(Config::default())
+///     .tags(["storage".to_string()])
+///     .bootstrap_tickets([ticket])
+///     .spawn(&endpoint, &gossip)
+///     .await?;
+/// let catalog = discovery.catalog().await?;
+/// println!("{} peers known", catalog.peers.len());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    pub(super) config: Config,
+    bootstrap: Vec<PeerAddr>,
+    tickets: Vec<String>,
+    pub(super) tags: BTreeSet<String>,
+    pub(super) metadata: BTreeMap<String, String>,
+    event_capacity: usize,
+    command_capacity: usize,
+    inbound_capacity: usize,
+    pub(super) departure_grace: Duration,
+}
+
+impl Builder {
+    fn new(config: Config) -> Self {
+        Self {
+            config,
+            bootstrap: Vec::new(),
+            tickets: Vec::new(),
+            tags: BTreeSet::new(),
+            metadata: BTreeMap::new(),
+            event_capacity: 1024,
+            command_capacity: 256,
+            inbound_capacity: 1024,
+            departure_grace: Duration::from_millis(200),
+        }
+    }
+
+    /// Joins through these peers (added to the ones given before).
+    pub fn bootstrap(mut self, peers: impl IntoIterator<Item = PeerAddr>) -> Self {
+        self.bootstrap.extend(peers);
+        self
+    }
+
+    /// Joins through the peers of these tickets (`weft1...`); checked by [`Builder::spawn`].
+    pub fn bootstrap_tickets(
+        mut self,
+        tickets: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.tickets.extend(tickets.into_iter().map(Into::into));
+        self
+    }
+
+    /// The local entry's initial tags.
+    pub fn tags(mut self, tags: impl IntoIterator<Item = String>) -> Self {
+        self.tags = tags.into_iter().collect();
+        self
+    }
+
+    /// The local entry's initial metadata.
+    pub fn metadata(mut self, metadata: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.metadata = metadata.into_iter().collect();
+        self
+    }
+
+    /// Events buffered per subscriber before it lags (default 1024).
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity.max(1);
+        self
+    }
+
+    /// How long [`Discovery::shutdown`] waits after handing the departure to gossip, so that
+    /// it is written out before the caller closes the endpoint (default 200 ms).
+    pub fn departure_grace(mut self, grace: Duration) -> Self {
+        self.departure_grace = grace;
+        self
+    }
+
+    /// Registers the sync and ping protocols on `endpoint`, joins the discovery topic of the
+    /// endpoint's network on `gossip` through the bootstrap peers, and starts the actor (needs a
+    /// tokio runtime).
+    pub async fn spawn(
+        self,
+        endpoint: &Endpoint,
+        gossip: &Gossip,
+    ) -> Result<Discovery, SpawnError> {
+        let mut bootstrap = self.bootstrap.clone();
+        for ticket in &self.tickets {
+            bootstrap.push(PeerAddr::from_ticket(ticket)?);
+        }
+        bootstrap.retain(|addr| addr.id != endpoint.id());
+        for addr in &bootstrap {
+            endpoint.add_peer_addr(addr);
+        }
+        let (inbound_tx, inbound_rx) = mpsc::channel(self.inbound_capacity);
+        let max_message = self.config.max_sync_message_bytes;
+        endpoint.register(
+            SYNC_PROTOCOL,
+            wire::Handler::new(SYNC_PROTOCOL, inbound_tx.clone(), max_message),
+        )?;
+        if let Err(err) = endpoint.register(
+            PING_PROTOCOL,
+            wire::Handler::new(PING_PROTOCOL, inbound_tx, max_message),
+        ) {
+            endpoint.unregister(SYNC_PROTOCOL);
+            return Err(err.into());
+        }
+        let unregister = Unregister(endpoint.clone());
+        let topic = TopicId(topic_bytes(&endpoint.network()));
+        let topic = gossip.subscribe(topic, bootstrap).await?;
+        let (commands_tx, commands_rx) = mpsc::channel(self.command_capacity);
+        let (events_tx, _) = broadcast::channel(self.event_capacity);
+        let (watch_tx, watch_rx) = watch::channel(0);
+        let info = LocalInfo {
+            direct: endpoint.addr().direct,
+            relay: endpoint.addr().relay,
+            tags: self.tags.clone(),
+            metadata: self.metadata.clone(),
+        };
+        let actor = Actor::new(
+            &self,
+            info,
+            endpoint.clone(),
+            topic,
+            commands_rx,
+            inbound_rx,
+            events_tx.clone(),
+            watch_tx,
+        )?;
+        let task = AbortOnDropHandle::new(tokio::spawn(actor.run()));
+        Ok(Discovery {
+            inner: Arc::new(Inner {
+                id: endpoint.id(),
+                commands: commands_tx,
+                events: events_tx,
+                watch: watch_rx,
+                ping_timeout: self.config.ping_timeout,
+                sync_timeout: self.config.sync_timeout,
+                actor: Mutex::new(Some(task)),
+                _unregister: unregister,
+            }),
+        })
+    }
+}
+
+/// Unregisters the discovery protocols when the last handle goes.
+#[derive(Debug)]
+struct Unregister(Endpoint);
+
+impl Drop for Unregister {
+    fn drop(&mut self) {
+        self.0.unregister(SYNC_PROTOCOL);
+        self.0.unregister(PING_PROTOCOL);
+    }
+}
+
+/// A running discovery instance. Cheap to clone; the actor stops when the last clone is dropped
+/// (without a departure: call [`Discovery::shutdown`] to leave gracefully).
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    id: PeerId,
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<CatalogEvent>,
+    watch: watch::Receiver<u64>,
+    ping_timeout: Duration,
+    sync_timeout: Duration,
+    actor: Mutex<Option<AbortOnDropHandle<()>>>,
+    _unregister: Unregister,
+}
+
+impl Discovery {
+    /// Starts building a discovery instance with `config`.
+    pub fn builder(config: Config) -> Builder {
+        Builder::new(config)
+    }
+
+    /// The local peer id.
+    pub fn id(&self) -> PeerId {
+        self.inner.id
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .commands
+            .send(make(reply))
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)
+    }
+
+    /// A snapshot of the catalog.
+    pub async fn catalog(&self) -> Result<CatalogSnapshot, Error> {
+        self.call(Command::Catalog).await
+    }
+
+    /// The node's protocol counters.
+    pub async fn stats(&self) -> Result<Stats, Error> {
+        self.call(Command::Stats).await
+    }
+
+    /// A counter that moves whenever the catalog's content changes (a peer discovered, updated
+    /// or departed, or the local entry changed). Wait on `changed()`, then take a
+    /// [`Discovery::catalog`] snapshot.
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.inner.watch.clone()
+    }
+
+    /// The catalog events from now on (bounded: a subscriber that falls behind gets
+    /// [`CatalogEvent::Lagged`]).
+    pub fn events(&self) -> Events {
+        Events {
+            rx: self.inner.events.subscribe(),
+        }
+    }
+
+    /// Replaces the local tags and metadata; the new entry is signed and announced at once.
+    pub async fn update_local(
+        &self,
+        tags: BTreeSet<String>,
+        metadata: BTreeMap<String, String>,
+    ) -> Result<(), Error> {
+        self.call(|reply| Command::UpdateLocal {
+            tags,
+            metadata,
+            reply,
+        })
+        .await?
+    }
+
+    /// Joins the discovery topic through `addr` (learning its address first). The catalogs
+    /// sync once the link is up.
+    pub async fn dial(&self, addr: PeerAddr) -> Result<(), Error> {
+        self.inner
+            .commands
+            .send(Command::Dial(addr))
+            .await
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Syncs catalogs with `addr` now, even if synced before; returns how many entries it
+    /// taught us.
+    pub async fn sync_with(&self, addr: PeerAddr) -> Result<usize, Error> {
+        // A session may wait in the queue behind others before its own deadline starts.
+        let within = self.inner.sync_timeout * 3;
+        let call = self.call(|reply| Command::SyncWith { addr, reply });
+        tokio::time::timeout(within, call)
+            .await
+            .map_err(|_| Error::Timeout(within))??
+    }
+
+    /// Pings `peer` (dialled by id: it must be in the catalog or otherwise known to the
+    /// endpoint) and returns the round-trip time.
+    pub async fn ping(&self, peer: PeerId) -> Result<Duration, Error> {
+        // The node answers within its ping timeout; the margin covers a peer that leaves the
+        // catalog while the ping is pending (the node then forgets the ping silently).
+        let within = self.inner.ping_timeout + Duration::from_secs(1);
+        let call = self.call(|reply| Command::Ping { peer, reply });
+        tokio::time::timeout(within, call)
+            .await
+            .map_err(|_| Error::Timeout(within))??
+    }
+
+    /// Leaves gracefully: broadcasts the signed departure, waits the departure grace so it is
+    /// written out, and stops the actor. Later calls on any clone fail with [`Error::Closed`].
+    /// The endpoint and gossip stay the caller's to shut down.
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        self.call(Command::Shutdown).await?;
+        let task = self
+            .inner
+            .actor
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        Ok(())
+    }
+}
