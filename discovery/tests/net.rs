@@ -386,3 +386,46 @@ async fn malformed_sync_frames_do_no_harm() {
     .await;
     assert_eq!(catalog.ids(), ids(&nodes));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_quic_nodes_learn_addresses_and_dial_by_id() {
+    let mut nodes: Vec<TestNode> = Vec::new();
+    for seed in 41..44u8 {
+        let endpoint = Endpoint::builder()
+            .secret_key(SecretKey::from_bytes(&[seed; 32]))
+            .bind_addr("127.0.0.1:0".parse().unwrap())
+            .connect_timeout(Duration::from_secs(5))
+            .bind()
+            .await
+            .unwrap();
+        let gossip = Gossip::builder()
+            .config(gossip_config())
+            .spawn(&endpoint)
+            .unwrap();
+        let mut builder = Discovery::builder(config());
+        if let Some(first) = nodes.first() {
+            builder = builder.bootstrap_tickets([first.endpoint.addr().to_ticket()]);
+        }
+        let discovery = builder.spawn(&endpoint, &gossip).await.unwrap();
+        nodes.push(TestNode {
+            endpoint,
+            _gossip: gossip,
+            discovery,
+        });
+    }
+    wait_complete(&nodes, &ids(&nodes)).await;
+    // Entries carry the real addresses, and a peer is reachable by id alone.
+    let catalog = nodes[2].discovery.catalog().await.unwrap();
+    let first = catalog.entry(&nodes[0].id()).unwrap();
+    assert_eq!(first.direct, nodes[0].endpoint.addr().direct);
+    assert!(!first.direct.is_empty());
+    nodes[2].discovery.ping(nodes[1].id()).await.unwrap();
+    nodes[1]
+        .endpoint
+        .connect(&PeerAddr::new(nodes[2].id()), SYNC_PROTOCOL)
+        .await
+        .unwrap();
+    for node in &nodes {
+        node.endpoint.shutdown().await;
+    }
+}

@@ -294,7 +294,7 @@ impl Builder {
                 ping_timeout: self.config.ping_timeout,
                 sync_timeout: self.config.sync_timeout,
                 actor: Mutex::new(Some(task)),
-                _unregister: unregister,
+                unregister,
             }),
         })
     }
@@ -327,7 +327,7 @@ struct Inner {
     ping_timeout: Duration,
     sync_timeout: Duration,
     actor: Mutex<Option<AbortOnDropHandle<()>>>,
-    _unregister: Unregister,
+    unregister: Unregister,
 }
 
 impl Discovery {
@@ -437,6 +437,9 @@ impl Discovery {
         if let Some(task) = task {
             let _ = task.await;
         }
+        let endpoint = &self.inner.unregister.0;
+        endpoint.unregister(SYNC_PROTOCOL);
+        endpoint.unregister(PING_PROTOCOL);
         Ok(())
     }
 }
