@@ -32,8 +32,9 @@ impl Default for BenchConfig {
     fn default() -> Self {
         let mut config = Config::default();
         // Loopback round trips are well under a millisecond.
-        config.broadcast.graft_timeout_1 = Duration::from_millis(5);
-        config.broadcast.graft_timeout_2 = Duration::from_millis(5);
+        config.broadcast.graft_timeout_1 = Duration::from_millis(2);
+        config.broadcast.graft_timeout_2 = Duration::from_millis(3);
+        config.broadcast.graft_timeout_max = Duration::from_millis(20);
         Self {
             nodes: 20,
             count: 1000,
