@@ -425,6 +425,23 @@ async fn loopback_quic_nodes_learn_addresses_and_dial_by_id() {
         .connect(&PeerAddr::new(nodes[2].id()), SYNC_PROTOCOL)
         .await
         .unwrap();
+    // A stranger syncs with a node that knows nothing of it: the answer finds its way back.
+    let endpoint = Endpoint::builder()
+        .secret_key(SecretKey::from_bytes(&[44; 32]))
+        .bind_addr("127.0.0.1:0".parse().unwrap())
+        .bind()
+        .await
+        .unwrap();
+    let gossip = Gossip::builder().spawn(&endpoint).unwrap();
+    let stranger = Discovery::builder(config())
+        .spawn(&endpoint, &gossip)
+        .await
+        .unwrap();
+    let learnt = stranger.sync_with(nodes[0].endpoint.addr()).await.unwrap();
+    // Learnt counts the peers other than the one synced with.
+    assert_eq!(learnt, 2);
+    assert_eq!(stranger.catalog().await.unwrap().peers.len(), 3);
+    endpoint.shutdown().await;
     for node in &nodes {
         node.endpoint.shutdown().await;
     }

@@ -400,8 +400,8 @@ impl Discovery {
             .map_err(|_| Error::Closed)
     }
 
-    /// Syncs catalogs with `addr` now, even if synced before; returns how many entries it
-    /// taught us.
+    /// Syncs catalogs with `addr` now, even if synced before; returns how many peers other
+    /// than itself it taught us (new or newer entries).
     pub async fn sync_with(&self, addr: PeerAddr) -> Result<usize, Error> {
         // A session may wait in the queue behind others before its own deadline starts.
         let within = self.inner.sync_timeout * 3;

@@ -41,3 +41,30 @@ impl Timers {
         Some(timer)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use weft_transport::SecretKey;
+
+    use super::*;
+
+    #[test]
+    fn rearming_moves_a_timer_and_due_ones_pop_in_order() {
+        let peer = SecretKey::from_bytes(&[1; 32]).peer_id();
+        let mut timers = Timers::default();
+        timers.arm(Timer::Announce, Time::from_millis(100));
+        timers.arm(Timer::Purge, Time::from_millis(50));
+        timers.arm(Timer::SyncRetry { peer }, Time::from_millis(70));
+        // The announce timer moves; it does not fire twice.
+        timers.arm(Timer::Announce, Time::from_millis(60));
+        assert_eq!(timers.next(), Some(Time::from_millis(50)));
+        assert_eq!(timers.pop_due(Time::from_millis(40)), None);
+        let due: Vec<Timer> =
+            std::iter::from_fn(|| timers.pop_due(Time::from_millis(200))).collect();
+        assert_eq!(
+            due,
+            [Timer::Purge, Timer::Announce, Timer::SyncRetry { peer }]
+        );
+        assert_eq!(timers.next(), None);
+    }
+}
