@@ -7,6 +7,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use tokio::sync::mpsc;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::debug;
 use weft_transport::{
     Endpoint, FrameError, FramedRecv, PeerAddr, PeerId, Protocol,
@@ -90,11 +91,20 @@ impl ProtocolHandler for Handler {
 /// An encoded frame and the protocol it goes on.
 type Outgoing = (Protocol, Vec<u8>);
 
+/// A writer: its queue, the tick of its last use, and its task (aborted when dropped, so no
+/// writer outlives the actor).
+#[derive(Debug)]
+struct Writer {
+    queue: mpsc::Sender<Outgoing>,
+    used: u64,
+    _task: AbortOnDropHandle<()>,
+}
+
 /// The writers of one actor: a task per peer with a bounded queue of encoded frames.
 #[derive(Debug)]
 pub(super) struct Writers {
     endpoint: Endpoint,
-    writers: HashMap<PeerId, (mpsc::Sender<Outgoing>, u64)>,
+    writers: HashMap<PeerId, Writer>,
     tick: u64,
 }
 
@@ -111,11 +121,11 @@ impl Writers {
     pub(super) fn send(&mut self, to: PeerId, protocol: Protocol, frame: Vec<u8>) {
         self.tick += 1;
         let tick = self.tick;
-        if let Some((writer, used)) = self.writers.get_mut(&to)
-            && !writer.is_closed()
+        if let Some(writer) = self.writers.get_mut(&to)
+            && !writer.queue.is_closed()
         {
-            *used = tick;
-            match writer.try_send((protocol, frame)) {
+            writer.used = tick;
+            match writer.queue.try_send((protocol, frame)) {
                 Ok(()) => return,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     debug!(peer = %to.fmt_short(), "discovery: send queue full, message dropped");
@@ -136,16 +146,23 @@ impl Writers {
             && let Some(oldest) = self
                 .writers
                 .iter()
-                .min_by_key(|(_, (_, used))| *used)
+                .min_by_key(|(_, writer)| writer.used)
                 .map(|(peer, _)| *peer)
         {
-            // Dropping the queue's sender ends that writer once it has sent what it holds.
+            // Its queued messages are lost; the proto's timeouts recover.
             self.writers.remove(&oldest);
         }
-        let (tx, rx) = mpsc::channel(SEND_QUEUE_CAPACITY);
-        let _ = tx.try_send((protocol, frame));
-        self.writers.insert(to, (tx, tick));
-        tokio::spawn(write_loop(self.endpoint.clone(), to, rx));
+        let (queue, rx) = mpsc::channel(SEND_QUEUE_CAPACITY);
+        let _ = queue.try_send((protocol, frame));
+        let task = tokio::spawn(write_loop(self.endpoint.clone(), to, rx));
+        self.writers.insert(
+            to,
+            Writer {
+                queue,
+                used: tick,
+                _task: AbortOnDropHandle::new(task),
+            },
+        );
     }
 }
 
