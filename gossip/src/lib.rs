@@ -3,9 +3,10 @@
 //! - [`proto`]: the protocol as a sans-IO state machine ([`proto::State`]), generic over the peer
 //!   identity, driven by `handle(InEvent, now)` and emitting [`proto::OutEvent`]s.
 //! - [`sim`]: a deterministic discrete-event simulator over the proto, with scenario files.
-//! - With the default feature `net`: [`Gossip`], one actor per instance on weft-transport
+//! - With the default feature `net`: `Gossip`, one actor per instance on weft-transport
 //!   (protocol `gossip/1`): `Gossip::builder().config(..).spawn(&endpoint)`, then
-//!   `subscribe(topic, bootstrap)` for a [`TopicSender`] and [`TopicEvents`].
+//!   `subscribe(topic, bootstrap)` for a `TopicSender` and `TopicEvents`; and `bench`, the
+//!   loopback benchmark.
 //!
 //! Wire format and state machines: `docs/protocols/gossip.md`.
 
