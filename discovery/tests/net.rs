@@ -446,3 +446,40 @@ async fn loopback_quic_nodes_learn_addresses_and_dial_by_id() {
         node.endpoint.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_falls_behind_is_told_it_lagged() {
+    let net = MemoryNetwork::new(7);
+    let endpoint = endpoint(&net, 1).await;
+    let gossip = Gossip::builder()
+        .config(gossip_config())
+        .spawn(&endpoint)
+        .unwrap();
+    let discovery = Discovery::builder(config())
+        .event_capacity(1)
+        .spawn(&endpoint, &gossip)
+        .await
+        .unwrap();
+    let first = TestNode {
+        endpoint,
+        _gossip: gossip,
+        discovery,
+    };
+    let mut events = first.discovery.events();
+    let mut nodes = vec![first];
+    for seed in 2..=4 {
+        let node = node_with(&net, seed, nodes.first(), config()).await;
+        nodes.push(node);
+    }
+    wait_complete(&nodes, &ids(&nodes)).await;
+    // Three discoveries into a buffer of one: the subscriber hears that it missed some, then
+    // the latest event.
+    let Some(CatalogEvent::Lagged(missed)) = events.recv().await else {
+        panic!("expected Lagged first");
+    };
+    assert!(missed >= 2, "{missed}");
+    assert!(matches!(
+        events.recv().await,
+        Some(CatalogEvent::PeerDiscovered(_) | CatalogEvent::PeerUpdated(_))
+    ));
+}
