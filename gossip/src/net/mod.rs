@@ -1,0 +1,340 @@
+//! The runtime: one actor per [`Gossip`] that owns the proto [`State`] and drives it over
+//! weft-transport (protocol `gossip/1`).
+//!
+//! Wiring: every peer we send to gets a writer task with a bounded frame queue over one
+//! unidirectional QUIC stream on the (cached) connection we dialled; every connection we accept
+//! gets a reader task that decodes frames (at most `max_message_size`) and hands them to the
+//! actor through a bounded channel. Timers live in a heap in the actor. Bounds and policies:
+//! - commands from handles: `command_capacity`, callers wait when full;
+//! - frames from readers: `inbound_capacity`, readers wait (QUIC flow control pushes back);
+//! - frames to one peer: `send_queue_capacity`; when full the frame is dropped (the tree
+//!   repairs it: IHAVE and graft), so a slow peer never stalls the actor;
+//! - events to one subscriber: `event_capacity`; when full events are dropped and the next one
+//!   delivered is `Event::Lagged(n)`.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::task::AbortOnDropHandle;
+use weft_transport::{Endpoint, PeerAddr, PeerId, Protocol, RegisterError};
+
+mod actor;
+
+use self::actor::{Actor, Handler, ToActor, nanos_now};
+use crate::proto::{BroadcastError, Config, Content, Event, MessageId, Scope, State, TopicId};
+
+/// The gossip protocol on weft-transport: ALPN `weft/<network>/gossip/1`.
+pub const GOSSIP: Protocol = Protocol::new(crate::PROTOCOL_NAME, crate::PROTOCOL_VERSION);
+
+/// Why the actor could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// `gossip/1` is already registered on this endpoint.
+    #[error(transparent)]
+    Register(#[from] RegisterError),
+}
+
+/// Why a call on a gossip handle failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The broadcast was refused (too large, or the topic is not joined).
+    #[error(transparent)]
+    Broadcast(#[from] BroadcastError),
+    /// The topic could not be joined (too many topics).
+    #[error("cannot join topic: {0}")]
+    Join(String),
+    /// The actor stopped (its `Gossip` handles were all dropped).
+    #[error("gossip actor stopped")]
+    Closed,
+}
+
+/// Builds a [`Gossip`].
+#[derive(Debug, Clone)]
+pub struct Builder {
+    config: Config,
+    event_capacity: usize,
+    command_capacity: usize,
+    inbound_capacity: usize,
+    send_queue_capacity: usize,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            config: Config::default(),
+            event_capacity: 1024,
+            command_capacity: 256,
+            inbound_capacity: 1024,
+            send_queue_capacity: 1024,
+        }
+    }
+}
+
+impl Builder {
+    /// The protocol config.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Events buffered per subscription before `Lagged` (default 1024).
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity.max(1);
+        self
+    }
+
+    /// Frames queued per peer before new ones are dropped (default 1024).
+    pub fn send_queue_capacity(mut self, capacity: usize) -> Self {
+        self.send_queue_capacity = capacity.max(1);
+        self
+    }
+
+    /// Registers `gossip/1` on `endpoint` and starts the actor (needs a tokio runtime).
+    pub fn spawn(self, endpoint: &Endpoint) -> Result<Gossip, SpawnError> {
+        let (commands_tx, commands_rx) = mpsc::channel(self.command_capacity);
+        let (conns_tx, conns_rx) = mpsc::channel(64);
+        endpoint.register(GOSSIP, Handler { conns: conns_tx })?;
+        let me = endpoint.id();
+        let seed = u64::from_le_bytes(
+            blake3::hash(&[me.as_bytes().as_slice(), &nanos_now().to_le_bytes()].concat())
+                .as_bytes()[..8]
+                .try_into()
+                .unwrap_or([0; 8]),
+        );
+        let max_content = self.config.max_content_size();
+        let event_capacity = self.event_capacity;
+        let state = State::new(me, self.config.clone(), seed);
+        let actor = Actor::new(state, endpoint.clone(), commands_rx, conns_rx, self);
+        let bytes_sent = actor.bytes_sent.clone();
+        let task = AbortOnDropHandle::new(tokio::spawn(actor.run()));
+        Ok(Gossip {
+            inner: Arc::new(Inner {
+                commands: commands_tx,
+                max_content,
+                event_capacity,
+                bytes_sent,
+                me,
+                endpoint: endpoint.clone(),
+                _actor: task,
+            }),
+        })
+    }
+}
+
+/// A running gossip instance. Cheap to clone; the actor stops when the last clone (and the last
+/// topic handle) is dropped.
+#[derive(Debug, Clone)]
+pub struct Gossip {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    commands: mpsc::Sender<ToActor>,
+    max_content: usize,
+    event_capacity: usize,
+    bytes_sent: Arc<AtomicU64>,
+    me: PeerId,
+    endpoint: Endpoint,
+    _actor: AbortOnDropHandle<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.endpoint.unregister(GOSSIP);
+    }
+}
+
+impl Gossip {
+    /// Starts building a gossip instance.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// Our peer id.
+    pub fn id(&self) -> PeerId {
+        self.inner.me
+    }
+
+    /// Bytes of gossip frames written to peers so far (framing included, QUIC overhead not).
+    pub fn bytes_sent(&self) -> u64 {
+        self.inner.bytes_sent.load(Ordering::Relaxed)
+    }
+
+    /// The largest broadcast content accepted.
+    pub fn max_content_size(&self) -> usize {
+        self.inner.max_content
+    }
+
+    /// Joins `topic` through `bootstrap` peers (none: wait to be joined) and returns a handle
+    /// to broadcast on it and its event stream. Dropping both halves leaves the topic.
+    pub async fn subscribe(
+        &self,
+        topic: TopicId,
+        bootstrap: Vec<PeerAddr>,
+    ) -> Result<Topic, Error> {
+        let (events_tx, events_rx) = mpsc::channel(self.inner.event_capacity);
+        let (reply, rx) = oneshot::channel();
+        self.send(ToActor::Subscribe {
+            topic,
+            bootstrap,
+            events: events_tx,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| Error::Closed)??;
+        let guard = Arc::new(QuitGuard {
+            topic,
+            gossip: self.clone(),
+        });
+        Ok(Topic {
+            sender: TopicSender {
+                topic,
+                gossip: self.clone(),
+                _guard: guard.clone(),
+            },
+            events: TopicEvents {
+                events: events_rx,
+                _guard: guard,
+            },
+        })
+    }
+
+    async fn send(&self, command: ToActor) -> Result<(), Error> {
+        self.inner
+            .commands
+            .send(command)
+            .await
+            .map_err(|_| Error::Closed)
+    }
+}
+
+/// A joined topic: a sender and an event stream (see [`Topic::split`]).
+#[derive(Debug)]
+pub struct Topic {
+    sender: TopicSender,
+    events: TopicEvents,
+}
+
+impl Topic {
+    /// Separates the sending half from the event stream.
+    pub fn split(self) -> (TopicSender, TopicEvents) {
+        (self.sender, self.events)
+    }
+
+    /// The sending half.
+    pub fn sender(&self) -> &TopicSender {
+        &self.sender
+    }
+
+    /// The next event (see [`TopicEvents::recv`]).
+    pub async fn recv(&mut self) -> Option<Event<PeerId>> {
+        self.events.recv().await
+    }
+}
+
+/// Leaves the topic when the last half is dropped.
+#[derive(Debug)]
+struct QuitGuard {
+    topic: TopicId,
+    gossip: Gossip,
+}
+
+impl Drop for QuitGuard {
+    fn drop(&mut self) {
+        // Best effort: a full command queue means the actor is busy; it notices the closed
+        // event channel on its next emit and quits then.
+        let _ = self
+            .gossip
+            .inner
+            .commands
+            .try_send(ToActor::Quit { topic: self.topic });
+    }
+}
+
+/// Sends on a topic. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct TopicSender {
+    topic: TopicId,
+    gossip: Gossip,
+    _guard: Arc<QuitGuard>,
+}
+
+impl TopicSender {
+    /// Broadcasts to the whole topic. Content larger than [`Gossip::max_content_size`] is
+    /// refused with [`BroadcastError::TooLarge`].
+    pub async fn broadcast(&self, content: impl Into<Vec<u8>>) -> Result<MessageId, Error> {
+        self.send(content.into(), Scope::Swarm).await
+    }
+
+    /// Sends to the direct neighbours only (they do not forward it).
+    pub async fn broadcast_neighbors(
+        &self,
+        content: impl Into<Vec<u8>>,
+    ) -> Result<MessageId, Error> {
+        self.send(content.into(), Scope::Neighbors).await
+    }
+
+    async fn send(&self, content: Vec<u8>, scope: Scope) -> Result<MessageId, Error> {
+        let max = self.gossip.inner.max_content;
+        if content.len() > max {
+            return Err(BroadcastError::TooLarge {
+                size: content.len(),
+                max,
+            }
+            .into());
+        }
+        let (reply, rx) = oneshot::channel();
+        let content = Content::from(content);
+        self.gossip
+            .send(ToActor::Broadcast {
+                topic: self.topic,
+                content,
+                scope,
+                reply,
+            })
+            .await?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Adds bootstrap peers and joins through them.
+    pub async fn join_peers(&self, peers: Vec<PeerAddr>) -> Result<(), Error> {
+        self.gossip
+            .send(ToActor::JoinPeers {
+                topic: self.topic,
+                peers,
+            })
+            .await
+    }
+
+    /// The current neighbours (active view).
+    pub async fn neighbors(&self) -> Result<Vec<PeerId>, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.gossip
+            .send(ToActor::Neighbors {
+                topic: self.topic,
+                reply,
+            })
+            .await?;
+        rx.await.map_err(|_| Error::Closed)
+    }
+}
+
+/// The events of a topic.
+#[derive(Debug)]
+pub struct TopicEvents {
+    events: mpsc::Receiver<Event<PeerId>>,
+    _guard: Arc<QuitGuard>,
+}
+
+impl TopicEvents {
+    /// The next event; `None` once the actor stopped.
+    pub async fn recv(&mut self) -> Option<Event<PeerId>> {
+        self.events.recv().await
+    }
+}
