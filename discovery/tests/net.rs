@@ -202,6 +202,9 @@ async fn twenty_nodes_from_one_bootstrap_reach_complete_catalogs() {
     last.ping(nodes[3].id()).await.unwrap();
     let learnt = last.sync_with(PeerAddr::new(nodes[11].id())).await.unwrap();
     assert_eq!(learnt, 0);
+    // The snapshot prints as a table: a header, the local peer, twenty others.
+    let table = last.catalog().await.unwrap().to_string();
+    assert_eq!(table.lines().count(), 22, "{table}");
     let stats = last.stats().await.unwrap();
     assert!(stats.new >= 20, "{stats:?}");
 }

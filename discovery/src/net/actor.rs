@@ -15,7 +15,8 @@ use weft_transport::{Endpoint, PeerAddr, PeerId, RelayUrl, SecretKey, encode_fra
 
 use super::{
     BROADCAST_QUEUE_CAPACITY, MAX_WAITERS,
-    handle::{Builder, CatalogEvent, CatalogSnapshot, Command, Error},
+    handle::{Builder, CatalogEvent, Command, Error},
+    snapshot::CatalogSnapshot,
     timers::Timers,
     wire::{Inbound, Writers},
 };

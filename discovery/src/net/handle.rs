@@ -11,10 +11,10 @@ use tokio_util::task::AbortOnDropHandle;
 use weft_gossip::{Gossip, TopicId};
 use weft_transport::{Endpoint, PeerAddr, PeerId, RegisterError, TicketError};
 
-use super::{actor::Actor, wire};
+use super::{actor::Actor, snapshot::CatalogSnapshot, wire};
 use crate::proto::{
-    Config, DepartReason, EntryError, LocalInfo, PING_PROTOCOL, PeerEntry, Record, SYNC_PROTOCOL,
-    Stats, topic_bytes,
+    Config, DepartReason, EntryError, LocalInfo, PING_PROTOCOL, PeerEntry, SYNC_PROTOCOL, Stats,
+    topic_bytes,
 };
 
 /// What a [`Discovery`] subscriber hears about the catalog.
@@ -51,37 +51,6 @@ impl Events {
             Err(broadcast::error::RecvError::Lagged(n)) => Some(CatalogEvent::Lagged(n)),
             Err(broadcast::error::RecvError::Closed) => None,
         }
-    }
-}
-
-/// A copy of a node's catalog at one moment.
-#[derive(Debug, Clone)]
-pub struct CatalogSnapshot {
-    /// The local entry.
-    pub local: PeerEntry,
-    /// The remote entries, by peer id.
-    pub peers: BTreeMap<PeerId, Record>,
-}
-
-impl CatalogSnapshot {
-    /// Whether `peer` is in the catalog (the local peer counts).
-    pub fn contains(&self, peer: &PeerId) -> bool {
-        *peer == self.local.peer || self.peers.contains_key(peer)
-    }
-
-    /// The entry of `peer`, local or remote.
-    pub fn entry(&self, peer: &PeerId) -> Option<&PeerEntry> {
-        if *peer == self.local.peer {
-            return Some(&self.local);
-        }
-        self.peers.get(peer).map(Record::entry)
-    }
-
-    /// Every peer id in the catalog, the local one included, in order.
-    pub fn ids(&self) -> BTreeSet<PeerId> {
-        let mut ids: BTreeSet<PeerId> = self.peers.keys().copied().collect();
-        ids.insert(self.local.peer);
-        ids
     }
 }
 

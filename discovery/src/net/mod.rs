@@ -27,10 +27,12 @@
 
 mod actor;
 mod handle;
+mod snapshot;
 mod timers;
 mod wire;
 
-pub use handle::{Builder, CatalogEvent, CatalogSnapshot, Discovery, Error, Events, SpawnError};
+pub use handle::{Builder, CatalogEvent, Discovery, Error, Events, SpawnError};
+pub use snapshot::CatalogSnapshot;
 
 /// Messages queued to one peer before new ones are dropped.
 pub const SEND_QUEUE_CAPACITY: usize = 64;
