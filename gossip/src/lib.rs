@@ -5,13 +5,11 @@
 //! - [`sim`]: a deterministic discrete-event simulator over the proto, with scenario files.
 //! - With the default feature `net`: `Gossip`, one actor per instance on weft-transport
 //!   (protocol `gossip/1`): `Gossip::builder().config(..).spawn(&endpoint)`, then
-//!   `subscribe(topic, bootstrap)` for a `TopicSender` and `TopicEvents`; and `bench`, the
-//!   loopback benchmark.
+//!   `subscribe(topic, bootstrap)` for a `TopicSender` and `TopicEvents`. The loopback benchmark
+//!   is `cargo xtask bench gossip`.
 //!
 //! Wire format and state machines: `docs/protocols/gossip.md`.
 
-#[cfg(feature = "net")]
-pub mod bench;
 #[cfg(feature = "net")]
 mod net;
 pub mod proto;

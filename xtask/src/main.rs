@@ -1,7 +1,7 @@
 //! weft's automation, run as `cargo xtask COMMAND` (always a release build):
 //!
 //! - `demo [--nodes N]`: the main job, a small network on 127.0.0.1 shown layer by layer.
-//! - `bench NAME [--rounds N] [--nodes N]`: a benchmark; names: `transport`, `registry`.
+//! - `bench NAME [--rounds N] [--nodes N]`: a benchmark; names: `transport`, `gossip`, `registry`.
 //! - `sim LAYER [FILE.toml] [--only NAME] [--baseline FILE] [--save-baseline FILE]`: a simulator.
 //! - `ci [--no-tests]`: what CI runs.
 
@@ -21,7 +21,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   demo [--nodes N]            start N nodes (default 5) on 127.0.0.1 and show every layer at work
-  bench NAME [--rounds N]     run a benchmark: transport, registry
+  bench NAME [--rounds N]     run a benchmark: transport, gossip, registry
       [--nodes N]             nodes, for benchmarks that start a network
   sim LAYER [FILE.toml]       run a simulator: gossip, discovery, registry
       [--only NAME]           only scenarios whose name contains NAME

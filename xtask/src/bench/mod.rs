@@ -1,18 +1,32 @@
 //! `cargo xtask bench NAME`: benchmarks that print figures, never pass/fail on timing.
 
+mod gossip;
 mod registry;
 mod transport;
 
 use anyhow::Result;
 
 /// The benchmarks this build knows.
-pub(crate) const NAMES: &[&str] = &["transport", "registry"];
+pub(crate) const NAMES: &[&str] = &["transport", "gossip", "registry"];
 
 /// Runs the benchmark called `name` for `rounds` rounds, on `nodes` nodes where it has a choice.
 pub(crate) async fn run(name: &str, rounds: usize, nodes: Option<usize>) -> Result<()> {
     match name {
         "transport" => transport::run(rounds).await,
         "registry" => registry::run(nodes.unwrap_or(50), rounds).await,
+        "gossip" => {
+            let mut bench = gossip::BenchConfig::default();
+            if let Some(nodes) = nodes {
+                bench.nodes = nodes;
+            }
+            // One run per round; each prints its own report, as the runs vary with machine load.
+            for round in 1..=rounds {
+                println!("gossip benchmark, run {round} of {rounds}");
+                let report = gossip::run(bench.clone()).await?;
+                println!("{report}\ndeliveries per node: {:?}\n", report.per_node);
+            }
+            Ok(())
+        }
         other => anyhow::bail!("unknown benchmark {other:?}; known: {}", NAMES.join(", ")),
     }
 }

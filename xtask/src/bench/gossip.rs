@@ -11,21 +11,21 @@ use std::{
 use tokio::{sync::mpsc, time::timeout};
 use weft_transport::{Endpoint, NetworkId, PeerAddr};
 
-use crate::{Config, Event, Gossip, TopicId};
+use weft_gossip::{Config, Event, Gossip, TopicId};
 
 /// What to run.
 #[derive(Debug, Clone)]
-pub struct BenchConfig {
+pub(crate) struct BenchConfig {
     /// Nodes (the first one sends).
-    pub nodes: usize,
+    pub(crate) nodes: usize,
     /// Broadcasts.
-    pub count: usize,
+    pub(crate) count: usize,
     /// Bytes per broadcast (at least 16: a sequence number and a timestamp).
-    pub size: usize,
+    pub(crate) size: usize,
     /// Time between two broadcasts.
-    pub interval: Duration,
+    pub(crate) interval: Duration,
     /// The protocol config (by default: the defaults with graft waits for loopback RTTs).
-    pub config: Config,
+    pub(crate) config: Config,
 }
 
 impl Default for BenchConfig {
@@ -47,21 +47,21 @@ impl Default for BenchConfig {
 
 /// What came out.
 #[derive(Debug, Clone)]
-pub struct BenchReport {
+pub(crate) struct BenchReport {
     /// The run's parameters.
-    pub nodes: usize,
+    pub(crate) nodes: usize,
     /// Broadcasts sent.
-    pub sent: usize,
+    pub(crate) sent: usize,
     /// Deliveries expected (`sent × (nodes − 1)`).
-    pub expected: usize,
+    pub(crate) expected: usize,
     /// Distinct deliveries seen.
-    pub delivered: usize,
+    pub(crate) delivered: usize,
     /// Latency percentiles: p50, p90, p99, max.
-    pub latency: [Duration; 4],
+    pub(crate) latency: [Duration; 4],
     /// Gossip bytes written by all nodes per delivered message.
-    pub bytes_per_delivery: f64,
+    pub(crate) bytes_per_delivery: f64,
     /// Deliveries per node (the sender, node 0, gets none).
-    pub per_node: Vec<usize>,
+    pub(crate) per_node: Vec<usize>,
 }
 
 impl fmt::Display for BenchReport {
@@ -90,7 +90,7 @@ impl fmt::Display for BenchReport {
 }
 
 /// Runs the benchmark (needs a multi-threaded tokio runtime).
-pub async fn run(bench: BenchConfig) -> Result<BenchReport, BenchError> {
+pub(crate) async fn run(bench: BenchConfig) -> Result<BenchReport, BenchError> {
     let network = NetworkId::from_name("weft-gossip-bench");
     let topic_id = TopicId::from_name("bench");
     let start = Instant::now();
@@ -216,6 +216,13 @@ pub async fn run(bench: BenchConfig) -> Result<BenchReport, BenchError> {
 }
 
 /// Why the benchmark could not run.
-#[derive(Debug, thiserror::Error)]
-#[error("gossip benchmark: {0}")]
-pub struct BenchError(String);
+#[derive(Debug)]
+pub(crate) struct BenchError(String);
+
+impl fmt::Display for BenchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "gossip benchmark: {}", self.0)
+    }
+}
+
+impl std::error::Error for BenchError {}
