@@ -15,19 +15,16 @@ use crate::table::Table;
 /// How long the demo waits for any one gossip event before it calls the run failed.
 const PATIENCE: Duration = Duration::from_secs(10);
 
-pub(super) async fn run(nodes: &[Endpoint]) -> Result<()> {
+pub(super) async fn run(nodes: &[Endpoint], gossips: &[Gossip]) -> Result<()> {
     let topic_id = TopicId::from_name("weft-demo/chat");
-    let mut gossips = Vec::with_capacity(nodes.len());
     let mut topics: Vec<Topic> = Vec::with_capacity(nodes.len());
-    for (i, node) in nodes.iter().enumerate() {
-        let gossip = Gossip::builder().spawn(node)?;
+    for (i, gossip) in gossips.iter().enumerate() {
         let bootstrap = if i == 0 {
             vec![]
         } else {
             vec![nodes[0].addr()]
         };
         topics.push(gossip.subscribe(topic_id, bootstrap).await?);
-        gossips.push(gossip);
     }
     // Wait until every node but the first has joined (the first is joined by the others).
     for (i, topic) in topics.iter_mut().enumerate().skip(1) {

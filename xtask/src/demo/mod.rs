@@ -1,5 +1,6 @@
 //! `cargo xtask demo`: a small weft network on 127.0.0.1, shown layer by layer.
 
+mod discovery;
 mod gossip;
 mod registry;
 mod transport;
@@ -48,7 +49,12 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
     println!("== transport: identities ==\n{}", ids.render());
 
     transport::run(&nodes).await?;
-    gossip::run(&nodes).await?;
+    let mut gossips = Vec::with_capacity(nodes.len());
+    for node in &nodes {
+        gossips.push(weft_gossip::Gossip::builder().spawn(node)?);
+    }
+    gossip::run(&nodes, &gossips).await?;
+    discovery::run(&nodes, &gossips).await?;
     registry::run(&nodes).await?;
 
     for node in &nodes {
