@@ -425,7 +425,7 @@ mod tests {
 #[cfg(test)]
 mod wire_tests {
     use super::*;
-    use crate::proto::{hyparview, plumtree};
+    use crate::proto::plumtree;
 
     fn hex_of(message: &Message<u32>) -> String {
         hex::encode(weft_transport::cbor_encode(message).unwrap())
@@ -446,38 +446,5 @@ mod wire_tests {
         let back: Message<u32> =
             weft_transport::cbor_decode(&weft_transport::cbor_encode(&message).unwrap()).unwrap();
         assert_eq!(back, message);
-    }
-
-    #[test]
-    #[ignore]
-    #[allow(clippy::print_stderr)]
-    fn print_wire_examples() {
-        let topic = TopicId([0xaa; 32]);
-        let examples = vec![
-            TopicMessage::Broadcast(plumtree::Message::Prune),
-            TopicMessage::Broadcast(plumtree::Message::Graft { id: None }),
-            TopicMessage::Broadcast(plumtree::Message::IHave(vec![plumtree::IHave {
-                id: MessageId([0xbb; 32]),
-                hops: 3,
-            }])),
-            TopicMessage::Broadcast(plumtree::Message::Gossip(plumtree::Gossip {
-                id: MessageId([0xbb; 32]),
-                content: Content::from(&[1, 2, 3]),
-                hops: 2,
-                scope: Scope::Swarm,
-            })),
-            TopicMessage::Membership(hyparview::Message::Join),
-            TopicMessage::Membership(hyparview::Message::Neighbor { high: true }),
-            TopicMessage::Membership(hyparview::Message::ForwardJoin { peer: 7, ttl: 6 }),
-        ];
-        for message in examples {
-            eprintln!(
-                "{message:?}\n  {}",
-                hex_of(&Message {
-                    topic,
-                    message: message.clone()
-                })
-            );
-        }
     }
 }
