@@ -350,20 +350,7 @@ fn malformed_sync_frames() {
         assert_eq!(violation(&out), Some(Violation::BadOffer));
     }
     // A digest with buckets out of range, in answer to a real offer.
-    let out = n.handle(
-        Input::Command(crate::proto::Command::SyncWith(other)),
-        t(1000),
-    );
-    let session = out
-        .iter()
-        .find_map(|o| match o {
-            Output::Send {
-                message: Message::Sync(SyncMessage::Offer { session, .. }),
-                ..
-            } => Some(*session),
-            _ => None,
-        })
-        .unwrap();
+    let session = start_sync(&mut n, other);
     let bad = SyncMessage::Digest {
         session,
         differing: vec![3, 2, 9999],
@@ -379,20 +366,7 @@ fn malformed_sync_frames() {
     );
     assert_eq!(violation(&out), Some(Violation::BadDigest));
     // A digest pushing entries into a bucket our offer did not report empty.
-    let out = n.handle(
-        Input::Command(crate::proto::Command::SyncWith(other)),
-        t(1000),
-    );
-    let session = out
-        .iter()
-        .find_map(|o| match o {
-            Output::Send {
-                message: Message::Sync(SyncMessage::Offer { session, .. }),
-                ..
-            } => Some(*session),
-            _ => None,
-        })
-        .unwrap();
+    let session = start_sync(&mut n, other);
     // A peer in the bucket of our own entry, which our offer reported non-empty.
     let own_bucket = crate::proto::sync::bucket_of(&n.id(), 16);
     let same_bucket = (3..)
@@ -427,6 +401,23 @@ fn malformed_sync_frames() {
     );
     assert!(nodes[0].catalog().contains(&id1));
     assert!(nodes[1].catalog().contains(&id0));
+}
+
+/// Starts a sync with `other` and returns the session id of the offer `n` sends.
+fn start_sync(n: &mut Node, other: PeerId) -> u64 {
+    let out = n.handle(
+        Input::Command(crate::proto::Command::SyncWith(other)),
+        t(1000),
+    );
+    out.iter()
+        .find_map(|o| match o {
+            Output::Send {
+                message: Message::Sync(SyncMessage::Offer { session, .. }),
+                ..
+            } => Some(*session),
+            _ => None,
+        })
+        .expect("a sync command sends an offer")
 }
 
 #[test]
