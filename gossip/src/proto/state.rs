@@ -210,7 +210,7 @@ impl<PI: PeerIdentity> State<PI> {
         let state = self
             .topics
             .entry(topic)
-            .or_insert_with(|| Topic::new(self.me, &self.config));
+            .or_insert_with(|| Topic::new(self.me, &self.config, self.rng.next_u64()));
         state.join(peers, &mut self.rng, now, &mut self.scratch);
         self.flush(topic);
         Ok(())

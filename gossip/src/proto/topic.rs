@@ -78,10 +78,10 @@ pub(crate) struct Topic<PI> {
 }
 
 impl<PI: PeerIdentity> Topic<PI> {
-    pub(crate) fn new(me: PI, config: &Config) -> Self {
+    pub(crate) fn new(me: PI, config: &Config, seed: u64) -> Self {
         Self {
             swarm: Hyparview::new(me, config.membership.clone()),
-            gossip: Plumtree::new(config.broadcast.clone()),
+            gossip: Plumtree::new(config.broadcast.clone(), seed),
             joined: false,
             hv_out: Vec::new(),
             pt_out: Vec::new(),

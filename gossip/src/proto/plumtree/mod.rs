@@ -5,21 +5,28 @@
 //! other links. A duplicate prunes the link it came through; a missing message grafts the link
 //! that announced it. On top of the paper:
 //! - **Hop counts everywhere.** `Gossip` and every IHAVE carry the hop count the receiver would
-//!   get, so a lazy link that shows at least `optimization_threshold` fewer hops than the eager
-//!   path replaces it (graft without id + prune). Trees converge towards breadth-first trees
-//!   instead of the lowest-latency trees, which are deep.
-//! - **Sender push.** The originator sends the message itself to all of its neighbours, eager
-//!   or lazy: the originator becomes the hub of the tree for its own message, and the
-//!   duplicates this causes prune the links that made the tree deep from it.
+//!   get, and a graft goes to the announcer with the fewest hops, so the tree the first
+//!   broadcasts build is breadth-first rather than lowest-latency (which is deep). A lazy link
+//!   may replace an eager one when its IHAVE shows at least `optimization_threshold` fewer hops
+//!   (graft without id + prune); off by default, because it bends the shared tree towards each
+//!   sender in turn.
 //! - **No first flood.** New links start lazy; the first messages build the tree by grafts
 //!   (to the announcer with the fewest hops), not by flooding and pruning.
-//! - **Adaptive graft wait.** The first graft waits `graft_timeout_1`, or longer when eager
-//!   copies on this node are known to arrive later than IHAVEs (up to `graft_timeout_max`), so
-//!   a working tree is not grafted into cycles every round; IHAVEs are batched for a couple of
-//!   milliseconds only.
+//! - **Patient, spread grafts.** The first graft waits `graft_timeout_1` — long enough that
+//!   a working but slow branch is not grafted around, since every such graft and the prune
+//!   that follows reshape the tree — or longer when eager copies on this node are known to
+//!   arrive later than IHAVEs (up to `graft_timeout_max`). The wait is stretched by a random
+//!   factor up to `1 + graft_jitter`, so of the nodes missing a message behind one broken link
+//!   one grafts first and repairs it for the others, instead of all adding links at once
+//!   (which made cycles, prunes and new gaps when all nodes sent at the same time). IHAVEs are
+//!   batched for a couple of milliseconds only.
+//! - **Sender push** (optional, off): the originator sends the message to its lazy neighbours
+//!   too.
 
 use std::{collections::HashMap, time::Duration};
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -138,13 +145,15 @@ pub(crate) struct Plumtree<PI> {
     /// How much later than the first IHAVE eager copies tend to arrive here (a decaying
     /// maximum).
     lateness: Duration,
+    /// Spreads the graft waits of the nodes that miss the same message.
+    rng: ChaCha8Rng,
 }
 
 /// Most announcements in one IHAVE message.
 const MAX_IHAVE_BATCH: usize = 256;
 
 impl<PI: PeerIdentity> Plumtree<PI> {
-    pub(crate) fn new(config: PlumtreeConfig) -> Self {
+    pub(crate) fn new(config: PlumtreeConfig, seed: u64) -> Self {
         // Neighbours come from membership, which bounds them far below this.
         let peers = 64;
         Self {
@@ -157,6 +166,7 @@ impl<PI: PeerIdentity> Plumtree<PI> {
             ihave_queue: HashMap::new(),
             dispatch_armed: false,
             lateness: Duration::ZERO,
+            rng: ChaCha8Rng::seed_from_u64(seed),
             config,
         }
     }
@@ -220,13 +230,15 @@ impl<PI: PeerIdentity> Plumtree<PI> {
     }
 
     /// The wait before the first graft for a missing message.
-    fn graft_delay(&self) -> Duration {
+    fn graft_delay(&mut self) -> Duration {
         let adaptive = self.lateness + self.lateness / 4;
         let max = self
             .config
             .graft_timeout_max
             .max(self.config.graft_timeout_1);
-        adaptive.clamp(self.config.graft_timeout_1, max)
+        let wait = adaptive.clamp(self.config.graft_timeout_1, max);
+        let spread = wait.mul_f64(self.config.graft_jitter);
+        wait + spread.mul_f64(self.rng.random::<f64>())
     }
 
     /// Learns how late an eager copy arrived after the first IHAVE: up at once, down slowly.

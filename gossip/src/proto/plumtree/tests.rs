@@ -8,7 +8,7 @@ fn tree(eager: &[u32], lazy: &[u32]) -> Plumtree<u32> {
 }
 
 fn tree_with(config: PlumtreeConfig, eager: &[u32], lazy: &[u32]) -> Plumtree<u32> {
-    let mut p = Plumtree::new(config);
+    let mut p = Plumtree::new(config, 7);
     for &e in eager {
         p.neighbor_up(e, T0, &mut Vec::new());
         p.on_message(e, Message::Graft { id: None }, T0, &mut Vec::new());
@@ -152,10 +152,15 @@ fn sender_pushes_to_every_neighbor() {
 
 #[test]
 fn graft_wait_adapts_to_late_eager_copies() {
-    let mut p = tree(&[1], &[2]);
+    let config = PlumtreeConfig {
+        graft_timeout_1: Duration::from_millis(100),
+        graft_timeout_max: Duration::from_millis(500),
+        graft_jitter: 0.0,
+        ..PlumtreeConfig::default()
+    };
+    let mut p = tree_with(config, &[1], &[2]);
     let mut out = Vec::new();
-    let base = PlumtreeConfig::default().graft_timeout_1;
-    assert_eq!(p.graft_delay(), base);
+    assert_eq!(p.graft_delay(), Duration::from_millis(100));
     let id = MessageId([5; 32]);
     let ihave = IHave { id, hops: 1 };
     p.on_message(2, Message::IHave(vec![ihave]), T0, &mut out);
@@ -167,18 +172,37 @@ fn graft_wait_adapts_to_late_eager_copies() {
         &mut out,
     );
     assert!(p.graft_delay() >= Duration::from_millis(200));
-    assert!(p.graft_delay() <= PlumtreeConfig::default().graft_timeout_max);
+    assert!(p.graft_delay() <= Duration::from_millis(500));
+}
+
+#[test]
+fn graft_waits_are_spread_by_the_jitter() {
+    let config = PlumtreeConfig {
+        graft_timeout_1: Duration::from_millis(100),
+        graft_timeout_max: Duration::from_millis(100),
+        graft_jitter: 1.0,
+        ..PlumtreeConfig::default()
+    };
+    let mut p = tree_with(config, &[], &[]);
+    let waits: Vec<Duration> = (0..50).map(|_| p.graft_delay()).collect();
+    let (min, max) = (waits.iter().min().unwrap(), waits.iter().max().unwrap());
+    assert!(*min >= Duration::from_millis(100) && *max <= Duration::from_millis(200));
+    // Spread over the range, not one value: that is what lets one graft win.
+    assert!(*max - *min > Duration::from_millis(50), "{min:?}..{max:?}");
 }
 
 #[test]
 fn new_links_start_lazy_unless_configured() {
-    let mut p = Plumtree::<u32>::new(PlumtreeConfig::default());
+    let mut p = Plumtree::<u32>::new(PlumtreeConfig::default(), 7);
     p.neighbor_up(1, T0, &mut Vec::new());
     assert!(p.lazy().eq([1].iter()));
-    let mut p = Plumtree::<u32>::new(PlumtreeConfig {
-        eager_new_links: true,
-        ..PlumtreeConfig::default()
-    });
+    let mut p = Plumtree::<u32>::new(
+        PlumtreeConfig {
+            eager_new_links: true,
+            ..PlumtreeConfig::default()
+        },
+        7,
+    );
     p.neighbor_up(1, T0, &mut Vec::new());
     assert!(p.eager().eq([1].iter()));
 }
