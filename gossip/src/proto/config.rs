@@ -92,6 +92,9 @@ pub struct HyparviewConfig {
     /// (degree-preserving), so closed islands of full nodes open up and the overlay stays close
     /// to a random graph. 0 disables it.
     pub swap_probability: f64,
+    /// A peer with two or more free active slots asks with `Split`, which a full peer accepts
+    /// by handing over one of its links (see `hyparview::Message::Split`).
+    pub split_links: bool,
     /// Period of retries to fill free active slots once every passive peer was asked.
     #[serde(with = "millis", rename = "refill_interval_ms")]
     pub refill_interval: Duration,
@@ -118,6 +121,7 @@ impl Default for HyparviewConfig {
             shuffle_interval: Duration::from_secs(60),
             neighbor_request_timeout: Duration::from_millis(500),
             swap_probability: 0.25,
+            split_links: true,
             refill_interval: Duration::from_secs(1),
             rejoin_interval: Duration::from_secs(5),
             failed_peers_capacity: 8,

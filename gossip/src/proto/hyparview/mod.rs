@@ -34,7 +34,13 @@ pub enum Message<PI> {
         /// reconnecting after a failure).
         high: bool,
     },
-    /// The answer to `Neighbor` (and to `Join`).
+    /// A request to become active peers from a peer with at least two free slots. A full
+    /// receiver accepts by handing one of its links over: it drops a neighbour and tells it
+    /// (`Replace`) to link with the sender. Every other degree stays; the sender's grows by
+    /// two, so peers left with few links among full ones fill up instead of staying on the
+    /// overlay's rim. Answered by `NeighborReply`.
+    Split,
+    /// The answer to `Neighbor`, `Split` and `Join`.
     NeighborReply {
         /// Whether the link is now active on the replier's side.
         accepted: bool,
@@ -227,6 +233,7 @@ impl<PI: PeerIdentity> Hyparview<PI> {
                 }
                 out.push(Out::Send(from, Message::NeighborReply { accepted }));
             }
+            Message::Split => self.on_split(from, rng, out),
             Message::NeighborReply { accepted } => {
                 self.pending.remove(&from);
                 if accepted {
@@ -460,8 +467,16 @@ impl<PI: PeerIdentity> Hyparview<PI> {
             };
             self.pending.insert(peer);
             self.tried.insert(peer);
-            let high = self.active.is_empty();
-            out.push(Out::Send(peer, Message::Neighbor { high }));
+            let free =
+                self.config.active_view_capacity - (self.active.len() + self.pending.len() - 1);
+            let message = if self.active.is_empty() {
+                Message::Neighbor { high: true }
+            } else if free >= 2 && self.config.split_links {
+                Message::Split
+            } else {
+                Message::Neighbor { high: false }
+            };
+            out.push(Out::Send(peer, message));
             out.push(Out::Timer(
                 self.config.neighbor_request_timeout,
                 Timer::NeighborRequest(peer),
@@ -547,6 +562,26 @@ impl<PI: PeerIdentity> Hyparview<PI> {
                 dropped,
             },
         ));
+    }
+
+    fn on_split<R: Rng>(&mut self, from: PI, rng: &mut R, out: &mut Vec<Out<PI>>) {
+        if self.active.is_full() && !self.active.contains(&from) {
+            let Some(handed_over) = self.active.pick(rng, |p| *p == from) else {
+                self.add_passive(from, rng);
+                out.push(Out::Send(from, Message::NeighborReply { accepted: false }));
+                return;
+            };
+            self.active.remove(&handed_over);
+            out.push(Out::NeighborDown(handed_over));
+            out.push(Out::Disconnect(handed_over));
+            out.push(Out::Send(
+                handed_over,
+                Message::Replace { with: Some(from) },
+            ));
+            self.add_passive(handed_over, rng);
+        }
+        self.add_active(from, rng, out);
+        out.push(Out::Send(from, Message::NeighborReply { accepted: true }));
     }
 
     /// Probes the oldest failed peer that still has probes left, with a high-priority request.

@@ -259,3 +259,52 @@ fn swap_keeps_degrees_and_links_the_dropped_peers() {
         vec![(dropped, Message::Neighbor { high: false })]
     );
 }
+
+#[test]
+fn split_hands_a_link_over_to_a_peer_with_free_slots() {
+    let rng = &mut ChaCha8Rng::seed_from_u64(0);
+    let mut out = Vec::new();
+    // y (2) is full with 20..25; x (1) has one link and asks for more.
+    let mut y = node(2);
+    for peer in 20..25 {
+        y.on_message(peer, Message::Neighbor { high: false }, rng, &mut out);
+    }
+    let mut x = node(1);
+    x.on_message(9, Message::Neighbor { high: false }, rng, &mut out);
+    x.passive.insert(2);
+    out.clear();
+    x.refill(rng, &mut out);
+    assert!(sends(&out).contains(&(2, Message::Split)), "{out:?}");
+    out.clear();
+    y.on_message(1, Message::Split, rng, &mut out);
+    // y keeps five links, x among them; the peer it dropped is told to link with x.
+    assert!(y.is_active(&1));
+    assert_eq!(y.active().count(), 5);
+    let replaced: Vec<u32> = sends(&out)
+        .into_iter()
+        .filter_map(|(to, m)| (m == Message::Replace { with: Some(1) }).then_some(to))
+        .collect();
+    assert_eq!(replaced.len(), 1);
+    assert!((20..25).contains(&replaced[0]) && !y.is_active(&replaced[0]));
+    assert!(sends(&out).contains(&(1, Message::NeighborReply { accepted: true })));
+    // The dropped peer asks x, which still has room.
+    let mut z = node(replaced[0]);
+    z.on_message(2, Message::Neighbor { high: false }, rng, &mut out);
+    out.clear();
+    z.on_message(2, Message::Replace { with: Some(1) }, rng, &mut out);
+    assert!(sends(&out).contains(&(1, Message::Neighbor { high: false })));
+}
+
+#[test]
+fn a_peer_with_one_free_slot_asks_plainly() {
+    let rng = &mut ChaCha8Rng::seed_from_u64(0);
+    let mut out = Vec::new();
+    let mut x = node(1);
+    for peer in 10..14 {
+        x.on_message(peer, Message::Neighbor { high: false }, rng, &mut out);
+    }
+    x.passive.insert(2);
+    out.clear();
+    x.refill(rng, &mut out);
+    assert_eq!(sends(&out), vec![(2, Message::Neighbor { high: false })]);
+}
