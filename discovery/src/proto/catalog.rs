@@ -26,8 +26,8 @@
 //! connects to us directly is proven and displaces a fake.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
-    sync::Arc,
+    collections::{BTreeMap, BTreeSet, HashMap},
+    hash::BuildHasher,
     time::Duration,
 };
 
@@ -36,6 +36,7 @@ use weft_transport::{NetworkId, PeerId, SignatureError, Signed};
 use super::{
     config::Config,
     entry::{Departure, EntryError, PeerEntry, Version, check_signed_entry},
+    shared::SharedEntry,
     time::Time,
 };
 
@@ -112,18 +113,25 @@ pub enum Source {
 }
 
 /// A remote entry and what we know about its peer.
+///
+/// Kept small: a catalog of 10,000 entries holds 10,000 of these, and a simulated network of
+/// 10,000 nodes 10^8. The entry itself is shared (one allocation per announcement, however
+/// many catalogs hold it), and evidence of direct contact, which only neighbours and peers we
+/// synced with or pinged have, lives in a separate allocation.
 #[derive(Debug, Clone)]
 pub struct Record {
-    /// Shared: the simulator hands one copy of an announcement to every node, and a catalog
-    /// never needs its own.
-    entry: Arc<Signed<PeerEntry>>,
+    entry: SharedEntry,
     refreshed: Time,
     expires: Time,
+    contact: Option<Box<Contact>>,
+}
+
+/// Evidence that a peer is alive, from direct contact with it.
+#[derive(Debug, Clone, Default)]
+struct Contact {
     last_contact: Option<Time>,
     neighbour: bool,
     rtt: Option<Duration>,
-    fingerprint: u64,
-    wire_size: usize,
 }
 
 impl Record {
@@ -134,6 +142,11 @@ impl Record {
 
     /// The entry with its signature, as it travels.
     pub fn signed(&self) -> &Signed<PeerEntry> {
+        &self.entry
+    }
+
+    /// The entry as catalogs and messages share it.
+    pub fn shared(&self) -> &SharedEntry {
         &self.entry
     }
 
@@ -149,24 +162,27 @@ impl Record {
 
     /// The last round-trip time measured by a ping.
     pub fn rtt(&self) -> Option<Duration> {
-        self.rtt
+        self.contact.as_ref().and_then(|c| c.rtt)
     }
 
     /// Whether the peer is currently a direct neighbour.
     pub fn is_neighbour(&self) -> bool {
-        self.neighbour
+        self.contact.as_ref().is_some_and(|c| c.neighbour)
     }
 
     /// Bytes of the signed entry on the wire.
     pub fn wire_size(&self) -> usize {
-        self.wire_size
+        self.entry.wire_size()
+    }
+
+    fn contact_mut(&mut self) -> &mut Contact {
+        self.contact.get_or_insert_with(Box::default)
     }
 
     fn is_proven(&self, now: Time, purge_after: Duration) -> bool {
-        self.neighbour
-            || self
-                .last_contact
-                .is_some_and(|t| now.since(t) < purge_after)
+        self.contact.as_ref().is_some_and(|c| {
+            c.neighbour || c.last_contact.is_some_and(|t| now.since(t) < purge_after)
+        })
     }
 }
 
@@ -183,17 +199,68 @@ pub(crate) fn fingerprint(peer: &PeerId, version: Version) -> u64 {
     u64::from_be_bytes(first)
 }
 
+/// Hash keys for the catalog's table of peers. Peer ids are chosen by whoever makes the keys,
+/// so the table is keyed by a secret (SipHash with keys from the node's seeded RNG, as std's
+/// `HashMap` does with its own random keys): nobody can mint ids that collide in it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PeerHashKeys(u64, u64);
+
+impl PeerHashKeys {
+    pub(crate) fn from_seed(seed: u64) -> Self {
+        let digest = blake3::derive_key("weft/discovery/catalog-hash/1", &seed.to_le_bytes());
+        let mut k0 = [0u8; 8];
+        let mut k1 = [0u8; 8];
+        k0.copy_from_slice(&digest[..8]);
+        k1.copy_from_slice(&digest[8..16]);
+        Self(u64::from_le_bytes(k0), u64::from_le_bytes(k1))
+    }
+}
+
+impl BuildHasher for PeerHashKeys {
+    // `SipHasher` is deprecated only in favour of `DefaultHasher`, which cannot be given keys;
+    // it is SipHash-2-4, and keyed SipHash is what std's `HashMap` relies on against flooding.
+    #[allow(deprecated)]
+    type Hasher = std::hash::SipHasher;
+
+    #[allow(deprecated)]
+    fn build_hasher(&self) -> Self::Hasher {
+        std::hash::SipHasher::new_with_keys(self.0, self.1)
+    }
+}
+
+/// A peer id as the catalog's table key: its 32 bytes, compared as plain bytes. (`PeerId`'s
+/// own equality is constant-time, which a public key does not need and a table lookup pays for
+/// on every probe.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Key([u8; 32]);
+
+impl Key {
+    fn of(peer: &PeerId) -> Self {
+        Self(*peer.as_bytes())
+    }
+}
+
 /// The peers a node knows: the local entry plus at most `max_entries` verified remote entries.
 ///
 /// See the module documentation for the policy when full.
+///
+/// Entries are kept in one hash table by peer id (keyed, see `PeerHashKeys`), and no second
+/// index by expiry: a delivery that refreshes an entry (the common case, once per peer per
+/// announce interval) then costs one lookup that touches two or three cache lines, where an
+/// ordered map of 10,000 entries touches a dozen. What needs peer id order ([`Catalog::iter`],
+/// the digests of a sync) sorts. Expiry order is needed only to purge and to pick an eviction victim, and both scan
+/// the map: the purge runs at most once per `purge_tick`, and usually once per
+/// `purge_after - announce_interval` as the oldest entry gets refreshed before it expires;
+/// eviction runs only when the catalog is full. [`Catalog::next_expiry`] is kept as a bound
+/// that is exact after every purge and lowered by every upsert.
 #[derive(Debug)]
 pub struct Catalog {
     config: Config,
     network: NetworkId,
-    local: Signed<PeerEntry>,
-    local_fingerprint: u64,
-    entries: BTreeMap<PeerId, Record>,
-    by_expiry: BTreeSet<(Time, PeerId)>,
+    local: SharedEntry,
+    entries: HashMap<Key, Record, PeerHashKeys>,
+    /// No later than the soonest expiry (exact after a purge; see [`Catalog::next_expiry`]).
+    next_expiry: Option<Time>,
     tombstones: BTreeMap<PeerId, (Version, Time)>,
     tombstones_by_time: BTreeSet<(Time, PeerId)>,
     wire_bytes: usize,
@@ -201,16 +268,16 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// A catalog holding only the local entry.
-    pub fn new(config: Config, local: Signed<PeerEntry>) -> Self {
-        let payload = local.payload();
+    /// A catalog holding only the local entry. Its hash table is keyed by a derivation of
+    /// `seed`: give it a secret (a [`Node`](crate::Node) passes its own seed).
+    pub fn new(config: Config, local: impl Into<SharedEntry>, seed: u64) -> Self {
+        let local = local.into();
         Self {
-            network: payload.network,
-            local_fingerprint: fingerprint(&payload.peer, payload.version),
+            network: local.payload().network,
             local,
             config,
-            entries: BTreeMap::new(),
-            by_expiry: BTreeSet::new(),
+            entries: HashMap::with_hasher(PeerHashKeys::from_seed(seed)),
+            next_expiry: None,
             tombstones: BTreeMap::new(),
             tombstones_by_time: BTreeSet::new(),
             wire_bytes: 0,
@@ -219,14 +286,12 @@ impl Catalog {
     }
 
     /// The local entry.
-    pub fn local(&self) -> &Signed<PeerEntry> {
+    pub fn local(&self) -> &SharedEntry {
         &self.local
     }
 
     /// Replaces the local entry (only the owner of the catalog does this).
-    pub(crate) fn set_local(&mut self, local: Signed<PeerEntry>) {
-        let payload = local.payload();
-        self.local_fingerprint = fingerprint(&payload.peer, payload.version);
+    pub(crate) fn set_local(&mut self, local: SharedEntry) {
         self.local = local;
     }
 
@@ -252,17 +317,24 @@ impl Catalog {
 
     /// The record of a remote peer.
     pub fn get(&self, peer: &PeerId) -> Option<&Record> {
-        self.entries.get(peer)
+        self.entries.get(&Key::of(peer))
     }
 
     /// Whether a remote peer is known.
     pub fn contains(&self, peer: &PeerId) -> bool {
-        self.entries.contains_key(peer)
+        self.entries.contains_key(&Key::of(peer))
     }
 
-    /// Remote records in peer id order.
+    /// Remote records in peer id order (sorted on each call).
     pub fn iter(&self) -> impl Iterator<Item = (&PeerId, &Record)> {
-        self.entries.iter()
+        let mut records: Vec<_> = self.iter_unordered().collect();
+        records.sort_unstable_by_key(|(peer, _)| **peer);
+        records.into_iter()
+    }
+
+    /// Remote records in no particular order (the hash table's).
+    pub fn iter_unordered(&self) -> impl Iterator<Item = (&PeerId, &Record)> {
+        self.entries.values().map(|r| (&r.entry().peer, r))
     }
 
     /// Total wire bytes of all remote entries: what sending the whole catalog would cost.
@@ -270,30 +342,24 @@ impl Catalog {
         self.wire_bytes
     }
 
-    /// Every `(peer, version, fingerprint)` held, the local entry included, in peer id order.
+    /// Every `(peer, version, fingerprint)` held, the local entry included, in no particular
+    /// order: callers that list them sort what they keep.
     pub(crate) fn digest_items(&self) -> impl Iterator<Item = (PeerId, Version, u64)> + '_ {
         let local = self.local.payload();
-        let local_item = (local.peer, local.version, self.local_fingerprint);
-        let mut local_item = Some(local_item);
-        let mut remote = self
+        let local_item = (local.peer, local.version, self.local.fingerprint());
+        let remote = self
             .entries
-            .iter()
-            .map(|(peer, r)| (*peer, r.entry().version, r.fingerprint))
-            .peekable();
-        // Merge the local item into the sorted remote items.
-        std::iter::from_fn(move || match (&local_item, remote.peek()) {
-            (Some(l), Some(r)) if r.0 < l.0 => remote.next(),
-            (Some(_), _) => local_item.take(),
-            (None, _) => remote.next(),
-        })
+            .values()
+            .map(|r| (r.entry().peer, r.entry().version, r.entry.fingerprint()));
+        std::iter::once(local_item).chain(remote)
     }
 
     /// The signed entry for `peer`, local or remote.
-    pub(crate) fn signed_entry(&self, peer: &PeerId) -> Option<&Signed<PeerEntry>> {
+    pub(crate) fn signed_entry(&self, peer: &PeerId) -> Option<&SharedEntry> {
         if *peer == self.local_id() {
             Some(&self.local)
         } else {
-            self.entries.get(peer).map(|r| &*r.entry)
+            self.entries.get(&Key::of(peer)).map(|r| &r.entry)
         }
     }
 
@@ -306,7 +372,7 @@ impl Catalog {
     /// module docs for the policy when full.
     pub fn upsert(
         &mut self,
-        entry: impl Into<Arc<Signed<PeerEntry>>>,
+        entry: impl Into<SharedEntry>,
         source: Source,
         now: Time,
     ) -> UpsertOutcome {
@@ -316,7 +382,8 @@ impl Catalog {
         if payload.network != self.network {
             return UpsertOutcome::DifferentNetwork;
         }
-        if peer == self.local_id() {
+        let key = Key::of(&peer);
+        if key == Key::of(&self.local.payload().peer) {
             return UpsertOutcome::LocalPeer;
         }
         if let Err(err) = check_signed_entry(&entry, &self.config.limits) {
@@ -337,39 +404,30 @@ impl Catalog {
         if expires <= now {
             return UpsertOutcome::Outdated;
         }
-        if let Some((version, _)) = self.tombstones.get(&peer)
+        if !self.tombstones.is_empty()
+            && let Some((version, _)) = self.tombstones.get(&peer)
             && payload.version <= *version
         {
             return UpsertOutcome::Rejected;
         }
-        let direct_contact = (source == Source::Direct).then_some(now);
-        let fresh_fingerprint = fingerprint(&peer, payload.version);
-        // The envelope around a payload has a fixed size for a given payload length, so a
-        // refresh (same length, the common case) needs no encoding to know its size.
-        let wire_size = match self.entries.get(&peer) {
-            Some(r) if r.entry.payload_bytes().len() == entry.payload_bytes().len() => r.wire_size,
-            _ => entry.to_bytes().len(),
-        };
-        if let Some(record) = self.entries.get_mut(&peer) {
+        let direct = source == Source::Direct;
+        if let Some(record) = self.entries.get_mut(&key) {
             if payload.freshness() <= record.entry().freshness() {
                 // Not newer, but a direct hand-over still proves the peer is alive.
-                if direct_contact.is_some() {
-                    record.last_contact = direct_contact;
+                if direct {
+                    record.contact_mut().last_contact = Some(now);
                 }
                 return UpsertOutcome::Rejected;
             }
             let updated = payload.version != record.entry().version;
-            self.by_expiry.remove(&(record.expires, peer));
-            self.by_expiry.insert((expires, peer));
-            self.wire_bytes = self.wire_bytes - record.wire_size + wire_size;
+            self.wire_bytes = self.wire_bytes - record.entry.wire_size() + entry.wire_size();
             record.entry = entry;
             record.refreshed = now;
             record.expires = expires;
-            record.fingerprint = fresh_fingerprint;
-            record.wire_size = wire_size;
-            if direct_contact.is_some() {
-                record.last_contact = direct_contact;
+            if direct {
+                record.contact_mut().last_contact = Some(now);
             }
+            self.lower_next_expiry(expires);
             return if updated {
                 UpsertOutcome::Updated
             } else {
@@ -380,22 +438,29 @@ impl Catalog {
             return UpsertOutcome::Full;
         }
         self.tombstones_remove(&peer);
-        self.by_expiry.insert((expires, peer));
-        self.wire_bytes += wire_size;
+        self.wire_bytes += entry.wire_size();
+        self.lower_next_expiry(expires);
         self.entries.insert(
-            peer,
+            key,
             Record {
                 entry,
                 refreshed: now,
                 expires,
-                last_contact: direct_contact,
-                neighbour: false,
-                rtt: None,
-                fingerprint: fresh_fingerprint,
-                wire_size,
+                contact: direct.then(|| {
+                    Box::new(Contact {
+                        last_contact: Some(now),
+                        ..Contact::default()
+                    })
+                }),
             },
         );
         UpsertOutcome::New
+    }
+
+    fn lower_next_expiry(&mut self, expires: Time) {
+        if self.next_expiry.is_none_or(|t| expires < t) {
+            self.next_expiry = Some(expires);
+        }
     }
 
     /// The peer evicted by the last upsert that made room, if it was not taken yet.
@@ -411,15 +476,25 @@ impl Catalog {
         }
     }
 
-    /// Makes room for one new entry, following the policy in the module docs.
+    /// Makes room for one new entry, following the policy in the module docs: the victim is
+    /// the first entry without evidence of liveness among the `EVICTION_SCAN` soonest to expire
+    /// (ties by peer id). One pass over the catalog, only when it is full.
     fn evict_for(&mut self, source: Source, now: Time) -> bool {
         let newcomer_proven = source == Source::Direct;
-        let victim = self
-            .by_expiry
+        let mut soonest: Vec<(Time, PeerId)> = self
+            .iter_unordered()
+            .map(|(p, r)| (r.expires, *p))
+            .collect();
+        if soonest.len() > EVICTION_SCAN {
+            soonest.select_nth_unstable(EVICTION_SCAN - 1);
+            soonest.truncate(EVICTION_SCAN);
+        }
+        soonest.sort_unstable();
+        let purge_after = self.config.purge_after;
+        let victim = soonest
             .iter()
-            .take(EVICTION_SCAN)
-            .map(|(_, peer)| (peer, &self.entries[peer]))
-            .find(|(_, record)| !record.is_proven(now, self.config.purge_after));
+            .map(|(_, peer)| (peer, &self.entries[&Key::of(peer)]))
+            .find(|(_, record)| !record.is_proven(now, purge_after));
         let Some((victim, record)) = victim else {
             return false;
         };
@@ -447,7 +522,7 @@ impl Catalog {
         if departure.timestamp.saturating_add(self.config.max_drift) < now {
             return DepartureOutcome::TooOld;
         }
-        let outcome = match self.entries.get(&departure.peer) {
+        let outcome = match self.entries.get(&Key::of(&departure.peer)) {
             Some(record) if record.entry().version > departure.version => {
                 return DepartureOutcome::Stale;
             }
@@ -491,28 +566,49 @@ impl Catalog {
 
     /// Removes a remote entry, returning it.
     pub fn remove(&mut self, peer: &PeerId) -> Option<Record> {
-        let record = self.entries.remove(peer)?;
-        self.by_expiry.remove(&(record.expires, *peer));
-        self.wire_bytes -= record.wire_size;
+        let record = self.entries.remove(&Key::of(peer))?;
+        self.wire_bytes -= record.entry.wire_size();
+        if self.entries.is_empty() {
+            self.next_expiry = None;
+        }
         Some(record)
     }
 
-    /// The soonest time an entry expires.
+    /// A time no later than the soonest expiry, `None` when the catalog is empty. Exact after
+    /// [`Catalog::purge`]; between purges it only moves earlier (an upsert that expires sooner
+    /// lowers it, a refresh of the soonest entry does not raise it), so a purge timer armed at
+    /// it may find nothing to purge yet, never finds it missed an expiry.
     pub fn next_expiry(&self) -> Option<Time> {
-        self.by_expiry.first().map(|(time, _)| *time)
+        self.next_expiry
     }
 
-    /// Removes every entry that expired by `now` and returns their peers, soonest first. Also
-    /// forgets tombstones old enough that the entries they guard are past the purge horizon.
+    /// Removes every entry that expired by `now` and returns their peers, soonest first (ties
+    /// by peer id). Also forgets tombstones old enough that the entries they guard are past the
+    /// purge horizon. One pass over the catalog.
     pub fn purge(&mut self, now: Time) -> Vec<PeerId> {
+        // Read first: most purges find nothing expired and only need the soonest expiry.
         let mut purged = Vec::new();
-        while let Some(&(expires, peer)) = self.by_expiry.first() {
-            if expires > now {
-                break;
+        let mut next: Option<Time> = None;
+        for record in self.entries.values() {
+            if record.expires <= now {
+                purged.push((record.expires, record.entry().peer));
+            } else if next.is_none_or(|t| record.expires < t) {
+                next = Some(record.expires);
             }
-            self.remove(&peer);
-            purged.push(peer);
         }
+        if !purged.is_empty() {
+            let mut freed = 0;
+            self.entries.retain(|_, record| {
+                let keep = record.expires > now;
+                if !keep {
+                    freed += record.entry.wire_size();
+                }
+                keep
+            });
+            self.wire_bytes -= freed;
+        }
+        self.next_expiry = next;
+        purged.sort_unstable();
         let horizon = self.config.purge_after + self.config.max_drift;
         while let Some(&(time, peer)) = self.tombstones_by_time.first() {
             if time.saturating_add(horizon) > now {
@@ -521,21 +617,24 @@ impl Catalog {
             self.tombstones_by_time.pop_first();
             self.tombstones.remove(&peer);
         }
-        purged
+        purged.into_iter().map(|(_, peer)| peer).collect()
     }
 
     /// Marks whether `peer` is a direct neighbour (liveness evidence for the eviction policy).
     pub fn set_neighbour(&mut self, peer: &PeerId, neighbour: bool) {
-        if let Some(record) = self.entries.get_mut(peer) {
-            record.neighbour = neighbour;
+        if let Some(record) = self.entries.get_mut(&Key::of(peer))
+            && (neighbour || record.contact.is_some())
+        {
+            record.contact_mut().neighbour = neighbour;
         }
     }
 
     /// Records a measured round-trip time (and so a direct contact) for `peer`.
     pub fn record_rtt(&mut self, peer: &PeerId, rtt: Duration, now: Time) {
-        if let Some(record) = self.entries.get_mut(peer) {
-            record.rtt = Some(rtt);
-            record.last_contact = Some(now);
+        if let Some(record) = self.entries.get_mut(&Key::of(peer)) {
+            let contact = record.contact_mut();
+            contact.rtt = Some(rtt);
+            contact.last_contact = Some(now);
         }
     }
 }

@@ -10,7 +10,7 @@ use weft_transport::{
     DomainTag, NetworkId, PeerAddr, PeerId, RelayUrl, Signed, SignedPayload, cbor_encode,
 };
 
-use super::{config::Limits, time::Time};
+use super::{config::Limits, shared::SharedEntry, time::Time};
 
 /// The discovery protocol version written into every entry.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -194,11 +194,9 @@ pub enum EntryError {
     NotCanonical,
 }
 
-/// Checks a verified entry's size, canonical encoding and content limits.
-pub(crate) fn check_signed_entry(
-    entry: &Signed<PeerEntry>,
-    limits: &Limits,
-) -> Result<(), EntryError> {
+/// Checks a verified entry's size, canonical encoding (checked once, when the [`SharedEntry`]
+/// was made) and content limits.
+pub(crate) fn check_signed_entry(entry: &SharedEntry, limits: &Limits) -> Result<(), EntryError> {
     let bytes = entry.payload_bytes();
     if bytes.len() > limits.max_entry_bytes {
         return Err(EntryError::TooLarge(bytes.len()));
@@ -206,8 +204,14 @@ pub(crate) fn check_signed_entry(
     entry.payload().check_limits(limits)?;
     // Canonical form: one content has one encoding, so equal entries have equal bytes and a
     // relay cannot re-encode an entry into a variant (duplicate keys, other integer widths).
-    match cbor_encode(entry.payload()) {
-        Ok(canonical) if canonical == bytes => Ok(()),
-        _ => Err(EntryError::NotCanonical),
+    if entry.is_canonical() {
+        Ok(())
+    } else {
+        Err(EntryError::NotCanonical)
     }
+}
+
+/// Whether the signed bytes are the canonical encoding of the entry they decode to.
+pub(crate) fn is_canonical(entry: &Signed<PeerEntry>) -> bool {
+    matches!(cbor_encode(entry.payload()), Ok(canonical) if canonical == entry.payload_bytes())
 }

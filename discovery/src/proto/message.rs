@@ -1,8 +1,6 @@
 //! Wire messages: what goes on the gossip topic ([`Announcement`]) and what goes between two
 //! peers directly ([`Message`]: sync and ping).
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use weft_transport::{
@@ -11,6 +9,7 @@ use weft_transport::{
 
 use super::{
     entry::{Departure, PeerEntry},
+    shared::SharedEntry,
     sync::SyncMessage,
 };
 
@@ -43,14 +42,20 @@ pub fn topic_bytes(network: &NetworkId) -> [u8; 32] {
 #[non_exhaustive]
 pub enum Announcement {
     /// A peer's current entry (shared: one broadcast reaches many receivers).
-    Entry(Arc<Signed<PeerEntry>>),
+    Entry(SharedEntry),
     /// A peer leaving.
     Departure(Signed<Departure>),
 }
 
 impl From<Signed<PeerEntry>> for Announcement {
     fn from(entry: Signed<PeerEntry>) -> Self {
-        Self::Entry(Arc::new(entry))
+        Self::Entry(SharedEntry::new(entry))
+    }
+}
+
+impl From<SharedEntry> for Announcement {
+    fn from(entry: SharedEntry) -> Self {
+        Self::Entry(entry)
     }
 }
 
@@ -108,7 +113,7 @@ impl Announcement {
             });
         }
         Ok(match cbor_decode::<AnnouncementWire>(bytes)? {
-            AnnouncementWire::Entry(b) => Self::Entry(Arc::new(Signed::from_bytes(&b)?)),
+            AnnouncementWire::Entry(b) => Self::Entry(SharedEntry::new(Signed::from_bytes(&b)?)),
             AnnouncementWire::Departure(b) => Self::Departure(Signed::from_bytes(&b)?),
         })
     }
@@ -130,7 +135,7 @@ pub enum Message {
         /// The ping's nonce.
         nonce: u64,
         /// The responder's entry.
-        entry: Signed<PeerEntry>,
+        entry: SharedEntry,
     },
 }
 

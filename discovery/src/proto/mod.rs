@@ -7,6 +7,7 @@ mod io;
 mod message;
 mod node;
 mod node_sync;
+mod shared;
 mod sync;
 mod time;
 
@@ -16,6 +17,7 @@ pub use entry::{Departure, EntryError, PROTOCOL_VERSION, PeerEntry, Version};
 pub use io::{Command, DepartReason, Event, Input, Output, Timer, Violation};
 pub use message::{Announcement, Message, MessageError, PING_PROTOCOL, SYNC_PROTOCOL, topic_bytes};
 pub use node::{LocalInfo, Node, Stats};
+pub use shared::SharedEntry;
 pub use sync::{DigestItem, SyncMessage};
 pub use time::Time;
 pub(crate) use time::millis as time_millis;

@@ -3,7 +3,6 @@
 use std::{
     collections::{BTreeMap, BTreeSet, VecDeque},
     net::SocketAddr,
-    sync::Arc,
 };
 
 use rand::{Rng, SeedableRng};
@@ -16,6 +15,7 @@ use super::{
     entry::{Departure, EntryError, PROTOCOL_VERSION, PeerEntry, Version},
     io::{Command, DepartReason, Event, Input, Output, Timer, Violation},
     message::{Announcement, Message},
+    shared::SharedEntry,
     time::Time,
 };
 
@@ -161,10 +161,11 @@ impl Node {
             protocol: PROTOCOL_VERSION,
         };
         entry.check_limits(&config.limits)?;
-        let local = sign(&key, entry);
+        let local = SharedEntry::new(sign(&key, entry));
         super::entry::check_signed_entry(&local, &config.limits)?;
         Ok(Self {
-            catalog: Catalog::new(config.clone(), local),
+            // The catalog derives its hash keys from the seed (it draws nothing from `rng`).
+            catalog: Catalog::new(config.clone(), local, seed),
             key,
             config,
             rng: ChaCha8Rng::seed_from_u64(seed),
@@ -291,8 +292,7 @@ impl Node {
         let entry = self.fresh_local(now, true);
         self.stats.announcements += 1;
         self.unheard = self.neighbours.is_empty();
-        self.out
-            .push(Output::Broadcast(Announcement::Entry(Arc::new(entry))));
+        self.out.push(Output::Broadcast(Announcement::Entry(entry)));
         let interval = self.config.announce_interval;
         let jitter = super::time::millis(self.config.announce_jitter);
         let offset = if jitter == 0 {
@@ -314,14 +314,14 @@ impl Node {
     }
 
     /// The local entry signed no longer ago than `min_resign_interval` (or now, if `force`).
-    fn fresh_local(&mut self, now: Time, force: bool) -> Signed<PeerEntry> {
+    fn fresh_local(&mut self, now: Time, force: bool) -> SharedEntry {
         if !force && now.since(self.last_signed) < self.config.min_resign_interval {
             return self.catalog.local().clone();
         }
         let mut entry = self.catalog.local().payload().clone();
         // Timestamps only grow, even if the wall clock steps back.
         entry.timestamp = now.max(Time::from_millis(entry.timestamp.as_millis() + 1));
-        let signed = sign(&self.key, entry);
+        let signed = SharedEntry::new(sign(&self.key, entry));
         self.last_signed = now;
         self.catalog.set_local(signed.clone());
         signed
@@ -362,7 +362,7 @@ impl Node {
             self.emit(Event::LocalUpdateRefused(err));
             return;
         }
-        let signed = sign(&self.key, entry);
+        let signed = SharedEntry::new(sign(&self.key, entry));
         if let Err(err) = super::entry::check_signed_entry(&signed, &self.config.limits) {
             self.emit(Event::LocalUpdateRefused(err));
             return;
@@ -467,7 +467,7 @@ impl Node {
     /// Offers an entry to the catalog and reports what changed.
     pub(super) fn apply_entry(
         &mut self,
-        entry: impl Into<Arc<Signed<PeerEntry>>>,
+        entry: impl Into<SharedEntry>,
         source: Source,
         from: Option<PeerId>,
         now: Time,

@@ -4,14 +4,14 @@
 use std::collections::BTreeSet;
 
 use rand::{Rng, seq::SliceRandom};
-use weft_transport::{PeerId, Signed};
+use weft_transport::PeerId;
 
 use super::{
     catalog::{Source, UpsertOutcome},
-    entry::PeerEntry,
     io::{Event, Output, Timer, Violation},
     message::Message,
     node::{Node, Session},
+    shared::SharedEntry,
     sync::{
         self, BUCKET_BYTES, DigestItem, SyncMessage, bucket_of, buckets_for, differing_buckets,
         items_in,
@@ -135,7 +135,7 @@ impl Node {
     fn apply_sync_entries(
         &mut self,
         from: PeerId,
-        entries: Vec<Signed<PeerEntry>>,
+        entries: Vec<SharedEntry>,
         now: Time,
     ) -> Vec<PeerId> {
         let mut learnt = Vec::new();
@@ -156,7 +156,7 @@ impl Node {
 
     /// The shuffled entries for `peers` within the message budget. Shuffled so that when the
     /// budget cuts the list, different sessions deliver different parts of it.
-    fn budgeted_entries(&mut self, mut peers: Vec<PeerId>) -> Vec<Signed<PeerEntry>> {
+    fn budgeted_entries(&mut self, mut peers: Vec<PeerId>) -> Vec<SharedEntry> {
         peers.shuffle(&mut self.rng);
         // Leave room for the message's own framing.
         let budget = self.config.max_sync_message_bytes.saturating_sub(1024);
@@ -287,7 +287,7 @@ impl Node {
         session: u64,
         differing: &[u16],
         items: &[DigestItem],
-        entries: Vec<Signed<PeerEntry>>,
+        entries: Vec<SharedEntry>,
         now: Time,
     ) {
         let Some(Session::Offered {
@@ -358,7 +358,7 @@ impl Node {
         &mut self,
         from: PeerId,
         session: u64,
-        entries: Vec<Signed<PeerEntry>>,
+        entries: Vec<SharedEntry>,
         wants: Vec<PeerId>,
         now: Time,
     ) {

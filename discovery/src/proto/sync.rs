@@ -20,12 +20,9 @@
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
-use weft_transport::{PeerId, Signed};
+use weft_transport::PeerId;
 
-use super::{
-    catalog::Catalog,
-    entry::{PeerEntry, Version},
-};
+use super::{catalog::Catalog, entry::Version, shared::SharedEntry};
 
 /// Bytes per bucket in a fingerprint table: a `u32` count and a `u64` XOR of hashes.
 pub(crate) const BUCKET_BYTES: usize = 12;
@@ -61,7 +58,7 @@ pub enum SyncMessage {
         /// The responder's `(peer, version)` pairs in the `differing` buckets.
         items: Vec<DigestItem>,
         /// The responder's entries in buckets the initiator reported empty.
-        entries: Vec<Signed<PeerEntry>>,
+        entries: Vec<SharedEntry>,
     },
     /// Initiator → responder: entries the responder lacks or holds older, and the peers whose
     /// entries the initiator lacks or holds older.
@@ -69,7 +66,7 @@ pub enum SyncMessage {
         /// Session id.
         session: u64,
         /// Entries for the responder.
-        entries: Vec<Signed<PeerEntry>>,
+        entries: Vec<SharedEntry>,
         /// Peers whose entries the initiator wants.
         wants: Vec<PeerId>,
     },
@@ -78,7 +75,7 @@ pub enum SyncMessage {
         /// Session id.
         session: u64,
         /// The wanted entries the responder still holds.
-        entries: Vec<Signed<PeerEntry>>,
+        entries: Vec<SharedEntry>,
     },
     /// Responder → initiator: too many sessions in progress; the session ends unsynced.
     Busy {
@@ -159,22 +156,26 @@ pub(crate) fn empty_buckets(table: &[u8]) -> Vec<u16> {
         .collect()
 }
 
-/// The peers we hold (the local one included) in the given buckets.
+/// The peers we hold (the local one included) in the given buckets, in peer id order.
 pub(crate) fn peers_in(catalog: &Catalog, buckets: u16, which: &[u16]) -> Vec<PeerId> {
-    catalog
+    let mut peers: Vec<PeerId> = catalog
         .digest_items()
         .filter(|(peer, _, _)| which.binary_search(&bucket_of(peer, buckets)).is_ok())
         .map(|(peer, _, _)| peer)
-        .collect()
+        .collect();
+    peers.sort_unstable();
+    peers
 }
 
-/// Our `(peer, version)` pairs in the given buckets.
+/// Our `(peer, version)` pairs in the given buckets, in peer id order.
 pub(crate) fn items_in(catalog: &Catalog, buckets: u16, differing: &[u16]) -> Vec<DigestItem> {
-    catalog
+    let mut items: Vec<DigestItem> = catalog
         .digest_items()
         .filter(|(peer, _, _)| differing.binary_search(&bucket_of(peer, buckets)).is_ok())
         .map(|(peer, version, _)| DigestItem(peer, version))
-        .collect()
+        .collect();
+    items.sort_unstable_by_key(|DigestItem(peer, _)| *peer);
+    items
 }
 
 /// Compares our pairs in the differing buckets with theirs: which peers to send them (they lack
@@ -206,11 +207,7 @@ pub(crate) fn compare(
 
 /// The signed entries for `peers` that we hold, in the order given, stopping before the total
 /// would exceed `budget` bytes (entries left out arrive by announcement instead).
-pub(crate) fn entries_for(
-    catalog: &Catalog,
-    peers: &[PeerId],
-    budget: usize,
-) -> Vec<Signed<PeerEntry>> {
+pub(crate) fn entries_for(catalog: &Catalog, peers: &[PeerId], budget: usize) -> Vec<SharedEntry> {
     let mut used = 0usize;
     let mut out = Vec::new();
     for peer in peers {

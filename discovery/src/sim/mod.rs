@@ -79,8 +79,9 @@ pub fn run_scenario(scenario: &Scenario) -> ScenarioReport {
     }
     let last_join = start + gap * u32::try_from(n - 1).unwrap_or(u32::MAX);
     reset(&mut world);
+    let mut cursor = 0;
     let done = converge(&mut world, last_join, last_join + max_phase, check, |w| {
-        complete(w, None)
+        complete(w, None, &mut cursor)
     });
     let mut join = phase(&world, "join", start, done);
     join.after_last_join_ms = done.map(|t| time_millis(t.since(last_join)));
@@ -167,8 +168,9 @@ pub fn run_scenario(scenario: &Scenario) -> ScenarioReport {
     world.run_until(heal_at - Duration::from_millis(1));
     reset(&mut world);
     world.schedule(heal_at, Action::Heal);
+    let mut cursor = 0;
     let done = converge(&mut world, heal_at, heal_at + max_phase, check, |w| {
-        complete(w, Some(&changed))
+        complete(w, Some(&changed), &mut cursor)
     });
     // Let the sessions the heal started finish, so all their bytes count.
     world.run_until(world.now + SETTLE);
@@ -204,7 +206,7 @@ fn converge(
     earliest: Time,
     deadline: Time,
     check: Duration,
-    done: impl Fn(&World) -> bool,
+    mut done: impl FnMut(&World) -> bool,
 ) -> Option<Time> {
     loop {
         let next = (world.now + check).min(deadline);
@@ -220,7 +222,10 @@ fn converge(
 
 /// Whether every live node knows every other live node, and (when given) the current version
 /// of every `changed` node.
-fn complete(world: &World, changed: Option<&[usize]>) -> bool {
+///
+/// `cursor` carries over between calls: the (changed node, catalog) pair that failed last is
+/// checked first, since it is the likeliest to fail again. The answer does not depend on it.
+fn complete(world: &World, changed: Option<&[usize]>, cursor: &mut usize) -> bool {
     let live = world.live();
     let catalogs: Vec<_> = live
         .iter()
@@ -230,23 +235,40 @@ fn complete(world: &World, changed: Option<&[usize]>) -> bool {
         return false;
     }
     match changed {
-        // Right size: check membership once.
-        None => live.iter().all(|&j| {
-            let id = world.id(j);
-            catalogs
-                .iter()
-                .all(|c| c.local_id() == id || c.contains(&id))
-        }),
-        Some(changed) => changed.iter().filter(|&&j| world.is_live(j)).all(|&j| {
-            let id = world.id(j);
-            let Some(node) = world.nodes[j].node.as_ref() else {
-                return true;
-            };
-            let version = node.catalog().local().payload().version;
+        // Right size, and a catalog never holds its own peer: complete when every peer it
+        // holds is live. One merge walk per catalog over the sorted live ids.
+        None => {
+            let mut ids: Vec<_> = live.iter().map(|&j| world.id(j)).collect();
+            ids.sort_unstable();
             catalogs.iter().all(|c| {
-                c.local_id() == id || c.get(&id).is_some_and(|r| r.entry().version == version)
+                let mut live_ids = ids.iter().peekable();
+                c.iter().all(|(peer, _)| {
+                    while live_ids.next_if(|id| *id < peer).is_some() {}
+                    live_ids.peek().is_some_and(|id| *id == peer)
+                })
             })
-        }),
+        }
+        Some(changed) => {
+            let targets: Vec<_> = changed
+                .iter()
+                .filter(|&&j| world.is_live(j))
+                .filter_map(|&j| {
+                    let node = world.nodes[j].node.as_ref()?;
+                    Some((world.id(j), node.catalog().local().payload().version))
+                })
+                .collect();
+            let pairs = targets.len() * catalogs.len();
+            let start = if pairs == 0 { 0 } else { *cursor % pairs };
+            let failed = (start..pairs).chain(0..start).find(|&k| {
+                let (id, version) = &targets[k / catalogs.len()];
+                let c = catalogs[k % catalogs.len()];
+                !(c.local_id() == *id || c.get(id).is_some_and(|r| r.entry().version == *version))
+            });
+            if let Some(k) = failed {
+                *cursor = k;
+            }
+            failed.is_none()
+        }
     }
 }
 

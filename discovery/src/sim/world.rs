@@ -32,9 +32,26 @@ pub(super) enum Action {
 
 #[derive(Debug)]
 enum Scheduled {
-    Deliver { to: usize, input: Input },
-    Timer { node: usize, timer: Timer },
-    Neighbour { node: usize, peer: PeerId, up: bool },
+    Deliver {
+        to: usize,
+        input: Input,
+    },
+    /// One announcement arriving at several nodes at the same time, in this order: one queue
+    /// entry instead of one per receiver (a 10,000-node broadcast would otherwise put 10,000
+    /// entries in the queue).
+    Broadcast {
+        to: Vec<u32>,
+        announcement: Announcement,
+    },
+    Timer {
+        node: usize,
+        timer: Timer,
+    },
+    Neighbour {
+        node: usize,
+        peer: PeerId,
+        up: bool,
+    },
     Action(Action),
 }
 
@@ -156,6 +173,11 @@ impl World {
     fn process(&mut self, event: Scheduled) {
         match event {
             Scheduled::Deliver { to, input } => self.input(to, input),
+            Scheduled::Broadcast { to, announcement } => {
+                for to in to {
+                    self.input(to as usize, Input::Announcement(announcement.clone()));
+                }
+            }
             Scheduled::Timer { node, timer } => self.input(node, Input::Timer(timer)),
             Scheduled::Neighbour { node, peer, up } => {
                 let input = if up {
@@ -203,16 +225,40 @@ impl World {
 
     /// The gossip model: every live node on the sender's side gets the announcement after one
     /// latency.
+    ///
+    /// Receivers that draw the same latency share one queue entry. The order of events is the
+    /// same as with one entry per receiver: the receivers of one broadcast take consecutive
+    /// sequence numbers, so no other event sorts between two of them at the same time, and a
+    /// batch keyed by its first receiver's number runs where that receiver would have.
     fn broadcast(&mut self, from: usize, announcement: &Announcement) {
         let size = announcement.encode().len() as u64;
         self.nodes[from].announce_bytes += size;
         self.counters.announce_bytes += size;
         let side = self.nodes[from].side;
+        let (min, max) = self.latency;
+        // Per latency in [min, max]: the first receiver's sequence number and the receivers.
+        let mut batches: Vec<(u64, Vec<u32>)> = Vec::new();
+        batches.resize_with(
+            usize::try_from(max - min + 1).unwrap_or(1),
+            Default::default,
+        );
         for to in 0..self.nodes.len() {
             if to != from && self.is_live(to) && self.nodes[to].side == side {
-                let at = self.now + self.latency();
-                let input = Input::Announcement(announcement.clone());
-                self.push(at, Scheduled::Deliver { to, input });
+                let latency = self.rng.random_range(min..=max);
+                self.seq += 1;
+                let batch = &mut batches[usize::try_from(latency - min).unwrap_or(0)];
+                if batch.1.is_empty() {
+                    batch.0 = self.seq;
+                }
+                batch.1.push(u32::try_from(to).unwrap_or(u32::MAX));
+            }
+        }
+        for (latency, (seq, to)) in (min..).zip(batches) {
+            if !to.is_empty() {
+                let at = self.now + Duration::from_millis(latency);
+                let announcement = announcement.clone();
+                self.queue
+                    .insert((at, seq), Scheduled::Broadcast { to, announcement });
             }
         }
     }

@@ -13,7 +13,7 @@ use crate::proto::{
 };
 
 fn catalog(config: Config) -> Catalog {
-    Catalog::new(config, signed(&key(0), Version::new(1, 0), t(1)))
+    Catalog::new(config, signed(&key(0), Version::new(1, 0), t(1)), 7)
 }
 
 /// The envelope layout of `weft_transport::Signed`, built by hand to forge one.
@@ -289,7 +289,7 @@ fn malformed_sync_frames() {
     let good = signed(&key(1), Version::new(1, 0), t(1000));
     let mut msg = cbor_encode(&Message::Sync(SyncMessage::Entries {
         session: 1,
-        entries: vec![good],
+        entries: vec![good.into()],
     }))
     .unwrap();
     let last = msg.len() - 1;
@@ -377,7 +377,7 @@ fn malformed_sync_frames() {
         session,
         differing: vec![],
         items: vec![],
-        entries: vec![signed(&same_bucket, Version::new(1, 0), t(1000))],
+        entries: vec![signed(&same_bucket, Version::new(1, 0), t(1000)).into()],
     };
     let out = n.handle(
         Input::Message {

@@ -6,7 +6,7 @@ use super::*;
 use crate::proto::{Catalog, Departure, DepartureOutcome, Source, UpsertOutcome};
 
 fn catalog(config: Config) -> Catalog {
-    Catalog::new(config, signed(&key(0), Version::new(1, 0), t(1)))
+    Catalog::new(config, signed(&key(0), Version::new(1, 0), t(1)), 7)
 }
 
 #[test]
