@@ -2,7 +2,8 @@
 //!
 //! - `demo [--nodes N]`: the main job, a small network on 127.0.0.1 shown layer by layer.
 //! - `bench NAME [--rounds N] [--nodes N]`: a benchmark; names: `transport`, `gossip`, `registry`.
-//! - `sim LAYER [FILE.toml] [--only NAME] [--baseline FILE] [--save-baseline FILE]`: a simulator.
+//! - `sim LAYER [FILE.toml] [--only NAME] [--baseline FILE] [--save-baseline FILE] [--inspect]`:
+//!   a simulator.
 //! - `ci [--no-tests]`: what CI runs.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -27,6 +28,8 @@ commands:
       [--only NAME]           only scenarios whose name contains NAME
       [--baseline FILE]       compare with a saved baseline, fail on regression
       [--save-baseline FILE]  save this run's figures as a baseline
+      [--inspect]             gossip: each scenario's first seed round by round, with the
+                              overlay's shape and the messages by kind
   ci [--no-tests]             run every CI check";
 
 #[tokio::main]
@@ -69,6 +72,7 @@ async fn main() -> Result<()> {
                 only: flag_text(&rest, "--only")?,
                 baseline: flag_text(&rest, "--baseline")?.map(Into::into),
                 save_baseline: flag_text(&rest, "--save-baseline")?.map(Into::into),
+                inspect: rest.iter().any(|arg| arg == "--inspect"),
             })
         }
         "ci" => {

@@ -25,6 +25,8 @@ pub(crate) struct SimArgs {
     pub(crate) baseline: Option<PathBuf>,
     /// Save the figures as a baseline here (gossip).
     pub(crate) save_baseline: Option<PathBuf>,
+    /// Instead of the report, inspect each scenario's first seed round by round (gossip).
+    pub(crate) inspect: bool,
 }
 
 pub(crate) fn run(args: &SimArgs) -> Result<()> {
@@ -35,7 +37,11 @@ pub(crate) fn run(args: &SimArgs) -> Result<()> {
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading scenario file {}", path.display()))?;
     let started = Instant::now();
+    if args.inspect && args.layer != "gossip" {
+        bail!("--inspect is for the gossip simulator");
+    }
     let outcome = match args.layer.as_str() {
+        "gossip" if args.inspect => inspect_gossip(args, &text),
         "gossip" => gossip(args, &text),
         "discovery" => discovery(args, &text),
         "registry" => registry(args, &text),
@@ -154,6 +160,19 @@ fn gossip(args: &SimArgs, text: &str) -> Result<()> {
     let mut file = ScenarioFile::from_toml(text)?;
     file.scenario.retain(|s| keep(&s.name, args.only.as_ref()));
     finish("gossip", &run_scenarios(&file), args)
+}
+
+fn inspect_gossip(args: &SimArgs, text: &str) -> Result<()> {
+    use weft_gossip::sim::{ScenarioFile, inspect};
+    let file = ScenarioFile::from_toml(text)?;
+    for scenario in file
+        .scenario
+        .iter()
+        .filter(|s| keep(&s.name, args.only.as_ref()))
+    {
+        println!("{}", inspect(scenario, &file.defaults));
+    }
+    Ok(())
 }
 
 fn discovery(args: &SimArgs, text: &str) -> Result<()> {

@@ -21,6 +21,7 @@
     reason = "node indices fit u32 (checked in Network::new); counts and fractions are small"
 )]
 
+mod inspect;
 mod network;
 mod report;
 mod scenario;
@@ -29,6 +30,7 @@ use std::time::Instant;
 
 use rand::Rng;
 
+pub use inspect::{InspectedRound, Inspection, OverlayShape};
 pub use report::{Baseline, BaselineRow, Comparison, Report, RunSummary, ScenarioReport, Stat};
 pub use scenario::{Anchor, Defaults, Failure, Partition, Scenario, ScenarioFile, SenderMode};
 
@@ -60,13 +62,45 @@ pub fn run_one(scenario: &Scenario, defaults: &Defaults) -> ScenarioReport {
     run_scenario(&scenario.resolve(defaults))
 }
 
+/// Runs a scenario's first seed and reports the overlay's shape and every round in detail.
+pub fn inspect(scenario: &Scenario, defaults: &Defaults) -> Inspection {
+    let s = scenario.resolve(defaults);
+    let seed = s.seeds.first().copied().unwrap_or(0);
+    let mut inspection = Inspection {
+        name: s.name.clone(),
+        seed,
+        before: empty_shape(),
+        rounds: Vec::new(),
+        after: empty_shape(),
+    };
+    simulate(&s, seed, Some(&mut inspection));
+    inspection
+}
+
+fn empty_shape() -> OverlayShape {
+    OverlayShape {
+        live: 0,
+        reachable: 0,
+        eccentricities: Vec::new(),
+        mean_distance: 0.0,
+        active_sizes: Vec::new(),
+        eager_sizes: Vec::new(),
+        asymmetric: 0,
+    }
+}
+
 fn run_scenario(s: &Resolved) -> ScenarioReport {
     let started = Instant::now();
-    let runs = s.seeds.iter().map(|&seed| run_seed(s, seed)).collect();
+    let runs = s
+        .seeds
+        .iter()
+        .map(|&seed| simulate(s, seed, None))
+        .collect();
     ScenarioReport::new(s, runs, started.elapsed())
 }
 
-fn run_seed(s: &Resolved, seed: u64) -> RunSummary {
+/// Runs one seed of a scenario; with `inspection`, also records the overlay and every round.
+fn simulate(s: &Resolved, seed: u64, mut inspection: Option<&mut Inspection>) -> RunSummary {
     let mut net = Network::new(s.nodes, &s.config, seed, s.latency_ms, s.detect_ms);
     let n = u32::try_from(net.len()).expect("node count fits u32");
     let interval = s.join_interval_ms * 1000;
@@ -78,6 +112,10 @@ fn run_seed(s: &Resolved, seed: u64) -> RunSummary {
     }
     net.run_until(u64::from(n) * interval + s.warmup_ms * 1000);
 
+    if let Some(inspection) = inspection.as_deref_mut() {
+        inspection.before = net.shape();
+        net.count_kinds = true;
+    }
     let one_sender = net.rng.random_range(0..n);
     let mut rounds = Vec::new();
     for round in 0..s.rounds {
@@ -111,7 +149,14 @@ fn run_seed(s: &Resolved, seed: u64) -> RunSummary {
             SenderMode::All => live,
         };
         let metrics = net.round(&senders, s.content_size, s.settle_ms, s.round_timeout_ms);
+        if let Some(inspection) = inspection.as_deref_mut() {
+            let kinds = std::mem::take(&mut net.kinds);
+            inspection.rounds.push(InspectedRound::new(&metrics, kinds));
+        }
         rounds.push((phase, metrics));
+    }
+    if let Some(inspection) = inspection {
+        inspection.after = net.shape();
     }
     RunSummary::from_rounds(&rounds)
 }
@@ -197,88 +242,25 @@ mod tests {
         }
     }
 
-    /// Prints overlay and tree diagnostics (run with `--ignored --nocapture` when tuning).
     #[test]
-    #[ignore]
-    #[allow(clippy::print_stderr)]
-    fn diagnostics() {
-        let nodes: usize = std::env::var("SIM_NODES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1000);
-        let s = Scenario {
-            name: "d".into(),
-            nodes,
-            seeds: Some(vec![0]),
-            rounds: Some(0),
-            ..Scenario::default()
+    fn inspection_matches_the_run_and_sees_a_whole_overlay() {
+        let scenario = small(SenderMode::Random);
+        let defaults = Defaults::default();
+        let inspection = inspect(&scenario, &defaults);
+        let report = run_one(&scenario, &defaults);
+        // The first seed's run, round by round: the same figures as the summary's.
+        let ldh: Vec<f64> = inspection.rounds.iter().map(|r| f64::from(r.ldh)).collect();
+        assert_eq!(ldh.len(), 5);
+        let mean = ldh.iter().sum::<f64>() / 5.0;
+        assert!((mean - report.runs[0].ldh).abs() < 1e-9, "{inspection}");
+        assert!(inspection.rounds.iter().all(|r| r.messages["gossip"] > 0));
+        for shape in [&inspection.before, &inspection.after] {
+            assert_eq!(shape.reachable, 30, "{inspection}");
+            assert_eq!(shape.asymmetric, 0, "{inspection}");
+            assert_eq!(shape.active_sizes.iter().sum::<usize>(), 30);
+            assert!(shape.eccentricities.iter().all(|e| (1..30).contains(e)));
         }
-        .resolve(&Defaults::default());
-        let mut s = s;
-        if let Some(arwl) = std::env::var("SIM_ARWL").ok().and_then(|v| v.parse().ok()) {
-            s.config.membership.active_random_walk_length = arwl;
-        }
-        let seed: u64 = std::env::var("SIM_SEED")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let mut net = Network::new(s.nodes, &s.config, seed, s.latency_ms, s.detect_ms);
-        net.schedule_join(0, Vec::new(), 0);
-        for node in 1..nodes as u32 {
-            let k: u32 = std::env::var("SIM_BOOT")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(1);
-            let contact = net.rng.random_range(0..k.min(node));
-            net.schedule_join(node, vec![contact], u64::from(node) * 1000);
-        }
-        let warmup: u64 = std::env::var("SIM_WARMUP")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(2000);
-        net.run_until(nodes as u64 * 1000 + warmup * 1000);
-        eprintln!("{:?}", net.overlay_stats(1));
-        for i in 0..nodes as u32 {
-            if net.overlay_stats(i).reachable < nodes {
-                eprintln!(
-                    "node {i} reaches {}: active {:?} passive {:?}",
-                    net.overlay_stats(i).reachable,
-                    net.node_neighbors(i),
-                    net.node_passive(i)
-                );
-            }
-        }
-        let stats: Vec<_> = (0..20)
-            .map(|i| net.overlay_stats(i * (nodes as u32 / 20)))
-            .collect();
-        let eccs: Vec<u32> = stats.iter().map(|s| s.eccentricity).collect();
-        let mean = stats.iter().map(|s| s.mean_distance).sum::<f64>() / 20.0;
-        eprintln!("eccentricities {eccs:?} mean distance {mean:.2}");
-        let random = std::env::var("SIM_RANDOM").is_ok();
-        net.count_kinds = true;
-        for round in 0..10 {
-            net.kinds.clear();
-            let sender = if random {
-                net.rng.random_range(0..nodes as u32)
-            } else {
-                1
-            };
-            let burst: usize = std::env::var("SIM_BURST")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(1);
-            let senders = if std::env::var_os("SIM_ALL").is_some() {
-                net.live_nodes().repeat(burst)
-            } else {
-                vec![sender]
-            };
-            let m = net.round(&senders, 32, 200, 10_000);
-            eprintln!(
-                "round {round}: missed {} rmr {:.3} ldh {} ms {:.0} {:?}",
-                m.missed, m.rmr, m.ldh, m.duration_ms, net.kinds
-            );
-        }
-        eprintln!("{:?}", net.overlay_stats(1));
+        assert!(inspection.to_string().contains("overlay after warm-up"));
     }
 
     #[test]

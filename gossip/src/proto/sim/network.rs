@@ -185,6 +185,16 @@ impl Network {
         self.now
     }
 
+    /// The active peers of `node`.
+    pub(crate) fn neighbors_of(&self, node: u32) -> Vec<u32> {
+        self.nodes[node as usize].neighbors(&self.topic)
+    }
+
+    /// How many eager (tree) links `node` has.
+    pub(crate) fn eager_links_of(&self, node: u32) -> usize {
+        self.nodes[node as usize].tree_links(&self.topic).0.len()
+    }
+
     pub(crate) fn is_alive(&self, node: u32) -> bool {
         self.alive[node as usize]
     }
@@ -430,104 +440,6 @@ impl Network {
         metrics.control = self.control - control;
         metrics.membership = self.membership - membership;
         metrics
-    }
-}
-
-/// Diagnostics of the overlay, for tuning.
-#[cfg(test)]
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct OverlayStats {
-    /// Hops from the node to the farthest reachable node over active links (BFS).
-    pub(crate) eccentricity: u32,
-    /// Nodes reachable over active links.
-    pub(crate) reachable: usize,
-    /// Histogram of active view sizes.
-    pub(crate) active_sizes: Vec<usize>,
-    /// Asymmetric active links (a has b, b lacks a).
-    pub(crate) asymmetric: usize,
-    /// Histogram of eager-link counts.
-    pub(crate) eager_sizes: Vec<usize>,
-    /// Mean hops to the reachable nodes.
-    pub(crate) mean_distance: f64,
-}
-
-#[cfg(test)]
-impl Network {
-    pub(crate) fn node_neighbors(&self, node: u32) -> Vec<u32> {
-        self.nodes[node as usize].neighbors(&self.topic)
-    }
-
-    pub(crate) fn node_passive(&self, node: u32) -> Vec<u32> {
-        self.nodes[node as usize].passive_peers(&self.topic)
-    }
-
-    #[allow(clippy::print_stderr)]
-    pub(crate) fn overlay_stats(&self, from: u32) -> OverlayStats {
-        let n = self.nodes.len();
-        let mut dist = vec![u32::MAX; n];
-        let mut queue = std::collections::VecDeque::new();
-        dist[from as usize] = 0;
-        queue.push_back(from);
-        let (mut ecc, mut reachable, mut total) = (0, 0, 0u64);
-        while let Some(node) = queue.pop_front() {
-            reachable += 1;
-            total += u64::from(dist[node as usize]);
-            ecc = ecc.max(dist[node as usize]);
-            for peer in self.nodes[node as usize].neighbors(&self.topic) {
-                if self.alive[peer as usize] && dist[peer as usize] == u32::MAX {
-                    dist[peer as usize] = dist[node as usize] + 1;
-                    queue.push_back(peer);
-                }
-            }
-        }
-        if std::env::var("SIM_FAR").is_ok() {
-            for (i, d) in dist.iter().enumerate() {
-                if *d == ecc {
-                    let nb = self.nodes[i].neighbors(&self.topic);
-                    let degs: Vec<usize> = nb
-                        .iter()
-                        .map(|p| self.nodes[*p as usize].neighbors(&self.topic).len())
-                        .collect();
-                    let nd: Vec<u32> = nb.iter().map(|p| dist[*p as usize]).collect();
-                    eprintln!(
-                        "far node {i} degree {} neighbour degrees {degs:?} neighbour dists {nd:?}",
-                        nb.len()
-                    );
-                }
-            }
-            let mut hist = vec![0; ecc as usize + 1];
-            for d in &dist {
-                if *d != u32::MAX {
-                    hist[*d as usize] += 1;
-                }
-            }
-            eprintln!("distance histogram {hist:?}");
-        }
-        let mut active_sizes = vec![0; 12];
-        let mut eager_sizes = vec![0; 12];
-        let mut asymmetric = 0;
-        for node in self.live_nodes() {
-            let state = &self.nodes[node as usize];
-            let neighbors = state.neighbors(&self.topic);
-            active_sizes[neighbors.len().min(11)] += 1;
-            eager_sizes[state.tree_links(&self.topic).0.len().min(11)] += 1;
-            asymmetric += neighbors
-                .iter()
-                .filter(|p| {
-                    !self.nodes[**p as usize]
-                        .neighbors(&self.topic)
-                        .contains(&node)
-                })
-                .count();
-        }
-        OverlayStats {
-            eccentricity: ecc,
-            reachable,
-            active_sizes,
-            asymmetric,
-            eager_sizes,
-            mean_distance: total as f64 / reachable as f64,
-        }
     }
 }
 
