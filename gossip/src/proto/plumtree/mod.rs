@@ -450,7 +450,13 @@ impl<PI: PeerIdentity> Plumtree<PI> {
                 armed: true,
             };
             self.missing.insert(ihave.id, missing, now);
-            out.push(Out::Timer(self.graft_delay(), Timer::Graft(ihave.id)));
+            // With no eager link no tree copy can come: wait only to hear more announcers.
+            let wait = if self.eager.is_empty() {
+                self.config.graft_timeout_no_tree
+            } else {
+                self.graft_delay()
+            };
+            out.push(Out::Timer(wait, Timer::Graft(ihave.id)));
         }
         if let Some(missing) = self.missing.get_mut(&ihave.id)
             && missing.announcers.len() < self.config.max_announcers

@@ -223,3 +223,27 @@ fn neighbor_scope_is_not_forwarded() {
         }
     ));
 }
+
+#[test]
+fn without_an_eager_link_the_graft_wait_is_short() {
+    let config = PlumtreeConfig {
+        graft_timeout_no_tree: Duration::from_millis(20),
+        graft_jitter: 0.0,
+        ..PlumtreeConfig::default()
+    };
+    let id = MessageId([4; 32]);
+    let ihave = Message::IHave(vec![IHave { id, hops: 1 }]);
+    // No eager link: no tree copy can come, so the graft goes out after the short wait.
+    let mut alone = tree_with(config.clone(), &[], &[2]);
+    let mut out = Vec::new();
+    alone.on_message(2, ihave.clone(), T0, &mut out);
+    assert!(
+        matches!(out.as_slice(), [Out::Timer(d, Timer::Graft(_))] if *d == Duration::from_millis(20))
+    );
+    // In the tree: the patient wait.
+    let mut member = tree_with(config, &[1], &[2]);
+    let mut out = Vec::new();
+    member.on_message(2, ihave, T0, &mut out);
+    let patient = PlumtreeConfig::default().graft_timeout_1;
+    assert!(matches!(out.as_slice(), [Out::Timer(d, Timer::Graft(_))] if *d == patient));
+}
