@@ -195,10 +195,12 @@ impl Actor {
     fn on_event(&mut self, event: Event) {
         match event {
             Event::PeerDiscovered(entry) => {
+                let entry = entry.payload().clone();
                 self.learn_addr(&entry);
                 self.publish(CatalogEvent::PeerDiscovered(entry));
             }
             Event::PeerUpdated(entry) => {
+                let entry = entry.payload().clone();
                 self.learn_addr(&entry);
                 self.publish(CatalogEvent::PeerUpdated(entry));
             }

@@ -10,8 +10,9 @@ use weft_transport::{PeerId, RelayUrl};
 
 use super::{
     catalog::UpsertOutcome,
-    entry::{EntryError, PeerEntry},
+    entry::EntryError,
     message::{Announcement, Message},
+    shared::SharedEntry,
     time::Time,
 };
 
@@ -130,10 +131,10 @@ pub enum Output {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
-    /// A peer we did not know.
-    PeerDiscovered(PeerEntry),
+    /// A peer we did not know. (The entry as the catalog holds it: shared, not copied.)
+    PeerDiscovered(SharedEntry),
     /// A known peer's content changed (addresses, tags, metadata, or a restart).
-    PeerUpdated(PeerEntry),
+    PeerUpdated(SharedEntry),
     /// A peer left the catalog.
     PeerDeparted {
         /// The peer.

@@ -9,6 +9,7 @@ mod node;
 mod node_sync;
 mod shared;
 mod sync;
+mod table;
 mod time;
 
 pub use catalog::{Catalog, DepartureOutcome, Record, Source, UpsertOutcome};

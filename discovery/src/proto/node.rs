@@ -489,14 +489,14 @@ impl Node {
                     self.catalog.set_neighbour(&peer, true);
                 }
                 if let Some(record) = self.catalog.get(&peer) {
-                    let entry = record.entry().clone();
+                    let entry = record.shared().clone();
                     self.emit(Event::PeerDiscovered(entry));
                 }
             }
             UpsertOutcome::Updated => {
                 self.stats.updated += 1;
                 if let Some(record) = self.catalog.get(&peer) {
-                    let entry = record.entry().clone();
+                    let entry = record.shared().clone();
                     self.emit(Event::PeerUpdated(entry));
                 }
             }

@@ -70,11 +70,6 @@ impl SharedEntry {
     pub(crate) fn fingerprint(&self) -> u64 {
         self.0.fingerprint
     }
-
-    /// Whether two values share one allocation.
-    pub fn ptr_eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
 }
 
 impl Deref for SharedEntry {

@@ -12,8 +12,8 @@ use weft_transport::{NetworkId, PeerId, SecretKey};
 
 use super::scenario::Scenario;
 use crate::proto::{
-    Announcement, Command, Config, Event, Input, LocalInfo, Message, Node, Output, SyncMessage,
-    Time, Timer,
+    Announcement, Command, Config, Event, Input, LocalInfo, Message, Node, Output, SharedEntry,
+    SyncMessage, Time, Timer,
 };
 
 /// Virtual time zero: a plausible wall clock, so versions and timestamps look real.
@@ -267,7 +267,7 @@ impl World {
         let Some(&to) = self.ids.get(&to) else {
             return;
         };
-        let size = message.encode().len() as u64;
+        let size = wire_len(&message) as u64;
         self.nodes[from].sync_bytes += size;
         self.counters.sync_bytes += size;
         if let Message::Sync(SyncMessage::Offer { .. }) = &message {
@@ -470,5 +470,63 @@ impl World {
             self.unlink(a, b);
         }
         self.cut = cut;
+    }
+}
+
+/// Bytes of `message` on the wire, without encoding the entries it carries: an entry inside a
+/// message encodes as its own envelope, whose size [`SharedEntry`] knows. (Joining 10,000 nodes
+/// moves about 20 GB of entries by sync; encoding them only to count them took minutes.)
+fn wire_len(message: &Message) -> usize {
+    let (light, entries) = match message {
+        Message::Sync(SyncMessage::Digest {
+            session,
+            differing,
+            items,
+            entries,
+        }) => (
+            SyncMessage::Digest {
+                session: *session,
+                differing: differing.clone(),
+                items: items.clone(),
+                entries: Vec::new(),
+            },
+            entries,
+        ),
+        Message::Sync(SyncMessage::Exchange {
+            session,
+            entries,
+            wants,
+        }) => (
+            SyncMessage::Exchange {
+                session: *session,
+                entries: Vec::new(),
+                wants: wants.clone(),
+            },
+            entries,
+        ),
+        Message::Sync(SyncMessage::Entries { session, entries }) => (
+            SyncMessage::Entries {
+                session: *session,
+                entries: Vec::new(),
+            },
+            entries,
+        ),
+        _ => return message.encode().len(),
+    };
+    let len = Message::Sync(light).encode().len() - cbor_head_len(0)
+        + cbor_head_len(entries.len())
+        + entries.iter().map(SharedEntry::wire_size).sum::<usize>();
+    debug_assert_eq!(len, message.encode().len());
+    len
+}
+
+/// Bytes of the CBOR head of an array of `n` items.
+fn cbor_head_len(n: usize) -> usize {
+    match n {
+        0..24 => 1,
+        24..256 => 2,
+        256..65_536 => 3,
+        _ if u32::try_from(n).is_ok() => 5,
+        _ => 9,
     }
 }
