@@ -2,6 +2,14 @@
 //! 127.0.0.1, every node joining through the first, one sender broadcasting `count` messages
 //! of `size` bytes every `interval`. Reports the deliveries, the latency percentiles (send to
 //! delivery, measured in-process) and the gossip bytes written per delivered message.
+//!
+//! Method: after every node joined, the run waits until the membership has settled (the active
+//! views are symmetric and no NeighborUp/Down came for `settle_quiet`), then sends `warmup`
+//! broadcasts at the same pace and waits for them: Plumtree starts every link lazy and builds
+//! its tree by grafts from the first messages, which take the lazy path (IHAVE, graft wait,
+//! graft). The warm-up figures are printed on their own line, not hidden; the timed figures are
+//! those of the `count` broadcasts after it. The process CPU time per timed broadcast is
+//! printed too: unlike the latency tail, it hardly moves with the machine's load.
 
 use std::{
     fmt,
@@ -11,19 +19,23 @@ use std::{
 use tokio::{sync::mpsc, time::timeout};
 use weft_transport::{Endpoint, NetworkId, PeerAddr};
 
-use weft_gossip::{Config, Event, Gossip, TopicId};
+use weft_gossip::{Config, Event, Gossip, TopicId, TopicSender};
 
 /// What to run.
 #[derive(Debug, Clone)]
 pub(crate) struct BenchConfig {
     /// Nodes (the first one sends).
     pub(crate) nodes: usize,
-    /// Broadcasts.
+    /// Timed broadcasts.
     pub(crate) count: usize,
+    /// Broadcasts before the timed ones, while the broadcast tree forms (reported apart).
+    pub(crate) warmup: usize,
     /// Bytes per broadcast (at least 16: a sequence number and a timestamp).
     pub(crate) size: usize,
     /// Time between two broadcasts.
     pub(crate) interval: Duration,
+    /// The membership counts as settled after this long without NeighborUp/Down.
+    pub(crate) settle_quiet: Duration,
     /// The protocol config (by default: the defaults with graft waits for loopback RTTs).
     pub(crate) config: Config,
 }
@@ -31,25 +43,27 @@ pub(crate) struct BenchConfig {
 impl Default for BenchConfig {
     fn default() -> Self {
         let mut config = Config::default();
-        // Loopback round trips are well under a millisecond.
+        // Loopback round trips are well under a millisecond: every graft wait is scaled down
+        // from the defaults (meant for 10–50 ms links). The rest are the defaults.
         config.broadcast.graft_timeout_1 = Duration::from_millis(2);
         config.broadcast.graft_timeout_2 = Duration::from_millis(3);
         config.broadcast.graft_timeout_max = Duration::from_millis(20);
+        config.broadcast.graft_timeout_no_tree = Duration::from_millis(2);
         Self {
             nodes: 20,
             count: 1000,
+            warmup: 50,
             size: 256,
             interval: Duration::from_millis(2),
+            settle_quiet: Duration::from_millis(250),
             config,
         }
     }
 }
 
-/// What came out.
-#[derive(Debug, Clone)]
-pub(crate) struct BenchReport {
-    /// The run's parameters.
-    pub(crate) nodes: usize,
+/// Figures of one phase (warm-up or timed).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PhaseReport {
     /// Broadcasts sent.
     pub(crate) sent: usize,
     /// Deliveries expected (`sent × (nodes − 1)`).
@@ -60,7 +74,24 @@ pub(crate) struct BenchReport {
     pub(crate) latency: [Duration; 4],
     /// Gossip bytes written by all nodes per delivered message.
     pub(crate) bytes_per_delivery: f64,
+    /// CPU time of the whole process (all 20 nodes) per broadcast, where the OS tells it.
+    pub(crate) cpu_per_broadcast: Option<Duration>,
     /// Deliveries per node (the sender, node 0, gets none).
+    pub(crate) per_node: Vec<usize>,
+}
+
+/// What came out.
+#[derive(Debug, Clone)]
+pub(crate) struct BenchReport {
+    /// Nodes in the run.
+    pub(crate) nodes: usize,
+    /// Time from the first node's start until the membership was settled.
+    pub(crate) settled_after: Duration,
+    /// The warm-up broadcasts (the tree forming).
+    pub(crate) warmup: PhaseReport,
+    /// The timed broadcasts.
+    pub(crate) timed: PhaseReport,
+    /// Deliveries per node in the timed phase (the sender, node 0, gets none).
     pub(crate) per_node: Vec<usize>,
 }
 
@@ -69,32 +100,48 @@ impl fmt::Display for BenchReport {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         writeln!(
             f,
-            "| nodes | sent | delivered | p50 ms | p90 ms | p99 ms | max ms | bytes/delivery |"
+            "| phase | nodes | sent | delivered | p50 ms | p90 ms | p99 ms | max ms | bytes/delivery | CPU ms/broadcast |"
         )?;
-        writeln!(f, "|---|---|---|---|---|---|---|---|")?;
-        writeln!(
+        writeln!(f, "|---|---|---|---|---|---|---|---|---|---|")?;
+        for (name, phase) in [("warm-up", &self.warmup), ("timed", &self.timed)] {
+            writeln!(
+                f,
+                "| {name} | {} | {} | {}/{} ({:.2}%) | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {} |",
+                self.nodes,
+                phase.sent,
+                phase.delivered,
+                phase.expected,
+                100.0 * phase.delivered as f64 / phase.expected.max(1) as f64,
+                ms(phase.latency[0]),
+                ms(phase.latency[1]),
+                ms(phase.latency[2]),
+                ms(phase.latency[3]),
+                phase.bytes_per_delivery,
+                phase
+                    .cpu_per_broadcast
+                    .map_or_else(|| "?".to_string(), |cpu| format!("{:.2}", ms(cpu))),
+            )?;
+        }
+        write!(
             f,
-            "| {} | {} | {}/{} ({:.2}%) | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} |",
-            self.nodes,
-            self.sent,
-            self.delivered,
-            self.expected,
-            100.0 * self.delivered as f64 / self.expected.max(1) as f64,
-            ms(self.latency[0]),
-            ms(self.latency[1]),
-            ms(self.latency[2]),
-            ms(self.latency[3]),
-            self.bytes_per_delivery,
+            "membership settled {:.0} ms after the first node started",
+            ms(self.settled_after)
         )
     }
 }
+
+/// One delivery: the receiving node, the broadcast's sequence number, its latency.
+type Delivery = (usize, u64, Duration);
 
 /// Runs the benchmark (needs a multi-threaded tokio runtime).
 pub(crate) async fn run(bench: BenchConfig) -> Result<BenchReport, BenchError> {
     let network = NetworkId::from_name("weft-gossip-bench");
     let topic_id = TopicId::from_name("bench");
     let start = Instant::now();
-    let (tx, mut rx) = mpsc::channel::<(usize, Duration)>(bench.count * bench.nodes.max(1));
+    let total = bench.count + bench.warmup;
+    let (tx, mut rx) = mpsc::channel::<Delivery>(total * bench.nodes.max(1));
+    // Membership changes (NeighborUp/Down) of any node; a full channel is as good as a signal.
+    let (changes_tx, mut changes) = mpsc::channel::<()>(64);
     let mut nodes = Vec::new();
     let mut senders = Vec::new();
     let mut tasks = Vec::new();
@@ -111,7 +158,7 @@ pub(crate) async fn run(bench: BenchConfig) -> Result<BenchReport, BenchError> {
             .map_err(|e| BenchError(e.to_string()))?;
         let gossip = Gossip::builder()
             .config(bench.config.clone())
-            .event_capacity(bench.count * 2 + 64)
+            .event_capacity(total * 2 + 64)
             .spawn(&endpoint)
             .map_err(|e| BenchError(e.to_string()))?;
         let bootstrap: Vec<PeerAddr> = nodes
@@ -125,7 +172,7 @@ pub(crate) async fn run(bench: BenchConfig) -> Result<BenchReport, BenchError> {
             .map_err(|e| BenchError(e.to_string()))?;
         let (sender, mut events) = topic.split();
         senders.push(sender);
-        let tx = tx.clone();
+        let (tx, changes_tx) = (tx.clone(), changes_tx.clone());
         let (joined_tx, joined_rx) = tokio::sync::oneshot::channel();
         tasks.push((
             tokio::spawn(async move {
@@ -137,12 +184,18 @@ pub(crate) async fn run(bench: BenchConfig) -> Result<BenchReport, BenchError> {
                                 let _ = j.send(());
                             }
                         }
+                        Event::NeighborUp(_) | Event::NeighborDown(_) => {
+                            let _ = changes_tx.try_send(());
+                        }
                         Event::Received { content, .. } if content.len() >= 16 => {
                             let bytes = content.as_bytes();
-                            let sent = Duration::from_nanos(u64::from_be_bytes(
-                                bytes[8..16].try_into().unwrap_or([0; 8]),
-                            ));
-                            let _ = tx.try_send((node, start.elapsed().saturating_sub(sent)));
+                            let word = |at: usize| {
+                                u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap_or([0; 8]))
+                            };
+                            let latency = start
+                                .elapsed()
+                                .saturating_sub(Duration::from_nanos(word(8)));
+                            let _ = tx.try_send((node, word(0), latency));
                         }
                         _ => {}
                     }
@@ -159,60 +212,145 @@ pub(crate) async fn run(bench: BenchConfig) -> Result<BenchReport, BenchError> {
             .map_err(|_| BenchError(format!("node {i} did not join")))?
             .ok();
     }
-    // Let the views settle a little before measuring.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let bytes_before: u64 = nodes.iter().map(|(_, g)| g.bytes_sent()).sum();
-    let sender = senders[0].clone();
-    let mut ticker = tokio::time::interval(bench.interval);
-    for seq in 0..bench.count as u64 {
-        ticker.tick().await;
-        let mut content = vec![0u8; bench.size.max(16)];
-        content[..8].copy_from_slice(&seq.to_be_bytes());
-        let now = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        content[8..16].copy_from_slice(&now.to_be_bytes());
-        sender
-            .broadcast(content)
-            .await
-            .map_err(|e| BenchError(e.to_string()))?;
-    }
-    let expected = bench.count * (bench.nodes - 1);
-    let mut latencies = Vec::with_capacity(expected);
-    let mut per_node = vec![0usize; bench.nodes];
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while latencies.len() < expected {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match timeout(left, rx.recv()).await {
-            Ok(Some((node, latency))) => {
-                latencies.push(latency);
-                per_node[node] += 1;
-            }
-            _ => break,
+    // Settled: symmetric views, then no membership change for `settle_quiet` (at most 10 s).
+    let settle_deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < settle_deadline {
+        if timeout(bench.settle_quiet, changes.recv()).await.is_ok() {
+            continue;
+        }
+        if symmetric(&nodes, &senders).await {
+            break;
         }
     }
-    let bytes_after: u64 = nodes.iter().map(|(_, g)| g.bytes_sent()).sum();
-    latencies.sort();
-    let pick = |q: f64| -> Duration {
-        if latencies.is_empty() {
-            return Duration::ZERO;
-        }
-        // Nearest rank: the q-quantile of n sorted values is at index ceil(q·n) − 1.
-        let n = latencies.len();
-        let rank = (1..=n).find(|r| *r as f64 >= q * n as f64).unwrap_or(n);
-        latencies[rank.saturating_sub(1)]
+    let settled_after = start.elapsed();
+    let sender = &senders[0];
+    let phase = Phase {
+        bench: &bench,
+        nodes: &nodes,
+        sender,
+        start,
     };
-    let report = BenchReport {
-        nodes: bench.nodes,
-        sent: bench.count,
-        expected,
-        delivered: latencies.len(),
-        latency: [pick(0.5), pick(0.9), pick(0.99), pick(1.0)],
-        bytes_per_delivery: (bytes_after - bytes_before) as f64 / latencies.len().max(1) as f64,
-        per_node,
-    };
+    let warmup = phase.run(0, bench.warmup, &mut rx).await?;
+    let timed = phase.run(bench.warmup as u64, bench.count, &mut rx).await?;
     for (endpoint, _) in &nodes {
         endpoint.shutdown().await;
     }
-    Ok(report)
+    Ok(BenchReport {
+        nodes: bench.nodes,
+        settled_after,
+        per_node: timed.per_node.clone(),
+        warmup,
+        timed,
+    })
+}
+
+/// Whether every active-view entry is listed at both ends (a join leaves half-made links for a
+/// moment).
+async fn symmetric(nodes: &[(Endpoint, Gossip)], senders: &[TopicSender]) -> bool {
+    let mut views = Vec::new();
+    for sender in senders {
+        match sender.neighbors().await {
+            Ok(view) => views.push(view),
+            Err(_) => return false,
+        }
+    }
+    let ids: Vec<_> = nodes.iter().map(|(e, _)| e.id()).collect();
+    views.iter().zip(&ids).all(|(view, me)| {
+        view.iter().all(|peer| {
+            ids.iter()
+                .position(|id| id == peer)
+                .is_some_and(|j| views[j].contains(me))
+        })
+    })
+}
+
+/// Sends one run of broadcasts and collects their deliveries.
+struct Phase<'a> {
+    bench: &'a BenchConfig,
+    nodes: &'a [(Endpoint, Gossip)],
+    sender: &'a TopicSender,
+    start: Instant,
+}
+
+impl Phase<'_> {
+    /// Broadcasts `count` messages numbered from `first` and waits (at most 10 s after the
+    /// last) until each reached every other node. Deliveries of other phases are ignored.
+    async fn run(
+        &self,
+        first: u64,
+        count: usize,
+        rx: &mut mpsc::Receiver<Delivery>,
+    ) -> Result<PhaseReport, BenchError> {
+        let bench = self.bench;
+        let bytes_before: u64 = self.nodes.iter().map(|(_, g)| g.bytes_sent()).sum();
+        let cpu_before = process_cpu();
+        let mut ticker = tokio::time::interval(bench.interval);
+        let range = first..first + count as u64;
+        for seq in range.clone() {
+            ticker.tick().await;
+            let mut content = vec![0u8; bench.size.max(16)];
+            content[..8].copy_from_slice(&seq.to_be_bytes());
+            let now = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            content[8..16].copy_from_slice(&now.to_be_bytes());
+            self.sender
+                .broadcast(content)
+                .await
+                .map_err(|e| BenchError(e.to_string()))?;
+        }
+        let expected = count * (bench.nodes - 1);
+        let mut latencies = Vec::with_capacity(expected);
+        let mut per_node = vec![0usize; bench.nodes];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while latencies.len() < expected {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match timeout(left, rx.recv()).await {
+                Ok(Some((node, seq, latency))) => {
+                    if range.contains(&seq) {
+                        latencies.push(latency);
+                        per_node[node] += 1;
+                    }
+                }
+                _ => break,
+            }
+        }
+        let bytes_after: u64 = self.nodes.iter().map(|(_, g)| g.bytes_sent()).sum();
+        let cpu_per_broadcast = match (cpu_before, process_cpu()) {
+            (Some(before), Some(after)) => {
+                Some(after.saturating_sub(before) / u32::try_from(count.max(1)).unwrap_or(1))
+            }
+            _ => None,
+        };
+        latencies.sort();
+        let pick = |q: f64| -> Duration {
+            if latencies.is_empty() {
+                return Duration::ZERO;
+            }
+            // Nearest rank: the q-quantile of n sorted values is at index ceil(q·n) − 1.
+            let n = latencies.len();
+            let rank = (1..=n).find(|r| *r as f64 >= q * n as f64).unwrap_or(n);
+            latencies[rank.saturating_sub(1)]
+        };
+        Ok(PhaseReport {
+            sent: count,
+            expected,
+            delivered: latencies.len(),
+            latency: [pick(0.5), pick(0.9), pick(0.99), pick(1.0)],
+            bytes_per_delivery: (bytes_after - bytes_before) as f64 / latencies.len().max(1) as f64,
+            cpu_per_broadcast,
+            per_node,
+        })
+    }
+}
+
+/// User + system CPU time of this process so far (Linux `/proc/self/stat`, in clock ticks
+/// assumed to be 10 ms, the kernel's usual `USER_HZ`); `None` elsewhere.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces): the first
+    // is field 3 (state); utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// Why the benchmark could not run.
