@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use weft_discovery::{
     Config,
-    sim::{Baseline, Report, Scenario, ScenarioFile, run_scenario},
+    sim::{Report, Scenario, ScenarioFile, run_scenario},
 };
 
 fn fast(nodes: usize, seed: u64) -> Scenario {
@@ -46,22 +46,18 @@ fn goals_met_with_100_nodes() {
 }
 
 #[test]
-fn same_seed_same_report_and_baseline() {
+fn same_seed_same_report_and_figures() {
     let a = run_scenario(&fast(30, 3));
     let b = run_scenario(&fast(30, 3));
     assert_eq!(a.to_string(), b.to_string());
-    let report = Report { scenarios: vec![a] };
-    let saved = Baseline::from_toml(&report.baseline().to_toml()).unwrap();
-    assert_eq!(saved, report.baseline());
-    let comparison = Report { scenarios: vec![b] }.compare(&saved);
-    assert_eq!(comparison.rows.len(), 1);
-    assert!(!comparison.regressed(), "{comparison}");
-}
-
-#[test]
-fn saved_baseline_parses() {
-    let baseline = Baseline::from_toml(include_str!("../sim/baseline.toml")).unwrap();
-    assert!(!baseline.scenario.is_empty());
+    let figures = Report { scenarios: vec![a] }.figures();
+    assert_eq!(figures, Report { scenarios: vec![b] }.figures());
+    let (_, values) = &figures[0];
+    let join = values
+        .iter()
+        .find(|(name, _)| *name == "join_rounds")
+        .unwrap();
+    assert!(join.1.is_finite() && join.1 <= 3.0, "{figures:?}");
 }
 
 #[test]

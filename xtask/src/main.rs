@@ -8,6 +8,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod baseline;
 mod bench;
 mod ci;
 mod demo;

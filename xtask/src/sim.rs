@@ -9,6 +9,8 @@ use std::{path::PathBuf, time::Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::baseline::{self, Figures, Tolerance};
+
 /// The layers with a simulator.
 pub(crate) const LAYERS: &[&str] = &["gossip", "discovery", "registry"];
 
@@ -66,34 +68,29 @@ trait SimReport: std::fmt::Display {
     fn goals_met(&self) -> Option<bool> {
         None
     }
-    /// The figures as a baseline file, for layers that keep baselines.
-    fn baseline_toml(&self) -> Option<String> {
-        None
-    }
-    /// The comparison with a saved baseline, and whether it regressed.
-    fn compare_with(&self, _baseline: &str) -> Option<Result<(String, bool)>> {
-        None
-    }
+    /// The headline figures per scenario, kept as baselines.
+    fn figures(&self) -> Figures;
+    /// How far a figure may move from its baseline.
+    fn tolerance(figure: &str) -> Tolerance;
 }
 
 /// Prints the report, saves or compares a baseline, and fails on a missed goal or regression.
-fn finish(layer: &str, report: &impl SimReport, args: &SimArgs) -> Result<()> {
+fn finish<R: SimReport>(layer: &str, report: &R, args: &SimArgs) -> Result<()> {
     println!("{report}");
     if let Some(path) = &args.save_baseline {
-        let toml = report
-            .baseline_toml()
-            .with_context(|| format!("{layer} keeps no baseline"))?;
-        std::fs::write(path, toml)?;
+        std::fs::write(path, baseline::to_toml(&report.figures())?)?;
         println!("baseline saved to {}", path.display());
     }
     if let Some(path) = &args.baseline {
-        let text = std::fs::read_to_string(path)
+        let saved = std::fs::read_to_string(path)
             .with_context(|| format!("reading baseline {}", path.display()))?;
-        let (comparison, regressed) = report
-            .compare_with(&text)
-            .with_context(|| format!("{layer} keeps no baseline"))??;
-        println!("{comparison}");
-        anyhow::ensure!(!regressed, "{layer} regressed against {}", path.display());
+        let comparison = baseline::compare(&saved, &report.figures(), R::tolerance)?;
+        println!("{}", comparison.table);
+        anyhow::ensure!(
+            !comparison.regressed,
+            "{layer} regressed against {}",
+            path.display()
+        );
     }
     if report.goals_met() == Some(false) {
         bail!("{layer} missed a goal");
@@ -101,19 +98,22 @@ fn finish(layer: &str, report: &impl SimReport, args: &SimArgs) -> Result<()> {
     Ok(())
 }
 
+/// Slack for figures that wander a little from run to run of different code.
+const fn slack(relative: f64, absolute: f64) -> Tolerance {
+    Tolerance::Slack { relative, absolute }
+}
+
 impl SimReport for weft_gossip::sim::Report {
-    fn baseline_toml(&self) -> Option<String> {
-        Some(self.baseline().to_toml())
+    fn figures(&self) -> Figures {
+        weft_gossip::sim::Report::figures(self)
     }
-    fn compare_with(&self, baseline: &str) -> Option<Result<(String, bool)>> {
-        Some(
-            weft_gossip::sim::Baseline::from_toml(baseline)
-                .map(|baseline| {
-                    let comparison = self.compare(&baseline);
-                    (comparison.to_string(), comparison.regressed())
-                })
-                .map_err(Into::into),
-        )
+    fn tolerance(figure: &str) -> Tolerance {
+        match figure {
+            "missed" => Tolerance::NoIncrease,
+            "rmr" => slack(0.05, 0.005),
+            "ldh" => slack(0.05, 0.05),
+            _ => Tolerance::Shown,
+        }
     }
 }
 
@@ -121,18 +121,18 @@ impl SimReport for weft_discovery::sim::Report {
     fn goals_met(&self) -> Option<bool> {
         Some(weft_discovery::sim::Report::goals_met(self))
     }
-    fn baseline_toml(&self) -> Option<String> {
-        Some(self.baseline().to_toml())
+    fn figures(&self) -> Figures {
+        weft_discovery::sim::Report::figures(self)
     }
-    fn compare_with(&self, baseline: &str) -> Option<Result<(String, bool)>> {
-        Some(
-            weft_discovery::sim::Baseline::from_toml(baseline)
-                .map(|baseline| {
-                    let comparison = self.compare(&baseline);
-                    (comparison.to_string(), comparison.regressed())
-                })
-                .map_err(Into::into),
-        )
+    fn tolerance(figure: &str) -> Tolerance {
+        match figure {
+            "join_rounds" => slack(0.1, 0.05),
+            "join_sync_bytes_per_node" => slack(0.1, 1024.0),
+            "crash_s" => slack(0.1, 1.0),
+            "depart_ms" => slack(0.1, 10.0),
+            "heal_ratio" => slack(0.1, 0.002),
+            _ => Tolerance::Shown,
+        }
     }
 }
 
@@ -140,18 +140,19 @@ impl SimReport for weft_registry::sim::Report {
     fn goals_met(&self) -> Option<bool> {
         Some(weft_registry::sim::Report::goals_met(self))
     }
-    fn baseline_toml(&self) -> Option<String> {
-        Some(self.baseline().to_toml())
+    fn figures(&self) -> Figures {
+        weft_registry::sim::Report::figures(self)
     }
-    fn compare_with(&self, baseline: &str) -> Option<Result<(String, bool)>> {
-        Some(
-            weft_registry::sim::Baseline::from_toml(baseline)
-                .map(|baseline| {
-                    let comparison = self.compare(&baseline);
-                    (comparison.to_string(), comparison.regressed())
-                })
-                .map_err(Into::into),
-        )
+    fn tolerance(figure: &str) -> Tolerance {
+        match figure {
+            "success" | "success_churn" => Tolerance::NoDecrease,
+            "stale_after_completion" => Tolerance::NoIncrease,
+            "hops_p50" => slack(0.1, 0.5),
+            "messages_mean" | "messages_mean_churn" => slack(0.1, 1.0),
+            "first_result_ms_p50" => slack(0.1, 10.0),
+            "withdrawal_ms_p50" => slack(0.1, 200.0),
+            _ => Tolerance::Shown,
+        }
     }
 }
 

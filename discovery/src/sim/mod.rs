@@ -20,10 +20,9 @@
 //! ```
 //!
 //! Run from the workspace: `cargo xtask sim discovery [FILE.toml]` (default file:
-//! `discovery/sim/default.toml`). [`Report::baseline`] gives the figures to save
-//! (`discovery/sim/baseline.toml`), [`Report::compare`] a later run beside them.
+//! `discovery/sim/default.toml`); [`Report::figures`] are what `--save-baseline` keeps
+//! (`discovery/sim/baseline.toml`) and `--baseline` compares with.
 
-mod baseline;
 mod report;
 mod scenario;
 mod world;
@@ -32,7 +31,6 @@ use std::time::Duration;
 
 use rand::seq::IteratorRandom;
 
-pub use baseline::{Baseline, BaselineRow, Comparison};
 pub use report::{Goal, PhaseReport, Report, ScenarioReport};
 pub use scenario::{Scenario, ScenarioFile};
 use world::{Action, Counters, World};

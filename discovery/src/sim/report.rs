@@ -14,6 +14,42 @@ impl Report {
     pub fn goals_met(&self) -> bool {
         self.scenarios.iter().all(ScenarioReport::goals_met)
     }
+
+    /// The headline figures of every scenario — `(scenario, [(figure, value)])` — which
+    /// `cargo xtask sim discovery --save-baseline` keeps and `--baseline` compares later runs
+    /// with: announce intervals until every catalog was complete and the sync bytes per node
+    /// it took; seconds until a crashed entry and milliseconds until a departed one left the
+    /// last catalog; delta over full-snapshot sync bytes after the heal. A phase that did not
+    /// converge is infinite.
+    pub fn figures(&self) -> Vec<(String, Vec<(&'static str, f64)>)> {
+        self.scenarios
+            .iter()
+            .map(|s| {
+                let phase = |label: &str| s.phase(label);
+                let converged_ms = |label: &str| {
+                    phase(label)
+                        .and_then(|p| p.converged_ms)
+                        .map_or(f64::INFINITY, |ms| ms as f64)
+                };
+                let figures = vec![
+                    (
+                        "join_rounds",
+                        phase("join")
+                            .and_then(|p| p.rounds)
+                            .unwrap_or(f64::INFINITY),
+                    ),
+                    (
+                        "join_sync_bytes_per_node",
+                        phase("join").map_or(0.0, |p| p.sync_bytes_per_node.0),
+                    ),
+                    ("crash_s", converged_ms("crash") / 1000.0),
+                    ("depart_ms", converged_ms("depart")),
+                    ("heal_ratio", phase("heal").map_or(0.0, |p| p.delta_ratio())),
+                ];
+                (s.name.clone(), figures)
+            })
+            .collect()
+    }
 }
 
 /// What one scenario measured.

@@ -15,9 +15,9 @@
 //! ```
 //!
 //! Run from the workspace: `cargo xtask sim registry [FILE.toml]` (default file:
-//! `registry/sim/default.toml`).
+//! `registry/sim/default.toml`); [`Report::figures`] are what `--save-baseline` keeps
+//! (`registry/sim/baseline.toml`) and `--baseline` compares with.
 
-mod baseline;
 mod report;
 mod scenario;
 mod world;
@@ -27,7 +27,6 @@ use std::{collections::BTreeMap, time::Duration};
 use rand::{Rng, seq::index::sample};
 use weft_transport::PeerId;
 
-pub use baseline::{Baseline, BaselineRow, Comparison};
 pub use report::{Goal, Percentiles, PhaseReport, Report, ScenarioReport, WithdrawalReport};
 pub use scenario::{Scenario, ScenarioFile};
 use world::{Action, EPOCH, LookupTrack, WithdrawTrack, World};

@@ -14,6 +14,42 @@ impl Report {
     pub fn goals_met(&self) -> bool {
         self.scenarios.iter().all(ScenarioReport::goals_met)
     }
+
+    /// The headline figures of every scenario — `(scenario, [(figure, value)])` — which
+    /// `cargo xtask sim registry --save-baseline` keeps and `--baseline` compares later runs
+    /// with. Without churn (`calm`) and with nodes removed (`churn`): median hops to the first
+    /// provider, share of lookups that found every provider, requests per lookup; median time
+    /// to the first provider and to a completed withdrawal; probes that still saw a withdrawn
+    /// record after its withdrawal completed.
+    pub fn figures(&self) -> Vec<(String, Vec<(&'static str, f64)>)> {
+        self.scenarios
+            .iter()
+            .map(|s| {
+                let calm = s.phases.first();
+                let churn = s.phases.get(1);
+                let figures = vec![
+                    ("hops_p50", calm.map_or(0.0, |p| p.hops.p50)),
+                    ("success", calm.map_or(1.0, |p| p.success)),
+                    ("success_churn", churn.map_or(1.0, |p| p.success)),
+                    ("messages_mean", calm.map_or(0.0, |p| p.messages_mean)),
+                    (
+                        "messages_mean_churn",
+                        churn.map_or(0.0, |p| p.messages_mean),
+                    ),
+                    (
+                        "first_result_ms_p50",
+                        calm.map_or(0.0, |p| p.first_result_ms.p50),
+                    ),
+                    ("withdrawal_ms_p50", s.withdrawal.completion_ms.p50),
+                    (
+                        "stale_after_completion",
+                        s.withdrawal.stale_after_completion as f64,
+                    ),
+                ];
+                (s.name.clone(), figures)
+            })
+            .collect()
+    }
 }
 
 /// What one scenario measured.

@@ -31,7 +31,7 @@ use std::time::Instant;
 use rand::Rng;
 
 pub use inspect::{InspectedRound, Inspection, OverlayShape};
-pub use report::{Baseline, BaselineRow, Comparison, Report, RunSummary, ScenarioReport, Stat};
+pub use report::{Report, RunSummary, ScenarioReport, Stat};
 pub use scenario::{Anchor, Defaults, Failure, Partition, Scenario, ScenarioFile, SenderMode};
 
 use self::{network::Network, network::RoundMetrics, scenario::Resolved};

@@ -1,5 +1,5 @@
 //! Simulation results: per-seed summaries, mean/min/max over seeds, a printable table, and
-//! baselines to compare later runs with.
+//! the headline figures that `cargo xtask sim` keeps as baselines.
 
 use std::{fmt, time::Duration};
 
@@ -117,44 +117,22 @@ pub struct Report {
 }
 
 impl Report {
-    /// The figures to save and compare later runs with.
-    pub fn baseline(&self) -> Baseline {
-        Baseline {
-            scenario: self
-                .scenarios
-                .iter()
-                .map(|s| BaselineRow {
-                    name: s.name.clone(),
-                    rmr: s.rmr.mean,
-                    ldh: s.ldh.mean,
-                    missed: s.missed.mean,
-                    round_ms: s.round_ms.mean,
-                })
-                .collect(),
-        }
-    }
-
-    /// Compares with a saved baseline (scenarios matched by name).
-    pub fn compare(&self, baseline: &Baseline) -> Comparison {
-        let rows = self
-            .scenarios
+    /// The headline figures of every scenario — `(scenario, [(figure, value)])`: mean RMR,
+    /// LDH, missed deliveries and round duration over seeds — which `cargo xtask sim gossip
+    /// --save-baseline` keeps and `--baseline` compares later runs with.
+    pub fn figures(&self) -> Vec<(String, Vec<(&'static str, f64)>)> {
+        self.scenarios
             .iter()
-            .filter_map(|s| {
-                let base = baseline.scenario.iter().find(|b| b.name == s.name)?;
-                Some((
-                    s.name.clone(),
-                    base.clone(),
-                    BaselineRow {
-                        name: s.name.clone(),
-                        rmr: s.rmr.mean,
-                        ldh: s.ldh.mean,
-                        missed: s.missed.mean,
-                        round_ms: s.round_ms.mean,
-                    },
-                ))
+            .map(|s| {
+                let figures = vec![
+                    ("rmr", s.rmr.mean),
+                    ("ldh", s.ldh.mean),
+                    ("missed", s.missed.mean),
+                    ("round_ms", s.round_ms.mean),
+                ];
+                (s.name.clone(), figures)
             })
-            .collect();
-        Comparison { rows }
+            .collect()
     }
 }
 
@@ -207,84 +185,6 @@ impl fmt::Display for Report {
                 aldh,
                 around,
                 s.wall.as_secs_f64(),
-            )?;
-        }
-        Ok(())
-    }
-}
-
-/// Saved figures of a run, written as TOML.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Baseline {
-    /// One row per scenario.
-    pub scenario: Vec<BaselineRow>,
-}
-
-impl Baseline {
-    /// Parses a saved baseline.
-    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
-        toml::from_str(text)
-    }
-
-    /// Writes the baseline as TOML.
-    pub fn to_toml(&self) -> String {
-        toml::to_string(self).unwrap_or_default()
-    }
-}
-
-/// Mean figures of one scenario.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BaselineRow {
-    /// Scenario name.
-    pub name: String,
-    /// Mean RMR.
-    pub rmr: f64,
-    /// Mean LDH.
-    pub ldh: f64,
-    /// Mean missed.
-    pub missed: f64,
-    /// Mean round duration, ms.
-    pub round_ms: f64,
-}
-
-/// A run beside a baseline.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Comparison {
-    /// (name, baseline, now).
-    pub rows: Vec<(String, BaselineRow, BaselineRow)>,
-}
-
-impl Comparison {
-    /// Whether any scenario got worse: more missed, or RMR/LDH up by more than 5%.
-    pub fn regressed(&self) -> bool {
-        self.rows.iter().any(|(_, base, now)| {
-            now.missed > base.missed
-                || now.rmr > base.rmr * 1.05 + 0.005
-                || now.ldh > base.ldh * 1.05 + 0.05
-        })
-    }
-}
-
-impl fmt::Display for Comparison {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "| scenario | RMR base → now | LDH base → now | missed base → now | round ms base → now |"
-        )?;
-        writeln!(f, "|---|---|---|---|---|")?;
-        for (name, base, now) in &self.rows {
-            writeln!(
-                f,
-                "| {name} | {:.2} → {:.2} | {:.1} → {:.1} | {:.0} → {:.0} | {:.0} → {:.0} |",
-                base.rmr,
-                now.rmr,
-                base.ldh,
-                now.ldh,
-                base.missed,
-                now.missed,
-                base.round_ms,
-                now.round_ms
             )?;
         }
         Ok(())
