@@ -16,6 +16,9 @@ use crate::proto::{
     SyncMessage, Time, Timer,
 };
 
+/// Receivers of a broadcast whose catalogs are looked up together before the deliveries.
+const WARM_AHEAD: usize = 8;
+
 /// Virtual time zero: a plausible wall clock, so versions and timestamps look real.
 pub(super) const EPOCH: Time = Time::from_millis(1_700_000_000_000);
 
@@ -174,8 +177,26 @@ impl World {
         match event {
             Scheduled::Deliver { to, input } => self.input(to, input),
             Scheduled::Broadcast { to, announcement } => {
-                for to in to {
-                    self.input(to as usize, Input::Announcement(announcement.clone()));
+                let peer = match &announcement {
+                    Announcement::Entry(entry) => Some(entry.payload().peer),
+                    _ => None,
+                };
+                for chunk in to.chunks(WARM_AHEAD) {
+                    // Look the peer up in the next few receivers' catalogs first: the lookups
+                    // are independent, so their cache misses overlap, and the deliveries then
+                    // find the slots in cache. (At 10,000 nodes the catalogs take 10 GB and
+                    // a delivery otherwise waits for memory once per receiver, in turn.) A
+                    // read-only lookup: it changes nothing the run reports.
+                    if let Some(peer) = &peer {
+                        for &to in chunk {
+                            if let Some(node) = &self.nodes[to as usize].node {
+                                std::hint::black_box(node.catalog().contains(peer));
+                            }
+                        }
+                    }
+                    for &to in chunk {
+                        self.input(to as usize, Input::Announcement(announcement.clone()));
+                    }
                 }
             }
             Scheduled::Timer { node, timer } => self.input(node, Input::Timer(timer)),
