@@ -8,7 +8,10 @@
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
     net::SocketAddr,
-    sync::{Arc, Mutex, MutexGuard, RwLock},
+    sync::{
+        Arc, Mutex, MutexGuard, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -230,10 +233,26 @@ pub enum RegisterError {
     AlreadyRegistered(Protocol),
 }
 
+/// A registered protocol handler, as returned by [`Endpoint::register`]: names exactly that
+/// registration, so [`Endpoint::unregister_exact`] never removes a handler registered later
+/// for the same protocol (by a newer instance of the same layer, say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registration {
+    protocol: Protocol,
+    id: u64,
+}
+
+impl Registration {
+    /// The registered protocol.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+}
+
 type Handler = Arc<Box<dyn DynProtocolHandler>>;
 type ConnKey = (PeerId, Protocol);
 /// Handlers by ALPN, shared with the accept loop.
-type HandlerTable = Arc<RwLock<BTreeMap<Vec<u8>, (Protocol, Handler)>>>;
+type HandlerTable = Arc<RwLock<BTreeMap<Vec<u8>, (Registration, Handler)>>>;
 
 /// A weft node's QUIC endpoint. Cheap to clone; all clones share one endpoint.
 ///
@@ -259,6 +278,8 @@ struct Inner {
     endpoint: iroh::Endpoint,
     network: NetworkId,
     handlers: HandlerTable,
+    /// Ids handed to registrations.
+    registrations: AtomicU64,
     connections: Mutex<ConnectionCache>,
     known_addrs: MemoryLookup,
     known_order: Mutex<VecDeque<PeerId>>,
@@ -374,6 +395,7 @@ impl Endpoint {
                 endpoint,
                 network: config.network,
                 handlers,
+                registrations: AtomicU64::new(0),
                 connections: Mutex::new(ConnectionCache {
                     entries: HashMap::new(),
                     tick: 0,
@@ -414,12 +436,13 @@ impl Endpoint {
     /// Routes inbound connections for `protocol` to `handler`.
     ///
     /// The handler is any iroh [`ProtocolHandler`]; it receives each accepted connection whose
-    /// ALPN is this protocol on this network.
+    /// ALPN is this protocol on this network. The returned [`Registration`] removes exactly
+    /// this handler later ([`Endpoint::unregister_exact`]).
     pub fn register(
         &self,
         protocol: Protocol,
         handler: impl ProtocolHandler,
-    ) -> Result<(), RegisterError> {
+    ) -> Result<Registration, RegisterError> {
         let alpn = self.alpn(protocol);
         let mut handlers = self
             .inner
@@ -430,26 +453,46 @@ impl Endpoint {
             return Err(RegisterError::AlreadyRegistered(protocol));
         }
         let handler: Box<dyn DynProtocolHandler> = Box::new(handler);
-        handlers.insert(alpn, (protocol, Arc::new(handler)));
+        let registration = Registration {
+            protocol,
+            id: self.inner.registrations.fetch_add(1, Ordering::Relaxed),
+        };
+        handlers.insert(alpn, (registration, Arc::new(handler)));
         self.inner
             .endpoint
             .set_alpns(handlers.keys().cloned().collect());
-        Ok(())
+        Ok(registration)
     }
 
-    /// Stops routing `protocol`. Returns whether it was registered.
+    /// Stops routing `protocol`, whoever registered it. Returns whether it was registered.
     pub fn unregister(&self, protocol: Protocol) -> bool {
+        self.remove_handler(protocol, |_| true)
+    }
+
+    /// Stops routing the registration's protocol if this registration still holds it; a handler
+    /// registered for the protocol since stays. Returns whether it was removed.
+    pub fn unregister_exact(&self, registration: Registration) -> bool {
+        self.remove_handler(registration.protocol, |current| *current == registration)
+    }
+
+    fn remove_handler(&self, protocol: Protocol, is_it: impl Fn(&Registration) -> bool) -> bool {
         let alpn = self.alpn(protocol);
         let mut handlers = self
             .inner
             .handlers
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let removed = handlers.remove(&alpn).is_some();
+        if !handlers
+            .get(&alpn)
+            .is_some_and(|(current, _)| is_it(current))
+        {
+            return false;
+        }
+        handlers.remove(&alpn);
         self.inner
             .endpoint
             .set_alpns(handlers.keys().cloned().collect());
-        removed
+        true
     }
 
     /// Remembers how to reach a peer, so later dials may name it by id alone.

@@ -39,7 +39,7 @@ pub use signing::{DomainTag, Signature, SignatureError, Signed, SignedPayload};
 pub use endpoint::{
     BindError, Builder as EndpointBuilder, ConnectError, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_CACHED_CONNECTIONS, DEFAULT_MAX_INBOUND, DEFAULT_MAX_KNOWN_ADDRS, Endpoint,
-    RegisterError, RelayChoice,
+    RegisterError, Registration, RelayChoice,
 };
 #[cfg(feature = "net")]
 pub use memory::{

@@ -144,3 +144,36 @@ async fn shutdown_closes_connections_and_refuses_dials() {
         Err(ConnectError::Shutdown)
     ));
 }
+
+#[tokio::test]
+async fn an_old_registration_does_not_remove_a_newer_handler() {
+    let server = loopback_echo("reregister").await;
+    let client = loopback("reregister").await;
+    let endpoint = &server.endpoint;
+    let handler = || {
+        let (outcomes, _) = tokio::sync::mpsc::channel(1);
+        let (connections, _) = tokio::sync::mpsc::channel(1);
+        Echo {
+            outcomes,
+            connections,
+        }
+    };
+    let old = endpoint
+        .register(Protocol::new("layer", 1), handler())
+        .unwrap();
+    // The old instance shuts down; a new one registers the same protocol.
+    assert!(endpoint.unregister_exact(old));
+    let new = endpoint
+        .register(Protocol::new("layer", 1), handler())
+        .unwrap();
+    assert_ne!(old, new);
+    // The old instance's late clean-up leaves the new handler in place...
+    assert!(!endpoint.unregister_exact(old));
+    client
+        .connect(&endpoint.addr(), Protocol::new("layer", 1))
+        .await
+        .expect("the new handler still routes the protocol");
+    // ...and the new one's own clean-up removes it.
+    assert!(endpoint.unregister_exact(new));
+    assert!(!endpoint.unregister(Protocol::new("layer", 1)));
+}

@@ -9,7 +9,7 @@ use std::{
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::task::AbortOnDropHandle;
 use weft_gossip::{Gossip, TopicId};
-use weft_transport::{Endpoint, PeerAddr, PeerId, RegisterError, TicketError};
+use weft_transport::{Endpoint, PeerAddr, PeerId, RegisterError, Registration, TicketError};
 
 use super::{actor::Actor, snapshot::CatalogSnapshot, wire};
 use crate::proto::{
@@ -220,18 +220,24 @@ impl Builder {
         }
         let (inbound_tx, inbound_rx) = mpsc::channel(self.inbound_capacity);
         let max_message = self.config.max_sync_message_bytes;
-        endpoint.register(
+        let sync = endpoint.register(
             SYNC_PROTOCOL,
             wire::Handler::new(SYNC_PROTOCOL, inbound_tx.clone(), max_message),
         )?;
-        if let Err(err) = endpoint.register(
+        let ping = match endpoint.register(
             PING_PROTOCOL,
             wire::Handler::new(PING_PROTOCOL, inbound_tx, max_message),
         ) {
-            endpoint.unregister(SYNC_PROTOCOL);
-            return Err(err.into());
-        }
-        let unregister = Unregister(endpoint.clone());
+            Ok(ping) => ping,
+            Err(err) => {
+                endpoint.unregister_exact(sync);
+                return Err(err.into());
+            }
+        };
+        let unregister = Unregister {
+            endpoint: endpoint.clone(),
+            registrations: [sync, ping],
+        };
         let topic = TopicId(topic_bytes(&endpoint.network()));
         let topic = gossip.subscribe(topic, bootstrap).await?;
         let (commands_tx, commands_rx) = mpsc::channel(self.command_capacity);
@@ -269,14 +275,25 @@ impl Builder {
     }
 }
 
-/// Unregisters the discovery protocols when the last handle goes.
+/// Unregisters the discovery protocols when the last handle goes (only if they are still
+/// ours: a newer instance on the same endpoint keeps its own).
 #[derive(Debug)]
-struct Unregister(Endpoint);
+struct Unregister {
+    endpoint: Endpoint,
+    registrations: [Registration; 2],
+}
+
+impl Unregister {
+    fn run(&self) {
+        for registration in self.registrations {
+            self.endpoint.unregister_exact(registration);
+        }
+    }
+}
 
 impl Drop for Unregister {
     fn drop(&mut self) {
-        self.0.unregister(SYNC_PROTOCOL);
-        self.0.unregister(PING_PROTOCOL);
+        self.run();
     }
 }
 
@@ -406,9 +423,7 @@ impl Discovery {
         if let Some(task) = task {
             let _ = task.await;
         }
-        let endpoint = &self.inner.unregister.0;
-        endpoint.unregister(SYNC_PROTOCOL);
-        endpoint.unregister(PING_PROTOCOL);
+        self.inner.unregister.run();
         Ok(())
     }
 }

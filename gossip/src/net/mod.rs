@@ -19,7 +19,7 @@ use std::sync::{
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::AbortOnDropHandle;
-use weft_transport::{Endpoint, PeerAddr, PeerId, Protocol, RegisterError};
+use weft_transport::{Endpoint, PeerAddr, PeerId, Protocol, RegisterError, Registration};
 
 mod actor;
 
@@ -98,7 +98,7 @@ impl Builder {
     pub fn spawn(self, endpoint: &Endpoint) -> Result<Gossip, SpawnError> {
         let (commands_tx, commands_rx) = mpsc::channel(self.command_capacity);
         let (conns_tx, conns_rx) = mpsc::channel(64);
-        endpoint.register(GOSSIP, Handler { conns: conns_tx })?;
+        let registration = endpoint.register(GOSSIP, Handler { conns: conns_tx })?;
         let me = endpoint.id();
         let seed = u64::from_le_bytes(
             blake3::hash(&[me.as_bytes().as_slice(), &nanos_now().to_le_bytes()].concat())
@@ -120,6 +120,7 @@ impl Builder {
                 bytes_sent,
                 me,
                 endpoint: endpoint.clone(),
+                registration,
                 _actor: task,
             }),
         })
@@ -141,12 +142,14 @@ struct Inner {
     bytes_sent: Arc<AtomicU64>,
     me: PeerId,
     endpoint: Endpoint,
+    /// Our `gossip/1` handler: removed on drop, and only if it is still ours.
+    registration: Registration,
     _actor: AbortOnDropHandle<()>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.endpoint.unregister(GOSSIP);
+        self.endpoint.unregister_exact(self.registration);
     }
 }
 
