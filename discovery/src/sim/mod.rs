@@ -22,6 +22,29 @@
 //! Run from the workspace: `cargo xtask sim discovery [FILE.toml]` (default file:
 //! `discovery/sim/default.toml`); [`Report::figures`] are what `--save-baseline` keeps
 //! (`discovery/sim/baseline.toml`) and `--baseline` compares with.
+//!
+//! # Scale
+//!
+//! Every catalog holds every peer, so a run costs the square of its size: 10^8 records at
+//! 10,000 nodes, and 10^8 deliveries per announce interval, each a lookup in the receiver's
+//! catalog. The proto keeps that affordable without a simulator-only path: an announcement is
+//! one [`SharedEntry`](crate::SharedEntry) (verified, checked for canonical encoding and
+//! measured once) that every catalog shares, and a catalog is a table of 64-byte slots, so a
+//! refresh misses cache once. The world queues one event per broadcast and latency instead of
+//! one per receiver, looks the next receivers' slots up ahead so their misses overlap, and
+//! counts sync bytes from the entries' known sizes instead of encoding them.
+//!
+//! Measured with `/usr/bin/time -v` on the project's 2-core machine, shared with other builds:
+//!
+//! | command | nodes | wall | user CPU | peak RSS |
+//! |---|---|---|---|---|
+//! | `cargo xtask sim discovery` | 1,000 | 12 s | 5.9 s | 0.21 GB |
+//! | `cargo xtask sim discovery discovery/sim/10k.toml` | 10,000 | 25 min 27 s | 17 min 47 s | 15.4 GB |
+//!
+//! At 10,000 nodes every goal is met: complete catalogs 1.81 announce intervals after the
+//! first join, a crashed node purged everywhere in 84.8 s, a departed one in 100 ms, and the
+//! heal after a half/half partition sends 0.009 × the bytes of full-snapshot sync.
+//! `docs/protocols/discovery.md` has the full table.
 
 mod report;
 mod scenario;
