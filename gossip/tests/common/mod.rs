@@ -59,12 +59,14 @@ impl Net {
     }
 }
 
-/// Graft waits for fast links (memory network, loopback), not for simulated WAN delays; no
+/// Every graft wait scaled for fast links (memory network, loopback), not for WAN delays; no
 /// shuffle during a test.
 pub fn fast_config() -> Config {
     let mut config = Config::default();
     config.broadcast.graft_timeout_1 = Duration::from_millis(20);
+    config.broadcast.graft_timeout_max = Duration::from_millis(40);
     config.broadcast.graft_timeout_2 = Duration::from_millis(20);
+    config.broadcast.graft_timeout_no_tree = Duration::from_millis(20);
     config.membership.shuffle_interval = Duration::from_secs(5);
     config
 }
