@@ -9,7 +9,7 @@
 //! its tree by grafts from the first messages, which take the lazy path (IHAVE, graft wait,
 //! graft). The warm-up figures are printed on their own line, not hidden; the timed figures are
 //! those of the `count` broadcasts after it. The process CPU time per timed broadcast is
-//! printed too: unlike the latency tail, it hardly moves with the machine's load.
+//! printed too: it moves far less with the machine's load than the latency tail does.
 
 use std::{
     fmt,
@@ -46,8 +46,9 @@ impl Default for BenchConfig {
         // Loopback round trips are well under a millisecond: every graft wait is scaled down
         // from the defaults (meant for 10–50 ms links). The rest are the defaults. The adaptive
         // first wait is capped at 6 ms and spread by half of it at most: with a 20 ms cap and
-        // the default full spread, a message that really is missing waited up to ~45 ms (the
-        // recurring maximum of the runs), which the cap brings down to ~12 ms.
+        // the default full spread, a message that really was missing waited up to 40 ms plus
+        // the IHAVE delay (runs at load ~4.5 kept showing a maximum of 45-48 ms); with this cap
+        // the maxima of such runs were 15-20 ms.
         config.broadcast.graft_timeout_1 = Duration::from_millis(2);
         config.broadcast.graft_timeout_2 = Duration::from_millis(3);
         config.broadcast.graft_timeout_max = Duration::from_millis(6);
