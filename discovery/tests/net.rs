@@ -45,12 +45,11 @@ fn slow_config() -> Config {
 }
 
 fn gossip_config() -> weft_gossip::Config {
-    let mut config = weft_gossip::Config::default();
     // Memory-network links are fast: graft after a few ms, not after simulated-WAN delays.
-    config.broadcast.graft_timeout_1 = Duration::from_millis(20);
-    config.broadcast.graft_timeout_max = Duration::from_millis(40);
-    config.broadcast.graft_timeout_no_tree = Duration::from_millis(10);
-    config.broadcast.graft_timeout_2 = Duration::from_millis(20);
+    let mut config = weft_gossip::Config {
+        broadcast: weft_gossip::PlumtreeConfig::for_link_rtt(Duration::from_millis(4)),
+        ..weft_gossip::Config::default()
+    };
     config.membership.shuffle_interval = Duration::from_secs(5);
     config
 }

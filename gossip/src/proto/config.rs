@@ -220,6 +220,29 @@ impl Default for PlumtreeConfig {
     }
 }
 
+impl PlumtreeConfig {
+    /// The round trip the default graft waits are set for: links of 10–50 ms one way, as in
+    /// the simulator and on the internet.
+    pub const DEFAULT_LINK_RTT: Duration = Duration::from_millis(60);
+
+    /// The defaults with every graft wait scaled from [`Self::DEFAULT_LINK_RTT`] to links of
+    /// round-trip time `rtt` (never below 1 ms). On a LAN, loopback or a memory network a few
+    /// milliseconds is right; with the defaults there, the first broadcasts of a topic wait
+    /// 160 ms per tree level and a missing message 300–600 ms.
+    pub fn for_link_rtt(rtt: Duration) -> Self {
+        let defaults = Self::default();
+        let ratio = rtt.as_secs_f64() / Self::DEFAULT_LINK_RTT.as_secs_f64();
+        let scale = |wait: Duration| wait.mul_f64(ratio).max(Duration::from_millis(1));
+        Self {
+            graft_timeout_1: scale(defaults.graft_timeout_1),
+            graft_timeout_max: scale(defaults.graft_timeout_max),
+            graft_timeout_2: scale(defaults.graft_timeout_2),
+            graft_timeout_no_tree: scale(defaults.graft_timeout_no_tree),
+            ..defaults
+        }
+    }
+}
+
 /// Serialises a [`Duration`] as whole milliseconds.
 mod millis {
     use std::time::Duration;
@@ -254,6 +277,19 @@ mod tests {
         let partial: Config = toml::from_str("[broadcast]\ngraft_timeout_1_ms = 20\n").unwrap();
         assert_eq!(partial.broadcast.graft_timeout_1, Duration::from_millis(20));
         assert_eq!(partial.membership, HyparviewConfig::default());
+    }
+
+    #[test]
+    fn graft_waits_scale_with_the_link_rtt() {
+        let lan = PlumtreeConfig::for_link_rtt(Duration::from_millis(6));
+        assert_eq!(lan.graft_timeout_1, Duration::from_millis(30));
+        assert_eq!(lan.graft_timeout_no_tree, Duration::from_millis(16));
+        assert_eq!(lan.graft_timeout_2, Duration::from_millis(8));
+        assert_eq!(lan.ihave_delay, PlumtreeConfig::default().ihave_delay);
+        let loopback = PlumtreeConfig::for_link_rtt(Duration::from_micros(50));
+        assert_eq!(loopback.graft_timeout_2, Duration::from_millis(1));
+        let same = PlumtreeConfig::for_link_rtt(PlumtreeConfig::DEFAULT_LINK_RTT);
+        assert_eq!(same, PlumtreeConfig::default());
     }
 
     #[test]

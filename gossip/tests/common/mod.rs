@@ -9,7 +9,7 @@ pub mod scenarios;
 use std::{collections::BTreeSet, time::Duration};
 
 use tokio::{sync::mpsc, task::JoinHandle, time::timeout};
-use weft_gossip::{Config, Event, Gossip, TopicId, TopicSender};
+use weft_gossip::{Config, Event, Gossip, PlumtreeConfig, TopicId, TopicSender};
 use weft_transport::{Endpoint, MemoryNetwork, NetworkId, PeerId, SecretKey};
 
 /// The topic every swarm joins.
@@ -62,11 +62,10 @@ impl Net {
 /// Every graft wait scaled for fast links (memory network, loopback), not for WAN delays; no
 /// shuffle during a test.
 pub fn fast_config() -> Config {
-    let mut config = Config::default();
-    config.broadcast.graft_timeout_1 = Duration::from_millis(20);
-    config.broadcast.graft_timeout_max = Duration::from_millis(40);
-    config.broadcast.graft_timeout_2 = Duration::from_millis(20);
-    config.broadcast.graft_timeout_no_tree = Duration::from_millis(20);
+    let mut config = Config {
+        broadcast: PlumtreeConfig::for_link_rtt(Duration::from_millis(4)),
+        ..Config::default()
+    };
     config.membership.shuffle_interval = Duration::from_secs(5);
     config
 }

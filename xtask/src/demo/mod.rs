@@ -49,9 +49,19 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
     println!("== transport: identities ==\n{}", ids.render());
 
     transport::run(&nodes).await?;
+    // Loopback round trips are well under a millisecond: graft after a few ms, not after
+    // the internet-scale defaults.
+    let config = weft_gossip::Config {
+        broadcast: weft_gossip::PlumtreeConfig::for_link_rtt(std::time::Duration::from_millis(2)),
+        ..weft_gossip::Config::default()
+    };
     let mut gossips = Vec::with_capacity(nodes.len());
     for node in &nodes {
-        gossips.push(weft_gossip::Gossip::builder().spawn(node)?);
+        gossips.push(
+            weft_gossip::Gossip::builder()
+                .config(config.clone())
+                .spawn(node)?,
+        );
     }
     gossip::run(&nodes, &gossips).await?;
     discovery::run(&nodes, &gossips).await?;
