@@ -39,7 +39,7 @@
 //! | command | nodes | wall | user CPU | peak RSS |
 //! |---|---|---|---|---|
 //! | `cargo xtask sim discovery` | 1,000 | 12 s | 5.9 s | 0.21 GB |
-//! | `cargo xtask sim discovery discovery/sim/10k.toml` | 10,000 | 25 min 27 s | 17 min 47 s | 15.4 GB |
+//! | `cargo xtask sim discovery discovery/sim/10k.toml` | 10,000 | 21 min 37 s | 19 min 4 s | 15.4 GB |
 //!
 //! At 10,000 nodes every goal is met: complete catalogs 1.81 announce intervals after the
 //! first join, a crashed node purged everywhere in 84.8 s, a departed one in 100 ms, and the
