@@ -14,7 +14,9 @@
 //!
 //! A stale victim is always evicted. A fresh victim is evicted only for a new entry that is
 //! itself proven (it came straight from its peer). Proven entries are never evicted. Anything
-//! else is refused with [`UpsertOutcome::Full`].
+//! else is refused with [`UpsertOutcome::Full`]. A search that finds no victim for a relayed
+//! newcomer is not repeated for other relayed newcomers within `purge_tick`, so a flood costs
+//! one pass over the catalog per tick.
 //!
 //! Why: an attacker can mint any number of keys and sign fresh entries for them, so "fresh" is
 //! cheap and "newest wins" eviction would let a flood replace every honest peer. Honest live
@@ -254,6 +256,11 @@ pub struct Catalog {
     tombstones_by_time: BTreeSet<(Time, PeerId)>,
     wire_bytes: usize,
     evicted: Option<PeerId>,
+    /// Until then a relayed newcomer to a full catalog is refused without a search: the last
+    /// search found no victim, and one per `purge_tick` is enough (a refused honest peer is
+    /// offered again at its next announcement). Without it, every entry of a flood against a
+    /// full catalog would cost a pass over the whole catalog.
+    relayed_refused_until: Time,
 }
 
 impl Catalog {
@@ -271,6 +278,7 @@ impl Catalog {
             tombstones_by_time: BTreeSet::new(),
             wire_bytes: 0,
             evicted: None,
+            relayed_refused_until: Time::from_millis(0),
         }
     }
 
@@ -467,9 +475,21 @@ impl Catalog {
 
     /// Makes room for one new entry, following the policy in the module docs: the victim is
     /// the first entry without evidence of liveness among the `EVICTION_SCAN` soonest to expire
-    /// (ties by peer id). One pass over the catalog, only when it is full.
+    /// (ties by peer id). One pass over the catalog, only when it is full, and for relayed
+    /// newcomers at most once per `purge_tick` while it finds nothing.
     fn evict_for(&mut self, source: Source, now: Time) -> bool {
         let newcomer_proven = source == Source::Direct;
+        if !newcomer_proven && now < self.relayed_refused_until {
+            return false;
+        }
+        let found = self.find_victim(newcomer_proven, now);
+        if !found && !newcomer_proven {
+            self.relayed_refused_until = now.saturating_add(self.config.purge_tick);
+        }
+        found
+    }
+
+    fn find_victim(&mut self, newcomer_proven: bool, now: Time) -> bool {
         let mut soonest: Vec<(Time, PeerId)> = self
             .iter_unordered()
             .map(|(p, r)| (r.expires, *p))

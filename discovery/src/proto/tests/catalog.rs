@@ -251,6 +251,46 @@ fn full_catalog_evicts_stale_entries_first() {
 }
 
 #[test]
+fn a_full_catalog_searches_for_a_victim_once_per_purge_tick() {
+    let config = Config {
+        max_entries: 2,
+        ..Config::for_tests()
+    };
+    let (stale_after, tick) = (config.stale_after, config.purge_tick);
+    let mut c = catalog(config);
+    let start = t(10_000);
+    for n in 1..=2 {
+        c.upsert(
+            signed(&key(n), Version::new(1, 0), start),
+            Source::Relayed,
+            start,
+        );
+    }
+    // Just before peer 1 turns stale a relayed newcomer finds no victim...
+    let almost = start.saturating_add(stale_after - Duration::from_millis(1));
+    let offer = |c: &mut Catalog, n: u32, at: Time| {
+        c.upsert(signed(&key(n), Version::new(1, 0), at), Source::Relayed, at)
+    };
+    assert_eq!(offer(&mut c, 3, almost), UpsertOutcome::Full);
+    // ...and the next ones within the tick are refused without a search, though peer 1 is
+    // stale by then...
+    let stale = start.saturating_add(stale_after);
+    assert_eq!(offer(&mut c, 4, stale), UpsertOutcome::Full);
+    // ...while a newcomer that reached us directly still searches, and takes the place.
+    assert_eq!(
+        c.upsert(
+            signed(&key(5), Version::new(1, 0), stale),
+            Source::Direct,
+            stale
+        ),
+        UpsertOutcome::New
+    );
+    // After the tick, relayed newcomers are searched for again.
+    let after = almost.saturating_add(tick);
+    assert_eq!(offer(&mut c, 6, after), UpsertOutcome::New);
+}
+
+#[test]
 fn neighbours_are_never_evicted() {
     let config = Config {
         max_entries: 2,
