@@ -115,9 +115,8 @@ impl PhaseReport {
                 .cpu_per_broadcast
                 .zip(later.cpu_per_broadcast)
                 .map(|(a, b)| {
-                    (a * u32::try_from(self.sent).unwrap_or(0)
-                        + b * u32::try_from(later.sent).unwrap_or(0))
-                        / u32::try_from((self.sent + later.sent).max(1)).unwrap_or(1)
+                    let secs = weighted(a.as_secs_f64(), b.as_secs_f64(), self.sent, later.sent);
+                    Duration::from_secs_f64(secs)
                 }),
             per_node: Vec::new(),
             samples,
@@ -125,18 +124,10 @@ impl PhaseReport {
     }
 }
 
-/// p50, p90, p99 and max of sorted latencies (nearest rank: the q-quantile of n sorted values
-/// is at index ceil(q·n) − 1).
-fn percentiles(sorted: &[Duration]) -> [Duration; 4] {
-    let pick = |q: f64| -> Duration {
-        if sorted.is_empty() {
-            return Duration::ZERO;
-        }
-        let n = sorted.len();
-        let rank = (1..=n).find(|r| *r as f64 >= q * n as f64).unwrap_or(n);
-        sorted[rank.saturating_sub(1)]
-    };
-    [pick(0.5), pick(0.9), pick(0.99), pick(1.0)]
+/// p50, p90, p99 and max of the latencies.
+fn percentiles(samples: &[Duration]) -> [Duration; 4] {
+    let mut samples = samples.to_vec();
+    [50.0, 90.0, 99.0, 100.0].map(|p| crate::stats::percentile(&mut samples, p))
 }
 
 /// What came out.
