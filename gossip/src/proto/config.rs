@@ -151,7 +151,8 @@ pub struct PlumtreeConfig {
     /// to how late eager copies arrive after the first IHAVE on this node.
     #[serde(with = "millis", rename = "graft_timeout_max_ms")]
     pub graft_timeout_max: Duration,
-    /// The first graft's wait is drawn from `[wait, wait × (1 + graft_jitter)]`, so that of the
+    /// The first graft's wait is drawn from `[wait, wait × (1 + graft_jitter)]` (0 to 10; other
+    /// values count as 0 or 10), so that of the
     /// nodes missing the same message (the far side of a broken tree link) one grafts first and
     /// brings the message to the others before their own grafts add redundant links.
     pub graft_jitter: f64,
@@ -232,7 +233,11 @@ impl PlumtreeConfig {
     pub fn for_link_rtt(rtt: Duration) -> Self {
         let defaults = Self::default();
         let ratio = rtt.as_secs_f64() / Self::DEFAULT_LINK_RTT.as_secs_f64();
-        let scale = |wait: Duration| wait.mul_f64(ratio).max(Duration::from_millis(1));
+        let scale = |wait: Duration| {
+            Duration::try_from_secs_f64(wait.as_secs_f64() * ratio)
+                .unwrap_or(Duration::MAX)
+                .max(Duration::from_millis(1))
+        };
         Self {
             graft_timeout_1: scale(defaults.graft_timeout_1),
             graft_timeout_max: scale(defaults.graft_timeout_max),

@@ -503,7 +503,7 @@ impl<PI: PeerIdentity> Hyparview<PI> {
     fn maybe_swap<R: Rng>(&mut self, rng: &mut R, out: &mut Vec<Out<PI>>) {
         if !self.active.is_full()
             || self.swapping.is_some()
-            || !rng.random_bool(self.config.swap_probability.clamp(0.0, 1.0))
+            || !rng.random_bool(probability(self.config.swap_probability))
         {
             return;
         }
@@ -669,6 +669,11 @@ impl<PI: PeerIdentity> Hyparview<PI> {
             self.add_passive(peer, rng);
         }
     }
+}
+
+/// A probability from a config file as `random_bool` accepts it: NaN counts as 0.
+fn probability(p: f64) -> f64 {
+    if p.is_nan() { 0.0 } else { p.clamp(0.0, 1.0) }
 }
 
 #[cfg(test)]

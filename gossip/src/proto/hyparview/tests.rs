@@ -308,3 +308,11 @@ fn a_peer_with_one_free_slot_asks_plainly() {
     x.refill(rng, &mut out);
     assert_eq!(sends(&out), vec![(2, Message::Neighbor { high: false })]);
 }
+
+#[test]
+fn nonsense_swap_probabilities_from_a_config_file_are_tamed() {
+    assert_eq!(probability(f64::NAN), 0.0);
+    assert_eq!(probability(-0.5), 0.0);
+    assert_eq!(probability(7.0), 1.0);
+    assert_eq!(probability(0.25), 0.25);
+}

@@ -152,6 +152,9 @@ pub(crate) struct Plumtree<PI> {
 /// Most announcements in one IHAVE message.
 const MAX_IHAVE_BATCH: usize = 256;
 
+/// Largest `graft_jitter` honoured: a first graft waits at most this many times longer again.
+const MAX_GRAFT_JITTER: f64 = 10.0;
+
 impl<PI: PeerIdentity> Plumtree<PI> {
     pub(crate) fn new(config: PlumtreeConfig, seed: u64) -> Self {
         // Neighbours come from membership, which bounds them far below this.
@@ -237,8 +240,13 @@ impl<PI: PeerIdentity> Plumtree<PI> {
             .graft_timeout_max
             .max(self.config.graft_timeout_1);
         let wait = adaptive.clamp(self.config.graft_timeout_1, max);
-        let spread = wait.mul_f64(self.config.graft_jitter);
-        wait + spread.mul_f64(self.rng.random::<f64>())
+        // A config file may hold anything: no spread unless the factor is sane.
+        let jitter = self.config.graft_jitter;
+        if !(jitter.is_finite() && jitter > 0.0) {
+            return wait;
+        }
+        let factor = jitter.min(MAX_GRAFT_JITTER) * self.rng.random::<f64>();
+        wait + wait.mul_f64(factor)
     }
 
     /// Learns how late an eager copy arrived after the first IHAVE: up at once, down slowly.

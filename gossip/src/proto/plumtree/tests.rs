@@ -247,3 +247,18 @@ fn without_an_eager_link_the_graft_wait_is_short() {
     let patient = PlumtreeConfig::default().graft_timeout_1;
     assert!(matches!(out.as_slice(), [Out::Timer(d, Timer::Graft(_))] if *d == patient));
 }
+
+#[test]
+fn a_nonsense_jitter_from_a_config_file_does_not_panic() {
+    for jitter in [-1.0, f64::NAN, f64::INFINITY, 1e300] {
+        let config = PlumtreeConfig {
+            graft_timeout_1: Duration::from_millis(100),
+            graft_timeout_max: Duration::from_millis(100),
+            graft_jitter: jitter,
+            ..PlumtreeConfig::default()
+        };
+        let mut p = tree_with(config, &[1], &[]);
+        let wait = p.graft_delay();
+        assert!(wait >= Duration::from_millis(100) && wait <= Duration::from_millis(1100));
+    }
+}
