@@ -280,6 +280,8 @@ struct Inner {
     handlers: HandlerTable,
     /// Ids handed to registrations.
     registrations: AtomicU64,
+    /// Seeds handed out by `secret_seed`.
+    seeds_given: AtomicU64,
     connections: Mutex<ConnectionCache>,
     known_addrs: MemoryLookup,
     known_order: Mutex<VecDeque<PeerId>>,
@@ -396,6 +398,7 @@ impl Endpoint {
                 network: config.network,
                 handlers,
                 registrations: AtomicU64::new(0),
+                seeds_given: AtomicU64::new(0),
                 connections: Mutex::new(ConnectionCache {
                     entries: HashMap::new(),
                     tick: 0,
@@ -414,6 +417,29 @@ impl Endpoint {
     /// This node's identity.
     pub fn id(&self) -> PeerId {
         self.inner.endpoint.id().into()
+    }
+
+    /// A seed for `purpose` that peers cannot predict: derived from this node's secret key, the
+    /// wall clock and a per-endpoint counter, so every call gives a new one. For the RNGs and
+    /// hash keys of the layers' state machines (a peer that could compute them could steer
+    /// random walks or mint ids that collide in a hash table).
+    pub fn secret_seed(&self, purpose: &str) -> u64 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let count = self.inner.seeds_given.fetch_add(1, Ordering::Relaxed);
+        let secret = self.inner.endpoint.secret_key().to_bytes();
+        let material = [
+            secret.as_slice(),
+            purpose.as_bytes(),
+            &nanos.to_le_bytes(),
+            &count.to_le_bytes(),
+        ]
+        .concat();
+        let derived = blake3::derive_key("weft/transport/secret-seed/1", &material);
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&derived[..8]);
+        u64::from_le_bytes(first)
     }
 
     /// The network this endpoint belongs to.

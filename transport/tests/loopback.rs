@@ -177,3 +177,12 @@ async fn an_old_registration_does_not_remove_a_newer_handler() {
     assert!(endpoint.unregister_exact(new));
     assert!(!endpoint.unregister(Protocol::new("layer", 1)));
 }
+
+#[tokio::test]
+async fn secret_seeds_differ_per_call_and_per_purpose() {
+    let a = loopback("seeds-a").await;
+    let seeds = [a.secret_seed("x"), a.secret_seed("x"), a.secret_seed("y")];
+    assert_ne!(seeds[0], seeds[1]);
+    assert_ne!(seeds[0], seeds[2]);
+    assert_ne!(seeds[1], seeds[2]);
+}

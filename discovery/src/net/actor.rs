@@ -78,12 +78,8 @@ impl Actor {
     ) -> Result<Self, EntryError> {
         let key = SecretKey::from_bytes(&endpoint.iroh().secret_key().to_bytes());
         let now = wall_now();
-        let seed_input = [key.peer_id().as_bytes().as_slice(), &nanos().to_le_bytes()].concat();
-        let seed = u64::from_le_bytes(
-            blake3::hash(&seed_input).as_bytes()[..8]
-                .try_into()
-                .unwrap_or([0; 8]),
-        );
+        // Secret: it keys the catalog's hash table (see `Catalog::new`).
+        let seed = endpoint.secret_seed("weft/discovery/node");
         let addresses = (info.direct.clone(), info.relay.clone());
         let node = Node::new(
             key,
@@ -412,11 +408,4 @@ async fn broadcast_loop(sender: TopicSender, mut queue: mpsc::Receiver<Broadcast
             let _ = ack.send(());
         }
     }
-}
-
-fn nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }

@@ -265,7 +265,9 @@ pub struct Catalog {
 
 impl Catalog {
     /// A catalog holding only the local entry. Its hash table is keyed by a derivation of
-    /// `seed`: give it a secret (a [`Node`](crate::Node) passes its own seed).
+    /// `seed`, which must be secret: whoever knows it can mint peer ids that collide in the
+    /// table and make every lookup slow. A [`Node`](crate::Node) passes its own seed, which the
+    /// runtime takes from `Endpoint::secret_seed` (derived from the node's secret key).
     pub fn new(config: Config, local: impl Into<SharedEntry>, seed: u64) -> Self {
         let local = local.into();
         Self {

@@ -492,10 +492,3 @@ pub(super) async fn read_connection(
     debug!(peer = %peer.fmt_short(), reason = ?conn.close_reason(), "gossip: inbound connection ended");
     let _ = tx.send(FromNet::Gone(peer)).await;
 }
-
-pub(super) fn nanos_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}

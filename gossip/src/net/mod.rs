@@ -23,7 +23,7 @@ use weft_transport::{Endpoint, PeerAddr, PeerId, Protocol, RegisterError, Regist
 
 mod actor;
 
-use self::actor::{Actor, Handler, ToActor, nanos_now};
+use self::actor::{Actor, Handler, ToActor};
 use crate::proto::{BroadcastError, Config, Content, Event, MessageId, Scope, State, TopicId};
 
 /// The gossip protocol on weft-transport: ALPN `weft/<network>/gossip/1`.
@@ -100,12 +100,8 @@ impl Builder {
         let (conns_tx, conns_rx) = mpsc::channel(64);
         let registration = endpoint.register(GOSSIP, Handler { conns: conns_tx })?;
         let me = endpoint.id();
-        let seed = u64::from_le_bytes(
-            blake3::hash(&[me.as_bytes().as_slice(), &nanos_now().to_le_bytes()].concat())
-                .as_bytes()[..8]
-                .try_into()
-                .unwrap_or([0; 8]),
-        );
+        // Secret: peers must not predict our random walks and choices.
+        let seed = endpoint.secret_seed("weft/gossip/state");
         let max_content = self.config.max_content_size();
         let event_capacity = self.event_capacity;
         let state = State::new(me, self.config.clone(), seed);

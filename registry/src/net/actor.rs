@@ -87,14 +87,15 @@ impl Actor {
     ) -> Self {
         let (results_tx, results) = mpsc::channel(RESULT_CAPACITY);
         let key = endpoint_key(&endpoint);
-        let seed = u64::from_le_bytes(endpoint.id().as_bytes()[..8].try_into().unwrap_or([0; 8]));
+        // Secret: peers must not predict our lookup and republish choices.
+        let seed = endpoint.secret_seed("weft/registry/node");
         let request_timeout = builder.config.request_timeout();
         let k = builder.config.k;
         let node = Node::new(
             key,
             endpoint.addr(),
             builder.config,
-            ChaCha8Rng::seed_from_u64(seed ^ wall_clock().0),
+            ChaCha8Rng::seed_from_u64(seed),
             wall_clock(),
         );
         Self {
