@@ -45,7 +45,8 @@ use super::{
 
 /// How far down the expiry order the eviction search looks past proven entries before it gives
 /// up and refuses the newcomer. Proven entries are few (neighbours, recently pinged peers), so
-/// this is rarely reached; it keeps one upsert from scanning a full catalog.
+/// this is rarely reached. The search still passes over the whole catalog once to find these
+/// soonest-to-expire candidates; it bounds the candidates checked and sorted, not that pass.
 const EVICTION_SCAN: usize = 256;
 
 /// What [`Catalog::upsert`] did with an entry.
