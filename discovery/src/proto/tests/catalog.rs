@@ -259,18 +259,14 @@ fn a_full_catalog_searches_for_a_victim_once_per_purge_tick() {
     let (stale_after, tick) = (config.stale_after, config.purge_tick);
     let mut c = catalog(config);
     let start = t(10_000);
-    for n in 1..=2 {
-        c.upsert(
-            signed(&key(n), Version::new(1, 0), start),
-            Source::Relayed,
-            start,
-        );
-    }
-    // Just before peer 1 turns stale a relayed newcomer finds no victim...
-    let almost = start.saturating_add(stale_after - Duration::from_millis(1));
     let offer = |c: &mut Catalog, n: u32, at: Time| {
         c.upsert(signed(&key(n), Version::new(1, 0), at), Source::Relayed, at)
     };
+    for n in 1..=2 {
+        offer(&mut c, n, start);
+    }
+    // Just before peer 1 turns stale a relayed newcomer finds no victim...
+    let almost = start.saturating_add(stale_after - Duration::from_millis(1));
     assert_eq!(offer(&mut c, 3, almost), UpsertOutcome::Full);
     // ...and the next ones within the tick are refused without a search, though peer 1 is
     // stale by then...

@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, fmt};
 use super::network::{Network, RoundMetrics};
 
 /// How far apart nodes are over active links, and how links are spread.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct OverlayShape {
     /// Live nodes.
     pub live: usize,

@@ -69,24 +69,12 @@ pub fn inspect(scenario: &Scenario, defaults: &Defaults) -> Inspection {
     let mut inspection = Inspection {
         name: s.name.clone(),
         seed,
-        before: empty_shape(),
+        before: OverlayShape::default(),
         rounds: Vec::new(),
-        after: empty_shape(),
+        after: OverlayShape::default(),
     };
     simulate(&s, seed, Some(&mut inspection));
     inspection
-}
-
-fn empty_shape() -> OverlayShape {
-    OverlayShape {
-        live: 0,
-        reachable: 0,
-        eccentricities: Vec::new(),
-        mean_distance: 0.0,
-        active_sizes: Vec::new(),
-        eager_sizes: Vec::new(),
-        asymmetric: 0,
-    }
 }
 
 fn run_scenario(s: &Resolved) -> ScenarioReport {
