@@ -1,0 +1,17 @@
+//! weft-sync: keeps a topic's set of items the same on every peer that syncs it.
+//!
+//! - [`proto`]: the protocol as sans-IO state machines: items and their ids, the aggregate
+//!   [`Index`](proto::Index) of (timestamp, id) keys with O(log n) range fingerprints, the
+//!   Negentropy v1 [`Reconciler`](proto::Reconciler), the pluggable session protocol
+//!   ([`proto::SyncProtocol`]), and the topic sync manager that decides which sessions run.
+//! - [`store`]: where a topic's items live: the [`Store`](store::Store) trait, an in-memory
+//!   store and, with the feature `redb`, a persistent one.
+//! - With the default feature `net`: one actor per instance on weft-transport (protocol
+//!   `sync/1`) that runs a session with each gossip neighbour of every synced topic.
+//!
+//! Wire format and state machines: `docs/protocols/sync.md`.
+
+pub mod proto;
+pub mod store;
+
+pub use proto::{Item, ItemError, ItemId, ItemKey};

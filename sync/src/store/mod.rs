@@ -1,0 +1,1 @@
+//! Where a topic's items live.
