@@ -15,3 +15,16 @@ pub mod proto;
 pub mod store;
 
 pub use proto::{Item, ItemError, ItemId, ItemKey};
+
+#[cfg(feature = "net")]
+mod net;
+
+#[cfg(feature = "net")]
+pub use net::{Builder, Error, SYNC, SpawnError, SyncManager, SyncTopic, overlay_topic};
+
+pub use weft_gossip::TopicId;
+
+/// The sync protocol name (ALPN `weft/<network>/sync/1`).
+pub const PROTOCOL_NAME: &str = "sync";
+/// The sync protocol version.
+pub const PROTOCOL_VERSION: u32 = 1;

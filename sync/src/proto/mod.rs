@@ -1,5 +1,20 @@
 //! The sans-IO half: no clocks, no sockets, no OS randomness. Time and seeds are passed in.
 
+mod config;
 mod item;
+mod items;
+mod manager;
+mod protocol;
+mod set_sync;
+mod wire;
 
+pub use config::Config;
 pub use item::{Item, ItemError, ItemId, ItemKey, TIMESTAMP_LEN};
+pub use items::TopicItems;
+pub use manager::{
+    EndReason, Event, InEvent, InsertError, Manager, OutEvent, SessionError, SessionId,
+    SessionInfo, SubscribeError, Timer,
+};
+pub use protocol::{CatchUpStats, Context, ProtocolError, ProtocolFactory, Role, SyncProtocol};
+pub use set_sync::{SET_RECONCILIATION, SetConfig, SetReconciliation, SetReconciliationFactory};
+pub use wire::{Frame, Refusal};

@@ -1,0 +1,414 @@
+//! The actor: owns the [`Manager`], runs the select loop, and maps its outputs to streams,
+//! timers and subscribers.
+
+use std::{
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinSet,
+};
+use tokio_util::task::AbortOnDropHandle;
+use tracing::debug;
+use weft_gossip::{Event as GossipEvent, Topic as GossipTopic, TopicId};
+use weft_transport::{Endpoint, PeerId, encode_frame};
+
+use super::{
+    Error,
+    streams::{self, FromStream, Inbound, SessionQueue},
+};
+use crate::proto::{
+    Event, InEvent, Item, ItemId, Manager, OutEvent, ProtocolFactory, SessionId, SessionInfo,
+    Timer, TopicItems,
+};
+
+/// Commands from handles.
+pub(super) enum ToActor {
+    Subscribe {
+        topic: TopicId,
+        items: TopicItems,
+        protocol: Arc<dyn ProtocolFactory>,
+        overlay: GossipTopic,
+        events: mpsc::Sender<Event<PeerId>>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Unsubscribe {
+        topic: TopicId,
+    },
+    Insert {
+        topic: TopicId,
+        item: Item,
+        reply: oneshot::Sender<Result<bool, Error>>,
+    },
+    Get {
+        topic: TopicId,
+        id: ItemId,
+        reply: oneshot::Sender<Result<Option<Item>, Error>>,
+    },
+    Len {
+        topic: TopicId,
+        reply: oneshot::Sender<Option<usize>>,
+    },
+    Sessions {
+        topic: TopicId,
+        reply: oneshot::Sender<Vec<SessionInfo<PeerId>>>,
+    },
+    Connect {
+        topic: TopicId,
+        peer: PeerId,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+impl std::fmt::Debug for ToActor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ToActor")
+    }
+}
+
+/// Neighbour events of a topic's overlay, forwarded by a task per topic.
+#[derive(Debug)]
+pub(super) struct Neighbor {
+    topic: TopicId,
+    peer: PeerId,
+    up: bool,
+}
+
+struct Subscriber {
+    events: mpsc::Sender<Event<PeerId>>,
+    lagged: u64,
+    /// Keeps the overlay joined; dropping it leaves the gossip topic.
+    _overlay_sender: weft_gossip::TopicSender,
+    /// Forwards the overlay's neighbour events; stops when dropped.
+    _forwarder: AbortOnDropHandle<()>,
+}
+
+/// Limits of the runtime half (from the builder).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    pub(super) max_queued_bytes: usize,
+    pub(super) shutdown_grace: Duration,
+}
+
+pub(super) struct Actor {
+    manager: Manager<PeerId>,
+    endpoint: Endpoint,
+    start: Instant,
+    limits: Limits,
+    commands: mpsc::Receiver<ToActor>,
+    inbound: mpsc::Receiver<Inbound>,
+    from_streams: mpsc::Receiver<FromStream>,
+    to_actor: mpsc::Sender<FromStream>,
+    neighbors_rx: mpsc::Receiver<Neighbor>,
+    neighbors_tx: mpsc::Sender<Neighbor>,
+    queues: HashMap<SessionId, SessionQueue>,
+    tasks: JoinSet<()>,
+    subscribers: HashMap<TopicId, Subscriber>,
+    timers: BinaryHeap<Reverse<(Instant, u64, Timer<PeerId>)>>,
+    timer_seq: u64,
+}
+
+impl Actor {
+    pub(super) fn new(
+        manager: Manager<PeerId>,
+        endpoint: Endpoint,
+        limits: Limits,
+        commands: mpsc::Receiver<ToActor>,
+        inbound: mpsc::Receiver<Inbound>,
+    ) -> Self {
+        let (to_actor, from_streams) = mpsc::channel(1024);
+        let (neighbors_tx, neighbors_rx) = mpsc::channel(256);
+        Self {
+            manager,
+            endpoint,
+            start: Instant::now(),
+            limits,
+            commands,
+            inbound,
+            from_streams,
+            to_actor,
+            neighbors_rx,
+            neighbors_tx,
+            queues: HashMap::new(),
+            tasks: JoinSet::new(),
+            subscribers: HashMap::new(),
+            timers: BinaryHeap::new(),
+            timer_seq: 0,
+        }
+    }
+
+    /// Runs until every handle is gone or `shutdown` finished.
+    pub(super) async fn run(mut self) {
+        loop {
+            let next_timer = self.timers.peek().map(|Reverse((at, _, _))| *at);
+            let sleep = async {
+                match next_timer {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(ToActor::Shutdown { reply }) => {
+                        self.shutdown().await;
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(command) => self.on_command(command),
+                    None => break,
+                },
+                Some(inbound) = self.inbound.recv() => self.on_inbound(inbound),
+                Some(event) = self.from_streams.recv() => self.on_stream(event),
+                Some(neighbor) = self.neighbors_rx.recv() => {
+                    let Neighbor { topic, peer, up } = neighbor;
+                    let input = if up {
+                        InEvent::NeighborUp { topic, peer }
+                    } else {
+                        InEvent::NeighborDown { topic, peer }
+                    };
+                    self.handle(input);
+                }
+                Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
+                () = sleep => self.fire_timers(),
+            }
+        }
+        // Every handle is gone: end sessions cleanly all the same.
+        self.shutdown().await;
+    }
+
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    fn handle(&mut self, input: InEvent<PeerId>) {
+        let now = self.now();
+        self.manager.handle(input, now);
+        self.apply();
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((at, _, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            if let Some(Reverse((_, _, timer))) = self.timers.pop() {
+                self.handle(InEvent::TimerExpired(timer));
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: ToActor) {
+        match command {
+            ToActor::Subscribe {
+                topic,
+                items,
+                protocol,
+                overlay,
+                events,
+                reply,
+            } => {
+                let result = self
+                    .manager
+                    .subscribe(topic, items, protocol)
+                    .map_err(Error::from);
+                if result.is_ok() {
+                    let (sender, overlay_events) = overlay.split();
+                    let neighbors = self.neighbors_tx.clone();
+                    let forwarder = tokio::spawn(forward_neighbors(topic, overlay_events, neighbors));
+                    let subscriber = Subscriber {
+                        events,
+                        lagged: 0,
+                        _overlay_sender: sender,
+                        _forwarder: AbortOnDropHandle::new(forwarder),
+                    };
+                    self.subscribers.insert(topic, subscriber);
+                }
+                let _ = reply.send(result);
+            }
+            ToActor::Unsubscribe { topic } => {
+                self.manager.unsubscribe(topic);
+                self.apply();
+                self.subscribers.remove(&topic);
+            }
+            ToActor::Insert { topic, item, reply } => {
+                let result = self.manager.insert(topic, item).map_err(Error::from);
+                self.apply();
+                let _ = reply.send(result);
+            }
+            ToActor::Get { topic, id, reply } => {
+                let result = match self.manager.items(topic) {
+                    Some(items) => items.get(&id).map_err(Error::from),
+                    None => Err(Error::UnknownTopic(topic)),
+                };
+                let _ = reply.send(result);
+            }
+            ToActor::Len { topic, reply } => {
+                let _ = reply.send(self.manager.items(topic).map(TopicItems::len));
+            }
+            ToActor::Sessions { topic, reply } => {
+                let _ = reply.send(self.manager.sessions(topic));
+            }
+            ToActor::Connect { topic, peer } => {
+                let now = self.now();
+                self.manager.connect(topic, peer, now);
+                self.apply();
+            }
+            ToActor::Shutdown { .. } => unreachable!("handled in run"),
+        }
+    }
+
+    fn on_inbound(&mut self, inbound: Inbound) {
+        let Inbound { peer, send, recv } = inbound;
+        let now = self.now();
+        let session = self.manager.accept(peer, now);
+        let (queue, frames) = SessionQueue::new();
+        let max = self.manager.config().max_frame_size;
+        self.tasks.spawn(streams::run_stream(
+            session,
+            send,
+            recv,
+            frames,
+            queue.queued_bytes.clone(),
+            max,
+            self.to_actor.clone(),
+        ));
+        self.queues.insert(session, queue);
+        self.apply();
+    }
+
+    fn on_stream(&mut self, event: FromStream) {
+        let input = match event {
+            FromStream::Frame(session, frame) => InEvent::Frame { session, frame },
+            FromStream::Closed(session, error) => {
+                self.queues.remove(&session);
+                InEvent::Closed { session, error }
+            }
+        };
+        self.handle(input);
+    }
+
+    fn apply(&mut self) {
+        let outputs: Vec<_> = self.manager.drain().collect();
+        for output in outputs {
+            match output {
+                OutEvent::Open { session, peer } => self.open(session, peer),
+                OutEvent::Send { session, frame } => self.send(session, &frame),
+                OutEvent::Close { session } => {
+                    // Dropping the queue lets the writer finish the stream after what is queued.
+                    self.queues.remove(&session);
+                }
+                OutEvent::Emit { topic, event } => self.emit(topic, event),
+                OutEvent::ScheduleTimer(delay, timer) => {
+                    self.timer_seq += 1;
+                    let at = Instant::now() + delay;
+                    self.timers.push(Reverse((at, self.timer_seq, timer)));
+                }
+            }
+        }
+    }
+
+    fn open(&mut self, session: SessionId, peer: PeerId) {
+        let (queue, frames) = SessionQueue::new();
+        let max = self.manager.config().max_frame_size;
+        self.tasks.spawn(streams::outbound(
+            self.endpoint.clone(),
+            peer,
+            session,
+            frames,
+            queue.queued_bytes.clone(),
+            max,
+            self.to_actor.clone(),
+        ));
+        self.queues.insert(session, queue);
+    }
+
+    fn send(&mut self, session: SessionId, frame: &crate::proto::Frame) {
+        let Some(queue) = self.queues.get(&session) else {
+            return;
+        };
+        let max = self.manager.config().max_frame_size;
+        let queued = match encode_frame(frame, max) {
+            Ok(bytes) => queue.push(bytes, self.limits.max_queued_bytes),
+            Err(err) => {
+                debug!(%err, "sync: frame not encoded");
+                false
+            }
+        };
+        if !queued {
+            // Too slow a reader (or a frame over the limit): fail the session; a later one
+            // reconciles whatever did not go out.
+            self.queues.remove(&session);
+            let error = Some("send queue full".to_owned());
+            let now = self.now();
+            self.manager
+                .handle(InEvent::Closed { session, error }, now);
+        }
+    }
+
+    fn emit(&mut self, topic: TopicId, event: Event<PeerId>) {
+        let Some(sub) = self.subscribers.get_mut(&topic) else {
+            return;
+        };
+        if sub.lagged > 0 {
+            match sub.events.try_send(Event::Lagged(sub.lagged)) {
+                Ok(()) => sub.lagged = 0,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    sub.lagged += 1;
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+            }
+        }
+        if let Err(mpsc::error::TrySendError::Full(_)) = sub.events.try_send(event) {
+            sub.lagged += 1;
+        }
+    }
+
+    /// Ends every session, lets the writers finish their streams within the grace period,
+    /// then leaves the overlays.
+    async fn shutdown(&mut self) {
+        self.manager.shutdown();
+        self.apply();
+        self.queues.clear();
+        // Leave the overlays: no new neighbour starts a session now.
+        self.subscribers.clear();
+        let grace = self.limits.shutdown_grace;
+        let tasks = &mut self.tasks;
+        let from_streams = &mut self.from_streams;
+        let _ = tokio::time::timeout(grace, async {
+            loop {
+                tokio::select! {
+                    joined = tasks.join_next() => if joined.is_none() { break },
+                    // Keep the stream tasks from blocking on a full channel.
+                    Some(_) = from_streams.recv() => {}
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// Forwards one overlay's neighbour events to the actor.
+async fn forward_neighbors(
+    topic: TopicId,
+    mut events: weft_gossip::TopicEvents,
+    to_actor: mpsc::Sender<Neighbor>,
+) {
+    while let Some(event) = events.recv().await {
+        let (peer, up) = match event {
+            GossipEvent::NeighborUp(peer) => (peer, true),
+            GossipEvent::NeighborDown(peer) => (peer, false),
+            _ => continue,
+        };
+        if to_actor.send(Neighbor { topic, peer, up }).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! The runtime: one actor per [`SyncManager`] that owns the proto [`Manager`] and drives it
+//! over weft-transport (protocol `sync/1`) and weft-gossip (neighbour events).
+//!
+//! Wiring: every synced topic joins a gossip overlay on a topic id derived from the sync topic
+//! ([`overlay_topic`]), used only to sample peers; its neighbour events start and end
+//! sessions. Each session is one bidirectional QUIC stream with a task that moves its frames.
+//! Bounds and policies:
+//! - commands from handles: `command_capacity`, callers wait when full;
+//! - streams opened by peers: 64 waiting for the actor, further ones wait (QUIC flow control);
+//! - frames queued to one session: `max_queued_bytes` (and 4,096 frames); when over it the
+//!   session fails and is retried later, and the next session reconciles what was not sent,
+//!   so nothing is lost, only delayed;
+//! - events to a topic's subscriber: `event_capacity`; when full events are dropped and the
+//!   next one delivered is `Event::Lagged(n)` (the items themselves are in the store).
+//!
+//! [`Manager`]: crate::proto::Manager
+
+mod actor;
+mod streams;
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::{mpsc, oneshot};
+use weft_gossip::{Gossip, TopicId};
+use weft_transport::{Endpoint, PeerAddr, PeerId, Protocol, RegisterError, Registration};
+
+use self::{
+    actor::{Actor, Limits, ToActor},
+    streams::Handler,
+};
+use crate::{
+    proto::{
+        Config, Event, InsertError, Item, ItemId, Manager, ProtocolFactory, SessionInfo,
+        SetReconciliationFactory, SubscribeError, TopicItems,
+    },
+    store::{Store, StoreError},
+};
+
+/// The sync protocol on weft-transport: ALPN `weft/<network>/sync/1`.
+pub const SYNC: Protocol = Protocol::new(crate::PROTOCOL_NAME, crate::PROTOCOL_VERSION);
+
+/// The gossip topic whose overlay samples the peers of a sync topic.
+pub fn overlay_topic(topic: TopicId) -> TopicId {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"weft/sync/overlay/1");
+    hasher.update(topic.as_bytes());
+    TopicId(*hasher.finalize().as_bytes())
+}
+
+/// Why the actor could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// `sync/1` is already registered on this endpoint.
+    #[error(transparent)]
+    Register(#[from] RegisterError),
+}
+
+/// Why a call on a sync handle failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The topic could not be subscribed.
+    #[error(transparent)]
+    Subscribe(#[from] SubscribeError),
+    /// The insert was refused.
+    #[error(transparent)]
+    Insert(#[from] InsertError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The topic is not synced.
+    #[error("topic {0} is not synced")]
+    UnknownTopic(TopicId),
+    /// The gossip overlay could not be joined.
+    #[error("gossip: {0}")]
+    Gossip(#[from] weft_gossip::Error),
+    /// The actor stopped (shut down, or every handle dropped).
+    #[error("sync actor stopped")]
+    Closed,
+}
+
+/// Builds a [`SyncManager`].
+#[derive(Debug, Clone)]
+pub struct Builder {
+    config: Config,
+    event_capacity: usize,
+    command_capacity: usize,
+    max_queued_bytes: usize,
+    shutdown_grace: Duration,
+}
+
+impl Builder {
+    /// The protocol config.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Events buffered per topic before `Lagged` (default 4,096).
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity.max(1);
+        self
+    }
+
+    /// Bytes queued to one session before it fails as too slow (default 16 MiB).
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.max_queued_bytes = bytes.max(self.config.max_frame_size);
+        self
+    }
+
+    /// How long [`SyncManager::shutdown`] waits for sessions to close cleanly (default 2 s).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// Registers `sync/1` on `endpoint` and starts the actor (needs a tokio runtime). Topics
+    /// join overlays on `gossip`, which must run on the same endpoint.
+    pub fn spawn(self, endpoint: &Endpoint, gossip: &Gossip) -> Result<SyncManager, SpawnError> {
+        let (commands_tx, commands_rx) = mpsc::channel(self.command_capacity);
+        let (inbound_tx, inbound_rx) = mpsc::channel(64);
+        let handler = Handler {
+            inbound: inbound_tx,
+            commands: commands_tx.downgrade(),
+        };
+        let registration = endpoint.register(SYNC, handler)?;
+        let seed = endpoint.secret_seed("weft/sync/manager");
+        let manager = Manager::new(endpoint.id(), self.config.clone(), seed);
+        let limits = Limits {
+            max_queued_bytes: self.max_queued_bytes,
+            shutdown_grace: self.shutdown_grace,
+        };
+        let actor = Actor::new(manager, endpoint.clone(), limits, commands_rx, inbound_rx);
+        tokio::spawn(actor.run());
+        Ok(SyncManager {
+            inner: Arc::new(Inner {
+                commands: commands_tx,
+                config: self.config,
+                event_capacity: self.event_capacity,
+                gossip: gossip.clone(),
+                endpoint: endpoint.clone(),
+                registration,
+            }),
+        })
+    }
+}
+
+/// A running sync manager. Cheap to clone; the actor ends its sessions and stops when the last
+/// clone is dropped or [`SyncManager::shutdown`] is called.
+#[derive(Debug, Clone)]
+pub struct SyncManager {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    commands: mpsc::Sender<ToActor>,
+    config: Config,
+    event_capacity: usize,
+    gossip: Gossip,
+    endpoint: Endpoint,
+    registration: Registration,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.endpoint.unregister_exact(self.registration);
+    }
+}
+
+impl SyncManager {
+    /// Starts building a sync manager.
+    pub fn builder() -> Builder {
+        Builder {
+            config: Config::default(),
+            event_capacity: 4096,
+            command_capacity: 256,
+            max_queued_bytes: 16 * 1024 * 1024,
+            shutdown_grace: Duration::from_secs(2),
+        }
+    }
+
+    /// Our peer id.
+    pub fn id(&self) -> PeerId {
+        self.inner.endpoint.id()
+    }
+
+    /// Starts syncing `topic` with the items in `store`, by set reconciliation, joining its
+    /// overlay through `bootstrap` peers (none: wait to be joined).
+    pub async fn subscribe(
+        &self,
+        topic: TopicId,
+        store: impl Store,
+        bootstrap: Vec<PeerAddr>,
+    ) -> Result<SyncTopic, Error> {
+        let protocol = Arc::new(SetReconciliationFactory::new((&self.inner.config).into()));
+        self.subscribe_with(topic, Box::new(store), protocol, bootstrap)
+            .await
+    }
+
+    /// Starts syncing `topic` with your own session protocol.
+    pub async fn subscribe_with(
+        &self,
+        topic: TopicId,
+        store: Box<dyn Store>,
+        protocol: Arc<dyn ProtocolFactory>,
+        bootstrap: Vec<PeerAddr>,
+    ) -> Result<SyncTopic, Error> {
+        // Reading every key of a large persistent store takes a while: not on the runtime.
+        let items = tokio::task::spawn_blocking(move || TopicItems::open(store))
+            .await
+            .map_err(|_| Error::Closed)??;
+        let overlay = self
+            .inner
+            .gossip
+            .subscribe(overlay_topic(topic), bootstrap)
+            .await?;
+        let (events_tx, events) = mpsc::channel(self.inner.event_capacity);
+        let (reply, rx) = oneshot::channel();
+        self.send(ToActor::Subscribe {
+            topic,
+            items,
+            protocol,
+            overlay,
+            events: events_tx,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| Error::Closed)??;
+        Ok(SyncTopic {
+            topic,
+            manager: self.clone(),
+            events,
+        })
+    }
+
+    /// Ends every session cleanly (streams finished, within the grace period), leaves every
+    /// overlay and stops the actor. Later calls fail with [`Error::Closed`].
+    pub async fn shutdown(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.send(ToActor::Shutdown { reply }).await.is_ok() {
+            let _ = done.await;
+        }
+        self.inner.endpoint.unregister_exact(self.inner.registration);
+    }
+
+    async fn send(&self, command: ToActor) -> Result<(), Error> {
+        self.inner
+            .commands
+            .send(command)
+            .await
+            .map_err(|_| Error::Closed)
+    }
+
+    async fn ask<T>(&self, command: impl FnOnce(oneshot::Sender<T>) -> ToActor) -> Result<T, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(command(reply)).await?;
+        rx.await.map_err(|_| Error::Closed)
+    }
+}
+
+/// A synced topic: insert items, read them, and receive its events. Dropping it stops
+/// syncing the topic (its sessions end, its overlay is left).
+#[derive(Debug)]
+pub struct SyncTopic {
+    topic: TopicId,
+    manager: SyncManager,
+    events: mpsc::Receiver<Event<PeerId>>,
+}
+
+impl SyncTopic {
+    /// The topic id.
+    pub fn id(&self) -> TopicId {
+        self.topic
+    }
+
+    /// Inserts an item made of a timestamp and a payload; returns its id. It reaches every
+    /// live session at once.
+    pub async fn insert(&self, timestamp: u64, payload: &[u8]) -> Result<ItemId, Error> {
+        let item = Item::new(timestamp, payload);
+        let id = item.id();
+        self.insert_item(item).await?;
+        Ok(id)
+    }
+
+    /// Inserts an item; returns whether it was new.
+    pub async fn insert_item(&self, item: Item) -> Result<bool, Error> {
+        let topic = self.topic;
+        self.manager
+            .ask(|reply| ToActor::Insert { topic, item, reply })
+            .await?
+    }
+
+    /// The item with this id, if the topic holds it.
+    pub async fn get(&self, id: ItemId) -> Result<Option<Item>, Error> {
+        let topic = self.topic;
+        self.manager
+            .ask(|reply| ToActor::Get { topic, id, reply })
+            .await?
+    }
+
+    /// How many items the topic holds.
+    pub async fn item_count(&self) -> Result<usize, Error> {
+        let topic = self.topic;
+        self.manager
+            .ask(|reply| ToActor::Len { topic, reply })
+            .await?
+            .ok_or(Error::UnknownTopic(topic))
+    }
+
+    /// The topic's sessions.
+    pub async fn sessions(&self) -> Result<Vec<SessionInfo<PeerId>>, Error> {
+        let topic = self.topic;
+        self.manager
+            .ask(|reply| ToActor::Sessions { topic, reply })
+            .await
+    }
+
+    /// Opens a session with `peer` now if none runs (normally sessions follow the overlay's
+    /// neighbours; this syncs with a chosen peer, e.g. one that is not a neighbour).
+    pub async fn sync_with(&self, peer: PeerAddr) -> Result<(), Error> {
+        self.manager.inner.endpoint.add_peer_addr(&peer);
+        let topic = self.topic;
+        self.manager
+            .send(ToActor::Connect {
+                topic,
+                peer: peer.id,
+            })
+            .await
+    }
+
+    /// The next event; `None` once the actor stopped.
+    pub async fn recv(&mut self) -> Option<Event<PeerId>> {
+        self.events.recv().await
+    }
+}
+
+impl Drop for SyncTopic {
+    fn drop(&mut self) {
+        // Best effort: a full command queue means a busy actor; the topic then stays synced
+        // until the manager shuts down.
+        let _ = self
+            .manager
+            .inner
+            .commands
+            .try_send(ToActor::Unsubscribe { topic: self.topic });
+    }
+}

@@ -1,0 +1,649 @@
+//! The topic sync manager: which sessions run, with whom, and what happens to their output.
+//!
+//! One session per (peer, topic): when a gossip neighbour of a topic comes up, the side with
+//! the lower peer id opens the session at once and the higher one waits `fallback_wait` before
+//! opening one itself. If both sessions meet anyway (both dialled at the same moment, or a
+//! retry crossed an open), the one opened by the lower id wins on both sides: the loser is
+//! closed or refused as `Duplicate`. A failed session is retried with exponential backoff
+//! while the peer is still a neighbour; a neighbour going down ends its session.
+//!
+//! Driving: inputs through [`Manager::handle`] and the command methods, outputs drained with
+//! [`Manager::drain`] after each call (gossip's shape: `now` is the time since the runtime
+//! started, timers are relative delays).
+
+mod session;
+mod types;
+
+use std::{
+    collections::{BTreeMap, BTreeSet, VecDeque},
+    sync::Arc,
+    time::Duration,
+};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use weft_gossip::{PeerIdentity, TopicId};
+
+pub use self::types::{EndReason, Event, InEvent, OutEvent, SessionError, SessionId, Timer};
+use self::session::{Phase, Session};
+use super::{
+    Config, Item,
+    items::TopicItems,
+    protocol::{Context, ProtocolError, ProtocolFactory, Role, SyncProtocol},
+    wire::{Frame, Refusal},
+};
+use crate::store::StoreError;
+
+/// Why a topic could not be subscribed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubscribeError {
+    /// At `max_topics`.
+    #[error("already syncing the maximum of {0} topics")]
+    TooManyTopics(usize),
+    /// The topic is synced already.
+    #[error("topic {0} is synced already")]
+    AlreadySubscribed(TopicId),
+}
+
+/// Why a local insert failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InsertError {
+    /// The topic is not synced.
+    #[error("topic {0} is not synced")]
+    UnknownTopic(TopicId),
+    /// The item is larger than `max_item_size`.
+    #[error("item of {size} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The store failed; nothing was inserted.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A session as [`Manager::sessions`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionInfo<PI> {
+    /// The session.
+    pub id: SessionId,
+    /// The peer.
+    pub peer: PI,
+    /// Our role.
+    pub role: Role,
+    /// Caught up and in live mode.
+    pub live: bool,
+}
+
+struct TopicState<PI> {
+    items: TopicItems,
+    protocol: Arc<dyn ProtocolFactory>,
+    neighbors: BTreeSet<PI>,
+    /// Consecutive failed sessions per neighbour (backoff exponent); reset on catch-up.
+    failures: BTreeMap<PI, u32>,
+}
+
+/// Inbound session attempts of one peer in the current window.
+#[derive(Debug, Clone, Copy)]
+struct Attempts {
+    window_start: Duration,
+    count: u32,
+}
+
+/// The sans-IO topic sync manager. See the module docs.
+pub struct Manager<PI> {
+    me: PI,
+    config: Config,
+    rng: ChaCha8Rng,
+    topics: BTreeMap<TopicId, TopicState<PI>>,
+    sessions: BTreeMap<SessionId, Session<PI>>,
+    by_pair: BTreeMap<(PI, TopicId), SessionId>,
+    attempts: BTreeMap<PI, Attempts>,
+    next_session: u64,
+    shutting_down: bool,
+    outputs: VecDeque<OutEvent<PI>>,
+}
+
+impl<PI: PeerIdentity> std::fmt::Debug for Manager<PI> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field("me", &self.me)
+            .field("topics", &self.topics.len())
+            .field("sessions", &self.sessions.len())
+            .finish()
+    }
+}
+
+impl<PI: PeerIdentity> Manager<PI> {
+    /// A manager for the node `me`; `seed` drives the retry jitter.
+    pub fn new(me: PI, config: Config, seed: u64) -> Self {
+        Self {
+            me,
+            config,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            topics: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            by_pair: BTreeMap::new(),
+            attempts: BTreeMap::new(),
+            next_session: 0,
+            shutting_down: false,
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// The config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Starts syncing `topic` with these items and this session protocol.
+    pub fn subscribe(
+        &mut self,
+        topic: TopicId,
+        items: TopicItems,
+        protocol: Arc<dyn ProtocolFactory>,
+    ) -> Result<(), SubscribeError> {
+        if self.topics.contains_key(&topic) {
+            return Err(SubscribeError::AlreadySubscribed(topic));
+        }
+        if self.topics.len() >= self.config.max_topics {
+            return Err(SubscribeError::TooManyTopics(self.config.max_topics));
+        }
+        let state = TopicState {
+            items,
+            protocol,
+            neighbors: BTreeSet::new(),
+            failures: BTreeMap::new(),
+        };
+        self.topics.insert(topic, state);
+        Ok(())
+    }
+
+    /// Stops syncing `topic`: its sessions end (streams finished) and its items are returned.
+    pub fn unsubscribe(&mut self, topic: TopicId) -> Option<TopicItems> {
+        for id in self.topic_sessions(topic) {
+            self.end(id, EndReason::Unsubscribed);
+        }
+        self.topics.remove(&topic).map(|state| state.items)
+    }
+
+    /// Ends every session and refuses new ones: the first step of a graceful shutdown.
+    pub fn shutdown(&mut self) {
+        self.shutting_down = true;
+        let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        for id in ids {
+            self.end(id, EndReason::Shutdown);
+        }
+    }
+
+    /// Inserts a local item into `topic`; a new one goes to every running session at once.
+    /// Returns whether it was new.
+    pub fn insert(&mut self, topic: TopicId, item: Item) -> Result<bool, InsertError> {
+        if item.len() > self.config.max_item_size {
+            return Err(InsertError::TooLarge {
+                size: item.len(),
+                max: self.config.max_item_size,
+            });
+        }
+        let state = self
+            .topics
+            .get_mut(&topic)
+            .ok_or(InsertError::UnknownTopic(topic))?;
+        if !state.items.insert(&item)? {
+            return Ok(false);
+        }
+        self.forward(topic, &[item], None);
+        Ok(true)
+    }
+
+    /// A peer opened a stream: a new inbound session waiting for its `Hello`. A peer over its
+    /// attempt rate is refused at once.
+    pub fn accept(&mut self, peer: PI, now: Duration) -> SessionId {
+        let id = self.new_session_id();
+        self.sessions
+            .insert(id, Session::new(peer, None, Role::Acceptor, now));
+        if self.shutting_down {
+            self.refuse(id, Refusal::ShuttingDown);
+        } else if !self.count_attempt(peer, now) {
+            self.refuse(id, Refusal::TooManyAttempts);
+        } else {
+            self.arm_silence(id);
+        }
+        id
+    }
+
+    /// Feeds an input.
+    pub fn handle(&mut self, event: InEvent<PI>, now: Duration) {
+        match event {
+            InEvent::NeighborUp { topic, peer } => self.on_neighbor_up(topic, peer, now),
+            InEvent::NeighborDown { topic, peer } => self.on_neighbor_down(topic, peer),
+            InEvent::Frame { session, frame } => self.on_frame(session, frame, now),
+            InEvent::Closed { session, error } => self.on_closed(session, error),
+            InEvent::TimerExpired(timer) => self.on_timer(timer, now),
+        }
+    }
+
+    /// The outputs of the calls so far, in order. Drain after every call.
+    pub fn drain(&mut self) -> std::collections::vec_deque::Drain<'_, OutEvent<PI>> {
+        self.outputs.drain(..)
+    }
+
+    /// The synced topics.
+    pub fn topics(&self) -> impl Iterator<Item = TopicId> + '_ {
+        self.topics.keys().copied()
+    }
+
+    /// A topic's items.
+    pub fn items(&self, topic: TopicId) -> Option<&TopicItems> {
+        self.topics.get(&topic).map(|state| &state.items)
+    }
+
+    /// A topic's sessions past the handshake or in it.
+    pub fn sessions(&self, topic: TopicId) -> Vec<SessionInfo<PI>> {
+        self.sessions
+            .iter()
+            .filter(|(_, s)| s.topic == Some(topic))
+            .map(|(id, s)| SessionInfo {
+                id: *id,
+                peer: s.peer,
+                role: s.role,
+                live: s.phase == Phase::Live,
+            })
+            .collect()
+    }
+
+    /// Opens a session with `peer` on `topic` now (if none runs): what a neighbour-up does on
+    /// the lower id's side, available to tests and to applications that sync with a peer that
+    /// is not a neighbour.
+    pub fn connect(&mut self, topic: TopicId, peer: PI, now: Duration) {
+        self.open(topic, peer, now);
+    }
+
+    fn new_session_id(&mut self) -> SessionId {
+        self.next_session += 1;
+        SessionId(self.next_session)
+    }
+
+    fn out(&mut self, event: OutEvent<PI>) {
+        self.outputs.push_back(event);
+    }
+
+    fn emit(&mut self, topic: TopicId, event: Event<PI>) {
+        self.out(OutEvent::Emit { topic, event });
+    }
+
+    fn send(&mut self, id: SessionId, frame: Frame) {
+        self.out(OutEvent::Send { session: id, frame });
+    }
+
+    fn arm_silence(&mut self, id: SessionId) {
+        let after = self.config.session_timeout;
+        self.out(OutEvent::ScheduleTimer(after, Timer::Silence(id)));
+    }
+
+    fn topic_sessions(&self, topic: TopicId) -> Vec<SessionId> {
+        self.sessions
+            .iter()
+            .filter(|(_, s)| s.topic == Some(topic))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn peer_session_count(&self, peer: PI) -> usize {
+        self.by_pair
+            .range((peer, TopicId([0; 32]))..=(peer, TopicId([0xff; 32])))
+            .count()
+    }
+
+    /// Whether one more session on `topic` with `peer` fits the limits.
+    fn has_room(&self, topic: TopicId, peer: PI) -> bool {
+        self.topic_sessions(topic).len() < self.config.max_sessions_per_topic
+            && self.peer_session_count(peer) < self.config.max_sessions_per_peer
+    }
+
+    fn count_attempt(&mut self, peer: PI, now: Duration) -> bool {
+        let window = self.config.attempt_window;
+        if !self.attempts.contains_key(&peer) && self.attempts.len() >= self.config.max_tracked_peers
+        {
+            // Forget the peer whose window started first: its count matters least now.
+            if let Some(oldest) = self
+                .attempts
+                .iter()
+                .min_by_key(|(_, a)| a.window_start)
+                .map(|(p, _)| *p)
+            {
+                self.attempts.remove(&oldest);
+            }
+        }
+        let entry = self.attempts.entry(peer).or_insert(Attempts {
+            window_start: now,
+            count: 0,
+        });
+        if now.saturating_sub(entry.window_start) >= window {
+            *entry = Attempts {
+                window_start: now,
+                count: 0,
+            };
+        }
+        entry.count += 1;
+        entry.count <= self.config.max_attempts_per_window
+    }
+
+    fn open(&mut self, topic: TopicId, peer: PI, now: Duration) {
+        if self.shutting_down
+            || peer == self.me
+            || self.by_pair.contains_key(&(peer, topic))
+            || !self.has_room(topic, peer)
+        {
+            return;
+        }
+        let Some(state) = self.topics.get(&topic) else {
+            return;
+        };
+        let protocol = state.protocol.name().to_owned();
+        let id = self.new_session_id();
+        self.sessions
+            .insert(id, Session::new(peer, Some(topic), Role::Initiator, now));
+        self.by_pair.insert((peer, topic), id);
+        self.out(OutEvent::Open { session: id, peer });
+        self.send(id, Frame::Hello { topic, protocol });
+        self.arm_silence(id);
+    }
+
+    fn on_neighbor_up(&mut self, topic: TopicId, peer: PI, now: Duration) {
+        let Some(state) = self.topics.get_mut(&topic) else {
+            return;
+        };
+        state.neighbors.insert(peer);
+        if self.me < peer {
+            self.open(topic, peer, now);
+        } else {
+            let wait = self.config.fallback_wait;
+            self.out(OutEvent::ScheduleTimer(wait, Timer::Fallback { topic, peer }));
+        }
+    }
+
+    fn on_neighbor_down(&mut self, topic: TopicId, peer: PI) {
+        let Some(state) = self.topics.get_mut(&topic) else {
+            return;
+        };
+        state.neighbors.remove(&peer);
+        state.failures.remove(&peer);
+        if let Some(id) = self.by_pair.get(&(peer, topic)).copied() {
+            self.end(id, EndReason::NeighborDown);
+        }
+    }
+
+    fn on_timer(&mut self, timer: Timer<PI>, now: Duration) {
+        match timer {
+            Timer::Fallback { topic, peer } | Timer::Retry { topic, peer } => {
+                let is_neighbor = self
+                    .topics
+                    .get(&topic)
+                    .is_some_and(|state| state.neighbors.contains(&peer));
+                if is_neighbor {
+                    self.open(topic, peer, now);
+                }
+            }
+            Timer::Silence(id) => {
+                let timeout = self.config.session_timeout;
+                let Some(session) = self.sessions.get(&id) else {
+                    return;
+                };
+                if !session.watches_silence() {
+                    return;
+                }
+                let quiet = now.saturating_sub(session.last_heard);
+                if quiet >= timeout {
+                    self.fail(id, SessionError::Timeout(timeout));
+                } else {
+                    self.out(OutEvent::ScheduleTimer(timeout - quiet, Timer::Silence(id)));
+                }
+            }
+        }
+    }
+
+    fn on_closed(&mut self, id: SessionId, error: Option<String>) {
+        match error {
+            None => self.end(id, EndReason::PeerClosed),
+            Some(error) => self.fail(id, SessionError::Stream(error)),
+        }
+    }
+
+    fn on_frame(&mut self, id: SessionId, frame: Frame, now: Duration) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        session.last_heard = now;
+        let phase = session.phase;
+        match (phase, frame) {
+            (Phase::AwaitHello, Frame::Hello { topic, protocol }) => {
+                self.on_hello(id, topic, &protocol)
+            }
+            (Phase::AwaitAccept, Frame::Accept) => self.start(id),
+            (Phase::AwaitAccept, Frame::Refuse(refusal)) => self.on_refused(id, refusal),
+            (_, Frame::Abort(reason)) => self.fail(id, SessionError::PeerAborted(reason)),
+            (Phase::CatchingUp | Phase::Live, Frame::Data(bytes)) => {
+                if let Some(session) = self.sessions.get_mut(&id) {
+                    session.bytes_in += bytes.len() as u64;
+                }
+                self.run(id, |protocol, cx| protocol.receive(&bytes, cx));
+            }
+            (phase, frame) => {
+                let what = format!("{frame:?}");
+                let what: String = what.chars().take(40).collect();
+                self.fail(
+                    id,
+                    SessionError::Handshake(format!("unexpected {what} in {phase:?}")),
+                );
+            }
+        }
+    }
+
+    fn on_hello(&mut self, id: SessionId, topic: TopicId, protocol: &str) {
+        let Some(peer) = self.sessions.get(&id).map(|s| s.peer) else {
+            return;
+        };
+        let Some(state) = self.topics.get(&topic) else {
+            return self.refuse(id, Refusal::UnknownTopic);
+        };
+        if state.protocol.name() != protocol {
+            let ours = state.protocol.name().to_owned();
+            return self.refuse(id, Refusal::UnsupportedProtocol { ours });
+        }
+        if let Some(existing) = self.by_pair.get(&(peer, topic)).copied() {
+            let ours = self.sessions.get(&existing).map(|s| s.role) == Some(Role::Initiator);
+            // The session opened by the lower id wins, on both sides. An inbound session
+            // replacing an inbound one means the peer lost the old one (a restart).
+            if ours && self.me < peer {
+                return self.refuse(id, Refusal::Duplicate);
+            }
+            self.end(existing, EndReason::Duplicate);
+        }
+        if !self.has_room(topic, peer) {
+            return self.refuse(id, Refusal::TooManySessions);
+        }
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.topic = Some(topic);
+        }
+        self.by_pair.insert((peer, topic), id);
+        self.send(id, Frame::Accept);
+        self.start(id);
+    }
+
+    fn on_refused(&mut self, id: SessionId, refusal: Refusal) {
+        if refusal == Refusal::Duplicate {
+            // The peer's own session with us wins; it will arrive (or has) as an inbound one.
+            self.end(id, EndReason::Duplicate);
+        } else {
+            self.fail(id, SessionError::Refused(refusal));
+        }
+    }
+
+    fn refuse(&mut self, id: SessionId, refusal: Refusal) {
+        self.send(id, Frame::Refuse(refusal));
+        self.out(OutEvent::Close { session: id });
+        self.sessions.remove(&id);
+    }
+
+    /// The handshake is over: the protocol starts.
+    fn start(&mut self, id: SessionId) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let Some(state) = session.topic.and_then(|t| self.topics.get(&t)) else {
+            return;
+        };
+        session.protocol = Some(state.protocol.new_session(session.role));
+        session.phase = Phase::CatchingUp;
+        let (peer, role, topic) = (session.peer, session.role, session.topic);
+        if let Some(topic) = topic {
+            self.emit(topic, Event::SessionStarted { peer, role });
+        }
+        self.run(id, |protocol, cx| protocol.start(cx));
+    }
+
+    /// Runs one protocol call on a session and acts on what it did.
+    fn run(
+        &mut self,
+        id: SessionId,
+        call: impl FnOnce(&mut dyn SyncProtocol, &mut Context<'_>) -> Result<(), ProtocolError>,
+    ) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let (Some(topic), Some(mut protocol)) = (session.topic, session.protocol.take()) else {
+            return;
+        };
+        let Some(state) = self.topics.get_mut(&topic) else {
+            return;
+        };
+        let (mut sent, mut received, mut caught_up) = (Vec::new(), Vec::new(), false);
+        let result = {
+            let mut cx = Context::new(
+                session.role,
+                &mut state.items,
+                &mut sent,
+                &mut received,
+                &mut caught_up,
+            );
+            call(protocol.as_mut(), &mut cx)
+        };
+        let stats = protocol.stats();
+        session.protocol = Some(protocol);
+        let peer = session.peer;
+        for message in sent {
+            session.bytes_out += message.len() as u64;
+            self.outputs.push_back(OutEvent::Send {
+                session: id,
+                frame: Frame::Data(message),
+            });
+        }
+        if let Err(err) = result {
+            self.send(id, Frame::Abort(err.to_string()));
+            return self.fail(id, SessionError::Protocol(err.to_string()));
+        }
+        for item in &received {
+            let item = item.clone();
+            self.emit(topic, Event::ItemReceived { item, from: peer });
+        }
+        if !received.is_empty() {
+            self.forward(topic, &received, Some(id));
+        }
+        if caught_up {
+            self.caught_up(id, topic, stats);
+        }
+    }
+
+    fn caught_up(&mut self, id: SessionId, topic: TopicId, mut stats: super::CatchUpStats) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        if session.phase != Phase::CatchingUp {
+            return;
+        }
+        session.phase = Phase::Live;
+        stats.bytes_received = session.bytes_in;
+        stats.bytes_sent = session.bytes_out;
+        let peer = session.peer;
+        if let Some(state) = self.topics.get_mut(&topic) {
+            state.failures.remove(&peer);
+        }
+        self.emit(topic, Event::CaughtUp { peer, stats });
+    }
+
+    /// Sends items new to this node to the topic's running sessions but `except`.
+    fn forward(&mut self, topic: TopicId, items: &[Item], except: Option<SessionId>) {
+        let targets: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(id, s)| Some(**id) != except && s.topic == Some(topic) && s.is_running())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in targets {
+            for item in items {
+                self.run(id, |protocol, cx| protocol.forward(item, cx));
+            }
+        }
+    }
+
+    /// Forgets a session and finishes its stream.
+    fn remove(&mut self, id: SessionId) -> Option<Session<PI>> {
+        let session = self.sessions.remove(&id)?;
+        if let Some(topic) = session.topic
+            && self.by_pair.get(&(session.peer, topic)) == Some(&id)
+        {
+            self.by_pair.remove(&(session.peer, topic));
+        }
+        self.out(OutEvent::Close { session: id });
+        Some(session)
+    }
+
+    /// Ends a session without failure.
+    fn end(&mut self, id: SessionId, reason: EndReason) {
+        let Some(session) = self.remove(id) else {
+            return;
+        };
+        if let (Some(topic), true) = (session.topic, session.is_running()) {
+            let peer = session.peer;
+            self.emit(topic, Event::SessionEnded { peer, reason });
+        }
+    }
+
+    /// Fails a session and schedules its retry.
+    fn fail(&mut self, id: SessionId, error: SessionError) {
+        let Some(session) = self.remove(id) else {
+            return;
+        };
+        let Some(topic) = session.topic else {
+            return;
+        };
+        let peer = session.peer;
+        self.emit(topic, Event::SessionFailed { peer, error });
+        self.schedule_retry(topic, peer);
+    }
+
+    fn schedule_retry(&mut self, topic: TopicId, peer: PI) {
+        let Some(state) = self.topics.get_mut(&topic) else {
+            return;
+        };
+        if !state.neighbors.contains(&peer) {
+            return;
+        }
+        let failures = state.failures.entry(peer).or_insert(0);
+        *failures = failures.saturating_add(1);
+        let exponent = (*failures - 1).min(20);
+        let delay = self
+            .config
+            .retry_base
+            .saturating_mul(1 << exponent)
+            .min(self.config.retry_max);
+        // Jitter in [1, 1.5): two peers that failed together do not retry together.
+        let delay = delay.mul_f64(1.0 + self.rng.random::<f64>() * 0.5);
+        self.out(OutEvent::ScheduleTimer(delay, Timer::Retry { topic, peer }));
+    }
+}
