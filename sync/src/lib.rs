@@ -12,6 +12,7 @@
 //! Wire format and state machines: `docs/protocols/sync.md`.
 
 pub mod proto;
+pub mod sim;
 pub mod store;
 
 pub use proto::{Item, ItemError, ItemId, ItemKey};
