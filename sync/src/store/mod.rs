@@ -106,6 +106,11 @@ pub trait Store: Send + 'static {
 
     /// How many items are stored.
     fn len(&self) -> Result<u64, StoreError>;
+
+    /// Whether no item is stored.
+    fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len()? == 0)
+    }
 }
 
 impl Store for Box<dyn Store> {
@@ -132,21 +137,10 @@ impl Store for Box<dyn Store> {
     fn len(&self) -> Result<u64, StoreError> {
         (**self).len()
     }
-}
 
-/// Rebuilds an item from stored bytes, refusing bytes that are not the item stored under `id`.
-fn checked_item(id: ItemId, bytes: &[u8]) -> Result<Item, StoreError> {
-    let item = Item::from_bytes(bytes.to_vec()).map_err(|err| StoreError::Corrupt {
-        id,
-        reason: err.to_string(),
-    })?;
-    if item.id() != id {
-        return Err(StoreError::Corrupt {
-            id,
-            reason: format!("stored bytes hash to {}", item.id()),
-        });
+    fn is_empty(&self) -> Result<bool, StoreError> {
+        (**self).is_empty()
     }
-    Ok(item)
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use redb::{
     TableDefinition, WriteTransaction,
 };
 
-use super::{DEFAULT_MAX_ITEMS, Store, StoreError, checked_item};
+use super::{DEFAULT_MAX_ITEMS, Store, StoreError};
 use crate::proto::{Item, ItemId, ItemKey, TIMESTAMP_LEN};
 
 /// Bytes of a key-table key: the timestamp then the id.
@@ -268,6 +268,21 @@ fn key_from_bytes(bytes: &[u8; KEY_LEN]) -> ItemKey {
     ItemKey::new(u64::from_be_bytes(timestamp), ItemId(id))
 }
 
+/// Rebuilds an item from stored bytes, refusing bytes that are not the item stored under `id`.
+fn checked_item(id: ItemId, bytes: &[u8]) -> Result<Item, StoreError> {
+    let item = Item::from_bytes(bytes.to_vec()).map_err(|err| StoreError::Corrupt {
+        id,
+        reason: err.to_string(),
+    })?;
+    if item.id() != id {
+        return Err(StoreError::Corrupt {
+            id,
+            reason: format!("stored bytes hash to {}", item.id()),
+        });
+    }
+    Ok(item)
+}
+
 impl Store for RedbStore {
     fn insert(&mut self, item: &Item) -> Result<bool, StoreError> {
         Ok(self.write(std::slice::from_ref(item))? == 1)
@@ -350,7 +365,9 @@ mod tests {
     fn redb_store_keeps_items_after_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sync.redb");
-        let items: Vec<Item> = (0..20).map(|i| Item::new(20 - i, &[i as u8])).collect();
+        let items: Vec<Item> = (0..20)
+            .map(|i| Item::new(20 - i, &i.to_le_bytes()))
+            .collect();
         {
             let db = RedbDatabase::open(&path).unwrap();
             let mut store = db.store([1; 32]).unwrap();
@@ -408,11 +425,25 @@ mod tests {
     }
 
     #[test]
+    fn redb_record_too_short_for_an_item_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = RedbDatabase::open(dir.path().join("sync.redb")).unwrap();
+        let mut store = db.store([1; 32]).unwrap();
+        let item = Item::new(1, b"a");
+        store.insert(&item).unwrap();
+        store.tamper(&item.id(), &[1, 2, 3]);
+        assert!(matches!(
+            store.get(&item.id()),
+            Err(StoreError::Corrupt { id, .. }) if id == item.id()
+        ));
+    }
+
+    #[test]
     fn redb_open_of_a_garbage_file_names_the_path() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("garbage.redb");
         let garbage: Vec<u8> = (0..64 * 1024u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes()[2])
             .collect();
         std::fs::write(&path, garbage).unwrap();
         let err = RedbDatabase::open(&path).unwrap_err();
@@ -424,7 +455,7 @@ mod tests {
     }
 
     #[test]
-    fn redb_open_of_a_truncated_file_is_an_error_not_a_panic() {
+    fn redb_open_of_a_truncated_file_names_the_path() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sync.redb");
         {
@@ -435,13 +466,11 @@ mod tests {
         }
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() / 3]).unwrap();
-        // Truncation may cut only free space, which redb can repair; either way, no panic, and
-        // an error names the file.
-        if let Err(err) = RedbDatabase::open(&path) {
-            assert!(
-                err.to_string().contains(&path.display().to_string()),
-                "{err}"
-            );
-        }
+        let err = RedbDatabase::open(&path).unwrap_err();
+        assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
     }
 }

@@ -24,6 +24,7 @@ fn items(n: u64) -> Vec<Item> {
 
 fn insert_get_contains(mut store: impl Store) {
     let item = Item::new(5, b"hello");
+    assert!(store.is_empty().unwrap());
     assert!(!store.contains(&item.id()).unwrap());
     assert_eq!(store.get(&item.id()).unwrap(), None);
     assert!(store.insert(&item).unwrap());
@@ -33,6 +34,7 @@ fn insert_get_contains(mut store: impl Store) {
     assert_eq!(got, item);
     assert_eq!(got.payload(), b"hello");
     assert_eq!(store.len().unwrap(), 1);
+    assert!(!store.is_empty().unwrap());
 }
 
 fn insert_many_counts_new_items(mut store: impl Store) {
@@ -74,7 +76,9 @@ fn tampered_record_is_corrupt(mut store: impl Tamper) {
 fn full_store_refuses_new_items(mut store: impl Store, limit: u64) {
     let all = items(limit + 1);
     assert_eq!(
-        store.insert_many(&all[..usize::try_from(limit).unwrap()]).unwrap() as u64,
+        store
+            .insert_many(&all[..usize::try_from(limit).unwrap()])
+            .unwrap() as u64,
         limit
     );
     let last = all.last().unwrap();
@@ -86,7 +90,10 @@ fn full_store_refuses_new_items(mut store: impl Store, limit: u64) {
         store.insert_many(&all),
         Err(StoreError::Full { .. })
     ));
-    assert!(!store.insert(&all[0]).unwrap(), "a stored item is still accepted");
+    assert!(
+        !store.insert(&all[0]).unwrap(),
+        "a stored item is still accepted"
+    );
     assert_eq!(store.len().unwrap(), limit);
     assert!(!store.contains(&last.id()).unwrap());
 }
