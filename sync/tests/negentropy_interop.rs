@@ -82,8 +82,24 @@ enum Sender {
 
 /// Runs reconciliation to the end; returns the number of round trips.
 fn run(sets: &Sets, limit: usize, sender: Sender) -> usize {
-    let index_i = Index::from_keys(sets.initiator.iter().copied());
-    let index_a = Index::from_keys(sets.acceptor.iter().copied());
+    run_with(sets, limit, sender, false)
+}
+
+/// [`run`], with our indexes built one insert at a time (as live mode grows them) if `live`.
+fn run_with(sets: &Sets, limit: usize, sender: Sender, live: bool) -> usize {
+    let build = |keys: &[ItemKey]| {
+        if live {
+            let mut index = Index::new();
+            for key in keys {
+                index.insert(*key);
+            }
+            index
+        } else {
+            Index::from_keys(keys.iter().copied())
+        }
+    };
+    let index_i = build(&sets.initiator);
+    let index_a = build(&sets.acceptor);
     let storage_i = storage(&sets.initiator);
     let storage_a = storage(&sets.acceptor);
 
@@ -219,4 +235,29 @@ fn frame_limit_cuts_large_differences() {
     both_roles(&big, 5_000);
     assert!(run(&big, 4096, Sender::OursInitiates) > 2);
     both_roles(&sets(31, 0, 3_000, 2_000, 1_000_000), 4096);
+}
+
+#[test]
+fn random_sets_and_limits() {
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    for seed in 0..150 {
+        let shared = rng.random_range(0..3_000);
+        let initiator_only = rng.random_range(0..300);
+        let acceptor_only = rng.random_range(0..300);
+        let timestamps = [1, 5, 100, 1_000_000][rng.random_range(0..4)];
+        let limit = [0, 4096, rng.random_range(4096..20_000)][rng.random_range(0..3)];
+        let sender = if rng.random_bool(0.5) {
+            Sender::OursInitiates
+        } else {
+            Sender::CrateInitiates
+        };
+        let sets = sets(
+            1_000 + seed,
+            shared,
+            initiator_only,
+            acceptor_only,
+            timestamps,
+        );
+        run_with(&sets, limit, sender, seed % 2 == 1);
+    }
 }

@@ -17,7 +17,7 @@ use std::{fmt, ops::Range};
 use fenwick::Fenwick;
 
 use super::{
-    ItemKey,
+    ItemId, ItemKey,
     fingerprint::{Fingerprint, IdSum},
 };
 
@@ -33,6 +33,9 @@ struct Leaf {
     keys: Vec<ItemKey>,
     /// `sums[i]` is the sum of the ids of `keys[..i]`, so `sums.len() == keys.len() + 1`.
     sums: Vec<IdSum>,
+    /// The last key, kept inline: finding a key's leaf binary-searches these, and reading
+    /// them from `keys` would be a cache miss per step.
+    last: ItemKey,
 }
 
 impl Leaf {
@@ -44,7 +47,11 @@ impl Leaf {
             sum = sum.wrapping_add(IdSum::of(&key.id));
             sums.push(sum);
         }
-        Self { keys, sums }
+        let last = keys
+            .last()
+            .copied()
+            .unwrap_or(ItemKey::new(0, ItemId([0; 32])));
+        Self { keys, sums, last }
     }
 
     fn total(&self) -> (usize, IdSum) {
@@ -128,6 +135,9 @@ impl Index {
         };
         let id = IdSum::of(&key.id);
         leaf.keys.insert(pos, key);
+        if pos + 1 == leaf.keys.len() {
+            leaf.last = key;
+        }
         leaf.sums.insert(pos + 1, leaf.sums[pos]);
         for sum in &mut leaf.sums[pos + 1..] {
             *sum = sum.wrapping_add(id);
@@ -229,9 +239,7 @@ impl Index {
 
     /// The first leaf whose last key is at or above `key`, if any.
     fn leaf_for(&self, key: &ItemKey) -> Option<usize> {
-        let leaf = self
-            .leaves
-            .partition_point(|leaf| leaf.keys.last().is_some_and(|last| last < key));
+        let leaf = self.leaves.partition_point(|leaf| leaf.last < *key);
         (leaf < self.leaves.len()).then_some(leaf)
     }
 

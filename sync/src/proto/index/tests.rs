@@ -4,7 +4,6 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::*;
-use crate::proto::ItemId;
 
 fn random_key(rng: &mut ChaCha8Rng, timestamps: u64) -> ItemKey {
     let mut id = [0u8; 32];

@@ -35,6 +35,12 @@ const FRAME_SLACK: usize = 200;
 /// may have grown between calls (items fetched meanwhile do no harm: they only make later
 /// ranges agree sooner).
 ///
+/// Two deliberate differences from the reference, both on input it would accept: a message
+/// longer than our own frame size limit is refused (so both sides must use the same limit, or
+/// the larger one must be ours), and a message whose bounds go backwards is refused rather
+/// than read as empty ranges. A key with timestamp `u64::MAX` is never reconciled, by either
+/// implementation: the wire reserves that timestamp for the infinite bound.
+///
 /// ```
 /// use weft_sync::proto::{Index, ItemId, ItemKey, Reconciler};
 ///
