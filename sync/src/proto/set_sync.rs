@@ -133,7 +133,11 @@ impl SetReconciliation {
 
     fn reconciler(&mut self) -> Result<&mut Reconciler, ProtocolError> {
         if self.reconciler.is_none() {
-            self.reconciler = Some(Reconciler::new(self.config.reconcile_frame_limit)?);
+            let limit = self.config.reconcile_frame_limit;
+            self.reconciler = Some(match self.role {
+                Role::Initiator => Reconciler::initiator(limit)?,
+                Role::Acceptor => Reconciler::new(limit)?,
+            });
         }
         Ok(self.reconciler.as_mut().expect("set above"))
     }
