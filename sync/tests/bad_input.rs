@@ -59,7 +59,11 @@ impl Victim {
             Arc::new(SetReconciliationFactory::new((&config).into()));
         let mut manager = Manager::new(VICTIM, config, 1);
         manager
-            .subscribe(topic(), TopicItems::open(Box::new(store)).unwrap(), protocol)
+            .subscribe(
+                topic(),
+                TopicItems::open(Box::new(store)).unwrap(),
+                protocol,
+            )
             .unwrap();
         Self {
             manager,
@@ -77,7 +81,13 @@ impl Victim {
         };
         let out = self.frame(session, hello);
         assert!(
-            out.iter().any(|o| matches!(o, OutEvent::Send { frame: Frame::Accept, .. })),
+            out.iter().any(|o| matches!(
+                o,
+                OutEvent::Send {
+                    frame: Frame::Accept,
+                    ..
+                }
+            )),
             "{out:?}"
         );
         session
@@ -117,7 +127,13 @@ fn assert_failed(out: &[OutEvent<u32>], needle: &str) {
         .unwrap_or_else(|| panic!("no failure in {out:?}"));
     assert!(error.contains(needle), "{error:?} lacks {needle:?}");
     assert!(
-        out.iter().any(|o| matches!(o, OutEvent::Send { frame: Frame::Abort(_), .. })),
+        out.iter().any(|o| matches!(
+            o,
+            OutEvent::Send {
+                frame: Frame::Abort(_),
+                ..
+            }
+        )),
         "the peer is told why: {out:?}"
     );
     assert!(out.iter().any(|o| matches!(o, OutEvent::Close { .. })));
@@ -136,11 +152,23 @@ fn a_malformed_message_fails_the_session() {
 fn a_malformed_reconciliation_message_fails_the_session() {
     let mut victim = Victim::new(Config::default());
     // Truncated varint, then an id list claiming more ids than it holds.
-    for bad in [vec![0x61, 0x80], vec![0x61, 0x00, 0x00, 0x02, 0x05, 1, 2, 3]] {
+    for bad in [
+        vec![0x61, 0x80],
+        vec![0x61, 0x00, 0x00, 0x02, 0x05, 1, 2, 3],
+    ] {
         let session = victim.session();
         let out = victim.data(session, &SetMessage::Reconcile(ByteBuf::from(bad)));
         let failed = out.iter().any(|o| {
-            matches!(o, OutEvent::Emit { event: Event::SessionFailed { error: SessionError::Protocol(_), .. }, .. })
+            matches!(
+                o,
+                OutEvent::Emit {
+                    event: Event::SessionFailed {
+                        error: SessionError::Protocol(_),
+                        ..
+                    },
+                    ..
+                }
+            )
         });
         assert!(failed, "{out:?}");
     }
@@ -155,13 +183,22 @@ fn an_item_that_does_not_match_its_id_is_refused() {
     let delivered = Item::new(100, b"something else");
     let out = victim.data(session, &SetMessage::Offer(vec![promised.id()]));
     assert!(
-        out.iter().any(|o| matches!(o, OutEvent::Send { frame: Frame::Data(_), .. })),
+        out.iter().any(|o| matches!(
+            o,
+            OutEvent::Send {
+                frame: Frame::Data(_),
+                ..
+            }
+        )),
         "the victim wants the offered id: {out:?}"
     );
-    let out = victim.data(session, &SetMessage::Items {
-        items: vec![(promised.id(), ByteBuf::from(delivered.as_bytes().to_vec()))],
-        missing: vec![],
-    });
+    let out = victim.data(
+        session,
+        &SetMessage::Items {
+            items: vec![(promised.id(), ByteBuf::from(delivered.as_bytes().to_vec()))],
+            missing: vec![],
+        },
+    );
     assert_failed(&out, "hash");
     victim.assert_intact();
 }
@@ -171,10 +208,13 @@ fn an_item_nobody_asked_for_is_refused() {
     let mut victim = Victim::new(Config::default());
     let session = victim.session();
     let item = Item::new(7, b"unsolicited");
-    let out = victim.data(session, &SetMessage::Items {
-        items: vec![(item.id(), ByteBuf::from(item.as_bytes().to_vec()))],
-        missing: vec![],
-    });
+    let out = victim.data(
+        session,
+        &SetMessage::Items {
+            items: vec![(item.id(), ByteBuf::from(item.as_bytes().to_vec()))],
+            missing: vec![],
+        },
+    );
     assert_failed(&out, "not requested");
     victim.assert_intact();
 }
@@ -199,7 +239,10 @@ fn an_oversized_live_item_is_refused() {
     let mut victim = Victim::new(config);
     let session = victim.session();
     let big = Item::new(1, &[0u8; 2048]);
-    let out = victim.data(session, &SetMessage::Live(ByteBuf::from(big.as_bytes().to_vec())));
+    let out = victim.data(
+        session,
+        &SetMessage::Live(ByteBuf::from(big.as_bytes().to_vec())),
+    );
     assert_failed(&out, "exceeds the limit");
     victim.assert_intact();
 }
@@ -208,16 +251,28 @@ fn an_oversized_live_item_is_refused() {
 fn an_unknown_topic_and_another_protocol_are_refused_with_reasons() {
     let mut victim = Victim::new(Config::default());
     let session = victim.manager.accept(ATTACKER, victim.now);
-    let out = victim.frame(session, Frame::Hello {
-        topic: TopicId::from_name("not synced here"),
-        protocol: SET_RECONCILIATION.into(),
-    });
-    assert!(out.iter().any(|o| matches!(o, OutEvent::Send { frame: Frame::Refuse(Refusal::UnknownTopic), .. })));
+    let out = victim.frame(
+        session,
+        Frame::Hello {
+            topic: TopicId::from_name("not synced here"),
+            protocol: SET_RECONCILIATION.into(),
+        },
+    );
+    assert!(out.iter().any(|o| matches!(
+        o,
+        OutEvent::Send {
+            frame: Frame::Refuse(Refusal::UnknownTopic),
+            ..
+        }
+    )));
     let session = victim.manager.accept(ATTACKER, victim.now);
-    let out = victim.frame(session, Frame::Hello {
-        topic: topic(),
-        protocol: "append-only-log/1".into(),
-    });
+    let out = victim.frame(
+        session,
+        Frame::Hello {
+            topic: topic(),
+            protocol: "append-only-log/1".into(),
+        },
+    );
     assert!(out.iter().any(|o| matches!(
         o,
         OutEvent::Send { frame: Frame::Refuse(Refusal::UnsupportedProtocol { ours }), .. } if ours == SET_RECONCILIATION
@@ -231,7 +286,10 @@ fn data_before_the_handshake_fails_the_session() {
     let session = victim.manager.accept(ATTACKER, victim.now);
     victim.manager.drain().for_each(drop);
     let out = victim.frame(session, Frame::Data(encode(&SetMessage::ReconcileDone)));
-    assert!(out.iter().any(|o| matches!(o, OutEvent::Close { .. })), "{out:?}");
+    assert!(
+        out.iter().any(|o| matches!(o, OutEvent::Close { .. })),
+        "{out:?}"
+    );
     assert!(victim.manager.sessions(topic()).is_empty());
     victim.assert_intact();
 }
@@ -244,14 +302,26 @@ fn a_peer_opening_sessions_in_a_loop_is_refused() {
     for _ in 0..limit {
         let session = victim.session();
         // The attacker drops each session at once.
-        victim.manager.handle(InEvent::Closed { session, error: None }, victim.now);
+        victim.manager.handle(
+            InEvent::Closed {
+                session,
+                error: None,
+            },
+            victim.now,
+        );
         victim.manager.drain().for_each(drop);
     }
     let session = victim.manager.accept(ATTACKER, victim.now);
     let _ = session;
     let out: Vec<_> = victim.manager.drain().collect();
     assert!(
-        out.iter().any(|o| matches!(o, OutEvent::Send { frame: Frame::Refuse(Refusal::TooManyAttempts), .. })),
+        out.iter().any(|o| matches!(
+            o,
+            OutEvent::Send {
+                frame: Frame::Refuse(Refusal::TooManyAttempts),
+                ..
+            }
+        )),
         "{out:?}"
     );
     // A new window lets it in again.
@@ -276,7 +346,13 @@ fn a_peer_that_stops_answering_mid_session_times_out() {
     assert!(
         out.iter().any(|o| matches!(
             o,
-            OutEvent::Emit { event: Event::SessionFailed { error: SessionError::Timeout(_), .. }, .. }
+            OutEvent::Emit {
+                event: Event::SessionFailed {
+                    error: SessionError::Timeout(_),
+                    ..
+                },
+                ..
+            }
         )),
         "{out:?}"
     );

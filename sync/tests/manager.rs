@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
+use weft_gossip::TopicId;
 use weft_sync::{
     Item,
     proto::{Config, EndReason, Event, Frame, InEvent, Refusal, Role, SessionError},
     sim::{NodeId, World},
 };
-use weft_gossip::TopicId;
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -17,7 +17,9 @@ fn topic() -> TopicId {
 }
 
 fn items(range: std::ops::Range<u64>) -> Vec<Item> {
-    range.map(|i| Item::new(i, format!("item {i}").as_bytes())).collect()
+    range
+        .map(|i| Item::new(i, format!("item {i}").as_bytes()))
+        .collect()
 }
 
 fn world(nodes: u32) -> World {
@@ -25,7 +27,10 @@ fn world(nodes: u32) -> World {
 }
 
 fn held(world: &World, node: NodeId) -> usize {
-    world.node(node).items(topic()).map_or(0, |items| items.len())
+    world
+        .node(node)
+        .items(topic())
+        .map_or(0, |items| items.len())
 }
 
 /// Events of one node, without the topic.
@@ -182,25 +187,47 @@ fn a_neighbour_going_down_ends_its_session_and_a_failed_one_is_retried() {
     world.run_until(world.now() + Duration::from_secs(5));
     let all = world.take_events();
     let e0 = events(&all, 0);
-    assert!(matches!(e0[0], Event::SessionFailed { peer: 1, error: SessionError::Stream(_) }), "{e0:?}");
     assert!(
-        e0.iter().any(|e| matches!(e, Event::CaughtUp { peer: 1, .. })),
+        matches!(
+            e0[0],
+            Event::SessionFailed {
+                peer: 1,
+                error: SessionError::Stream(_)
+            }
+        ),
+        "{e0:?}"
+    );
+    assert!(
+        e0.iter()
+            .any(|e| matches!(e, Event::CaughtUp { peer: 1, .. })),
         "retried and caught up again: {e0:?}"
     );
     assert_eq!(world.node(0).sessions(topic()).len(), 1);
     assert_eq!(world.node(1).sessions(topic()).len(), 1);
 
     // Neighbour down: the session ends on this side, and the peer sees it finished.
-    world.input(0, InEvent::NeighborDown { topic: topic(), peer: 1 });
+    world.input(
+        0,
+        InEvent::NeighborDown {
+            topic: topic(),
+            peer: 1,
+        },
+    );
     world.run_until(world.now() + Duration::from_secs(1));
     let all = world.take_events();
     assert!(matches!(
         events(&all, 0)[..],
-        [Event::SessionEnded { peer: 1, reason: EndReason::NeighborDown }]
+        [Event::SessionEnded {
+            peer: 1,
+            reason: EndReason::NeighborDown
+        }]
     ));
     assert!(matches!(
         events(&all, 1)[..],
-        [Event::SessionEnded { peer: 0, reason: EndReason::PeerClosed }]
+        [Event::SessionEnded {
+            peer: 0,
+            reason: EndReason::PeerClosed
+        }]
     ));
     assert!(world.node(0).sessions(topic()).is_empty());
     assert!(world.node(1).sessions(topic()).is_empty());
@@ -220,7 +247,10 @@ fn a_peer_that_stops_answering_times_out() {
     assert!(
         events(&all, 0).iter().any(|e| matches!(
             e,
-            Event::SessionFailed { error: SessionError::Stream(_) | SessionError::Timeout(_), .. }
+            Event::SessionFailed {
+                error: SessionError::Stream(_) | SessionError::Timeout(_),
+                ..
+            }
         )),
         "{:?}",
         events(&all, 0)
@@ -233,7 +263,11 @@ fn exactly_one_session_per_pair_across_a_random_overlay() {
     let config = Config::default();
     let mut world = World::new(30, &config, (2 * MS, 20 * MS), 11);
     for node in 0..30 {
-        world.subscribe(node, topic(), &items(u64::from(node) * 10..u64::from(node) * 10 + 20));
+        world.subscribe(
+            node,
+            topic(),
+            &items(u64::from(node) * 10..u64::from(node) * 10 + 20),
+        );
     }
     for node in 0..30 {
         world.link(topic(), node, (node + 1) % 30);
@@ -242,7 +276,12 @@ fn exactly_one_session_per_pair_across_a_random_overlay() {
     world.run_until(Duration::from_secs(10));
     for node in 0..30 {
         assert_eq!(held(&world, node), 310, "node {node}");
-        let peers: Vec<_> = world.node(node).sessions(topic()).iter().map(|s| s.peer).collect();
+        let peers: Vec<_> = world
+            .node(node)
+            .sessions(topic())
+            .iter()
+            .map(|s| s.peer)
+            .collect();
         let mut unique = peers.clone();
         unique.sort_unstable();
         unique.dedup();
@@ -267,7 +306,15 @@ fn unsubscribing_ends_every_session_of_the_topic() {
     let all = world.take_events();
     let ended = events(&all, 0)
         .iter()
-        .filter(|e| matches!(e, Event::SessionEnded { reason: EndReason::Unsubscribed, .. }))
+        .filter(|e| {
+            matches!(
+                e,
+                Event::SessionEnded {
+                    reason: EndReason::Unsubscribed,
+                    ..
+                }
+            )
+        })
         .count();
     assert_eq!(ended, 2);
     for node in 1..3 {

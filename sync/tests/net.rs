@@ -92,17 +92,17 @@ async fn caught_up_reports_what_moved_and_a_shutdown_ends_the_peer_s_session() {
 }
 
 /// A raw peer: opens a `sync/1` stream and speaks frames by hand.
-async fn raw_session(
-    attacker: &Node,
-    victim: PeerAddr,
-) -> (FramedSend<Frame>, FramedRecv<Frame>) {
+async fn raw_session(attacker: &Node, victim: PeerAddr) -> (FramedSend<Frame>, FramedRecv<Frame>) {
     let conn = attacker
         .endpoint
         .connect(&victim, weft_sync::SYNC)
         .await
         .unwrap();
     let (send, recv) = conn.open_bi().await.unwrap();
-    (FramedSend::new(send, 1 << 20), FramedRecv::new(recv, 1 << 20))
+    (
+        FramedSend::new(send, 1 << 20),
+        FramedRecv::new(recv, 1 << 20),
+    )
 }
 
 #[tokio::test]
@@ -111,7 +111,9 @@ async fn an_unknown_topic_is_refused_over_quic_and_an_oversized_frame_fails_the_
     let victim = Node::start(&net, 1).await;
     let attacker = Node::start(&net, 2).await;
     let topic = TopicId::from_name("guarded");
-    let mut tv = victim.subscribe(topic, store_with(&items(0..10)), vec![]).await;
+    let mut tv = victim
+        .subscribe(topic, store_with(&items(0..10)), vec![])
+        .await;
 
     let (mut send, mut recv) = raw_session(&attacker, victim.addr()).await;
     send.send(&Frame::Hello {
@@ -190,4 +192,44 @@ async fn a_persistent_store_keeps_its_items_across_a_restart() {
     let store = db.store(*topic.as_bytes()).unwrap();
     assert_eq!(store.len().unwrap(), 50);
     let _ = Duration::ZERO;
+}
+
+#[tokio::test]
+async fn a_subscriber_that_falls_behind_is_told_how_many_events_it_lost() {
+    let net = Net::memory(6);
+    let topic = TopicId::from_name("lagged");
+    let a = Node::start(&net, 1).await;
+    let ta = a.subscribe(topic, store_with(&items(0..200)), vec![]).await;
+    let endpoint = net.endpoint(2).await;
+    let gossip = weft_gossip::Gossip::builder().spawn(&endpoint).unwrap();
+    let sync = weft_sync::SyncManager::builder()
+        .config(common::fast_config())
+        .event_capacity(8)
+        .spawn(&endpoint, &gossip)
+        .unwrap();
+    let mut tb = sync
+        .subscribe(topic, MemoryStore::new(), vec![a.addr()])
+        .await
+        .unwrap();
+    // Not reading events while 200 items arrive: the queue of 8 overflows.
+    while tb.item_count().await.unwrap() < 200 {
+        tokio::task::yield_now().await;
+    }
+    // Read what the queue held; the next event after the overflow (here: one more item)
+    // comes after a `Lagged`.
+    for _ in 0..8 {
+        let event = tb.recv().await.unwrap();
+        assert!(!matches!(event, Event::Lagged(_)));
+    }
+    ta.insert(1_000, b"one more").await.unwrap();
+    let lost = wait_for(&mut tb, "Lagged", |e| match e {
+        Event::Lagged(n) => Some(*n),
+        _ => None,
+    })
+    .await;
+    assert!(lost > 0);
+    // Every item is still in the store.
+    for item in items(0..200) {
+        assert!(tb.get(item.id()).await.unwrap().is_some());
+    }
 }

@@ -10,6 +10,7 @@ const SANS_IO_CRATES: &[&str] = &[
     "weft-gossip",
     "weft-discovery",
     "weft-registry",
+    "weft-sync",
 ];
 
 /// Dependencies that must not appear in a crate built with default features off.

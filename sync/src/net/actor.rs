@@ -221,7 +221,8 @@ impl Actor {
                 if result.is_ok() {
                     let (sender, overlay_events) = overlay.split();
                     let neighbors = self.neighbors_tx.clone();
-                    let forwarder = tokio::spawn(forward_neighbors(topic, overlay_events, neighbors));
+                    let forwarder =
+                        tokio::spawn(forward_neighbors(topic, overlay_events, neighbors));
                     let subscriber = Subscriber {
                         events,
                         lagged: 0,
@@ -347,8 +348,7 @@ impl Actor {
             self.queues.remove(&session);
             let error = Some("send queue full".to_owned());
             let now = self.now();
-            self.manager
-                .handle(InEvent::Closed { session, error }, now);
+            self.manager.handle(InEvent::Closed { session, error }, now);
         }
     }
 

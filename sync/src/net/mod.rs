@@ -242,7 +242,9 @@ impl SyncManager {
         if self.send(ToActor::Shutdown { reply }).await.is_ok() {
             let _ = done.await;
         }
-        self.inner.endpoint.unregister_exact(self.inner.registration);
+        self.inner
+            .endpoint
+            .unregister_exact(self.inner.registration);
     }
 
     async fn send(&self, command: ToActor) -> Result<(), Error> {
@@ -253,7 +255,10 @@ impl SyncManager {
             .map_err(|_| Error::Closed)
     }
 
-    async fn ask<T>(&self, command: impl FnOnce(oneshot::Sender<T>) -> ToActor) -> Result<T, Error> {
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> ToActor,
+    ) -> Result<T, Error> {
         let (reply, rx) = oneshot::channel();
         self.send(command(reply)).await?;
         rx.await.map_err(|_| Error::Closed)

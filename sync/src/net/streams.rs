@@ -176,7 +176,12 @@ impl ProtocolHandler for Handler {
         let peer = PeerId::from(conn.remote_id());
         while let Ok((send, recv)) = conn.accept_bi().await {
             // Full: wait. QUIC flow control holds the peer's further streams meanwhile.
-            if self.inbound.send(Inbound { peer, send, recv }).await.is_err() {
+            if self
+                .inbound
+                .send(Inbound { peer, send, recv })
+                .await
+                .is_err()
+            {
                 break;
             }
         }

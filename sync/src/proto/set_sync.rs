@@ -306,7 +306,9 @@ impl SetReconciliation {
             }
             SetMessage::ReconcileDone => {
                 if self.role == Role::Initiator || self.reconciled {
-                    return Err(ProtocolError::Malformed("unexpected end of reconciliation".into()));
+                    return Err(ProtocolError::Malformed(
+                        "unexpected end of reconciliation".into(),
+                    ));
                 }
                 self.reconciled = true;
             }
@@ -342,7 +344,10 @@ impl SyncProtocol for SetReconciliation {
 
     fn forward(&mut self, item: &Item, cx: &mut Context<'_>) -> Result<(), ProtocolError> {
         // An id we are about to request is one the peer has: no need to push it back.
-        self.send(cx, &SetMessage::Live(ByteBuf::from(item.as_bytes().to_vec())));
+        self.send(
+            cx,
+            &SetMessage::Live(ByteBuf::from(item.as_bytes().to_vec())),
+        );
         Ok(())
     }
 

@@ -42,8 +42,14 @@ enum Delivery {
         frame: Frame,
     },
     /// `from` finished its end `session`.
-    Finish { from: NodeId, session: SessionId },
-    Timer { node: NodeId, timer: Timer<NodeId> },
+    Finish {
+        from: NodeId,
+        session: SessionId,
+    },
+    Timer {
+        node: NodeId,
+        timer: Timer<NodeId>,
+    },
 }
 
 /// What the world counted.
@@ -183,11 +189,15 @@ impl World {
             match output {
                 OutEvent::Open { session, peer } => {
                     self.opening.insert((node, session), peer);
-                    self.deliver(node, Some(peer), Delivery::Open {
-                        from: node,
-                        session,
-                        to: peer,
-                    });
+                    self.deliver(
+                        node,
+                        Some(peer),
+                        Delivery::Open {
+                            from: node,
+                            session,
+                            to: peer,
+                        },
+                    );
                 }
                 OutEvent::Send { session, frame } => {
                     let size = match &frame {
@@ -197,18 +207,26 @@ impl World {
                     self.counters.bytes_sent[node as usize] += size as u64;
                     self.counters.frames += 1;
                     let to = self.peer_of(node, session);
-                    self.deliver(node, to, Delivery::Frame {
-                        from: node,
-                        session,
-                        frame,
-                    });
+                    self.deliver(
+                        node,
+                        to,
+                        Delivery::Frame {
+                            from: node,
+                            session,
+                            frame,
+                        },
+                    );
                 }
                 OutEvent::Close { session } => {
                     let to = self.peer_of(node, session);
-                    self.deliver(node, to, Delivery::Finish {
-                        from: node,
-                        session,
-                    });
+                    self.deliver(
+                        node,
+                        to,
+                        Delivery::Finish {
+                            from: node,
+                            session,
+                        },
+                    );
                 }
                 OutEvent::Emit { topic, event } => self.count_event(node, topic, event),
                 OutEvent::ScheduleTimer(delay, timer) => {
@@ -355,10 +373,13 @@ impl World {
                 if self.down[to as usize] {
                     return;
                 }
-                self.input(to, InEvent::Frame {
-                    session: end,
-                    frame,
-                });
+                self.input(
+                    to,
+                    InEvent::Frame {
+                        session: end,
+                        frame,
+                    },
+                );
             }
             Delivery::Finish { from, session } => {
                 let Some((to, end)) = self.peers.remove(&(from, session)) else {
@@ -366,10 +387,13 @@ impl World {
                 };
                 self.peers.remove(&(to, end));
                 if !self.down[to as usize] {
-                    self.input(to, InEvent::Closed {
-                        session: end,
-                        error: None,
-                    });
+                    self.input(
+                        to,
+                        InEvent::Closed {
+                            session: end,
+                            error: None,
+                        },
+                    );
                 }
             }
             Delivery::Timer { node, timer } => {

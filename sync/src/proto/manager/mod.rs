@@ -24,8 +24,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use weft_gossip::{PeerIdentity, TopicId};
 
-pub use self::types::{EndReason, Event, InEvent, OutEvent, SessionError, SessionId, Timer};
 use self::session::{Phase, Session};
+pub use self::types::{EndReason, Event, InEvent, OutEvent, SessionError, SessionId, Timer};
 use super::{
     Config, Item,
     items::TopicItems,
@@ -307,7 +307,8 @@ impl<PI: PeerIdentity> Manager<PI> {
 
     fn count_attempt(&mut self, peer: PI, now: Duration) -> bool {
         let window = self.config.attempt_window;
-        if !self.attempts.contains_key(&peer) && self.attempts.len() >= self.config.max_tracked_peers
+        if !self.attempts.contains_key(&peer)
+            && self.attempts.len() >= self.config.max_tracked_peers
         {
             // Forget the peer whose window started first: its count matters least now.
             if let Some(oldest) = self
@@ -363,7 +364,10 @@ impl<PI: PeerIdentity> Manager<PI> {
             self.open(topic, peer, now);
         } else {
             let wait = self.config.fallback_wait;
-            self.out(OutEvent::ScheduleTimer(wait, Timer::Fallback { topic, peer }));
+            self.out(OutEvent::ScheduleTimer(
+                wait,
+                Timer::Fallback { topic, peer },
+            ));
         }
     }
 
