@@ -32,7 +32,7 @@ enum SetMessage {
     ReconcileDone,
     Want(Vec<ItemId>),
     Items {
-        items: Vec<(ItemId, ByteBuf)>,
+        items: Vec<ByteBuf>,
         missing: Vec<ItemId>,
     },
     Live(ByteBuf),
@@ -195,7 +195,7 @@ fn an_item_that_does_not_match_its_id_is_refused() {
     let out = victim.data(
         session,
         &SetMessage::Items {
-            items: vec![(promised.id(), ByteBuf::from(delivered.as_bytes().to_vec()))],
+            items: vec![ByteBuf::from(delivered.as_bytes().to_vec())],
             missing: vec![],
         },
     );
@@ -211,7 +211,7 @@ fn an_item_nobody_asked_for_is_refused() {
     let out = victim.data(
         session,
         &SetMessage::Items {
-            items: vec![(item.id(), ByteBuf::from(item.as_bytes().to_vec()))],
+            items: vec![ByteBuf::from(item.as_bytes().to_vec())],
             missing: vec![],
         },
     );

@@ -12,9 +12,22 @@ use serde::{Deserialize, Serialize};
 /// Bytes of the timestamp prefix of an item's encoding.
 pub const TIMESTAMP_LEN: usize = 8;
 
-/// The 32-byte id of an item: `blake3` of its bytes.
+/// The 32-byte id of an item: `blake3` of its bytes. On the wire: a 32-byte CBOR byte string.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct ItemId(pub [u8; 32]);
+pub struct ItemId(#[serde(with = "bytes32")] pub [u8; 32]);
+
+/// `[u8; 32]` as one byte string (34 bytes in CBOR), not as an array of 32 integers (up to 64).
+mod bytes32 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(value: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(value)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        Ok(serde_bytes::ByteArray::<32>::deserialize(d)?.into_array())
+    }
+}
 
 impl ItemId {
     /// The id of an item's bytes.

@@ -33,7 +33,7 @@ pub struct CatchUpStats {
     pub bytes_received: u64,
     /// Protocol bytes sent.
     pub bytes_sent: u64,
-    /// Reconciliation round trips (initiator's messages answered by the acceptor).
+    /// Reconciliation round trips: the initiator's messages the acceptor answered.
     pub round_trips: u32,
 }
 
@@ -50,8 +50,9 @@ pub enum ProtocolError {
     /// An item whose bytes do not hash to the id it was sent under, or too short.
     #[error(transparent)]
     Item(#[from] ItemError),
-    /// An item that was not requested.
-    #[error("item {0} was not requested")]
+    /// An item that was not requested: its bytes hash to an id we did not ask for (forged
+    /// bytes for a requested id, or an item nobody asked for).
+    #[error("item {0} was not requested: its bytes hash to an id we did not ask for")]
     Unrequested(ItemId),
     /// An item larger than the limit.
     #[error("item of {size} bytes exceeds the limit of {max}")]

@@ -6,8 +6,8 @@
 //! - `Offer(ids)`: initiator → acceptor: ids the acceptor lacks (it will `Want` them);
 //! - `ReconcileDone`: initiator → acceptor: reconciliation is over, every offer was sent;
 //! - `Want(ids)`: either side: send me these items;
-//! - `Items { items, missing }`: the answer to a `Want`: each wanted id with its bytes, or
-//!   listed as missing;
+//! - `Items { items, missing }`: the answer to a `Want`: the bytes of each wanted item (its id
+//!   is the hash of its bytes, so it is not repeated), and the wanted ids the sender lacks;
 //! - `Live(bytes)`: an item new to the sender, pushed without being asked.
 //!
 //! Each side has caught up when reconciliation is over and every id it lacks has been
@@ -26,8 +26,8 @@ use super::{
 /// The built-in protocol's name in the handshake.
 pub const SET_RECONCILIATION: &str = "set-reconciliation/1";
 
-/// CBOR overhead allowed per item in an `Items` message (array header, id, byte string header).
-const PER_ITEM_OVERHEAD: usize = 48;
+/// CBOR overhead allowed per item in an `Items` message (its byte string header).
+const PER_ITEM_OVERHEAD: usize = 9;
 
 /// A message of the built-in protocol.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,7 +37,7 @@ enum SetMessage {
     ReconcileDone,
     Want(Vec<ItemId>),
     Items {
-        items: Vec<(ItemId, ByteBuf)>,
+        items: Vec<ByteBuf>,
         missing: Vec<ItemId>,
     },
     Live(ByteBuf),
@@ -164,6 +164,7 @@ impl SetReconciliation {
         let outcome = reconciler.reconcile(cx.items().index(), message)?;
         match role {
             Role::Acceptor => {
+                self.stats.round_trips += 1;
                 let reply = outcome.reply.unwrap_or_default();
                 self.send(cx, &SetMessage::Reconcile(ByteBuf::from(reply)));
             }
@@ -231,7 +232,7 @@ impl SetReconciliation {
                         size = 0;
                     }
                     size += cost;
-                    items.push((id, ByteBuf::from(item.as_bytes().to_vec())));
+                    items.push(ByteBuf::from(item.as_bytes().to_vec()));
                 }
                 None => missing.push(id),
             }
@@ -240,29 +241,27 @@ impl SetReconciliation {
         Ok(())
     }
 
-    fn send_items(
-        &mut self,
-        cx: &mut Context<'_>,
-        items: Vec<(ItemId, ByteBuf)>,
-        missing: Vec<ItemId>,
-    ) {
+    fn send_items(&mut self, cx: &mut Context<'_>, items: Vec<ByteBuf>, missing: Vec<ItemId>) {
         self.stats.items_sent += items.len() as u64;
         self.send(cx, &SetMessage::Items { items, missing });
     }
 
     fn on_items(
         &mut self,
-        items: Vec<(ItemId, ByteBuf)>,
+        items: Vec<ByteBuf>,
         missing: Vec<ItemId>,
         cx: &mut Context<'_>,
     ) -> Result<(), ProtocolError> {
         let mut verified = Vec::with_capacity(items.len());
-        for (id, bytes) in items {
-            if !self.requested.remove(&id) {
-                return Err(ProtocolError::Unrequested(id));
-            }
+        for bytes in items {
             self.check_size(bytes.len())?;
-            verified.push(Item::verified(bytes.into_vec(), id)?);
+            // The id is the hash of the bytes: bytes that hash to no id we asked for are
+            // either forged or unasked, and both end the session.
+            let item = Item::from_bytes(bytes.into_vec())?;
+            if !self.requested.remove(&item.id()) {
+                return Err(ProtocolError::Unrequested(item.id()));
+            }
+            verified.push(item);
         }
         for id in missing {
             if !self.requested.remove(&id) {

@@ -3,6 +3,7 @@
 mod discovery;
 mod gossip;
 mod registry;
+mod sync;
 mod transport;
 
 use anyhow::Result;
@@ -66,6 +67,7 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
     gossip::run(&nodes, &gossips).await?;
     discovery::run(&nodes, &gossips).await?;
     registry::run(&nodes).await?;
+    sync::run(&nodes, &gossips).await?;
 
     for node in &nodes {
         node.shutdown().await;
