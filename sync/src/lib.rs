@@ -10,6 +10,30 @@
 //!   `sync/1`) that runs a session with each gossip neighbour of every synced topic.
 //!
 //! Wire format and state machines: `docs/protocols/sync.md`.
+//!
+//! ```no_run
+//! # #[cfg(feature = "net")]
+//! # async fn example(
+//! #     endpoint: weft_transport::Endpoint,
+//! #     peer: weft_transport::PeerAddr,
+//! # ) -> anyhow::Result<()> {
+//! use weft_gossip::Gossip;
+//! use weft_sync::{SyncManager, TopicId, proto::Event, store::MemoryStore};
+//!
+//! let gossip = Gossip::builder().spawn(&endpoint)?;
+//! let sync = SyncManager::builder().spawn(&endpoint, &gossip)?;
+//! let mut notes = sync
+//!     .subscribe(TopicId::from_name("notes"), MemoryStore::new(), vec![peer])
+//!     .await?;
+//! notes.insert(1_700_000_000, b"hello").await?; // reaches every live session at once
+//! while let Some(event) = notes.recv().await {
+//!     if let Event::ItemReceived { item, from } = event {
+//!         println!("{} from {from}: {:?}", item.id(), item.payload());
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod proto;
 pub mod sim;
