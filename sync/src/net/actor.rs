@@ -61,6 +61,10 @@ pub(super) enum ToActor {
         topic: TopicId,
         peer: PeerId,
     },
+    JoinPeers {
+        topic: TopicId,
+        peers: Vec<weft_transport::PeerAddr>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -84,7 +88,7 @@ struct Subscriber {
     events: mpsc::Sender<Event<PeerId>>,
     lagged: u64,
     /// Keeps the overlay joined; dropping it leaves the gossip topic.
-    _overlay_sender: weft_gossip::TopicSender,
+    overlay: weft_gossip::TopicSender,
     /// Forwards the overlay's neighbour events; stops when dropped.
     _forwarder: AbortOnDropHandle<()>,
 }
@@ -226,7 +230,7 @@ impl Actor {
                     let subscriber = Subscriber {
                         events,
                         lagged: 0,
-                        _overlay_sender: sender,
+                        overlay: sender,
                         _forwarder: AbortOnDropHandle::new(forwarder),
                     };
                     self.subscribers.insert(topic, subscriber);
@@ -260,6 +264,15 @@ impl Actor {
                 let now = self.now();
                 self.manager.connect(topic, peer, now);
                 self.apply();
+            }
+            ToActor::JoinPeers { topic, peers } => {
+                if let Some(sub) = self.subscribers.get(&topic) {
+                    let sender = sub.overlay.clone();
+                    // The gossip actor answers quickly; not worth blocking this loop on.
+                    self.tasks.spawn(async move {
+                        let _ = sender.join_peers(peers).await;
+                    });
+                }
             }
             ToActor::Shutdown { .. } => unreachable!("handled in run"),
         }
@@ -296,7 +309,18 @@ impl Actor {
     }
 
     fn apply(&mut self) {
-        let outputs: Vec<_> = self.manager.drain().collect();
+        // Acting on an output can feed the manager again (a full send queue fails its
+        // session), so drain until nothing is left.
+        loop {
+            let outputs: Vec<_> = self.manager.drain().collect();
+            if outputs.is_empty() {
+                return;
+            }
+            self.apply_outputs(outputs);
+        }
+    }
+
+    fn apply_outputs(&mut self, outputs: Vec<OutEvent<PeerId>>) {
         for output in outputs {
             match output {
                 OutEvent::Open { session, peer } => self.open(session, peer),

@@ -335,6 +335,15 @@ impl SyncTopic {
             .await
     }
 
+    /// Adds peers to the topic's overlay (joins through them): how a node that learns peers
+    /// later (from discovery, say) brings them into the topic.
+    pub async fn join_peers(&self, peers: Vec<PeerAddr>) -> Result<(), Error> {
+        let topic = self.topic;
+        self.manager
+            .send(ToActor::JoinPeers { topic, peers })
+            .await
+    }
+
     /// The next event; `None` once the actor stopped.
     pub async fn recv(&mut self) -> Option<Event<PeerId>> {
         self.events.recv().await

@@ -16,6 +16,10 @@ pub struct Config {
     pub max_sessions_per_topic: usize,
     /// Most sessions with one peer across all topics; a further one is refused the same way.
     pub max_sessions_per_peer: usize,
+    /// Most inbound sessions waiting for their `Hello` at once; a further stream is refused
+    /// with `TooManySessions` at once (peer ids are free: this bounds what silent streams from
+    /// many identities can hold).
+    pub max_pending_handshakes: usize,
     /// Largest session frame (handshake, protocol message) read or written; a larger one fails
     /// the session before it is buffered.
     pub max_frame_size: usize,
@@ -58,6 +62,7 @@ impl Default for Config {
             max_topics: 256,
             max_sessions_per_topic: 64,
             max_sessions_per_peer: 64,
+            max_pending_handshakes: 64,
             max_frame_size: 1024 * 1024,
             reconcile_frame_limit: 500_000,
             max_batch_items: 256,

@@ -206,8 +206,15 @@ impl<PI: PeerIdentity> Manager<PI> {
         let id = self.new_session_id();
         self.sessions
             .insert(id, Session::new(peer, None, Role::Acceptor, now));
+        let pending = self
+            .sessions
+            .values()
+            .filter(|s| s.phase == Phase::AwaitHello)
+            .count();
         if self.shutting_down {
             self.refuse(id, Refusal::ShuttingDown);
+        } else if pending > self.config.max_pending_handshakes {
+            self.refuse(id, Refusal::TooManySessions);
         } else if !self.count_attempt(peer, now) {
             self.refuse(id, Refusal::TooManyAttempts);
         } else {
