@@ -369,17 +369,29 @@ fn silent_streams_from_many_identities_are_bounded() {
         victim.manager.accept(100 + peer as u32, victim.now);
     }
     let out: Vec<_> = victim.manager.drain().collect();
-    assert!(!out.iter().any(|o| matches!(o, OutEvent::Send { .. })), "{out:?}");
+    assert!(
+        !out.iter().any(|o| matches!(o, OutEvent::Send { .. })),
+        "{out:?}"
+    );
     victim.manager.accept(10_000, victim.now);
     let out: Vec<_> = victim.manager.drain().collect();
     assert!(
-        out.iter().any(|o| matches!(o, OutEvent::Send { frame: Frame::Refuse(Refusal::TooManySessions), .. })),
+        out.iter().any(|o| matches!(
+            o,
+            OutEvent::Send {
+                frame: Frame::Refuse(Refusal::TooManySessions),
+                ..
+            }
+        )),
         "{out:?}"
     );
     // An honest peer gets in once the silent ones time out.
     victim.now += victim.manager.config().session_timeout;
     for id in 1..=(max as u64 + 1) {
-        victim.manager.handle(InEvent::TimerExpired(Timer::Silence(SessionId(id))), victim.now);
+        victim.manager.handle(
+            InEvent::TimerExpired(Timer::Silence(SessionId(id))),
+            victim.now,
+        );
     }
     victim.manager.drain().for_each(drop);
     victim.session();

@@ -16,6 +16,19 @@ const SANS_IO_CRATES: &[&str] = &[
 /// Dependencies that must not appear in a crate built with default features off.
 const FORBIDDEN_IN_PROTO: &[&str] = &["tokio", "iroh", "noq", "noq-proto"];
 
+/// What a sans-IO `proto` module must never call: clocks and OS randomness. Time and seeds are
+/// passed in, so tests and simulators replay exactly.
+const FORBIDDEN_IN_PROTO_SOURCE: &[&str] = &[
+    "Instant::now",
+    "SystemTime::now",
+    "thread_rng",
+    "OsRng",
+    "rand::rng()",
+    "from_entropy",
+    "from_os_rng",
+    "getrandom",
+];
+
 /// Options for the CI run.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CiArgs {
@@ -36,6 +49,7 @@ pub(crate) async fn run(args: &CiArgs) -> Result<()> {
     if !args.no_tests {
         cargo(&["test", "--workspace"])?;
     }
+    check_proto_sources()?;
     for krate in SANS_IO_CRATES {
         // Lints and tests of the proto half alone prove it stands without the runtime.
         cargo(&[
@@ -105,5 +119,45 @@ fn check_no_runtime_deps(krate: &str) -> Result<()> {
         "{krate} without default features depends on {offenders:?}: its proto half must stay free of the runtime"
     );
     println!("{krate}: proto half is free of {FORBIDDEN_IN_PROTO:?}");
+    Ok(())
+}
+
+/// Fails when a file under a crate's `src/proto/` (simulators excepted: they time themselves)
+/// reads a clock or OS randomness.
+fn check_proto_sources() -> Result<()> {
+    let mut offenders = Vec::new();
+    for krate in ["transport", "gossip", "discovery", "registry", "sync"] {
+        let proto = std::path::Path::new(krate).join("src/proto");
+        scan(&proto, &mut offenders)?;
+    }
+    anyhow::ensure!(
+        offenders.is_empty(),
+        "proto code reads a clock or OS randomness (pass time and seeds in):\n{}",
+        offenders.join("\n")
+    );
+    println!("proto sources read no clock and no OS randomness");
+    Ok(())
+}
+
+fn scan(dir: &std::path::Path, offenders: &mut Vec<String>) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.file_name().is_some_and(|name| name == "sim") {
+            continue;
+        }
+        if path.is_dir() {
+            scan(&path, offenders)?;
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            let text = std::fs::read_to_string(&path)?;
+            for (number, line) in text.lines().enumerate() {
+                if let Some(call) = FORBIDDEN_IN_PROTO_SOURCE.iter().find(|c| line.contains(*c)) {
+                    offenders.push(format!("{}:{}: {call}", path.display(), number + 1));
+                }
+            }
+        }
+    }
     Ok(())
 }

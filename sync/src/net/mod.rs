@@ -339,9 +339,7 @@ impl SyncTopic {
     /// later (from discovery, say) brings them into the topic.
     pub async fn join_peers(&self, peers: Vec<PeerAddr>) -> Result<(), Error> {
         let topic = self.topic;
-        self.manager
-            .send(ToActor::JoinPeers { topic, peers })
-            .await
+        self.manager.send(ToActor::JoinPeers { topic, peers }).await
     }
 
     /// The next event; `None` once the actor stopped.
