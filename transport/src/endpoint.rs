@@ -22,21 +22,32 @@ use iroh::{
     protocol::{DynProtocolHandler, ProtocolHandler},
 };
 use iroh_base::{EndpointAddr, TransportAddr};
-use tokio::{
-    sync::{OnceCell, Semaphore},
-    task::JoinSet,
-};
+use tokio::sync::{OnceCell, Semaphore};
 use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
-use tracing::{Instrument, debug, warn};
+use tracing::{Instrument, warn};
 
-use crate::{MemoryNetwork, NetworkId, PeerAddr, PeerId, Protocol, SecretKey};
+use crate::{
+    MemoryNetwork, NetworkId, PeerAddr, PeerId, Protocol, SecretKey,
+    accept::{AcceptConfig, Handler, HandlerTable, accept_loop},
+    admission::{AdmissionConfig, InboundTable},
+};
 
 /// Default time a dial may take before [`ConnectError::Timeout`].
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default number of (peer, protocol) connections kept for reuse.
 pub const DEFAULT_MAX_CACHED_CONNECTIONS: usize = 1024;
-/// Default number of inbound connections handled at once.
+/// Default number of inbound connections held at once (each for its whole life).
 pub const DEFAULT_MAX_INBOUND: usize = 1024;
+/// Default number of inbound connections one peer may hold.
+pub const DEFAULT_MAX_INBOUND_PER_PEER: usize = 8;
+/// Default number of inbound handshakes in progress at once.
+pub const DEFAULT_MAX_HANDSHAKES: usize = 128;
+/// Default time an admitted inbound connection has to send its first stream data.
+pub const DEFAULT_FIRST_DATA_DEADLINE: Duration = Duration::from_secs(10);
+/// Default time a connection must have been quiet before a newcomer may displace it.
+pub const DEFAULT_DISPLACE_AFTER_IDLE: Duration = Duration::from_secs(10);
+/// Default number of streams of each kind a peer may have open at once on one connection.
+pub const DEFAULT_MAX_STREAMS_PER_CONNECTION: u32 = 128;
 /// Default number of peer addresses remembered for dialling by id.
 pub const DEFAULT_MAX_KNOWN_ADDRS: usize = 16_384;
 
@@ -68,6 +79,11 @@ pub struct Builder {
     connect_timeout: Duration,
     max_cached_connections: usize,
     max_inbound: usize,
+    max_inbound_per_peer: usize,
+    max_handshakes: usize,
+    first_data_deadline: Duration,
+    displace_after_idle: Duration,
+    max_streams_per_connection: u32,
     max_known_addrs: usize,
 }
 
@@ -82,6 +98,11 @@ impl Default for Builder {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_cached_connections: DEFAULT_MAX_CACHED_CONNECTIONS,
             max_inbound: DEFAULT_MAX_INBOUND,
+            max_inbound_per_peer: DEFAULT_MAX_INBOUND_PER_PEER,
+            max_handshakes: DEFAULT_MAX_HANDSHAKES,
+            first_data_deadline: DEFAULT_FIRST_DATA_DEADLINE,
+            displace_after_idle: DEFAULT_DISPLACE_AFTER_IDLE,
+            max_streams_per_connection: DEFAULT_MAX_STREAMS_PER_CONNECTION,
             max_known_addrs: DEFAULT_MAX_KNOWN_ADDRS,
         }
     }
@@ -131,10 +152,46 @@ impl Builder {
         self
     }
 
-    /// How many inbound connections are handled at once (default 1024). Further ones are refused
-    /// until one ends.
+    /// How many inbound connections are held at once (default 1024), each for its whole life.
+    /// When all are taken, a newcomer displaces the connection quiet longest if it has been
+    /// quiet for [`Builder::displace_after_idle`], else it is refused.
     pub fn max_inbound(mut self, max: usize) -> Self {
         self.max_inbound = max.max(1);
+        self
+    }
+
+    /// How many inbound connections one peer may hold (default 8); a further one is refused.
+    pub fn max_inbound_per_peer(mut self, max: usize) -> Self {
+        self.max_inbound_per_peer = max.max(1);
+        self
+    }
+
+    /// How many inbound handshakes may run at once (default 128); a further incoming
+    /// connection is refused before any crypto is spent on it. Each may take at most the
+    /// connect timeout.
+    pub fn max_handshakes(mut self, max: usize) -> Self {
+        self.max_handshakes = max.max(1);
+        self
+    }
+
+    /// How long an admitted inbound connection has to send its first stream data before it is
+    /// closed (default 10 s).
+    pub fn first_data_deadline(mut self, deadline: Duration) -> Self {
+        self.first_data_deadline = deadline;
+        self
+    }
+
+    /// How long a connection must have been quiet (no stream data received) before a newcomer
+    /// may displace it when the inbound limit is reached (default 10 s).
+    pub fn displace_after_idle(mut self, idle: Duration) -> Self {
+        self.displace_after_idle = idle;
+        self
+    }
+
+    /// How many streams of each kind (bidirectional, unidirectional) a peer may have open at
+    /// once on one connection (default 128); QUIC flow control makes it wait for more.
+    pub fn max_streams_per_connection(mut self, max: u32) -> Self {
+        self.max_streams_per_connection = max.max(1);
         self
     }
 
@@ -150,8 +207,14 @@ impl Builder {
         let secret_key = self.secret_key.clone().unwrap_or_else(SecretKey::generate);
         let id = secret_key.peer_id();
         let known_addrs = MemoryLookup::new();
+        let streams = iroh::endpoint::VarInt::from_u32(self.max_streams_per_connection);
+        let transport = iroh::endpoint::QuicTransportConfig::builder()
+            .max_concurrent_bidi_streams(streams)
+            .max_concurrent_uni_streams(streams)
+            .build();
         let mut builder = iroh::Endpoint::builder(presets::Minimal)
             .secret_key(secret_key.to_iroh())
+            .transport_config(transport)
             .address_lookup(known_addrs.clone());
         builder = match &self.relay {
             RelayChoice::Disabled => builder.relay_mode(RelayMode::Disabled),
@@ -180,6 +243,18 @@ impl Builder {
             .map_err(|err| BindError::Iroh(err.to_string()))?;
         Ok(Endpoint::start(endpoint, &self, known_addrs))
     }
+}
+
+/// Inbound admission's counters ([`Endpoint::inbound_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InboundStats {
+    /// Inbound connections held now.
+    pub held: usize,
+    /// Connections closed to make room for a newcomer (quiet longest).
+    pub displaced: u64,
+    /// Connections refused (per-peer limit, or full of active connections).
+    pub refused: u64,
 }
 
 /// Why an endpoint could not be bound.
@@ -249,11 +324,7 @@ impl Registration {
     }
 }
 
-type Handler = Arc<Box<dyn DynProtocolHandler>>;
 type ConnKey = (PeerId, Protocol);
-/// Handlers by ALPN, shared with the accept loop.
-type HandlerTable = Arc<RwLock<BTreeMap<Vec<u8>, (Registration, Handler)>>>;
-
 /// A weft node's QUIC endpoint. Cheap to clone; all clones share one endpoint.
 ///
 /// ```no_run
@@ -289,6 +360,7 @@ struct Inner {
     connect_timeout: Duration,
     cancel: CancellationToken,
     accept_loop: Mutex<Option<AbortOnDropHandle<()>>>,
+    inbound: InboundTable,
 }
 
 /// Live connections by (peer, protocol), least recently used first out.
@@ -379,17 +451,22 @@ impl Endpoint {
     fn start(endpoint: iroh::Endpoint, config: &Builder, known_addrs: MemoryLookup) -> Self {
         let handlers = Arc::new(RwLock::new(BTreeMap::new()));
         let cancel = CancellationToken::new();
-        let accept_loop = tokio::spawn(
-            accept_loop(
-                endpoint.clone(),
-                handlers.clone(),
-                cancel.clone(),
-                Arc::new(Semaphore::new(config.max_inbound)),
-            )
-            .instrument(
-                tracing::info_span!("weft.accept", me = %PeerId::from(endpoint.id()).fmt_short()),
-            ),
-        );
+        let inbound = InboundTable::new(AdmissionConfig {
+            max_inbound: config.max_inbound,
+            max_per_peer: config.max_inbound_per_peer,
+            first_data_deadline: config.first_data_deadline,
+            displace_after_idle: config.displace_after_idle,
+        });
+        let accept = AcceptConfig {
+            handlers: handlers.clone(),
+            cancel: cancel.clone(),
+            inbound: inbound.clone(),
+            handshakes: Arc::new(Semaphore::new(config.max_handshakes)),
+            handshake_timeout: config.connect_timeout,
+        };
+        let accept_loop = tokio::spawn(accept_loop(endpoint.clone(), accept).instrument(
+            tracing::info_span!("weft.accept", me = %PeerId::from(endpoint.id()).fmt_short()),
+        ));
         // No protocols yet: refuse every handshake until one registers.
         endpoint.set_alpns(Vec::new());
         Self {
@@ -410,6 +487,7 @@ impl Endpoint {
                 connect_timeout: config.connect_timeout,
                 cancel,
                 accept_loop: Mutex::new(Some(AbortOnDropHandle::new(accept_loop))),
+                inbound,
             }),
         }
     }
@@ -621,78 +699,19 @@ impl Endpoint {
         self.inner.endpoint.close().await;
     }
 
+    /// What inbound admission has done so far: connections held now, displaced, refused.
+    pub fn inbound_stats(&self) -> InboundStats {
+        let stats = self.inner.inbound.stats();
+        InboundStats {
+            held: stats.admitted,
+            displaced: stats.displaced,
+            refused: stats.refused,
+        }
+    }
+
     /// Whether [`Endpoint::shutdown`] has begun.
     pub fn is_shut_down(&self) -> bool {
         self.inner.cancel.is_cancelled()
-    }
-}
-
-async fn accept_loop(
-    endpoint: iroh::Endpoint,
-    handlers: HandlerTable,
-    cancel: CancellationToken,
-    inbound: Arc<Semaphore>,
-) {
-    let mut tasks = JoinSet::new();
-    loop {
-        tokio::select! {
-            biased;
-            _ = cancel.cancelled() => break,
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            incoming = endpoint.accept() => {
-                let Some(incoming) = incoming else { break };
-                let Ok(permit) = inbound.clone().try_acquire_owned() else {
-                    debug!("refusing an inbound connection: the inbound limit is reached");
-                    incoming.refuse();
-                    continue;
-                };
-                let handlers = handlers.clone();
-                let task_cancel = cancel.clone();
-                tasks.spawn(async move {
-                    let _permit = permit;
-                    task_cancel
-                        .run_until_cancelled(handle_incoming(incoming, handlers))
-                        .await;
-                }.in_current_span());
-            }
-        }
-    }
-    tasks.abort_all();
-    while tasks.join_next().await.is_some() {}
-}
-
-async fn handle_incoming(incoming: iroh::endpoint::Incoming, handlers: HandlerTable) {
-    let mut accepting = match incoming.accept() {
-        Ok(accepting) => accepting,
-        Err(err) => {
-            debug!("inbound connection failed before the handshake: {err:#}");
-            return;
-        }
-    };
-    let alpn = match accepting.alpn().await {
-        Ok(alpn) => alpn,
-        Err(err) => {
-            debug!("inbound handshake failed: {err:#}");
-            return;
-        }
-    };
-    let handler = handlers
-        .read()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .get(&alpn)
-        .map(|(_, handler)| handler.clone());
-    let Some(handler) = handler else {
-        // The ALPN was negotiated, so it was offered, but its handler has since unregistered.
-        debug!("no handler for ALPN {}", String::from_utf8_lossy(&alpn));
-        return;
-    };
-    match handler.on_accepting(accepting).await {
-        Ok(connection) => {
-            if let Err(err) = handler.accept(connection).await {
-                debug!("protocol handler ended with an error: {err:#}");
-            }
-        }
-        Err(err) => debug!("accepting failed: {err:#}"),
     }
 }
 

@@ -19,6 +19,10 @@ mod network;
 mod signing;
 
 #[cfg(feature = "net")]
+mod accept;
+#[cfg(feature = "net")]
+mod admission;
+#[cfg(feature = "net")]
 mod endpoint;
 #[cfg(feature = "net")]
 mod memory;
@@ -38,7 +42,9 @@ pub use signing::{DomainTag, Signature, SignatureError, Signed, SignedPayload};
 #[cfg(feature = "net")]
 pub use endpoint::{
     BindError, Builder as EndpointBuilder, ConnectError, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_MAX_CACHED_CONNECTIONS, DEFAULT_MAX_INBOUND, DEFAULT_MAX_KNOWN_ADDRS, Endpoint,
+    DEFAULT_DISPLACE_AFTER_IDLE, DEFAULT_FIRST_DATA_DEADLINE, DEFAULT_MAX_CACHED_CONNECTIONS,
+    DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_INBOUND, DEFAULT_MAX_INBOUND_PER_PEER,
+    DEFAULT_MAX_KNOWN_ADDRS, DEFAULT_MAX_STREAMS_PER_CONNECTION, Endpoint, InboundStats,
     RegisterError, Registration, RelayChoice,
 };
 #[cfg(feature = "net")]
