@@ -87,9 +87,15 @@ impl Reports {
                     ("converged", converged),
                     ("converge_ms", converge_ms),
                     ("kb_per_node", mean(reports, |r| r.bytes_per_node / 1e3)),
-                    ("bytes_per_missing_byte", mean(reports, |r| r.overhead_ratio)),
+                    (
+                        "bytes_per_missing_byte",
+                        mean(reports, |r| r.overhead_ratio),
+                    ),
                     ("round_trips", mean(reports, |r| r.round_trips)),
-                    ("failed_sessions", mean(reports, |r| r.failed_sessions as f64)),
+                    (
+                        "failed_sessions",
+                        mean(reports, |r| r.failed_sessions as f64),
+                    ),
                     (
                         "live_delivered",
                         mean(reports, |r| {
