@@ -1,7 +1,8 @@
 //! weft's automation, run as `cargo xtask COMMAND` (always a release build):
 //!
 //! - `demo [--nodes N]`: the main job, a small network on 127.0.0.1 shown layer by layer.
-//! - `bench NAME [--rounds N] [--nodes N]`: a benchmark; names: `transport`, `gossip`, `registry`.
+//! - `bench NAME [--rounds N] [--nodes N]`: a benchmark; names: `transport`, `gossip`, `registry`,
+//!   `sync`.
 //! - `sim LAYER [FILE.toml] [--only NAME] [--baseline FILE] [--save-baseline FILE] [--inspect]`:
 //!   a simulator.
 //! - `ci [--no-tests]`: what CI runs.
@@ -23,9 +24,9 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   demo [--nodes N]            start N nodes (default 5) on 127.0.0.1 and show every layer at work
-  bench NAME [--rounds N]     run a benchmark: transport, gossip, registry
+  bench NAME [--rounds N]     run a benchmark: transport, gossip, registry, sync
       [--nodes N]             nodes, for benchmarks that start a network
-  sim LAYER [FILE.toml]       run a simulator: gossip, discovery, registry
+  sim LAYER [FILE.toml]       run a simulator: gossip, discovery, registry, sync
       [--only NAME]           only scenarios whose name contains NAME
       [--baseline FILE]       compare with a saved baseline, fail on regression
       [--save-baseline FILE]  save this run's figures as a baseline

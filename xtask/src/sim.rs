@@ -3,7 +3,9 @@
 //! Every layer ships a default scenario file at `<layer>/sim/default.toml`. Reports are the
 //! same for the same file and seeds. Every layer can save its figures as a baseline
 //! and compare a later run with it; discovery and registry check their goals and fail when one
-//! is missed.
+//! is missed, and sync fails when a run does not converge.
+
+mod sync;
 
 use std::{path::PathBuf, time::Instant};
 
@@ -12,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use crate::baseline::{self, Figures, Tolerance};
 
 /// The layers with a simulator.
-pub(crate) const LAYERS: &[&str] = &["gossip", "discovery", "registry"];
+pub(crate) const LAYERS: &[&str] = &["gossip", "discovery", "registry", "sync"];
 
 /// Simulator options, from the command line.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +49,7 @@ pub(crate) fn run(args: &SimArgs) -> Result<()> {
         "gossip" => gossip(args, &text),
         "discovery" => discovery(args, &text),
         "registry" => registry(args, &text),
+        "sync" => sync(args, &text),
         other => bail!("no simulator for {other:?}; layers: {}", LAYERS.join(", ")),
     };
     println!(
@@ -188,4 +191,31 @@ fn registry(args: &SimArgs, text: &str) -> Result<()> {
     let mut file: ScenarioFile = toml::from_str(text)?;
     file.scenarios.retain(|s| keep(&s.name, args.only.as_ref()));
     finish("registry", &run_scenarios(&file), args)
+}
+
+impl SimReport for sync::Reports {
+    fn goals_met(&self) -> Option<bool> {
+        Some(self.all_converged())
+    }
+    fn figures(&self) -> Figures {
+        sync::Reports::figures(self)
+    }
+    fn tolerance(figure: &str) -> Tolerance {
+        match figure {
+            "converged" | "live_delivered" => Tolerance::NoDecrease,
+            "failed_sessions" => Tolerance::NoIncrease,
+            "converge_ms" => slack(0.1, 50.0),
+            "kb_per_node" => slack(0.05, 1.0),
+            "bytes_per_missing_byte" => slack(0.05, 0.02),
+            "round_trips" => slack(0.1, 0.2),
+            "live_p50_ms" | "live_max_ms" => slack(0.2, 20.0),
+            _ => Tolerance::Shown,
+        }
+    }
+}
+
+fn sync(args: &SimArgs, text: &str) -> Result<()> {
+    let mut file = sync::ScenarioFile::from_toml(text)?;
+    file.scenario.retain(|s| keep(&s.name, args.only.as_ref()));
+    finish("sync", &sync::run_scenarios(&file), args)
 }

@@ -21,6 +21,8 @@ use weft_transport::{Endpoint, NetworkId, PeerAddr};
 
 use weft_gossip::{Config, Event, Gossip, TopicId, TopicSender};
 
+use crate::stats::process_cpu;
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub(crate) struct BenchConfig {
@@ -387,17 +389,6 @@ impl Phase<'_> {
             samples: latencies,
         })
     }
-}
-
-/// User + system CPU time of this process so far (Linux `/proc/self/stat`, in clock ticks
-/// assumed to be 10 ms, the kernel's usual `USER_HZ`); `None` elsewhere.
-fn process_cpu() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which is in parentheses and may hold spaces): the first
-    // is field 3 (state); utime and stime are fields 14 and 15.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 10))
 }
 
 /// Why the benchmark could not run.

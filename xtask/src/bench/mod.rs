@@ -2,18 +2,20 @@
 
 mod gossip;
 mod registry;
+mod sync;
 mod transport;
 
 use anyhow::Result;
 
 /// The benchmarks this build knows.
-pub(crate) const NAMES: &[&str] = &["transport", "gossip", "registry"];
+pub(crate) const NAMES: &[&str] = &["transport", "gossip", "registry", "sync"];
 
 /// Runs the benchmark called `name` for `rounds` rounds, on `nodes` nodes where it has a choice.
 pub(crate) async fn run(name: &str, rounds: usize, nodes: Option<usize>) -> Result<()> {
     match name {
         "transport" => transport::run(rounds).await,
         "registry" => registry::run(nodes.unwrap_or(50), rounds).await,
+        "sync" => sync::run(rounds),
         "gossip" => {
             let mut bench = gossip::BenchConfig::default();
             if let Some(nodes) = nodes {
