@@ -365,8 +365,8 @@ fn silent_streams_from_many_identities_are_bounded() {
     let max = config.max_pending_handshakes;
     let mut victim = Victim::new(config);
     // Peer ids are free: one silent stream each, from fresh identities.
-    for peer in 0..max {
-        victim.manager.accept(100 + peer as u32, victim.now);
+    for peer in (100u32..).take(max) {
+        victim.manager.accept(peer, victim.now);
     }
     let out: Vec<_> = victim.manager.drain().collect();
     assert!(
