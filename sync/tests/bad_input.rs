@@ -34,6 +34,7 @@ enum SetMessage {
     Items {
         items: Vec<ByteBuf>,
         missing: Vec<ItemId>,
+        later: Vec<ItemId>,
     },
     Live(ByteBuf),
 }
@@ -197,6 +198,7 @@ fn an_item_that_does_not_match_its_id_is_refused() {
         &SetMessage::Items {
             items: vec![ByteBuf::from(delivered.as_bytes().to_vec())],
             missing: vec![],
+            later: vec![],
         },
     );
     assert_failed(&out, "hash");
@@ -213,6 +215,7 @@ fn an_item_nobody_asked_for_is_refused() {
         &SetMessage::Items {
             items: vec![ByteBuf::from(item.as_bytes().to_vec())],
             missing: vec![],
+            later: vec![],
         },
     );
     assert_failed(&out, "not requested");
@@ -312,8 +315,13 @@ fn a_peer_opening_sessions_in_a_loop_is_refused() {
         victim.manager.drain().for_each(drop);
     }
     let session = victim.manager.accept(ATTACKER, victim.now);
-    let _ = session;
-    let out: Vec<_> = victim.manager.drain().collect();
+    let out = victim.frame(
+        session,
+        Frame::Hello {
+            topic: topic(),
+            protocol: SET_RECONCILIATION.into(),
+        },
+    );
     assert!(
         out.iter().any(|o| matches!(
             o,

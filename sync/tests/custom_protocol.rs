@@ -9,8 +9,8 @@ use weft_gossip::TopicId;
 use weft_sync::{
     Item,
     proto::{
-        CatchUpStats, Config, Context, Event, ProtocolError, ProtocolFactory, Refusal, Role,
-        SessionError, SyncProtocol,
+        CatchUpStats, Config, Context, Event, Origin, ProtocolError, ProtocolFactory, Refusal,
+        Role, SessionError, SyncProtocol,
     },
     sim::World,
 };
@@ -76,9 +76,17 @@ impl SyncProtocol for LogSession {
         Ok(())
     }
 
-    fn forward(&mut self, item: &Item, cx: &mut Context<'_>) -> Result<(), ProtocolError> {
-        let entry = ByteBuf::from(item.as_bytes().to_vec());
-        Self::send(cx, &LogMessage::Entries(vec![entry]));
+    fn forward(
+        &mut self,
+        items: &[Item],
+        _origin: Origin,
+        cx: &mut Context<'_>,
+    ) -> Result<(), ProtocolError> {
+        let entries = items
+            .iter()
+            .map(|item| ByteBuf::from(item.as_bytes().to_vec()))
+            .collect();
+        Self::send(cx, &LogMessage::Entries(entries));
         Ok(())
     }
 

@@ -19,11 +19,11 @@ use weft_transport::{Endpoint, PeerId, encode_frame};
 
 use super::{
     Error,
-    streams::{self, FromStream, Inbound, SessionQueue},
+    streams::{self, FromStream, Inbound, QueueFull, SessionQueue},
 };
 use crate::proto::{
-    Event, InEvent, Item, ItemId, Manager, OutEvent, ProtocolFactory, SessionId, SessionInfo,
-    Timer, TopicItems,
+    Event, InEvent, Item, ItemId, ItemKey, Manager, OutEvent, ProtocolFactory, SessionId,
+    SessionInfo, Timer, TopicItems,
 };
 
 /// Commands from handles.
@@ -53,6 +53,12 @@ pub(super) enum ToActor {
         topic: TopicId,
         reply: oneshot::Sender<Option<usize>>,
     },
+    Keys {
+        topic: TopicId,
+        since: u64,
+        limit: usize,
+        reply: oneshot::Sender<Option<Vec<ItemKey>>>,
+    },
     Sessions {
         topic: TopicId,
         reply: oneshot::Sender<Vec<SessionInfo<PeerId>>>,
@@ -76,12 +82,13 @@ impl std::fmt::Debug for ToActor {
     }
 }
 
-/// Neighbour events of a topic's overlay, forwarded by a task per topic.
+/// Neighbour changes of a topic's overlay, forwarded by a task per topic.
 #[derive(Debug)]
-pub(super) struct Neighbor {
-    topic: TopicId,
-    peer: PeerId,
-    up: bool,
+pub(super) enum Neighbor {
+    Up(TopicId, PeerId),
+    Down(TopicId, PeerId),
+    /// The whole set, after the overlay's events overflowed and some were lost.
+    All(TopicId, Vec<PeerId>),
 }
 
 struct Subscriber {
@@ -97,6 +104,7 @@ struct Subscriber {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Limits {
     pub(super) max_queued_bytes: usize,
+    pub(super) max_total_queued_bytes: usize,
     pub(super) shutdown_grace: Duration,
 }
 
@@ -112,6 +120,8 @@ pub(super) struct Actor {
     neighbors_rx: mpsc::Receiver<Neighbor>,
     neighbors_tx: mpsc::Sender<Neighbor>,
     queues: HashMap<SessionId, SessionQueue>,
+    /// Bytes queued to all sessions.
+    total_queued: Arc<std::sync::atomic::AtomicUsize>,
     tasks: JoinSet<()>,
     subscribers: HashMap<TopicId, Subscriber>,
     timers: BinaryHeap<Reverse<(Instant, u64, Timer<PeerId>)>>,
@@ -140,6 +150,7 @@ impl Actor {
             neighbors_rx,
             neighbors_tx,
             queues: HashMap::new(),
+            total_queued: Arc::default(),
             tasks: JoinSet::new(),
             subscribers: HashMap::new(),
             timers: BinaryHeap::new(),
@@ -170,11 +181,10 @@ impl Actor {
                 Some(inbound) = self.inbound.recv() => self.on_inbound(inbound),
                 Some(event) = self.from_streams.recv() => self.on_stream(event),
                 Some(neighbor) = self.neighbors_rx.recv() => {
-                    let Neighbor { topic, peer, up } = neighbor;
-                    let input = if up {
-                        InEvent::NeighborUp { topic, peer }
-                    } else {
-                        InEvent::NeighborDown { topic, peer }
+                    let input = match neighbor {
+                        Neighbor::Up(topic, peer) => InEvent::NeighborUp { topic, peer },
+                        Neighbor::Down(topic, peer) => InEvent::NeighborDown { topic, peer },
+                        Neighbor::All(topic, peers) => InEvent::Neighbors { topic, peers },
                     };
                     self.handle(input);
                 }
@@ -225,8 +235,12 @@ impl Actor {
                 if result.is_ok() {
                     let (sender, overlay_events) = overlay.split();
                     let neighbors = self.neighbors_tx.clone();
-                    let forwarder =
-                        tokio::spawn(forward_neighbors(topic, overlay_events, neighbors));
+                    let forwarder = tokio::spawn(forward_neighbors(
+                        topic,
+                        sender.clone(),
+                        overlay_events,
+                        neighbors,
+                    ));
                     let subscriber = Subscriber {
                         events,
                         lagged: 0,
@@ -257,6 +271,20 @@ impl Actor {
             ToActor::Len { topic, reply } => {
                 let _ = reply.send(self.manager.items(topic).map(TopicItems::len));
             }
+            ToActor::Keys {
+                topic,
+                since,
+                limit,
+                reply,
+            } => {
+                let keys = self.manager.items(topic).map(|items| {
+                    let index = items.index();
+                    let from = index.lower_bound(&ItemKey::new(since, ItemId([0; 32])));
+                    let to = from.saturating_add(limit).min(index.len());
+                    index.range(from..to).collect()
+                });
+                let _ = reply.send(keys);
+            }
             ToActor::Sessions { topic, reply } => {
                 let _ = reply.send(self.manager.sessions(topic));
             }
@@ -282,14 +310,14 @@ impl Actor {
         let Inbound { peer, send, recv } = inbound;
         let now = self.now();
         let session = self.manager.accept(peer, now);
-        let (queue, frames) = SessionQueue::new();
+        let (queue, frames) = SessionQueue::new(&self.total_queued);
         let max = self.manager.config().max_frame_size;
         self.tasks.spawn(streams::run_stream(
             session,
             send,
             recv,
             frames,
-            queue.queued_bytes.clone(),
+            queue.queued.clone(),
             max,
             self.to_actor.clone(),
         ));
@@ -340,14 +368,14 @@ impl Actor {
     }
 
     fn open(&mut self, session: SessionId, peer: PeerId) {
-        let (queue, frames) = SessionQueue::new();
+        let (queue, frames) = SessionQueue::new(&self.total_queued);
         let max = self.manager.config().max_frame_size;
         self.tasks.spawn(streams::outbound(
             self.endpoint.clone(),
             peer,
             session,
             frames,
-            queue.queued_bytes.clone(),
+            queue.queued.clone(),
             max,
             self.to_actor.clone(),
         ));
@@ -359,21 +387,29 @@ impl Actor {
             return;
         };
         let max = self.manager.config().max_frame_size;
-        let queued = match encode_frame(frame, max) {
-            Ok(bytes) => queue.push(bytes, self.limits.max_queued_bytes),
-            Err(err) => {
-                debug!(%err, "sync: frame not encoded");
-                false
-            }
+        let failure = match encode_frame(frame, max) {
+            Ok(bytes) => match queue.push(
+                bytes,
+                self.limits.max_queued_bytes,
+                self.limits.max_total_queued_bytes,
+            ) {
+                Ok(()) => return,
+                Err(QueueFull::Session) => "send queue full: the peer reads too slowly".to_owned(),
+                Err(QueueFull::Total) => "send queues of all sessions full".to_owned(),
+            },
+            Err(err) => format!("frame not sent: {err}"),
         };
-        if !queued {
-            // Too slow a reader (or a frame over the limit): fail the session; a later one
-            // reconciles whatever did not go out.
-            self.queues.remove(&session);
-            let error = Some("send queue full".to_owned());
-            let now = self.now();
-            self.manager.handle(InEvent::Closed { session, error }, now);
-        }
+        // Fail the session; a later one reconciles whatever did not go out.
+        debug!(%failure, "sync: session failed on send");
+        self.queues.remove(&session);
+        let now = self.now();
+        self.manager.handle(
+            InEvent::Closed {
+                session,
+                error: Some(failure),
+            },
+            now,
+        );
     }
 
     fn emit(&mut self, topic: TopicId, event: Event<PeerId>) {
@@ -419,19 +455,24 @@ impl Actor {
     }
 }
 
-/// Forwards one overlay's neighbour events to the actor.
+/// Forwards one overlay's neighbour events to the actor; after lost events, the whole set.
 async fn forward_neighbors(
     topic: TopicId,
+    overlay: weft_gossip::TopicSender,
     mut events: weft_gossip::TopicEvents,
     to_actor: mpsc::Sender<Neighbor>,
 ) {
     while let Some(event) = events.recv().await {
-        let (peer, up) = match event {
-            GossipEvent::NeighborUp(peer) => (peer, true),
-            GossipEvent::NeighborDown(peer) => (peer, false),
+        let change = match event {
+            GossipEvent::NeighborUp(peer) => Neighbor::Up(topic, peer),
+            GossipEvent::NeighborDown(peer) => Neighbor::Down(topic, peer),
+            GossipEvent::Lagged(_) => match overlay.neighbors().await {
+                Ok(peers) => Neighbor::All(topic, peers),
+                Err(_) => return,
+            },
             _ => continue,
         };
-        if to_actor.send(Neighbor { topic, peer, up }).await.is_err() {
+        if to_actor.send(change).await.is_err() {
             return;
         }
     }

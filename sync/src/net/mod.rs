@@ -7,9 +7,10 @@
 //! Bounds and policies:
 //! - commands from handles: `command_capacity`, callers wait when full;
 //! - streams opened by peers: 64 waiting for the actor, further ones wait (QUIC flow control);
-//! - frames queued to one session: `max_queued_bytes` (and 4,096 frames); when over it the
-//!   session fails and is retried later, and the next session reconciles what was not sent,
-//!   so nothing is lost, only delayed;
+//! - frames queued to one session: `max_queued_bytes` (and 4,096 frames), and to all sessions
+//!   together: `max_total_queued_bytes`; when over either the session fails and is retried
+//!   later, and the next session reconciles what was not sent, so nothing is lost, only
+//!   delayed;
 //! - events to a topic's subscriber: `event_capacity`; when full events are dropped and the
 //!   next one delivered is `Event::Lagged(n)` (the items themselves are in the store).
 //!
@@ -30,7 +31,7 @@ use self::{
 };
 use crate::{
     proto::{
-        Config, Event, InsertError, Item, ItemId, Manager, ProtocolFactory, SessionInfo,
+        Config, Event, InsertError, Item, ItemId, ItemKey, Manager, ProtocolFactory, SessionInfo,
         SetReconciliationFactory, SubscribeError, TopicItems,
     },
     store::{Store, StoreError},
@@ -87,6 +88,7 @@ pub struct Builder {
     event_capacity: usize,
     command_capacity: usize,
     max_queued_bytes: usize,
+    max_total_queued_bytes: usize,
     shutdown_grace: Duration,
 }
 
@@ -103,9 +105,18 @@ impl Builder {
         self
     }
 
-    /// Bytes queued to one session before it fails as too slow (default 16 MiB).
+    /// Bytes queued to one session before it fails as too slow (default 16 MiB; at least one
+    /// frame).
     pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
-        self.max_queued_bytes = bytes.max(self.config.max_frame_size);
+        self.max_queued_bytes = bytes;
+        self
+    }
+
+    /// Bytes queued to all sessions together before the session that would add more fails
+    /// (default 128 MiB): what slow or silent peers, however many identities they use, can make
+    /// this node hold.
+    pub fn max_total_queued_bytes(mut self, bytes: usize) -> Self {
+        self.max_total_queued_bytes = bytes;
         self
     }
 
@@ -127,8 +138,11 @@ impl Builder {
         let registration = endpoint.register(SYNC, handler)?;
         let seed = endpoint.secret_seed("weft/sync/manager");
         let manager = Manager::new(endpoint.id(), self.config.clone(), seed);
+        // A session must be able to queue at least one whole frame.
+        let frame = self.config.max_frame_size;
         let limits = Limits {
-            max_queued_bytes: self.max_queued_bytes,
+            max_queued_bytes: self.max_queued_bytes.max(frame),
+            max_total_queued_bytes: self.max_total_queued_bytes.max(frame),
             shutdown_grace: self.shutdown_grace,
         };
         let actor = Actor::new(manager, endpoint.clone(), limits, commands_rx, inbound_rx);
@@ -177,6 +191,7 @@ impl SyncManager {
             event_capacity: 4096,
             command_capacity: 256,
             max_queued_bytes: 16 * 1024 * 1024,
+            max_total_queued_bytes: 128 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(2),
         }
     }
@@ -207,6 +222,14 @@ impl SyncManager {
         protocol: Arc<dyn ProtocolFactory>,
         bootstrap: Vec<PeerAddr>,
     ) -> Result<SyncTopic, Error> {
+        // Joining the overlay of a topic synced already would disturb that topic's overlay.
+        let topic_is_new = self
+            .ask(|reply| ToActor::Len { topic, reply })
+            .await?
+            .is_none();
+        if !topic_is_new {
+            return Err(SubscribeError::AlreadySubscribed(topic).into());
+        }
         // Reading every key of a large persistent store takes a while: not on the runtime.
         let items = tokio::task::spawn_blocking(move || TopicItems::open(store))
             .await
@@ -310,6 +333,22 @@ impl SyncTopic {
         let topic = self.topic;
         self.manager
             .ask(|reply| ToActor::Len { topic, reply })
+            .await?
+            .ok_or(Error::UnknownTopic(topic))
+    }
+
+    /// Up to `limit` keys of the topic's items with a timestamp of at least `since`, in
+    /// (timestamp, id) order: how an application that lagged finds what it missed (then
+    /// [`SyncTopic::get`] each).
+    pub async fn keys_since(&self, since: u64, limit: usize) -> Result<Vec<ItemKey>, Error> {
+        let topic = self.topic;
+        self.manager
+            .ask(|reply| ToActor::Keys {
+                topic,
+                since,
+                limit,
+                reply,
+            })
             .await?
             .ok_or(Error::UnknownTopic(topic))
     }

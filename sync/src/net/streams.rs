@@ -43,37 +43,80 @@ pub(super) struct Inbound {
     pub(super) recv: RecvStream,
 }
 
+/// Bytes queued to one session and to all sessions of the actor: the writer takes off what
+/// it wrote.
+#[derive(Debug, Clone)]
+pub(super) struct QueuedBytes {
+    session: Arc<AtomicUsize>,
+    total: Arc<AtomicUsize>,
+}
+
+impl QueuedBytes {
+    fn written(&self, size: usize) {
+        self.session.fetch_sub(size, Ordering::Relaxed);
+        self.total.fetch_sub(size, Ordering::Relaxed);
+    }
+}
+
 /// The actor's end of a session's stream: a queue of encoded frames and its size in bytes.
 #[derive(Debug)]
 pub(super) struct SessionQueue {
     pub(super) frames: mpsc::Sender<Vec<u8>>,
-    pub(super) queued_bytes: Arc<AtomicUsize>,
+    pub(super) queued: QueuedBytes,
 }
 
-/// Frames a session may queue (each also counts against the byte limit).
+/// Frames a session may queue (each also counts against the byte limits).
 pub(super) const QUEUE_FRAMES: usize = 4096;
 
+/// Why a frame was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum QueueFull {
+    /// This session's queue is over its byte or frame limit: its peer reads too slowly.
+    Session,
+    /// All sessions together are over the actor's byte limit.
+    Total,
+}
+
 impl SessionQueue {
-    pub(super) fn new() -> (Self, mpsc::Receiver<Vec<u8>>) {
+    /// A queue counting into `total`, the bytes queued to all sessions.
+    pub(super) fn new(total: &Arc<AtomicUsize>) -> (Self, mpsc::Receiver<Vec<u8>>) {
         let (frames, rx) = mpsc::channel(QUEUE_FRAMES);
         let queue = Self {
             frames,
-            queued_bytes: Arc::new(AtomicUsize::new(0)),
+            queued: QueuedBytes {
+                session: Arc::new(AtomicUsize::new(0)),
+                total: total.clone(),
+            },
         };
         (queue, rx)
     }
 
-    /// Queues a frame; `false` when the queue is over `max_bytes` or full: the peer reads too
-    /// slowly, and the session fails (a later one reconciles what was not sent).
-    pub(super) fn push(&self, frame: Vec<u8>, max_bytes: usize) -> bool {
+    /// Queues a frame, or says which limit it would break: the session then fails, and a later
+    /// one reconciles what was not sent.
+    pub(super) fn push(
+        &self,
+        frame: Vec<u8>,
+        max_session: usize,
+        max_total: usize,
+    ) -> Result<(), QueueFull> {
         let size = frame.len();
-        if self.queued_bytes.load(Ordering::Relaxed) + size > max_bytes {
-            return false;
+        if self.queued.session.load(Ordering::Relaxed) + size > max_session {
+            return Err(QueueFull::Session);
         }
-        self.queued_bytes.fetch_add(size, Ordering::Relaxed);
-        self.frames.try_send(frame).is_ok()
+        if self.queued.total.load(Ordering::Relaxed) + size > max_total {
+            return Err(QueueFull::Total);
+        }
+        self.frames
+            .try_send(frame)
+            .map_err(|_| QueueFull::Session)?;
+        self.queued.session.fetch_add(size, Ordering::Relaxed);
+        self.queued.total.fetch_add(size, Ordering::Relaxed);
+        Ok(())
     }
 }
+
+/// Largest coalesced write of queued frames.
+const WRITE_BATCH: usize = 64 * 1024;
 
 /// Runs an outbound session: dials (reusing the connection), opens a stream, then moves bytes.
 pub(super) async fn outbound(
@@ -81,7 +124,7 @@ pub(super) async fn outbound(
     peer: PeerId,
     session: SessionId,
     frames: mpsc::Receiver<Vec<u8>>,
-    queued_bytes: Arc<AtomicUsize>,
+    queued: QueuedBytes,
     max_frame_size: usize,
     to_actor: mpsc::Sender<FromStream>,
 ) {
@@ -100,7 +143,7 @@ pub(super) async fn outbound(
                 send,
                 recv,
                 frames,
-                queued_bytes,
+                queued,
                 max_frame_size,
                 to_actor,
             )
@@ -118,15 +161,24 @@ pub(super) async fn run_stream(
     send: SendStream,
     recv: RecvStream,
     mut frames: mpsc::Receiver<Vec<u8>>,
-    queued_bytes: Arc<AtomicUsize>,
+    queued: QueuedBytes,
     max_frame_size: usize,
     to_actor: mpsc::Sender<FromStream>,
 ) {
     let writer = async {
         let mut send = FramedSend::<Frame, _>::new(send, max_frame_size);
+        let mut batch = Vec::new();
         while let Some(frame) = frames.recv().await {
-            queued_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
-            send.send_encoded(&frame).await?;
+            // Coalesce what is queued into one write: fewer packets when items flow.
+            batch.clear();
+            batch.extend_from_slice(&frame);
+            while batch.len() < WRITE_BATCH
+                && let Ok(more) = frames.try_recv()
+            {
+                batch.extend_from_slice(&more);
+            }
+            queued.written(batch.len());
+            send.send_encoded(&batch).await?;
         }
         send.finish()
     };

@@ -30,6 +30,9 @@ pub struct Config {
     pub max_batch_items: usize,
     /// Most item ids requested and not yet answered, per session (pipelining depth).
     pub max_requested_items: usize,
+    /// Most ids waiting to be fetched in one session (wanted, or deferred while another
+    /// session fetches them); more fail the session. Costs about 40 bytes an id.
+    pub max_wanted_items: usize,
     /// Largest item accepted (encoded bytes); a larger one is refused at insert and fails the
     /// session that carries it.
     pub max_item_size: usize,
@@ -46,13 +49,14 @@ pub struct Config {
     /// Longest retry delay.
     #[serde(with = "duration_ms")]
     pub retry_max: Duration,
-    /// Most inbound session attempts one peer may make per `attempt_window`; more are refused
+    /// Most sessions one peer may open on one topic per `attempt_window`; more are refused
     /// with `TooManyAttempts` (a peer opening sessions in a loop).
     pub max_attempts_per_window: u32,
     /// The window of `max_attempts_per_window`.
     #[serde(with = "duration_ms")]
     pub attempt_window: Duration,
-    /// Most peers whose attempts are counted; the oldest window is forgotten first.
+    /// Most (peer, topic) pairs whose attempts are counted; the oldest window is forgotten
+    /// first.
     pub max_tracked_peers: usize,
 }
 
@@ -67,6 +71,7 @@ impl Default for Config {
             reconcile_frame_limit: 500_000,
             max_batch_items: 256,
             max_requested_items: 1024,
+            max_wanted_items: 1_000_000,
             max_item_size: 256 * 1024,
             session_timeout: Duration::from_secs(30),
             fallback_wait: Duration::from_secs(1),

@@ -15,7 +15,7 @@ pub use config::Config;
 pub use fingerprint::{FINGERPRINT_LEN, Fingerprint, IdSum};
 pub use index::{Index, Keys};
 pub use item::{Item, ItemError, ItemId, ItemKey, TIMESTAMP_LEN};
-pub use items::TopicItems;
+pub use items::{Claim, TopicItems};
 pub use manager::{
     EndReason, Event, InEvent, InsertError, Manager, OutEvent, SessionError, SessionId,
     SessionInfo, SubscribeError, Timer,
@@ -23,6 +23,8 @@ pub use manager::{
 pub use negentropy::{
     MIN_FRAME_SIZE_LIMIT, MessageError, PROTOCOL_VERSION_V1, ReconcileError, Reconciled, Reconciler,
 };
-pub use protocol::{CatchUpStats, Context, ProtocolError, ProtocolFactory, Role, SyncProtocol};
+pub use protocol::{
+    CatchUpStats, Context, Origin, ProtocolError, ProtocolFactory, Role, SyncProtocol,
+};
 pub use set_sync::{SET_RECONCILIATION, SetConfig, SetReconciliation, SetReconciliationFactory};
 pub use wire::{Frame, Refusal};

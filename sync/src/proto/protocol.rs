@@ -10,7 +10,10 @@
 
 use std::fmt;
 
-use super::{Item, ItemError, ItemId, ReconcileError, items::TopicItems};
+use super::{
+    Item, ItemError, ItemId, ReconcileError, SessionId,
+    items::{Claim, TopicItems},
+};
 use crate::store::StoreError;
 
 /// Which side of a session this is.
@@ -20,6 +23,17 @@ pub enum Role {
     Initiator,
     /// Accepted the session.
     Acceptor,
+}
+
+/// How an item new to this node arrived, which decides how it travels on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Inserted by the application here.
+    Local,
+    /// Pushed by a peer in live mode: it is news, forward it at once.
+    Live,
+    /// Fetched while catching up: the peers may well have it; offer its id.
+    CatchUp,
 }
 
 /// What a session moved while catching up, reported once it has.
@@ -71,22 +85,25 @@ pub enum ProtocolError {
 /// has caught up.
 pub struct Context<'a> {
     role: Role,
+    session: SessionId,
     items: &'a mut TopicItems,
     pub(super) sent: &'a mut Vec<Vec<u8>>,
-    pub(super) received: &'a mut Vec<Item>,
+    pub(super) received: &'a mut Vec<(Item, Origin)>,
     pub(super) caught_up: &'a mut bool,
 }
 
 impl<'a> Context<'a> {
     pub(super) fn new(
         role: Role,
+        session: SessionId,
         items: &'a mut TopicItems,
         sent: &'a mut Vec<Vec<u8>>,
-        received: &'a mut Vec<Item>,
+        received: &'a mut Vec<(Item, Origin)>,
         caught_up: &'a mut bool,
     ) -> Self {
         Self {
             role,
+            session,
             items,
             sent,
             received,
@@ -109,13 +126,36 @@ impl<'a> Context<'a> {
         self.sent.push(message);
     }
 
-    /// Stores items received from the peer; those that were new are delivered to the
-    /// application once and forwarded to the topic's other live sessions. Returns how many
+    /// Asks to fetch `id`: [`Claim::Claimed`] if this session should request it,
+    /// [`Claim::Elsewhere`] if another session of the topic is fetching it, [`Claim::Stored`]
+    /// if it is here already. One fetch per item, however many neighbours offer it.
+    pub fn claim(&mut self, id: ItemId) -> Result<Claim, StoreError> {
+        self.items.claim(id, self.session)
+    }
+
+    /// Gives up a claim on `id` (the peer did not have it after all).
+    pub fn release(&mut self, id: &ItemId) {
+        self.items.release(id, self.session);
+    }
+
+    /// Stores items fetched while catching up; those that were new are delivered to the
+    /// application once and offered (by id) to the topic's other sessions. Returns how many
     /// were new.
     pub fn insert(&mut self, items: Vec<Item>) -> Result<usize, StoreError> {
+        self.insert_from(items, Origin::CatchUp)
+    }
+
+    /// Stores items the peer pushed in live mode; those that were new are delivered to the
+    /// application once and pushed on to the topic's other sessions at once.
+    pub fn insert_live(&mut self, items: Vec<Item>) -> Result<usize, StoreError> {
+        self.insert_from(items, Origin::Live)
+    }
+
+    fn insert_from(&mut self, items: Vec<Item>, origin: Origin) -> Result<usize, StoreError> {
         let fresh = self.items.insert_many(items)?;
         let count = fresh.len();
-        self.received.extend(fresh);
+        self.received
+            .extend(fresh.into_iter().map(|item| (item, origin)));
         Ok(count)
     }
 
@@ -128,7 +168,10 @@ impl<'a> Context<'a> {
 
 impl fmt::Debug for Context<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Context").field("role", &self.role).finish()
+        f.debug_struct("Context")
+            .field("role", &self.role)
+            .field("session", &self.session)
+            .finish()
     }
 }
 
@@ -140,9 +183,21 @@ pub trait SyncProtocol: Send + 'static {
     /// A message from the peer.
     fn receive(&mut self, message: &[u8], cx: &mut Context<'_>) -> Result<(), ProtocolError>;
 
-    /// An item new to this topic arrived elsewhere (inserted locally or received in another
-    /// session): send it on if the peer may lack it.
-    fn forward(&mut self, item: &Item, cx: &mut Context<'_>) -> Result<(), ProtocolError>;
+    /// Items new to this node arrived elsewhere (inserted locally or received in another
+    /// session): send them on if the peer may lack them, as their origin suggests.
+    fn forward(
+        &mut self,
+        items: &[Item],
+        origin: Origin,
+        cx: &mut Context<'_>,
+    ) -> Result<(), ProtocolError>;
+
+    /// Another session of the topic gave up items it had claimed (it ended): fetch what this
+    /// session still lacks. The default does nothing.
+    fn resume(&mut self, cx: &mut Context<'_>) -> Result<(), ProtocolError> {
+        let _ = cx;
+        Ok(())
+    }
 
     /// What catching up moved so far (reported when the session has caught up).
     fn stats(&self) -> CatchUpStats;

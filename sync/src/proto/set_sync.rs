@@ -3,15 +3,19 @@
 //!
 //! Messages (CBOR, inside session `Data` frames):
 //! - `Reconcile(bytes)`: a Negentropy v1 message (initiator → acceptor and back);
-//! - `Offer(ids)`: initiator → acceptor: ids the acceptor lacks (it will `Want` them);
-//! - `ReconcileDone`: initiator → acceptor: reconciliation is over, every offer was sent;
+//! - `Offer(ids)`: ids the sender has and the receiver may lack: the initiator's `have` list
+//!   during reconciliation, and later, from either side, ids of items it fetched elsewhere;
+//! - `ReconcileDone`: initiator → acceptor: reconciliation is over, every offer of it was sent;
 //! - `Want(ids)`: either side: send me these items;
-//! - `Items { items, missing }`: the answer to a `Want`: the bytes of each wanted item (its id
-//!   is the hash of its bytes, so it is not repeated), and the wanted ids the sender lacks;
+//! - `Items { items, missing, later }`: the answer to a `Want`, at most one frame: the bytes of
+//!   wanted items (the id is the hash of the bytes, so it is not repeated), the wanted ids the
+//!   sender lacks, and the wanted ids that did not fit (asked again later);
 //! - `Live(bytes)`: an item new to the sender, pushed without being asked.
 //!
-//! Each side has caught up when reconciliation is over and every id it lacks has been
-//! answered.
+//! An item is fetched once per node: before requesting an id, a session claims it for the
+//! topic ([`Context::claim`]); an id another session is fetching waits as *deferred* and is
+//! requested only if that session ends without it. A side has caught up when reconciliation
+//! is over and nothing it lacks is wanted, requested or deferred any more.
 
 use std::collections::{HashSet, VecDeque};
 
@@ -20,7 +24,8 @@ use serde_bytes::ByteBuf;
 
 use super::{
     Item, ItemId, Reconciler,
-    protocol::{CatchUpStats, Context, ProtocolError, ProtocolFactory, Role, SyncProtocol},
+    items::Claim,
+    protocol::{CatchUpStats, Context, Origin, ProtocolError, ProtocolFactory, Role, SyncProtocol},
 };
 
 /// The built-in protocol's name in the handshake.
@@ -28,6 +33,10 @@ pub const SET_RECONCILIATION: &str = "set-reconciliation/1";
 
 /// CBOR overhead allowed per item in an `Items` message (its byte string header).
 const PER_ITEM_OVERHEAD: usize = 9;
+/// CBOR bytes of one id in a list (a 32-byte byte string).
+const PER_ID: usize = 34;
+/// Room for the `Items` message's own headers.
+const ITEMS_OVERHEAD: usize = 64;
 
 /// A message of the built-in protocol.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +48,7 @@ enum SetMessage {
     Items {
         items: Vec<ByteBuf>,
         missing: Vec<ItemId>,
+        later: Vec<ItemId>,
     },
     Live(ByteBuf),
 }
@@ -52,21 +62,30 @@ pub struct SetConfig {
     pub max_batch_items: usize,
     /// Most ids requested and not yet answered.
     pub max_requested_items: usize,
+    /// Most ids waiting to be requested (wanted or deferred); more fail the session.
+    pub max_wanted_items: usize,
     /// Largest item accepted.
     pub max_item_size: usize,
-    /// Budget for one `Items` message (the session frame limit).
+    /// Budget for one message (the session frame limit less its framing).
     pub max_message_size: usize,
 }
 
 impl From<&super::Config> for SetConfig {
     fn from(config: &super::Config) -> Self {
+        // Room for the session frame around the message.
+        let max_message_size = config.max_frame_size.saturating_sub(64).max(4096);
+        // A reconciliation message must fit in a frame, whatever the config says.
+        let reconcile_frame_limit = match config.reconcile_frame_limit {
+            0 => max_message_size,
+            limit => limit.min(max_message_size),
+        };
         Self {
-            reconcile_frame_limit: config.reconcile_frame_limit,
+            reconcile_frame_limit,
             max_batch_items: config.max_batch_items.max(1),
             max_requested_items: config.max_requested_items.max(1),
+            max_wanted_items: config.max_wanted_items.max(1),
             max_item_size: config.max_item_size,
-            // Room for the session frame around the message.
-            max_message_size: config.max_frame_size.saturating_sub(64).max(4096),
+            max_message_size,
         }
     }
 }
@@ -103,6 +122,8 @@ pub struct SetReconciliation {
     reconciled: bool,
     /// Ids we lack and have not requested yet.
     to_want: VecDeque<ItemId>,
+    /// Ids another session is fetching: requested here only if it ends without them.
+    deferred: HashSet<ItemId>,
     /// Ids requested and not answered yet.
     requested: HashSet<ItemId>,
     caught_up: bool,
@@ -118,6 +139,7 @@ impl SetReconciliation {
             reconciler: None,
             reconciled: false,
             to_want: VecDeque::new(),
+            deferred: HashSet::new(),
             requested: HashSet::new(),
             caught_up: false,
             stats: CatchUpStats::default(),
@@ -162,15 +184,14 @@ impl SetReconciliation {
         let role = self.role;
         let reconciler = self.reconciler()?;
         let outcome = reconciler.reconcile(cx.items().index(), message)?;
+        self.stats.round_trips += 1;
         match role {
             Role::Acceptor => {
-                self.stats.round_trips += 1;
                 let reply = outcome.reply.unwrap_or_default();
                 self.send(cx, &SetMessage::Reconcile(ByteBuf::from(reply)));
             }
             Role::Initiator => {
-                self.stats.round_trips += 1;
-                self.want(outcome.need);
+                self.want(outcome.need)?;
                 for offer in outcome.have.chunks(self.config.max_batch_items) {
                     self.send(cx, &SetMessage::Offer(offer.to_vec()));
                 }
@@ -186,70 +207,96 @@ impl SetReconciliation {
         Ok(())
     }
 
-    fn want(&mut self, ids: Vec<ItemId>) {
+    /// Queues ids to fetch; more than `max_wanted_items` waiting fails the session.
+    fn want(&mut self, ids: Vec<ItemId>) -> Result<(), ProtocolError> {
+        if self.to_want.len() + self.deferred.len() + ids.len() > self.config.max_wanted_items {
+            return Err(ProtocolError::Malformed(format!(
+                "more than {} ids waiting to be fetched",
+                self.config.max_wanted_items
+            )));
+        }
         self.to_want.extend(ids);
+        Ok(())
     }
 
-    /// Requests what we lack, keeping at most `max_requested_items` in flight.
-    fn pump_wants(&mut self, cx: &mut Context<'_>) {
-        loop {
-            let room = self
-                .config
-                .max_requested_items
-                .saturating_sub(self.requested.len())
-                .min(self.config.max_batch_items);
-            if room == 0 || self.to_want.is_empty() {
-                return;
-            }
-            let mut batch = Vec::with_capacity(room.min(self.to_want.len()));
-            while batch.len() < room {
-                let Some(id) = self.to_want.pop_front() else {
-                    break;
-                };
-                if self.requested.insert(id) {
-                    batch.push(id);
+    /// Requests what we lack and no other session is fetching, keeping at most
+    /// `max_requested_items` in flight.
+    fn pump_wants(&mut self, cx: &mut Context<'_>) -> Result<(), ProtocolError> {
+        // Deferred ids first: their fetcher may have delivered them, or given up.
+        let deferred: Vec<ItemId> = self.deferred.iter().copied().collect();
+        for id in deferred {
+            match cx.claim(id)? {
+                Claim::Stored => {
+                    self.deferred.remove(&id);
                 }
-            }
-            if !batch.is_empty() {
-                self.send(cx, &SetMessage::Want(batch));
+                Claim::Claimed => {
+                    self.deferred.remove(&id);
+                    self.to_want.push_front(id);
+                }
+                Claim::Elsewhere => {}
             }
         }
+        let mut batch = Vec::new();
+        while self.requested.len() < self.config.max_requested_items {
+            let Some(id) = self.to_want.pop_front() else {
+                break;
+            };
+            if self.requested.contains(&id) {
+                continue;
+            }
+            match cx.claim(id)? {
+                Claim::Stored => {}
+                Claim::Elsewhere => {
+                    self.deferred.insert(id);
+                }
+                Claim::Claimed => {
+                    self.requested.insert(id);
+                    batch.push(id);
+                    if batch.len() == self.config.max_batch_items {
+                        self.send(cx, &SetMessage::Want(std::mem::take(&mut batch)));
+                    }
+                }
+            }
+        }
+        if !batch.is_empty() {
+            self.send(cx, &SetMessage::Want(batch));
+        }
+        Ok(())
     }
 
     fn on_want(&mut self, ids: Vec<ItemId>, cx: &mut Context<'_>) -> Result<(), ProtocolError> {
         self.check_batch(&ids, "want")?;
-        let budget = self.config.max_message_size;
-        let mut items = Vec::new();
-        let mut missing = Vec::new();
-        let mut size = 0;
+        let budget = self.config.max_message_size.saturating_sub(ITEMS_OVERHEAD);
+        let (mut items, mut missing, mut later) = (Vec::new(), Vec::new(), Vec::new());
+        // Every id we do not send now is listed once (missing or later): reserve its room.
+        let mut size = ids.len() * PER_ID;
         for id in ids {
             match cx.items().get(&id)? {
-                Some(item) => {
-                    let cost = item.len() + PER_ITEM_OVERHEAD;
-                    if size + cost > budget && !items.is_empty() {
-                        let batch = std::mem::take(&mut items);
-                        self.send_items(cx, batch, Vec::new());
-                        size = 0;
-                    }
-                    size += cost;
+                Some(item) if size + item.len() + PER_ITEM_OVERHEAD <= budget => {
+                    size += item.len() + PER_ITEM_OVERHEAD;
                     items.push(ByteBuf::from(item.as_bytes().to_vec()));
                 }
+                Some(_) => later.push(id),
                 None => missing.push(id),
             }
         }
-        self.send_items(cx, items, missing);
-        Ok(())
-    }
-
-    fn send_items(&mut self, cx: &mut Context<'_>, items: Vec<ByteBuf>, missing: Vec<ItemId>) {
         self.stats.items_sent += items.len() as u64;
-        self.send(cx, &SetMessage::Items { items, missing });
+        self.send(
+            cx,
+            &SetMessage::Items {
+                items,
+                missing,
+                later,
+            },
+        );
+        Ok(())
     }
 
     fn on_items(
         &mut self,
         items: Vec<ByteBuf>,
-        missing: Vec<ItemId>,
+        missing: &[ItemId],
+        later: &[ItemId],
         cx: &mut Context<'_>,
     ) -> Result<(), ProtocolError> {
         let mut verified = Vec::with_capacity(items.len());
@@ -264,9 +311,18 @@ impl SetReconciliation {
             verified.push(item);
         }
         for id in missing {
-            if !self.requested.remove(&id) {
-                return Err(ProtocolError::Unrequested(id));
+            if !self.requested.remove(id) {
+                return Err(ProtocolError::Unrequested(*id));
             }
+            // The peer offered it but lacks it now; another neighbour may have it.
+            cx.release(id);
+        }
+        for id in later.iter().rev() {
+            if !self.requested.remove(id) {
+                return Err(ProtocolError::Unrequested(*id));
+            }
+            // Still ours to fetch: ask again first thing.
+            self.to_want.push_front(*id);
         }
         self.stats.items_received += cx.insert(verified)? as u64;
         Ok(())
@@ -287,6 +343,7 @@ impl SetReconciliation {
             && self.reconciled
             && self.to_want.is_empty()
             && self.requested.is_empty()
+            && self.deferred.is_empty()
         {
             self.caught_up = true;
             cx.caught_up();
@@ -297,11 +354,8 @@ impl SetReconciliation {
         match message {
             SetMessage::Reconcile(bytes) => self.on_reconcile(&bytes, cx)?,
             SetMessage::Offer(ids) => {
-                if self.role == Role::Initiator || self.reconciled {
-                    return Err(ProtocolError::Malformed("unexpected offer".into()));
-                }
                 self.check_batch(&ids, "offer")?;
-                self.want(ids);
+                self.want(ids)?;
             }
             SetMessage::ReconcileDone => {
                 if self.role == Role::Initiator || self.reconciled {
@@ -312,13 +366,24 @@ impl SetReconciliation {
                 self.reconciled = true;
             }
             SetMessage::Want(ids) => self.on_want(ids, cx)?,
-            SetMessage::Items { items, missing } => self.on_items(items, missing, cx)?,
+            SetMessage::Items {
+                items,
+                missing,
+                later,
+            } => self.on_items(items, &missing, &later, cx)?,
             SetMessage::Live(bytes) => {
                 self.check_size(bytes.len())?;
                 let item = Item::from_bytes(bytes.into_vec())?;
-                cx.insert(vec![item])?;
+                cx.insert_live(vec![item])?;
             }
         }
+        Ok(())
+    }
+
+    /// What every call ends with: fetch what is missing, and say when caught up.
+    fn settle(&mut self, cx: &mut Context<'_>) -> Result<(), ProtocolError> {
+        self.pump_wants(cx)?;
+        self.check_caught_up(cx);
         Ok(())
     }
 }
@@ -336,18 +401,40 @@ impl SyncProtocol for SetReconciliation {
         let message: SetMessage = ciborium::from_reader(message)
             .map_err(|err| ProtocolError::Malformed(err.to_string()))?;
         self.step(message, cx)?;
-        self.pump_wants(cx);
-        self.check_caught_up(cx);
-        Ok(())
+        self.settle(cx)
     }
 
-    fn forward(&mut self, item: &Item, cx: &mut Context<'_>) -> Result<(), ProtocolError> {
-        // An id we are about to request is one the peer has: no need to push it back.
-        self.send(
-            cx,
-            &SetMessage::Live(ByteBuf::from(item.as_bytes().to_vec())),
-        );
-        Ok(())
+    fn forward(
+        &mut self,
+        items: &[Item],
+        origin: Origin,
+        cx: &mut Context<'_>,
+    ) -> Result<(), ProtocolError> {
+        match origin {
+            // News: push the bytes at once, latency matters more than the odd duplicate.
+            Origin::Local | Origin::Live => {
+                for item in items {
+                    self.send(
+                        cx,
+                        &SetMessage::Live(ByteBuf::from(item.as_bytes().to_vec())),
+                    );
+                }
+            }
+            // Fetched while catching up: the peer most likely has these; 34 bytes an id
+            // instead of the item, and it fetches what it lacks.
+            Origin::CatchUp => {
+                let ids: Vec<ItemId> = items.iter().map(Item::id).collect();
+                for offer in ids.chunks(self.config.max_batch_items) {
+                    self.send(cx, &SetMessage::Offer(offer.to_vec()));
+                }
+            }
+        }
+        // Items that arrived elsewhere may be ones this session deferred.
+        self.settle(cx)
+    }
+
+    fn resume(&mut self, cx: &mut Context<'_>) -> Result<(), ProtocolError> {
+        self.settle(cx)
     }
 
     fn stats(&self) -> CatchUpStats {

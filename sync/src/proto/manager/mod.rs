@@ -29,7 +29,7 @@ pub use self::types::{EndReason, Event, InEvent, OutEvent, SessionError, Session
 use super::{
     Config, Item,
     items::TopicItems,
-    protocol::{Context, ProtocolError, ProtocolFactory, Role, SyncProtocol},
+    protocol::{Context, Origin, ProtocolError, ProtocolFactory, Role, SyncProtocol},
     wire::{Frame, Refusal},
 };
 use crate::store::StoreError;
@@ -102,7 +102,7 @@ pub struct Manager<PI> {
     topics: BTreeMap<TopicId, TopicState<PI>>,
     sessions: BTreeMap<SessionId, Session<PI>>,
     by_pair: BTreeMap<(PI, TopicId), SessionId>,
-    attempts: BTreeMap<PI, Attempts>,
+    attempts: BTreeMap<(PI, TopicId), Attempts>,
     next_session: u64,
     shutting_down: bool,
     outputs: VecDeque<OutEvent<PI>>,
@@ -196,12 +196,12 @@ impl<PI: PeerIdentity> Manager<PI> {
         if !state.items.insert(&item)? {
             return Ok(false);
         }
-        self.forward(topic, &[item], None);
+        self.forward(topic, &[item], Origin::Local, None);
         Ok(true)
     }
 
-    /// A peer opened a stream: a new inbound session waiting for its `Hello`. A peer over its
-    /// attempt rate is refused at once.
+    /// A peer opened a stream: a new inbound session waiting for its `Hello`. Refused at once
+    /// when `max_pending_handshakes` streams wait already.
     pub fn accept(&mut self, peer: PI, now: Duration) -> SessionId {
         let id = self.new_session_id();
         self.sessions
@@ -215,8 +215,6 @@ impl<PI: PeerIdentity> Manager<PI> {
             self.refuse(id, Refusal::ShuttingDown);
         } else if pending > self.config.max_pending_handshakes {
             self.refuse(id, Refusal::TooManySessions);
-        } else if !self.count_attempt(peer, now) {
-            self.refuse(id, Refusal::TooManyAttempts);
         } else {
             self.arm_silence(id);
         }
@@ -229,6 +227,7 @@ impl<PI: PeerIdentity> Manager<PI> {
             InEvent::NeighborUp { topic, peer } => self.on_neighbor_up(topic, peer, now),
             InEvent::NeighborDown { topic, peer } => self.on_neighbor_down(topic, peer),
             InEvent::Frame { session, frame } => self.on_frame(session, frame, now),
+            InEvent::Neighbors { topic, peers } => self.on_neighbors(topic, peers, now),
             InEvent::Closed { session, error } => self.on_closed(session, error),
             InEvent::TimerExpired(timer) => self.on_timer(timer, now),
         }
@@ -312,10 +311,10 @@ impl<PI: PeerIdentity> Manager<PI> {
             && self.peer_session_count(peer) < self.config.max_sessions_per_peer
     }
 
-    fn count_attempt(&mut self, peer: PI, now: Duration) -> bool {
+    fn count_attempt(&mut self, peer: PI, topic: TopicId, now: Duration) -> bool {
         let window = self.config.attempt_window;
-        if !self.attempts.contains_key(&peer)
-            && self.attempts.len() >= self.config.max_tracked_peers
+        let key = (peer, topic);
+        if !self.attempts.contains_key(&key) && self.attempts.len() >= self.config.max_tracked_peers
         {
             // Forget the peer whose window started first: its count matters least now.
             if let Some(oldest) = self
@@ -327,7 +326,7 @@ impl<PI: PeerIdentity> Manager<PI> {
                 self.attempts.remove(&oldest);
             }
         }
-        let entry = self.attempts.entry(peer).or_insert(Attempts {
+        let entry = self.attempts.entry(key).or_insert(Attempts {
             window_start: now,
             count: 0,
         });
@@ -342,12 +341,12 @@ impl<PI: PeerIdentity> Manager<PI> {
     }
 
     fn open(&mut self, topic: TopicId, peer: PI, now: Duration) {
-        if self.shutting_down
-            || peer == self.me
-            || self.by_pair.contains_key(&(peer, topic))
-            || !self.has_room(topic, peer)
-        {
+        if self.shutting_down || peer == self.me || self.by_pair.contains_key(&(peer, topic)) {
             return;
+        }
+        if !self.has_room(topic, peer) {
+            // Try again later: a session may end meanwhile.
+            return self.schedule_retry(topic, peer);
         }
         let Some(state) = self.topics.get(&topic) else {
             return;
@@ -386,6 +385,23 @@ impl<PI: PeerIdentity> Manager<PI> {
         state.failures.remove(&peer);
         if let Some(id) = self.by_pair.get(&(peer, topic)).copied() {
             self.end(id, EndReason::NeighborDown);
+        }
+    }
+
+    /// The overlay's whole neighbour set (after its events were lost): start and end sessions
+    /// as if each change had been an event.
+    fn on_neighbors(&mut self, topic: TopicId, peers: Vec<PI>, now: Duration) {
+        let Some(state) = self.topics.get(&topic) else {
+            return;
+        };
+        let now_set: BTreeSet<PI> = peers.into_iter().collect();
+        let gone: Vec<PI> = state.neighbors.difference(&now_set).copied().collect();
+        let new: Vec<PI> = now_set.difference(&state.neighbors).copied().collect();
+        for peer in gone {
+            self.on_neighbor_down(topic, peer);
+        }
+        for peer in new {
+            self.on_neighbor_up(topic, peer, now);
         }
     }
 
@@ -433,7 +449,7 @@ impl<PI: PeerIdentity> Manager<PI> {
         let phase = session.phase;
         match (phase, frame) {
             (Phase::AwaitHello, Frame::Hello { topic, protocol }) => {
-                self.on_hello(id, topic, &protocol)
+                self.on_hello(id, topic, &protocol, now)
             }
             (Phase::AwaitAccept, Frame::Accept) => self.start(id),
             (Phase::AwaitAccept, Frame::Refuse(refusal)) => self.on_refused(id, refusal),
@@ -455,12 +471,18 @@ impl<PI: PeerIdentity> Manager<PI> {
         }
     }
 
-    fn on_hello(&mut self, id: SessionId, topic: TopicId, protocol: &str) {
+    fn on_hello(&mut self, id: SessionId, topic: TopicId, protocol: &str, now: Duration) {
         let Some(peer) = self.sessions.get(&id).map(|s| s.peer) else {
             return;
         };
-        let Some(state) = self.topics.get(&topic) else {
+        if !self.topics.contains_key(&topic) {
             return self.refuse(id, Refusal::UnknownTopic);
+        }
+        if !self.count_attempt(peer, topic, now) {
+            return self.refuse(id, Refusal::TooManyAttempts);
+        }
+        let Some(state) = self.topics.get(&topic) else {
+            return;
         };
         if state.protocol.name() != protocol {
             let ours = state.protocol.name().to_owned();
@@ -537,6 +559,7 @@ impl<PI: PeerIdentity> Manager<PI> {
         let result = {
             let mut cx = Context::new(
                 session.role,
+                id,
                 &mut state.items,
                 &mut sent,
                 &mut received,
@@ -558,12 +581,19 @@ impl<PI: PeerIdentity> Manager<PI> {
             self.send(id, Frame::Abort(err.to_string()));
             return self.fail(id, SessionError::Protocol(err.to_string()));
         }
-        for item in &received {
+        for (item, _) in &received {
             let item = item.clone();
             self.emit(topic, Event::ItemReceived { item, from: peer });
         }
-        if !received.is_empty() {
-            self.forward(topic, &received, Some(id));
+        for origin in [Origin::Live, Origin::CatchUp] {
+            let items: Vec<Item> = received
+                .iter()
+                .filter(|(_, o)| *o == origin)
+                .map(|(item, _)| item.clone())
+                .collect();
+            if !items.is_empty() {
+                self.forward(topic, &items, origin, Some(id));
+            }
         }
         if caught_up {
             self.caught_up(id, topic, stats);
@@ -588,29 +618,46 @@ impl<PI: PeerIdentity> Manager<PI> {
     }
 
     /// Sends items new to this node to the topic's running sessions but `except`.
-    fn forward(&mut self, topic: TopicId, items: &[Item], except: Option<SessionId>) {
-        let targets: Vec<SessionId> = self
-            .sessions
-            .iter()
-            .filter(|(id, s)| Some(**id) != except && s.topic == Some(topic) && s.is_running())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in targets {
-            for item in items {
-                self.run(id, |protocol, cx| protocol.forward(item, cx));
-            }
+    fn forward(
+        &mut self,
+        topic: TopicId,
+        items: &[Item],
+        origin: Origin,
+        except: Option<SessionId>,
+    ) {
+        for id in self.running_sessions(topic, except) {
+            self.run(id, |protocol, cx| protocol.forward(items, origin, cx));
         }
     }
 
-    /// Forgets a session and finishes its stream.
+    fn running_sessions(&self, topic: TopicId, except: Option<SessionId>) -> Vec<SessionId> {
+        self.sessions
+            .iter()
+            .filter(|(id, s)| Some(**id) != except && s.topic == Some(topic) && s.is_running())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Forgets a session and finishes its stream. What it was fetching, the topic's other
+    /// sessions fetch instead.
     fn remove(&mut self, id: SessionId) -> Option<Session<PI>> {
         let session = self.sessions.remove(&id)?;
-        if let Some(topic) = session.topic
-            && self.by_pair.get(&(session.peer, topic)) == Some(&id)
-        {
+        self.out(OutEvent::Close { session: id });
+        let Some(topic) = session.topic else {
+            return Some(session);
+        };
+        if self.by_pair.get(&(session.peer, topic)) == Some(&id) {
             self.by_pair.remove(&(session.peer, topic));
         }
-        self.out(OutEvent::Close { session: id });
+        let released = self
+            .topics
+            .get_mut(&topic)
+            .map_or(0, |state| state.items.release_session(id));
+        if released > 0 {
+            for other in self.running_sessions(topic, None) {
+                self.run(other, |protocol, cx| protocol.resume(cx));
+            }
+        }
         Some(session)
     }
 
@@ -648,13 +695,14 @@ impl<PI: PeerIdentity> Manager<PI> {
         let failures = state.failures.entry(peer).or_insert(0);
         *failures = failures.saturating_add(1);
         let exponent = (*failures - 1).min(20);
+        // Jitter in [1, 1.5): two peers that failed together do not retry together.
+        let jitter = 1.0 + self.rng.random::<f64>() * 0.5;
         let delay = self
             .config
             .retry_base
             .saturating_mul(1 << exponent)
+            .mul_f64(jitter)
             .min(self.config.retry_max);
-        // Jitter in [1, 1.5): two peers that failed together do not retry together.
-        let delay = delay.mul_f64(1.0 + self.rng.random::<f64>() * 0.5);
         self.out(OutEvent::ScheduleTimer(delay, Timer::Retry { topic, peer }));
     }
 }

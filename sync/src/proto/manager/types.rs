@@ -137,6 +137,14 @@ pub enum InEvent<PI> {
         /// The neighbour.
         peer: PI,
     },
+    /// The overlay's whole neighbour set, for a runtime that lost neighbour events (its
+    /// queue overflowed): the manager applies the difference.
+    Neighbors {
+        /// The sync topic.
+        topic: TopicId,
+        /// Every current neighbour.
+        peers: Vec<PI>,
+    },
     /// A frame arrived on a session's stream.
     Frame {
         /// The session.
