@@ -37,8 +37,7 @@ fuzz_target!(|data: &[u8]| {
             Ok(announcement) => {
                 assert!(bytes.len() <= max);
                 let encoded = announcement.encode();
-                let again =
-                    Announcement::decode(&encoded, usize::MAX).expect("re-encoded decodes");
+                let again = Announcement::decode(&encoded, usize::MAX).expect("re-encoded decodes");
                 assert_eq!(again, announcement);
                 assert_eq!(again.encode(), encoded, "encoding is not stable");
             }

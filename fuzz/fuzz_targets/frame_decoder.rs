@@ -11,8 +11,7 @@
 use ciborium::Value;
 use libfuzzer_sys::fuzz_target;
 use weft_transport::{
-    DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_LEN, FrameDecoder, FrameError, decode_header,
-    encode_frame,
+    DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_LEN, FrameDecoder, FrameError, decode_header, encode_frame,
 };
 
 const MAXES: [usize; 4] = [0, 64, 4096, DEFAULT_MAX_FRAME_SIZE];

@@ -74,7 +74,11 @@ where
     };
     let signed = Signed::<T>::from_bytes(bytes).ok()?;
     if let Some(required) = signed.payload().required_signer() {
-        assert_eq!(required, signed.signer(), "a record verified for another signer");
+        assert_eq!(
+            required,
+            signed.signer(),
+            "a record verified for another signer"
+        );
     }
     let again = Signed::<T>::from_bytes(&signed.to_bytes()).expect("a re-encoded envelope decodes");
     assert_eq!(again, signed);

@@ -16,7 +16,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(!item.is_empty());
             assert_eq!(item.id(), ItemId::of(data));
             let (timestamp, payload) = data.split_at(TIMESTAMP_LEN);
-            assert_eq!(item.timestamp(), u64::from_be_bytes(timestamp.try_into().unwrap()));
+            assert_eq!(
+                item.timestamp(),
+                u64::from_be_bytes(timestamp.try_into().unwrap())
+            );
             assert_eq!(item.payload(), payload);
             assert_eq!(item.key().timestamp, item.timestamp());
             assert_eq!(item.key().id, item.id());

@@ -78,7 +78,10 @@ fn initiator(limit: usize, rest: &[u8]) {
         if let Some(reply) = &round.reply {
             within(limit, reply);
         }
-        assert!(round.have.iter().all(|id| ours.contains(id)), "have: not ours");
+        assert!(
+            round.have.iter().all(|id| ours.contains(id)),
+            "have: not ours"
+        );
         assert!(!round.need.iter().any(|id| ours.contains(id)), "need: ours");
     }
 }

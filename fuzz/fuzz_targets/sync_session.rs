@@ -50,7 +50,13 @@ fuzz_target!(|data: &[u8]| {
         topic,
         protocol: SET_RECONCILIATION.into(),
     };
-    manager.handle(InEvent::Frame { session, frame: hello }, now);
+    manager.handle(
+        InEvent::Frame {
+            session,
+            frame: hello,
+        },
+        now,
+    );
     drain(&mut manager, &mut timers);
 
     for message in chunks(rest) {
@@ -72,7 +78,13 @@ fuzz_target!(|data: &[u8]| {
             manager.handle(InEvent::TimerExpired(timer), now);
             drain(&mut manager, &mut Vec::new());
         }
-        manager.handle(InEvent::Closed { session, error: None }, now);
+        manager.handle(
+            InEvent::Closed {
+                session,
+                error: None,
+            },
+            now,
+        );
         drain(&mut manager, &mut Vec::new());
     }
 

@@ -20,9 +20,7 @@ use weft_sync::{
     Item, ItemId, ItemKey,
     proto::{Frame, Index, Reconciler, Refusal as SyncRefusal, SET_RECONCILIATION},
 };
-use weft_transport::{
-    NetworkId, PeerAddr, Signed, SignedPayload, cbor_encode, encode_frame,
-};
+use weft_transport::{NetworkId, PeerAddr, Signed, SignedPayload, cbor_encode, encode_frame};
 
 use crate::{join_chunks, key, peer};
 
@@ -218,7 +216,11 @@ fn frame_decoder() -> Vec<Vec<u8>> {
 }
 
 fn cbor_value() -> Vec<Vec<u8>> {
-    let mut out = vec![cbor(&addr()), cbor(&peer(1)), cbor(&NetworkId::from_name("fuzz"))];
+    let mut out = vec![
+        cbor(&addr()),
+        cbor(&peer(1)),
+        cbor(&NetworkId::from_name("fuzz")),
+    ];
     out.extend(gossip_messages().iter().take(3).map(cbor));
     out.push(signed(entry()).to_bytes());
     out
@@ -273,7 +275,10 @@ fn discovery_message() -> Vec<Vec<u8>> {
         .map(|m| prefixed(6, &m.encode()))
         .collect();
     out.push(prefixed(7, &Announcement::from(signed(entry())).encode()));
-    out.push(prefixed(7, &Announcement::from(signed(departure())).encode()));
+    out.push(prefixed(
+        7,
+        &Announcement::from(signed(departure())).encode(),
+    ));
     out
 }
 
