@@ -6,6 +6,7 @@
 //! - `sim LAYER [FILE.toml] [--only NAME] [--baseline FILE] [--save-baseline FILE] [--inspect]`:
 //!   a simulator.
 //! - `ci [--no-tests]`: what CI runs.
+//! - `fuzz [--smoke] [--target NAME] [--runs N | --time SECONDS]`: the fuzz targets.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -13,6 +14,7 @@ mod baseline;
 mod bench;
 mod ci;
 mod demo;
+mod fuzz;
 mod probe;
 mod sim;
 mod stats;
@@ -32,7 +34,9 @@ commands:
       [--save-baseline FILE]  save this run's figures as a baseline
       [--inspect]             gossip: each scenario's first seed round by round, with the
                               overlay's shape and the messages by kind
-  ci [--no-tests]             run every CI check";
+  ci [--no-tests]             run every CI check
+  fuzz [--smoke] [--target NAME] [--runs N | --time SECONDS] [--sanitizer S] [--list] [--seeds]
+                              run the cargo-fuzz targets in fuzz/ (nightly), one at a time";
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -83,6 +87,15 @@ async fn main() -> Result<()> {
             };
             ci::run(&ci).await
         }
+        "fuzz" => fuzz::run(&fuzz::FuzzArgs {
+            smoke: rest.iter().any(|arg| arg == "--smoke"),
+            target: flag_text(&rest, "--target")?,
+            runs: flag_value(&rest, "--runs")?.map(|n| n as u64),
+            time: flag_value(&rest, "--time")?.map(|n| n as u64),
+            list: rest.iter().any(|arg| arg == "--list"),
+            seeds: rest.iter().any(|arg| arg == "--seeds"),
+            sanitizer: flag_text(&rest, "--sanitizer")?,
+        }),
         "" | "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())

@@ -1,0 +1,133 @@
+//! The Negentropy v1 reconciler, `Reconciler::reconcile`, on messages from a peer.
+//!
+//! Input: a control byte, then the rest.
+//! - bit 0: frame size limit 0 (unlimited) or `MIN_FRAME_SIZE_LIMIT`;
+//! - bits 1-2 = 0: the rest is messages (`weft_fuzz::chunks`) to an acceptor on a fixed index;
+//! - bits 1-2 = 1: the same to an initiator (after `initiate`);
+//! - bits 1-2 = 2 or 3: the rest describes two sets (two bytes per key), and two honest
+//!   reconcilers run to completion.
+//!
+//! Checks: replies stay within the limit; an acceptor always replies; an initiator's `have`
+//! are ours and its `need` are not; two honest sides finish and find exactly the difference.
+
+#![no_main]
+
+use std::{collections::BTreeSet, sync::LazyLock};
+
+use libfuzzer_sys::fuzz_target;
+use weft_fuzz::chunks;
+use weft_sync::proto::{Index, ItemId, ItemKey, MIN_FRAME_SIZE_LIMIT, Reconciler};
+
+/// The fixed index: 48 keys, timestamps shared by three keys each, some near the top.
+static INDEX: LazyLock<Index> = LazyLock::new(|| Index::from_keys((0..48).map(key)));
+
+/// Key `n` of the universe both sets draw from.
+fn key(n: u16) -> ItemKey {
+    let timestamp = if n % 7 == 6 {
+        u64::MAX - 1 - u64::from(n)
+    } else {
+        u64::from(n / 3)
+    };
+    ItemKey::new(timestamp, ItemId::of(&n.to_be_bytes()))
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&control, rest)) = data.split_first() else {
+        return;
+    };
+    let limit = if control & 1 == 0 {
+        0
+    } else {
+        MIN_FRAME_SIZE_LIMIT
+    };
+    match (control >> 1) & 3 {
+        0 => acceptor(limit, rest),
+        1 => initiator(limit, rest),
+        _ => honest_pair(limit, rest),
+    }
+});
+
+fn within(limit: usize, message: &[u8]) {
+    assert!(
+        limit == 0 || message.len() <= limit,
+        "a message of {} bytes over the limit of {limit}",
+        message.len()
+    );
+}
+
+fn acceptor(limit: usize, rest: &[u8]) {
+    let mut reconciler = Reconciler::new(limit).unwrap();
+    for message in chunks(rest) {
+        let Ok(round) = reconciler.reconcile(&INDEX, message) else {
+            return;
+        };
+        let reply = round.reply.expect("an acceptor always replies");
+        within(limit, &reply);
+        assert!(round.have.is_empty() && round.need.is_empty());
+    }
+}
+
+fn initiator(limit: usize, rest: &[u8]) {
+    let ours: BTreeSet<ItemId> = INDEX.iter().map(|key| key.id).collect();
+    let mut reconciler = Reconciler::initiator(limit).unwrap();
+    within(limit, &reconciler.initiate(&INDEX).unwrap());
+    for message in chunks(rest) {
+        let Ok(round) = reconciler.reconcile(&INDEX, message) else {
+            return;
+        };
+        if let Some(reply) = &round.reply {
+            within(limit, reply);
+        }
+        assert!(
+            round.have.iter().all(|id| ours.contains(id)),
+            "have: not ours"
+        );
+        assert!(!round.need.iter().any(|id| ours.contains(id)), "need: ours");
+    }
+}
+
+fn honest_pair(limit: usize, rest: &[u8]) {
+    let (mut a, mut b) = (BTreeSet::new(), BTreeSet::new());
+    for pair in rest.chunks_exact(2) {
+        let word = u16::from_be_bytes([pair[0], pair[1]]);
+        let key = key(word & 0x0fff);
+        match word >> 14 {
+            0 => a.insert(key),
+            1 => b.insert(key),
+            _ => a.insert(key) | b.insert(key),
+        };
+    }
+    let ours = Index::from_keys(a.iter().copied());
+    let theirs = Index::from_keys(b.iter().copied());
+    let mut initiator = Reconciler::initiator(limit).unwrap();
+    let mut acceptor = Reconciler::new(limit).unwrap();
+    let mut message = initiator.initiate(&ours).unwrap();
+    let (mut have, mut need) = (BTreeSet::new(), BTreeSet::new());
+    let mut done = false;
+    for _ in 0..1000 {
+        within(limit, &message);
+        let reply = acceptor
+            .reconcile(&theirs, &message)
+            .expect("the acceptor takes the initiator's message")
+            .reply
+            .expect("an acceptor always replies");
+        within(limit, &reply);
+        let round = initiator
+            .reconcile(&ours, &reply)
+            .expect("the initiator takes the acceptor's reply");
+        have.extend(round.have);
+        need.extend(round.need);
+        match round.reply {
+            Some(next) => message = next,
+            None => {
+                done = true;
+                break;
+            }
+        }
+    }
+    assert!(done, "reconciliation did not finish in 1000 rounds");
+    let a_ids: BTreeSet<ItemId> = a.iter().map(|k| k.id).collect();
+    let b_ids: BTreeSet<ItemId> = b.iter().map(|k| k.id).collect();
+    assert_eq!(have, &a_ids - &b_ids, "have is not ours minus theirs");
+    assert_eq!(need, &b_ids - &a_ids, "need is not theirs minus ours");
+}
