@@ -156,12 +156,12 @@ pub(crate) async fn run(bench: SyncNetConfig) -> Result<()> {
             notes_tx.clone(),
         ));
     }
-    let settled = settle_sessions(&drivers, &ids, bench.settle_quiet).await?;
+    let graph = settle_sessions(&drivers, &ids, bench.settle_quiet).await?;
     println!(
         "nodes 0..{}: sessions settled {:.0} ms after the first node started ({} sessions)",
         bench.nodes - 2,
         ms(start.elapsed()),
-        settled
+        edges(&graph)
     );
     while notes.try_recv().is_ok() {}
 
@@ -183,7 +183,7 @@ pub(crate) async fn run(bench: SyncNetConfig) -> Result<()> {
     ));
     drop((deliveries_tx, notes_tx));
     let mut catch_up = catch_up(&mut notes, last, joined_at).await?;
-    let settled = settle_sessions(&drivers, &ids, bench.settle_quiet).await?;
+    let graph = settle_sessions(&drivers, &ids, bench.settle_quiet).await?;
     // Sessions of the last node that caught up while the sessions settled count as well.
     while let Ok(note) = notes.try_recv() {
         catch_up.note(note, last, joined_at);
@@ -192,7 +192,26 @@ pub(crate) async fn run(bench: SyncNetConfig) -> Result<()> {
         "{}",
         catch_up.render(&names, bench.items, bench.nodes, bench.payload)
     );
-    println!("all {} nodes: sessions settled again ({settled} sessions)\n", bench.nodes);
+    println!(
+        "all {} nodes: sessions settled again ({} sessions, degrees {:?})",
+        bench.nodes,
+        edges(&graph),
+        graph.iter().map(BTreeSet::len).collect::<Vec<_>>()
+    );
+    // The process's CPU time while nothing is sent: timers, keep-alives, shuffles.
+    let idle = Duration::from_secs(2);
+    let before = process_cpu();
+    tokio::time::sleep(idle).await;
+    let idle_cpu = before
+        .zip(process_cpu())
+        .map(|(before, after)| after.saturating_sub(before));
+    if let Some(cpu) = idle_cpu {
+        println!(
+            "idle CPU: {:.2} ms per {} ms interval\n",
+            ms(cpu) * bench.interval.as_secs_f64() / idle.as_secs_f64(),
+            bench.interval.as_millis()
+        );
+    }
 
     // Live mode: the sync topic.
     let senders = pick_senders(bench.seed, live_total, bench.nodes);
@@ -216,7 +235,11 @@ pub(crate) async fn run(bench: SyncNetConfig) -> Result<()> {
     let mut failures = Vec::new();
     while let Ok(note) = notes.try_recv() {
         match note.what {
-            NoteKind::Failed(error) => failures.push(format!("n{}: {error}", note.node)),
+            NoteKind::Failed(peer, error) => failures.push(format!(
+                "n{} ⇄ {}: {error}",
+                note.node,
+                peer.map_or_else(|| "-".to_owned(), |p| names.of(&p))
+            )),
             NoteKind::Lagged(n) => failures.push(format!("n{}: lagged {n}", note.node)),
             _ => {}
         }
@@ -233,6 +256,7 @@ pub(crate) async fn run(bench: SyncNetConfig) -> Result<()> {
             broadcast.send(node, seq, start, bench.payload)
         })
         .await?;
+    let gossip_bytes_before: u64 = nodes.iter().map(|n| n.gossip.bytes_sent()).sum();
     let gossip_timed = sync_phase
         .run(
             bench.warmup as u64,
@@ -251,7 +275,18 @@ pub(crate) async fn run(bench: SyncNetConfig) -> Result<()> {
         bench.seed,
         bench.warmup
     );
+    let gossip_bytes: u64 = nodes.iter().map(|n| n.gossip.bytes_sent()).sum::<u64>()
+        - gossip_bytes_before;
     println!("{}", compare(&sync_timed, &gossip_timed));
+    let degrees: usize = graph.iter().map(BTreeSet::len).sum();
+    println!(
+        "messages per item: weft-sync floods every new item to every session but the one it \
+         came from: Σdegree − (N−1) = {} Live frames for {} deliveries; weft-gossip wrote {:.0} \
+         bytes per broadcast (all nodes, all gossip topics)",
+        degrees.saturating_sub(bench.nodes - 1),
+        bench.nodes - 1,
+        gossip_bytes as f64 / bench.rounds.max(1) as f64
+    );
     println!(
         "warm-up: sync {}, gossip {}",
         sync_warmup.summary(),
@@ -288,6 +323,11 @@ pub(crate) async fn run(bench: SyncNetConfig) -> Result<()> {
         node.endpoint.shutdown().await;
     }
     Ok(())
+}
+
+/// Sessions in a session graph (each pair once).
+fn edges(graph: &[BTreeSet<usize>]) -> usize {
+    graph.iter().map(BTreeSet::len).sum::<usize>() / 2
 }
 
 /// One node's layers.
@@ -364,7 +404,8 @@ struct Note {
 enum NoteKind {
     Started(PeerId, Role),
     CaughtUp(PeerId, CatchUpStats),
-    Failed(String),
+    /// A session (with a peer) or an insert failed.
+    Failed(Option<PeerId>, String),
     Lagged(u64),
     /// The node holds the items it was told to expect.
     Complete,
@@ -420,7 +461,7 @@ impl Driver {
                             let sent = since_start_ns(start);
                             let item = Item::new(sent, &payload(LIVE, seq, sent, size));
                             if let Err(err) = topic.insert_item(item).await {
-                                note(NoteKind::Failed(format!("insert: {err}")));
+                                note(NoteKind::Failed(None, format!("insert: {err}")));
                             }
                         }
                         Some(Command::Sessions(reply)) => {
@@ -447,7 +488,7 @@ impl Driver {
                                 note(NoteKind::CaughtUp(peer, stats));
                             }
                             Event::SessionFailed { peer, error } => {
-                                note(NoteKind::Failed(format!("{}: {error}", peer.fmt_short())));
+                                note(NoteKind::Failed(Some(peer), error.to_string()));
                             }
                             Event::Lagged(n) => {
                                 seen += usize::try_from(n).unwrap_or(usize::MAX);
@@ -489,8 +530,12 @@ impl Driver {
 }
 
 /// Waits until every driver's sessions are live, at least one each, symmetric, and the same
-/// for `quiet`. Returns how many sessions there are (each pair counted once).
-async fn settle_sessions(drivers: &[Driver], ids: &[PeerId], quiet: Duration) -> Result<usize> {
+/// for `quiet`. Returns each node's session peers.
+async fn settle_sessions(
+    drivers: &[Driver],
+    ids: &[PeerId],
+    quiet: Duration,
+) -> Result<Vec<BTreeSet<usize>>> {
     let deadline = Instant::now() + PATIENCE;
     let mut last: Option<(Vec<BTreeSet<usize>>, Instant)> = None;
     loop {
@@ -514,7 +559,7 @@ async fn settle_sessions(drivers: &[Driver], ids: &[PeerId], quiet: Duration) ->
             match &last {
                 Some((before, since)) if *before == peers => {
                     if since.elapsed() >= quiet {
-                        return Ok(peers.iter().map(BTreeSet::len).sum::<usize>() / 2);
+                        return Ok(peers);
                     }
                 }
                 _ => last = Some((peers, Instant::now())),
@@ -536,7 +581,7 @@ struct CatchUp {
     complete: Option<Duration>,
     /// Per peer: role, stats, when it caught up (after the join).
     sessions: BTreeMap<PeerId, (Option<Role>, Option<(CatchUpStats, Duration)>)>,
-    failures: Vec<String>,
+    failures: Vec<(Option<PeerId>, String)>,
     lagged: u64,
 }
 
@@ -554,7 +599,7 @@ impl CatchUp {
             NoteKind::CaughtUp(peer, stats) => {
                 self.sessions.entry(peer).or_default().1 = Some((stats, after));
             }
-            NoteKind::Failed(error) => self.failures.push(error),
+            NoteKind::Failed(peer, error) => self.failures.push((peer, error)),
             NoteKind::Lagged(n) => self.lagged += n,
             NoteKind::Complete => self.complete = Some(after),
         }
@@ -615,8 +660,9 @@ impl CatchUp {
         if self.lagged > 0 {
             out.push_str(&format!("events lagged: {}\n", self.lagged));
         }
-        if !self.failures.is_empty() {
-            out.push_str(&format!("sessions failed: {}\n", self.failures.join("; ")));
+        for (peer, error) in &self.failures {
+            let peer = peer.map_or_else(|| "-".to_owned(), |p| names.of(&p));
+            out.push_str(&format!("session n{} ⇄ {peer} failed: {error}\n", nodes - 1));
         }
         out
     }
@@ -787,6 +833,9 @@ struct PhaseReport {
     expected: usize,
     /// Sorted latencies of the deliveries seen.
     samples: Vec<Duration>,
+    /// Per item: the latency of its first and of its last delivery seen.
+    first: Vec<Duration>,
+    last: Vec<Duration>,
     /// (sequence number, node) of each delivery not seen.
     missing: Vec<(u64, usize)>,
     cpu_per_item: Option<Duration>,
@@ -833,6 +882,7 @@ impl LivePhase<'_> {
         let expected = count * (nodes - 1);
         let mut seen = BTreeSet::new();
         let mut samples = Vec::with_capacity(expected);
+        let mut spread: BTreeMap<u64, (Duration, Duration)> = BTreeMap::new();
         let deadline = Instant::now() + DELIVERY_WAIT;
         while samples.len() < expected {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -840,6 +890,9 @@ impl LivePhase<'_> {
                 Ok(Some((node, seq, latency))) => {
                     if range.contains(&seq) && seen.insert((seq, node)) {
                         samples.push(latency);
+                        let entry = spread.entry(seq).or_insert((latency, latency));
+                        entry.0 = entry.0.min(latency);
+                        entry.1 = entry.1.max(latency);
                     }
                 }
                 _ => break,
@@ -865,6 +918,8 @@ impl LivePhase<'_> {
             sent: count,
             expected,
             samples,
+            first: spread.values().map(|(first, _)| *first).collect(),
+            last: spread.values().map(|(_, last)| *last).collect(),
             missing,
             cpu_per_item,
         })
@@ -896,6 +951,22 @@ fn compare(sync: &PhaseReport, gossip: &PhaseReport) -> String {
     ]);
     for (name, p) in [("p50 ms", 50.0), ("p90 ms", 90.0), ("p99 ms", 99.0), ("max ms", 100.0)] {
         let (a, b) = (ms(sync.percentile(p)), ms(gossip.percentile(p)));
+        table.row([
+            name.to_owned(),
+            format!("{a:.2}"),
+            format!("{b:.2}"),
+            ratio(a, b),
+        ]);
+    }
+    for (name, pick) in [
+        ("first delivery p50 ms", 0usize),
+        ("last delivery p50 ms", 1),
+    ] {
+        let median = |p: &PhaseReport| {
+            let mut samples = if pick == 0 { p.first.clone() } else { p.last.clone() };
+            ms(crate::stats::percentile(&mut samples, 50.0))
+        };
+        let (a, b) = (median(sync), median(gossip));
         table.row([
             name.to_owned(),
             format!("{a:.2}"),
