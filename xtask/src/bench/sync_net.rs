@@ -81,8 +81,9 @@ const DELIVERY_WAIT: Duration = Duration::from_secs(10);
 const LIVE: &[u8; 4] = b"LIVE";
 const BULK: &[u8; 4] = b"BULK";
 
-/// One delivery: the receiving node, the item's sequence number, its latency.
-type Delivery = (usize, u64, Duration);
+/// One delivery: the receiving node, the item's sequence number, its latency, and the hops
+/// it took where the protocol tells (gossip does, sync does not).
+type Delivery = (usize, u64, Duration, Option<u16>);
 
 /// Runs the benchmark (needs a multi-threaded tokio runtime).
 pub(crate) async fn run(bench: SyncNetConfig) -> Result<()> {
@@ -215,9 +216,11 @@ pub(crate) async fn run(bench: SyncNetConfig) -> Result<()> {
 
     // Live mode: the sync topic.
     let senders = pick_senders(bench.seed, live_total, bench.nodes);
+    let distances = distances(&graph);
     let sync_phase = LivePhase {
         bench: &bench,
         senders: &senders,
+        distances: &distances,
     };
     let sync_warmup = sync_phase
         .run(0, bench.warmup, &mut sync_deliveries, |node, seq| {
@@ -278,6 +281,7 @@ pub(crate) async fn run(bench: SyncNetConfig) -> Result<()> {
     let gossip_bytes: u64 = nodes.iter().map(|n| n.gossip.bytes_sent()).sum::<u64>()
         - gossip_bytes_before;
     println!("{}", compare(&sync_timed, &gossip_timed));
+    println!("{}", by_hops(&sync_timed, &gossip_timed));
     let degrees: usize = graph.iter().map(BTreeSet::len).sum();
     println!(
         "messages per item: weft-sync floods every new item to every session but the one it \
@@ -323,6 +327,56 @@ pub(crate) async fn run(bench: SyncNetConfig) -> Result<()> {
         node.endpoint.shutdown().await;
     }
     Ok(())
+}
+
+/// Hops between every two nodes of a session graph (breadth-first; `u16::MAX`: unreachable).
+fn distances(graph: &[BTreeSet<usize>]) -> Vec<Vec<u16>> {
+    (0..graph.len())
+        .map(|from| {
+            let mut hops = vec![u16::MAX; graph.len()];
+            hops[from] = 0;
+            let mut queue = std::collections::VecDeque::from([from]);
+            while let Some(node) = queue.pop_front() {
+                for &next in &graph[node] {
+                    if hops[next] == u16::MAX {
+                        hops[next] = hops[node] + 1;
+                        queue.push_back(next);
+                    }
+                }
+            }
+            hops
+        })
+        .collect()
+}
+
+/// Latency percentiles by hops, sync (shortest path in the session graph: a flood's first copy
+/// takes no fewer) beside gossip (the hops its message reports).
+fn by_hops(sync: &PhaseReport, gossip: &PhaseReport) -> String {
+    let mut table = Table::new([
+        "hops",
+        "sync deliveries",
+        "sync p50 ms",
+        "sync p90 ms",
+        "gossip deliveries",
+        "gossip p50 ms",
+        "gossip p90 ms",
+    ]);
+    let hops: BTreeSet<u16> = sync.by_hops.keys().chain(gossip.by_hops.keys()).copied().collect();
+    let cells = |p: &PhaseReport, hop: u16| match p.by_hops.get(&hop) {
+        Some(samples) => {
+            let mut samples = samples.clone();
+            let p50 = ms(crate::stats::percentile(&mut samples, 50.0));
+            let p90 = ms(crate::stats::percentile(&mut samples, 90.0));
+            [samples.len().to_string(), format!("{p50:.2}"), format!("{p90:.2}")]
+        }
+        None => ["0".to_owned(), String::new(), String::new()],
+    };
+    for hop in hops {
+        let [a, b, c] = cells(sync, hop);
+        let [d, e, f] = cells(gossip, hop);
+        table.row([hop.to_string(), a, b, c, d, e, f]);
+    }
+    table.render()
 }
 
 /// Sessions in a session graph (each pair once).
@@ -477,7 +531,7 @@ impl Driver {
                                     let latency = start
                                         .elapsed()
                                         .saturating_sub(Duration::from_nanos(sent));
-                                    let _ = deliveries.try_send((node, seq, latency));
+                                    let _ = deliveries.try_send((node, seq, latency, None));
                                 }
                                 seen += 1;
                             }
@@ -758,11 +812,12 @@ impl GossipTopic {
                         GossipEvent::NeighborUp(_) | GossipEvent::NeighborDown(_) => {
                             let _ = changes_tx.try_send(());
                         }
-                        GossipEvent::Received { content, .. } => {
+                        GossipEvent::Received { content, hops, .. } => {
                             if let Some((seq, sent)) = parse_live(content.as_bytes()) {
                                 let latency =
                                     start.elapsed().saturating_sub(Duration::from_nanos(sent));
-                                let _ = tx.try_send((i, seq, latency));
+                                // `hops` counts from the originator's neighbours at 0.
+                                let _ = tx.try_send((i, seq, latency, Some(hops + 1)));
                             }
                         }
                         _ => {}
@@ -824,6 +879,8 @@ struct LivePhase<'a> {
     bench: &'a SyncNetConfig,
     /// The sending node of each sequence number.
     senders: &'a [usize],
+    /// Hops between two nodes in the sync session graph, for deliveries that do not tell.
+    distances: &'a [Vec<u16>],
 }
 
 /// What a live phase showed.
@@ -836,6 +893,8 @@ struct PhaseReport {
     /// Per item: the latency of its first and of its last delivery seen.
     first: Vec<Duration>,
     last: Vec<Duration>,
+    /// Latencies by the hops a delivery took.
+    by_hops: BTreeMap<u16, Vec<Duration>>,
     /// (sequence number, node) of each delivery not seen.
     missing: Vec<(u64, usize)>,
     cpu_per_item: Option<Duration>,
@@ -883,13 +942,19 @@ impl LivePhase<'_> {
         let mut seen = BTreeSet::new();
         let mut samples = Vec::with_capacity(expected);
         let mut spread: BTreeMap<u64, (Duration, Duration)> = BTreeMap::new();
+        let mut by_hops: BTreeMap<u16, Vec<Duration>> = BTreeMap::new();
         let deadline = Instant::now() + DELIVERY_WAIT;
         while samples.len() < expected {
             let left = deadline.saturating_duration_since(Instant::now());
             match timeout(left, rx.recv()).await {
-                Ok(Some((node, seq, latency))) => {
+                Ok(Some((node, seq, latency, hops))) => {
                     if range.contains(&seq) && seen.insert((seq, node)) {
                         samples.push(latency);
+                        let hops = hops.unwrap_or_else(|| {
+                            let sender = self.senders[usize::try_from(seq).unwrap_or(0)];
+                            self.distances[sender][node]
+                        });
+                        by_hops.entry(hops).or_default().push(latency);
                         let entry = spread.entry(seq).or_insert((latency, latency));
                         entry.0 = entry.0.min(latency);
                         entry.1 = entry.1.max(latency);
@@ -920,6 +985,7 @@ impl LivePhase<'_> {
             samples,
             first: spread.values().map(|(first, _)| *first).collect(),
             last: spread.values().map(|(_, last)| *last).collect(),
+            by_hops,
             missing,
             cpu_per_item,
         })
