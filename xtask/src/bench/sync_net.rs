@@ -88,7 +88,10 @@ type Delivery = (usize, u64, Duration, Option<u16>);
 /// Runs the benchmark (needs a multi-threaded tokio runtime).
 pub(crate) async fn run(bench: SyncNetConfig) -> Result<()> {
     anyhow::ensure!(bench.nodes >= 3, "sync-net needs at least 3 nodes");
-    anyhow::ensure!(bench.payload >= 20, "sync-net needs payloads of at least 20 bytes");
+    anyhow::ensure!(
+        bench.payload >= 20,
+        "sync-net needs payloads of at least 20 bytes"
+    );
     let network = NetworkId::from_name("weft-sync-net-bench");
     let topic_id = TopicId::from_name("bench/sync");
     let start = Instant::now();
@@ -145,7 +148,11 @@ pub(crate) async fn run(bench: SyncNetConfig) -> Result<()> {
     for (i, node) in nodes.iter().enumerate().take(bench.nodes - 1) {
         let mut store = MemoryStore::new();
         store.insert_many(&items)?;
-        let boot = if i == 0 { vec![] } else { vec![bootstrap.clone()] };
+        let boot = if i == 0 {
+            vec![]
+        } else {
+            vec![bootstrap.clone()]
+        };
         let topic = node.sync.subscribe(topic_id, store, boot).await?;
         drivers.push(Driver::spawn(
             i,
@@ -278,8 +285,8 @@ pub(crate) async fn run(bench: SyncNetConfig) -> Result<()> {
         bench.seed,
         bench.warmup
     );
-    let gossip_bytes: u64 = nodes.iter().map(|n| n.gossip.bytes_sent()).sum::<u64>()
-        - gossip_bytes_before;
+    let gossip_bytes: u64 =
+        nodes.iter().map(|n| n.gossip.bytes_sent()).sum::<u64>() - gossip_bytes_before;
     println!("{}", compare(&sync_timed, &gossip_timed));
     println!("{}", by_hops(&sync_timed, &gossip_timed));
     let degrees: usize = graph.iter().map(BTreeSet::len).sum();
@@ -361,13 +368,22 @@ fn by_hops(sync: &PhaseReport, gossip: &PhaseReport) -> String {
         "gossip p50 ms",
         "gossip p90 ms",
     ]);
-    let hops: BTreeSet<u16> = sync.by_hops.keys().chain(gossip.by_hops.keys()).copied().collect();
+    let hops: BTreeSet<u16> = sync
+        .by_hops
+        .keys()
+        .chain(gossip.by_hops.keys())
+        .copied()
+        .collect();
     let cells = |p: &PhaseReport, hop: u16| match p.by_hops.get(&hop) {
         Some(samples) => {
             let mut samples = samples.clone();
             let p50 = ms(crate::stats::percentile(&mut samples, 50.0));
             let p90 = ms(crate::stats::percentile(&mut samples, 90.0));
-            [samples.len().to_string(), format!("{p50:.2}"), format!("{p90:.2}")]
+            [
+                samples.len().to_string(),
+                format!("{p50:.2}"),
+                format!("{p90:.2}"),
+            ]
         }
         None => ["0".to_owned(), String::new(), String::new()],
     };
@@ -401,7 +417,7 @@ impl Names {
         self.0
             .iter()
             .position(|id| id == peer)
-            .map_or_else(|| peer.fmt_short().to_string(), |i| format!("n{i}"))
+            .map_or_else(|| peer.fmt_short(), |i| format!("n{i}"))
     }
 }
 
@@ -605,10 +621,10 @@ async fn settle_sessions(
                     .collect::<BTreeSet<usize>>(),
             );
         }
-        let symmetric = peers
-            .iter()
-            .enumerate()
-            .all(|(i, set)| set.iter().all(|j| peers.get(*j).is_some_and(|o| o.contains(&i))));
+        let symmetric = peers.iter().enumerate().all(|(i, set)| {
+            set.iter()
+                .all(|j| peers.get(*j).is_some_and(|o| o.contains(&i)))
+        });
         if all_live && symmetric {
             match &last {
                 Some((before, since)) if *before == peers => {
@@ -628,13 +644,16 @@ async fn settle_sessions(
     }
 }
 
+/// A session of the catching-up node: our role, and its stats with when it caught up (after
+/// the join) once it has.
+type SessionReport = (Option<Role>, Option<(CatchUpStats, Duration)>);
+
 /// What the last node's catch-up showed.
 #[derive(Debug, Default)]
 struct CatchUp {
     first_session: Option<Duration>,
     complete: Option<Duration>,
-    /// Per peer: role, stats, when it caught up (after the join).
-    sessions: BTreeMap<PeerId, (Option<Role>, Option<(CatchUpStats, Duration)>)>,
+    sessions: BTreeMap<PeerId, SessionReport>,
     failures: Vec<(Option<PeerId>, String)>,
     lagged: u64,
 }
@@ -684,7 +703,12 @@ impl CatchUp {
                     sum.bytes_received += stats.bytes_received;
                     sum.bytes_sent += stats.bytes_sent;
                     sum.round_trips += stats.round_trips;
-                    table.row(stats_row(&name, role, stats, &format!("{:.1} ms", ms(*after))));
+                    table.row(stats_row(
+                        &name,
+                        role,
+                        stats,
+                        &format!("{:.1} ms", ms(*after)),
+                    ));
                 }
                 None => table.row([name, role.to_owned(), "not caught up".to_owned()]),
             }
@@ -697,7 +721,9 @@ impl CatchUp {
             nodes - 2,
             table.render()
         );
-        let fmt = |d: Option<Duration>| d.map_or_else(|| "never".to_owned(), |d| format!("{:.1} ms", ms(d)));
+        let fmt = |d: Option<Duration>| {
+            d.map_or_else(|| "never".to_owned(), |d| format!("{:.1} ms", ms(d)))
+        };
         out.push_str(&format!(
             "first session after {}; all {items} items held after {}{}\n\
              bytes in: {:.2}× the items' bytes ({} B each); bytes out: {:.2}×\n",
@@ -716,7 +742,10 @@ impl CatchUp {
         }
         for (peer, error) in &self.failures {
             let peer = peer.map_or_else(|| "-".to_owned(), |p| names.of(&p));
-            out.push_str(&format!("session n{} ⇄ {peer} failed: {error}\n", nodes - 1));
+            out.push_str(&format!(
+                "session n{} ⇄ {peer} failed: {error}\n",
+                nodes - 1
+            ));
         }
         out
     }
@@ -759,7 +788,11 @@ async fn catch_up(
         Err(_) => bail!(
             "n{last} did not catch up within {PATIENCE:?} (holds all: {}, sessions: {:?})",
             report.complete.is_some(),
-            report.sessions.values().map(|(_, d)| d.is_some()).collect::<Vec<_>>()
+            report
+                .sessions
+                .values()
+                .map(|(_, d)| d.is_some())
+                .collect::<Vec<_>>()
         ),
     }
 }
@@ -794,7 +827,11 @@ impl GossipTopic {
         let mut tasks = Vec::with_capacity(nodes.len());
         let mut joined = Vec::with_capacity(nodes.len());
         for (i, node) in nodes.iter().enumerate() {
-            let bootstrap = if i == 0 { vec![] } else { vec![nodes[0].endpoint.addr()] };
+            let bootstrap = if i == 0 {
+                vec![]
+            } else {
+                vec![nodes[0].endpoint.addr()]
+            };
             let (sender, mut events) = node.gossip.subscribe(topic_id, bootstrap).await?.split();
             senders.push(sender);
             let (tx, changes_tx) = (tx.clone(), changes_tx.clone());
@@ -834,7 +871,10 @@ impl GossipTopic {
         let topic = Self { senders, tasks };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if timeout(Duration::from_millis(250), changes.recv()).await.is_ok() {
+            if timeout(Duration::from_millis(250), changes.recv())
+                .await
+                .is_ok()
+            {
                 continue;
             }
             if topic.symmetric(nodes).await {
@@ -1015,7 +1055,12 @@ fn compare(sync: &PhaseReport, gossip: &PhaseReport) -> String {
         delivered(gossip),
         String::new(),
     ]);
-    for (name, p) in [("p50 ms", 50.0), ("p90 ms", 90.0), ("p99 ms", 99.0), ("max ms", 100.0)] {
+    for (name, p) in [
+        ("p50 ms", 50.0),
+        ("p90 ms", 90.0),
+        ("p99 ms", 99.0),
+        ("max ms", 100.0),
+    ] {
         let (a, b) = (ms(sync.percentile(p)), ms(gossip.percentile(p)));
         table.row([
             name.to_owned(),
@@ -1029,7 +1074,11 @@ fn compare(sync: &PhaseReport, gossip: &PhaseReport) -> String {
         ("last delivery p50 ms", 1),
     ] {
         let median = |p: &PhaseReport| {
-            let mut samples = if pick == 0 { p.first.clone() } else { p.last.clone() };
+            let mut samples = if pick == 0 {
+                p.first.clone()
+            } else {
+                p.last.clone()
+            };
             ms(crate::stats::percentile(&mut samples, 50.0))
         };
         let (a, b) = (median(sync), median(gossip));
