@@ -13,7 +13,14 @@
 //!    size, senders and warm-up, right after the sync phase (not interleaved with it, so each
 //!    phase's process CPU time is its own).
 //!
-//! Both live phases print the same percentiles in one table with a sync/gossip ratio column.
+//! Both live phases print the same percentiles in one table with a sync/gossip ratio column,
+//! the median latency of each item's first and last delivery, the process CPU time per item
+//! (and, before the live phases, while idle), and the latencies by hops: gossip reports the
+//! hops of each delivery; for sync the hops are the shortest path in the session graph, which
+//! a flood's first copy matches unless queueing reorders it.
+//!
+//! `--rounds` sets the timed live items (default 200): the command line's own default of 5
+//! rounds is for the other benchmarks and is not used here.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
