@@ -405,3 +405,43 @@ fn silent_streams_from_many_identities_are_bounded() {
     victim.session();
     victim.assert_intact();
 }
+
+#[test]
+fn a_missing_id_nobody_asked_for_is_refused() {
+    let mut victim = Victim::new(Config::default());
+    let session = victim.session();
+    let out = victim.data(
+        session,
+        &SetMessage::Items {
+            items: vec![],
+            missing: vec![ItemId([4; 32])],
+            later: vec![],
+        },
+    );
+    assert_failed(&out, "not requested");
+    victim.assert_intact();
+}
+
+#[test]
+fn an_end_of_reconciliation_from_the_wrong_side_or_twice_is_refused() {
+    let mut victim = Victim::new(Config::default());
+    let session = victim.session();
+    // The victim accepted: a ReconcileDone from the initiator is fine once, not twice.
+    let out = victim.data(session, &SetMessage::ReconcileDone);
+    assert!(
+        !out.iter().any(|o| matches!(o, OutEvent::Close { .. })),
+        "{out:?}"
+    );
+    let out = victim.data(session, &SetMessage::ReconcileDone);
+    assert_failed(&out, "unexpected end of reconciliation");
+    victim.assert_intact();
+}
+
+#[test]
+fn bytes_too_short_to_be_an_item_are_refused() {
+    let mut victim = Victim::new(Config::default());
+    let session = victim.session();
+    let out = victim.data(session, &SetMessage::Live(ByteBuf::from(vec![1, 2, 3])));
+    assert_failed(&out, "shorter than its 8-byte timestamp");
+    victim.assert_intact();
+}

@@ -233,3 +233,34 @@ async fn a_subscriber_that_falls_behind_is_told_how_many_events_it_lost() {
         assert!(tb.get(item.id()).await.unwrap().is_some());
     }
 }
+
+#[tokio::test]
+async fn a_frame_that_is_not_a_session_frame_fails_the_session() {
+    let net = Net::memory(7);
+    let victim = Node::start(&net, 1).await;
+    let attacker = Node::start(&net, 2).await;
+    let topic = TopicId::from_name("garbage");
+    let mut tv = victim
+        .subscribe(topic, store_with(&items(0..10)), vec![])
+        .await;
+    let (mut send, mut recv) = raw_session(&attacker, victim.addr()).await;
+    send.send(&Frame::Hello {
+        topic,
+        protocol: "set-reconciliation/1".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(recv.recv().await.unwrap(), Frame::Accept);
+    // A well-framed body that is not CBOR of a frame.
+    let mut raw = FramedSend::<Frame>::new(send.into_inner(), 1 << 20);
+    raw.send_encoded(&[0, 0, 0, 3, 0xff, 0xfe, 0xfd])
+        .await
+        .unwrap();
+    let error = wait_for(&mut tv, "the session to fail", |e| match e {
+        Event::SessionFailed { error, .. } => Some(error.to_string()),
+        _ => None,
+    })
+    .await;
+    assert!(error.contains("stream failed"), "{error}");
+    assert_eq!(tv.item_count().await.unwrap(), 10);
+}
