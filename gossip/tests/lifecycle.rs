@@ -147,7 +147,7 @@ async fn a_slow_subscriber_lags_without_holding_back_another() {
         .unwrap();
     let (a_sender, mut a_events) = a.subscribe(topic(), vec![]).await.unwrap().split();
     // The slow one: NeighborUp and Joined fill half its queue, and it is not read until the end.
-    let (_, mut slow) = b.subscribe(topic(), vec![a_ep.addr()]).await.unwrap().split();
+    let (b_sender, mut slow) = b.subscribe(topic(), vec![a_ep.addr()]).await.unwrap().split();
     let (_, mut fast) = b.subscribe(topic(), vec![]).await.unwrap().split();
     wait_for(&mut fast, "Joined", |e| *e == Event::Joined).await;
     wait_for(&mut a_events, "Joined", |e| *e == Event::Joined).await;
@@ -165,6 +165,9 @@ async fn a_slow_subscriber_lags_without_holding_back_another() {
             "fast subscriber got {event:?} for broadcast {n}"
         );
     }
+    // A round trip through b's actor: it has handed the last broadcast to every subscriber
+    // (the fast one may have had it first).
+    b_sender.neighbors().await.unwrap();
     // The slow one has its first four events queued; the rest were counted as missed.
     let mut got = Vec::new();
     for _ in 0..4 {
