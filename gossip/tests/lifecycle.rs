@@ -125,7 +125,10 @@ async fn dropping_every_subscriber_leaves_the_topic() {
     wait_for(&mut a_events, "b's broadcast", received(b"sender only")).await;
     drop(b_sender);
     let b_id = b_ep.id();
-    wait_for(&mut a_events, "b's departure", |e| *e == Event::NeighborDown(b_id)).await;
+    wait_for(&mut a_events, "b's departure", |e| {
+        *e == Event::NeighborDown(b_id)
+    })
+    .await;
     assert!(a_sender.neighbors().await.unwrap().is_empty());
     // The gossip instance itself still runs: the topic can be joined again.
     let (again, mut again_events) = b.subscribe(topic(), vec![]).await.unwrap().split();
@@ -147,7 +150,11 @@ async fn a_slow_subscriber_lags_without_holding_back_another() {
         .unwrap();
     let (a_sender, mut a_events) = a.subscribe(topic(), vec![]).await.unwrap().split();
     // The slow one: NeighborUp and Joined fill half its queue, and it is not read until the end.
-    let (b_sender, mut slow) = b.subscribe(topic(), vec![a_ep.addr()]).await.unwrap().split();
+    let (b_sender, mut slow) = b
+        .subscribe(topic(), vec![a_ep.addr()])
+        .await
+        .unwrap()
+        .split();
     let (_, mut fast) = b.subscribe(topic(), vec![]).await.unwrap().split();
     wait_for(&mut fast, "Joined", |e| *e == Event::Joined).await;
     wait_for(&mut a_events, "Joined", |e| *e == Event::Joined).await;
@@ -204,7 +211,11 @@ async fn a_second_subscribe_joins_through_its_bootstrap_peers() {
     let (_a_sender, mut a_events) = a.subscribe(topic(), vec![]).await.unwrap().split();
     // b's first subscriber waits alone; the second brings a bootstrap peer.
     let (_, mut first) = b.subscribe(topic(), vec![]).await.unwrap().split();
-    let (_, mut second) = b.subscribe(topic(), vec![a_ep.addr()]).await.unwrap().split();
+    let (_, mut second) = b
+        .subscribe(topic(), vec![a_ep.addr()])
+        .await
+        .unwrap()
+        .split();
     for events in [&mut first, &mut second, &mut a_events] {
         wait_for(events, "Joined", |e| *e == Event::Joined).await;
     }
@@ -218,7 +229,10 @@ async fn shutdown_tells_the_neighbours_at_once() {
     b.shutdown().await;
     // b's endpoint is still up: only b's goodbye can tell a this soon.
     let b_id = b_ep.id();
-    wait_for(&mut a_events, "b's departure", |e| *e == Event::NeighborDown(b_id)).await;
+    wait_for(&mut a_events, "b's departure", |e| {
+        *e == Event::NeighborDown(b_id)
+    })
+    .await;
     // Everything after it is closed, and a second shutdown is a no-op.
     assert_eq!(
         timeout(SOON, b_events.recv()).await.expect("stream ends"),
@@ -244,7 +258,8 @@ async fn dropping_the_last_handles_leaves_every_topic() {
     // A second topic, so that every topic is left, not just the first.
     let other = TopicId::from_name("lifecycle-2");
     let (_a_other_sender, mut a_other) = a.subscribe(other, vec![]).await.unwrap().split();
-    let (b_other_sender, mut b_other) = b.subscribe(other, vec![a_ep.addr()]).await.unwrap().split();
+    let (b_other_sender, mut b_other) =
+        b.subscribe(other, vec![a_ep.addr()]).await.unwrap().split();
     wait_for(&mut b_other, "Joined", |e| *e == Event::Joined).await;
     drop((b, b_topic, b_other, b_other_sender));
     let b_id = b_ep.id();
@@ -252,6 +267,9 @@ async fn dropping_the_last_handles_leaves_every_topic() {
         wait_for(events, "b's departure", |e| *e == Event::NeighborDown(b_id)).await;
     }
 }
+
+/// A runtime frame as the spy reads and writes it: `[message, [addr…]]`.
+type Frame = (Message<PeerId>, Vec<PeerAddr>);
 
 /// What the spy saw on one connection.
 #[derive(Debug)]
@@ -267,7 +285,7 @@ enum Seen {
 struct Spy {
     endpoint: Endpoint,
     seen: mpsc::Sender<Seen>,
-    replies: mpsc::Sender<(Connection, FramedSend<(Message<PeerId>, Vec<PeerAddr>)>)>,
+    replies: mpsc::Sender<(Connection, FramedSend<Frame>)>,
 }
 
 impl ProtocolHandler for Spy {
@@ -277,9 +295,12 @@ impl ProtocolHandler for Spy {
         while let Ok(stream) = conn.accept_uni().await {
             let spy = self.clone();
             streams.spawn(async move {
-                let mut recv = FramedRecv::<(Message<PeerId>, Vec<PeerAddr>), _>::new(stream, 1 << 20);
+                let mut recv = FramedRecv::<Frame, _>::new(stream, 1 << 20);
                 while let Ok((message, addrs)) = recv.recv().await {
-                    if matches!(message.message, TopicMessage::Membership(MembershipMessage::Join)) {
+                    if matches!(
+                        message.message,
+                        TopicMessage::Membership(MembershipMessage::Join)
+                    ) {
                         spy.accept_joiner(from, message.topic, addrs).await;
                     }
                     let _ = spy.seen.send(Seen::Frame(message)).await;
@@ -344,7 +365,10 @@ async fn endpoint_shutdown_sends_the_goodbye_before_closing() {
     node_ep.shutdown().await;
     let mut goodbye = false;
     loop {
-        match timeout(SOON, seen.recv()).await.expect("the connection ends") {
+        match timeout(SOON, seen.recv())
+            .await
+            .expect("the connection ends")
+        {
             Some(Seen::Frame(Message {
                 message: TopicMessage::Membership(MembershipMessage::Disconnect { alive }),
                 ..

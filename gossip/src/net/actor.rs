@@ -306,7 +306,7 @@ impl Actor {
                 alive,
                 reply,
             } => {
-                let result = self.subscribe(topic, id, bootstrap, events, alive);
+                let result = self.subscribe(topic, id, &bootstrap, events, alive);
                 let _ = reply.send(result);
             }
             ToActor::Broadcast {
@@ -345,11 +345,11 @@ impl Actor {
         &mut self,
         topic: TopicId,
         id: u64,
-        bootstrap: Vec<PeerAddr>,
+        bootstrap: &[PeerAddr],
         events: mpsc::Sender<Event<PeerId>>,
         alive: oneshot::Receiver<()>,
     ) -> Result<(), Error> {
-        let ids = self.learn(&bootstrap);
+        let ids = self.learn(bootstrap);
         let now = self.now();
         self.state
             .join(topic, &ids, now)
@@ -464,7 +464,12 @@ impl Actor {
         if event == Event::Joined {
             subscribers.joined = true;
         }
-        for sub in subscribers.by_id.values_mut() {
+        let mut subs = subscribers.by_id.values_mut().peekable();
+        while let Some(sub) = subs.next() {
+            if subs.peek().is_none() {
+                sub.deliver(event);
+                break;
+            }
             sub.deliver(event.clone());
         }
     }
