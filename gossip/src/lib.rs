@@ -5,7 +5,8 @@
 //! - [`sim`]: a deterministic discrete-event simulator over the proto, with scenario files.
 //! - With the default feature `net`: `Gossip`, one actor per instance on weft-transport
 //!   (protocol `gossip/1`): `Gossip::builder().config(..).spawn(&endpoint)`, then
-//!   `subscribe(topic, bootstrap)` for a `TopicSender` and `TopicEvents`. The loopback benchmark
+//!   `subscribe(topic, bootstrap)` for a `TopicSender` and `TopicEvents` (any number of
+//!   subscribers per topic), and `shutdown()` to leave every topic. The loopback benchmark
 //!   is `cargo xtask bench gossip`.
 //!
 //! Wire format and state machines: `docs/protocols/gossip.md`.
@@ -15,7 +16,10 @@ mod net;
 pub mod proto;
 
 #[cfg(feature = "net")]
-pub use net::{Builder, Error, GOSSIP, Gossip, SpawnError, Topic, TopicEvents, TopicSender};
+pub use net::{
+    Builder, DEFAULT_SHUTDOWN_GRACE, Error, GOSSIP, Gossip, SpawnError, Topic, TopicEvents,
+    TopicSender,
+};
 
 pub use proto::sim;
 pub use proto::{

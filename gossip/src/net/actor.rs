@@ -10,11 +10,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::sync::{mpsc, oneshot};
-use tokio_util::task::AbortOnDropHandle;
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinSet,
+};
+use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 use tracing::debug;
 use weft_transport::{
-    Endpoint, FrameError, FramedRecv, FramedSend, PeerAddr, PeerId,
+    Endpoint, FrameError, FramedRecv, FramedSend, PeerAddr, PeerId, Registration,
     iroh::{AcceptError, Connection, ProtocolHandler},
 };
 
@@ -52,8 +55,12 @@ pub(super) const MAX_WRITERS: usize = 256;
 pub(super) enum ToActor {
     Subscribe {
         topic: TopicId,
+        /// Unique per `Gossip`.
+        id: u64,
         bootstrap: Vec<PeerAddr>,
         events: mpsc::Sender<Event<PeerId>>,
+        /// Closes when the subscriber's last half is dropped.
+        alive: oneshot::Receiver<()>,
         reply: oneshot::Sender<Result<(), Error>>,
     },
     Broadcast {
@@ -70,9 +77,10 @@ pub(super) enum ToActor {
         topic: TopicId,
         reply: oneshot::Sender<Vec<PeerId>>,
     },
-    Quit {
-        topic: TopicId,
-    },
+    /// A subscriber is gone (sent on its drop; its `alive` channel closing says it too).
+    Unsubscribe { topic: TopicId, id: u64 },
+    /// Leave every topic, flush, and stop (see [`Actor::finish`]).
+    Shutdown,
 }
 
 /// From reader and writer tasks to the actor.
@@ -82,10 +90,12 @@ pub(super) enum FromNet {
     Gone(PeerId),
 }
 
-/// Accepts `gossip/1` connections for the actor.
+/// Accepts `gossip/1` connections for the actor, and shuts it down with the endpoint.
 #[derive(Debug, Clone)]
 pub(super) struct Handler {
     pub(super) conns: mpsc::Sender<Connection>,
+    pub(super) commands: mpsc::WeakSender<ToActor>,
+    pub(super) done: CancellationToken,
 }
 
 impl ProtocolHandler for Handler {
@@ -94,12 +104,31 @@ impl ProtocolHandler for Handler {
         let _ = self.conns.send(conn).await;
         Ok(())
     }
+
+    /// Called by `Endpoint::shutdown` (and iroh's `Router::shutdown`) before the connections
+    /// close: the topics' goodbyes go out first.
+    async fn shutdown(&self) {
+        match self.commands.upgrade() {
+            Some(commands) => super::shutdown(&commands, &self.done).await,
+            // Every handle is gone: the actor is leaving on its own; wait for it.
+            None => self.done.cancelled().await,
+        }
+    }
 }
 
+/// One subscriber of a topic: its own bounded queue and its own count of dropped events.
 #[derive(Debug)]
 pub(super) struct Subscriber {
     pub(super) events: mpsc::Sender<Event<PeerId>>,
     pub(super) lagged: u64,
+}
+
+/// The subscribers of a joined topic (never empty: the last one's departure leaves the topic).
+#[derive(Debug, Default)]
+pub(super) struct Subscribers {
+    by_id: HashMap<u64, Subscriber>,
+    /// Whether the topic has emitted `Joined` (replayed to later subscribers).
+    joined: bool,
 }
 
 pub(super) struct Actor {
@@ -114,8 +143,13 @@ pub(super) struct Actor {
     /// least recently used one goes first.
     writers: HashMap<PeerId, (mpsc::Sender<Vec<u8>>, u64)>,
     writer_tick: u64,
+    /// Writer tasks; a writer ends with its queue closed and flushed, returning its connection.
+    writer_tasks: JoinSet<Option<Connection>>,
     readers: Vec<AbortOnDropHandle<()>>,
-    subscribers: HashMap<TopicId, Subscriber>,
+    subscribers: HashMap<TopicId, Subscribers>,
+    /// One task per subscriber, ending (with its topic and id) when the subscriber is dropped.
+    subscriber_watch: JoinSet<(TopicId, u64)>,
+    registration: Registration,
     timers: BinaryHeap<Reverse<(Instant, u64, Timer<PeerId>)>>,
     timer_seq: u64,
     pub(super) bytes_sent: Arc<AtomicU64>,
@@ -129,6 +163,7 @@ impl Actor {
     pub(super) fn new(
         state: State<PeerId>,
         endpoint: Endpoint,
+        registration: Registration,
         commands: mpsc::Receiver<ToActor>,
         conns: mpsc::Receiver<Connection>,
         builder: Builder,
@@ -144,8 +179,11 @@ impl Actor {
             inbound_tx,
             writers: HashMap::new(),
             writer_tick: 0,
+            writer_tasks: JoinSet::new(),
             readers: Vec::new(),
             subscribers: HashMap::new(),
+            subscriber_watch: JoinSet::new(),
+            registration,
             timers: BinaryHeap::new(),
             timer_seq: 0,
             bytes_sent: Arc::new(AtomicU64::new(0)),
@@ -155,7 +193,11 @@ impl Actor {
         }
     }
 
-    pub(super) async fn run(mut self) {
+    /// Runs until [`ToActor::Shutdown`] or until every handle is gone (the command channel
+    /// closes), then leaves every topic and flushes ([`Actor::finish`]); `done` is cancelled
+    /// at the end, however the task ends.
+    pub(super) async fn run(mut self, done: CancellationToken) {
+        let _done = done.drop_guard();
         loop {
             let next_timer = self.timers.peek().map(|Reverse((at, _, _))| *at);
             let sleep = async {
@@ -166,9 +208,12 @@ impl Actor {
             };
             tokio::select! {
                 command = self.commands.recv() => match command {
+                    Some(ToActor::Shutdown) | None => break,
                     Some(command) => self.on_command(command),
-                    None => break,
                 },
+                Some(Ok((topic, id))) = self.subscriber_watch.join_next(),
+                    if !self.subscriber_watch.is_empty() => self.unsubscribe(topic, id),
+                Some(_) = self.writer_tasks.join_next(), if !self.writer_tasks.is_empty() => {}
                 Some(conn) = self.conns.recv() => self.on_connection(conn),
                 Some(event) = self.inbound_rx.recv() => {
                     let input = match event {
@@ -187,6 +232,46 @@ impl Actor {
                 () = sleep => self.fire_timers(),
             }
         }
+        self.finish().await;
+    }
+
+    /// The end, however it came: stop accepting, say goodbye on every topic, let the writers
+    /// deliver what is queued (each waits for the peer's acknowledgement) within the grace
+    /// period, then close the connections we dialled. Commands that arrive meanwhile are not
+    /// served: their callers get `Error::Closed`.
+    async fn finish(mut self) {
+        self.endpoint.unregister_exact(self.registration);
+        self.conns.close();
+        let topics: Vec<TopicId> = self.subscribers.keys().copied().collect();
+        for topic in topics {
+            self.handle(InEvent::Command(topic, Command::Quit));
+        }
+        // Event streams end; subscribers' guards no longer matter.
+        self.subscribers.clear();
+        self.subscriber_watch.abort_all();
+        // Closing the queues lets each writer flush, finish its stream and wait for the ack.
+        self.writers.clear();
+        let grace = self.builder.shutdown_grace;
+        let mut dialled = Vec::new();
+        let flushed = tokio::time::timeout(grace, async {
+            while let Some(result) = self.writer_tasks.join_next().await {
+                if let Ok(Some(conn)) = result {
+                    dialled.push(conn);
+                }
+            }
+        })
+        .await;
+        if flushed.is_err() {
+            debug!(
+                left = self.writer_tasks.len(),
+                "gossip: writers cut off after the shutdown grace period"
+            );
+            self.writer_tasks.abort_all();
+        }
+        for conn in dialled {
+            conn.close(0u32.into(), b"gossip shut down");
+        }
+        // Readers (and the connections peers dialled) go with `self`.
     }
 
     fn now(&self) -> Duration {
@@ -215,22 +300,13 @@ impl Actor {
         match command {
             ToActor::Subscribe {
                 topic,
+                id,
                 bootstrap,
                 events,
+                alive,
                 reply,
             } => {
-                let ids = self.learn(&bootstrap);
-                let now = self.now();
-                let result = self
-                    .state
-                    .join(topic, &ids, now)
-                    .map_err(|err| Error::Join(err.to_string()));
-                if result.is_ok() {
-                    self.subscribers
-                        .insert(topic, Subscriber { events, lagged: 0 });
-                    let outs: Vec<_> = self.state.drain().collect();
-                    self.apply(outs);
-                }
+                let result = self.subscribe(topic, id, &bootstrap, events, alive);
                 let _ = reply.send(result);
             }
             ToActor::Broadcast {
@@ -259,10 +335,56 @@ impl Actor {
             ToActor::Neighbors { topic, reply } => {
                 let _ = reply.send(self.state.neighbors(&topic));
             }
-            ToActor::Quit { topic } => {
-                self.subscribers.remove(&topic);
-                self.handle(InEvent::Command(topic, Command::Quit));
-            }
+            ToActor::Unsubscribe { topic, id } => self.unsubscribe(topic, id),
+            // Handled by the loop.
+            ToActor::Shutdown => {}
+        }
+    }
+
+    fn subscribe(
+        &mut self,
+        topic: TopicId,
+        id: u64,
+        bootstrap: &[PeerAddr],
+        events: mpsc::Sender<Event<PeerId>>,
+        alive: oneshot::Receiver<()>,
+    ) -> Result<(), Error> {
+        let ids = self.learn(bootstrap);
+        let now = self.now();
+        self.state
+            .join(topic, &ids, now)
+            .map_err(|err| Error::Join(err.to_string()))?;
+        let subscribers = self.subscribers.entry(topic).or_default();
+        // A late subscriber starts from the topic's current state. (Its queue is fresh, and
+        // larger than an active view, but `try_send` keeps the actor from ever waiting.)
+        for peer in self.state.neighbors(&topic) {
+            let _ = events.try_send(Event::NeighborUp(peer));
+        }
+        if subscribers.joined {
+            let _ = events.try_send(Event::Joined);
+        }
+        subscribers
+            .by_id
+            .insert(id, Subscriber { events, lagged: 0 });
+        self.subscriber_watch.spawn(async move {
+            // Err: the sender (in the subscriber's guard) is dropped; nothing is ever sent.
+            let _ = alive.await;
+            (topic, id)
+        });
+        let outs: Vec<_> = self.state.drain().collect();
+        self.apply(outs);
+        Ok(())
+    }
+
+    /// A subscriber is gone; the topic is left with the last one. Told twice (its drop and its
+    /// watch), the second time does nothing.
+    fn unsubscribe(&mut self, topic: TopicId, id: u64) {
+        let Some(subscribers) = self.subscribers.get_mut(&topic) else {
+            return;
+        };
+        if subscribers.by_id.remove(&id).is_some() && subscribers.by_id.is_empty() {
+            self.subscribers.remove(&topic);
+            self.handle(InEvent::Command(topic, Command::Quit));
         }
     }
 
@@ -336,23 +458,19 @@ impl Actor {
     }
 
     fn emit(&mut self, topic: TopicId, event: Event<PeerId>) {
-        let Some(sub) = self.subscribers.get_mut(&topic) else {
+        let Some(subscribers) = self.subscribers.get_mut(&topic) else {
             return;
         };
-        if sub.lagged > 0 {
-            match sub.events.try_send(Event::Lagged(sub.lagged)) {
-                Ok(()) => sub.lagged = 0,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    sub.lagged += 1;
-                    return;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => return,
-            }
+        if event == Event::Joined {
+            subscribers.joined = true;
         }
-        match sub.events.try_send(event) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => sub.lagged += 1,
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        let mut subs = subscribers.by_id.values_mut().peekable();
+        while let Some(sub) = subs.next() {
+            if subs.peek().is_none() {
+                sub.deliver(event);
+                break;
+            }
+            sub.deliver(event.clone());
         }
     }
 
@@ -391,7 +509,8 @@ impl Actor {
         self.writers.insert(to, (tx, tick));
         let endpoint = self.endpoint.clone();
         let gone = self.inbound_tx.clone();
-        tokio::spawn(write_loop(endpoint, to, rx, gone, self.bytes_sent.clone()));
+        self.writer_tasks
+            .spawn(write_loop(endpoint, to, rx, gone, self.bytes_sent.clone()));
     }
 
     fn on_connection(&mut self, conn: Connection) {
@@ -406,6 +525,28 @@ impl Actor {
     }
 }
 
+impl Subscriber {
+    /// Queues `event`, or counts it as missed when the queue is full: the next event delivered
+    /// after a gap is `Lagged(missed)`. A subscriber whose event half is dropped gets nothing.
+    fn deliver(&mut self, event: Event<PeerId>) {
+        if self.lagged > 0 {
+            match self.events.try_send(Event::Lagged(self.lagged)) {
+                Ok(()) => self.lagged = 0,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.lagged += 1;
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+            }
+        }
+        match self.events.try_send(event) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => self.lagged += 1,
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
 impl std::fmt::Debug for Actor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Actor")
@@ -414,15 +555,17 @@ impl std::fmt::Debug for Actor {
     }
 }
 
-/// Sends queued frames to `peer` over one stream; reports the peer gone when that fails.
+/// Sends queued frames to `peer` over one stream; reports the peer gone when that fails. When
+/// the queue closes, finishes the stream and waits until the peer has acknowledged all of it
+/// (so a shutdown that closes the connection next loses nothing), then returns the connection.
 pub(super) async fn write_loop(
     endpoint: Endpoint,
     peer: PeerId,
     mut rx: mpsc::Receiver<Vec<u8>>,
     gone: mpsc::Sender<FromNet>,
     bytes_sent: Arc<AtomicU64>,
-) {
-    let result: Result<(), String> = async {
+) -> Option<Connection> {
+    let result: Result<Connection, String> = async {
         let conn = endpoint
             .connect(&PeerAddr::new(peer), GOSSIP)
             .await
@@ -442,13 +585,19 @@ pub(super) async fn write_loop(
             send.send_encoded(&batch).await.map_err(|e| e.to_string())?;
             bytes_sent.fetch_add(batch.len() as u64, Ordering::Relaxed);
         }
-        let _ = send.finish();
-        Ok(())
+        if send.finish().is_ok() {
+            let _ = send.get_mut().stopped().await;
+        }
+        Ok(conn)
     }
     .await;
-    if let Err(err) = result {
-        debug!(me = ?endpoint.id().fmt_short(), peer = %peer.fmt_short(), %err, "gossip: link to peer failed");
-        let _ = gone.send(FromNet::Gone(peer)).await;
+    match result {
+        Ok(conn) => Some(conn),
+        Err(err) => {
+            debug!(me = ?endpoint.id().fmt_short(), peer = %peer.fmt_short(), %err, "gossip: link to peer failed");
+            let _ = gone.send(FromNet::Gone(peer)).await;
+            None
+        }
     }
 }
 
@@ -488,6 +637,11 @@ pub(super) async fn read_connection(
             }
         })));
         streams.retain(|task| !task.is_finished());
+    }
+    // The streams' last frames (a `Disconnect` before a close, say) must reach the actor
+    // before the peer is reported gone: they are still readable after the connection closed.
+    for stream in streams {
+        let _ = stream.await;
     }
     debug!(peer = %peer.fmt_short(), reason = ?conn.close_reason(), "gossip: inbound connection ended");
     let _ = tx.send(FromNet::Gone(peer)).await;

@@ -10,15 +10,25 @@
 //! - frames to one peer: `send_queue_capacity`; when full the frame is dropped (the tree
 //!   repairs it: IHAVE and graft), so a slow peer never stalls the actor;
 //! - events to one subscriber: `event_capacity`; when full events are dropped and the next one
-//!   delivered is `Event::Lagged(n)`.
+//!   delivered is `Event::Lagged(n)`. Every `subscribe` is its own subscriber (own queue, own
+//!   `Lagged` count); a topic is left when its last subscriber is gone.
+//!
+//! Ending: [`Gossip::shutdown`] (or iroh's `ProtocolHandler::shutdown`, called by
+//! `Endpoint::shutdown`), and the last handle's drop, do the same work: leave every topic
+//! (`Disconnect{alive: false}` to each neighbour), let the writers flush their queues and wait
+//! for the peers' acknowledgements for at most the grace period, then stop. The actor is never
+//! aborted: it ends when its command channel closes.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
 };
 
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::task::AbortOnDropHandle;
+use tokio_util::sync::CancellationToken;
 use weft_transport::{Endpoint, PeerAddr, PeerId, Protocol, RegisterError, Registration};
 
 mod actor;
@@ -48,7 +58,7 @@ pub enum Error {
     /// The topic could not be joined (too many topics).
     #[error("cannot join topic: {0}")]
     Join(String),
-    /// The actor stopped (its `Gossip` handles were all dropped).
+    /// The actor stopped ([`Gossip::shutdown`], or its `Gossip` handles were all dropped).
     #[error("gossip actor stopped")]
     Closed,
 }
@@ -61,7 +71,11 @@ pub struct Builder {
     command_capacity: usize,
     inbound_capacity: usize,
     send_queue_capacity: usize,
+    shutdown_grace: Duration,
 }
+
+/// Default time the writers get to flush at shutdown ([`Builder::shutdown_grace`]).
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 impl Default for Builder {
     fn default() -> Self {
@@ -71,6 +85,7 @@ impl Default for Builder {
             command_capacity: 256,
             inbound_capacity: 1024,
             send_queue_capacity: 1024,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
     }
 }
@@ -94,37 +109,61 @@ impl Builder {
         self
     }
 
+    /// How long, at shutdown, the writers may take to deliver what is queued (the topics'
+    /// goodbyes first of all) before they are cut off (default [`DEFAULT_SHUTDOWN_GRACE`]).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
     /// Registers `gossip/1` on `endpoint` and starts the actor (needs a tokio runtime).
     pub fn spawn(self, endpoint: &Endpoint) -> Result<Gossip, SpawnError> {
         let (commands_tx, commands_rx) = mpsc::channel(self.command_capacity);
         let (conns_tx, conns_rx) = mpsc::channel(64);
-        let registration = endpoint.register(GOSSIP, Handler { conns: conns_tx })?;
+        let done = CancellationToken::new();
+        let handler = Handler {
+            conns: conns_tx,
+            // Weak: a registered handler must not keep the actor alive once every handle is gone.
+            commands: commands_tx.downgrade(),
+            done: done.clone(),
+        };
+        let registration = endpoint.register(GOSSIP, handler)?;
         let me = endpoint.id();
         // Secret: peers must not predict our random walks and choices.
         let seed = endpoint.secret_seed("weft/gossip/state");
         let max_content = self.config.max_content_size();
         let event_capacity = self.event_capacity;
         let state = State::new(me, self.config.clone(), seed);
-        let actor = Actor::new(state, endpoint.clone(), commands_rx, conns_rx, self);
+        let actor = Actor::new(
+            state,
+            endpoint.clone(),
+            registration,
+            commands_rx,
+            conns_rx,
+            self,
+        );
         let bytes_sent = actor.bytes_sent.clone();
-        let task = AbortOnDropHandle::new(tokio::spawn(actor.run()));
+        // Not aborted on drop: the actor ends when its command channel closes, after leaving
+        // its topics (see `Actor::run`).
+        tokio::spawn(actor.run(done.clone()));
         Ok(Gossip {
             inner: Arc::new(Inner {
                 commands: commands_tx,
                 max_content,
                 event_capacity,
+                next_subscriber: AtomicU64::new(0),
                 bytes_sent,
                 me,
                 endpoint: endpoint.clone(),
                 registration,
-                _actor: task,
+                done,
             }),
         })
     }
 }
 
-/// A running gossip instance. Cheap to clone; the actor stops when the last clone (and the last
-/// topic handle) is dropped.
+/// A running gossip instance. Cheap to clone; the actor stops at [`Gossip::shutdown`], or when
+/// the last clone (and the last topic handle) is dropped, leaving its topics either way.
 #[derive(Debug, Clone)]
 pub struct Gossip {
     inner: Arc<Inner>,
@@ -135,12 +174,14 @@ struct Inner {
     commands: mpsc::Sender<ToActor>,
     max_content: usize,
     event_capacity: usize,
+    next_subscriber: AtomicU64,
     bytes_sent: Arc<AtomicU64>,
     me: PeerId,
     endpoint: Endpoint,
     /// Our `gossip/1` handler: removed on drop, and only if it is still ours.
     registration: Registration,
-    _actor: AbortOnDropHandle<()>,
+    /// Cancelled when the actor has ended.
+    done: CancellationToken,
 }
 
 impl Drop for Inner {
@@ -171,7 +212,14 @@ impl Gossip {
     }
 
     /// Joins `topic` through `bootstrap` peers (none: wait to be joined) and returns a handle
-    /// to broadcast on it and its event stream. Dropping both halves leaves the topic.
+    /// to broadcast on it and its event stream.
+    ///
+    /// Every call adds a subscriber with its own event queue (and its own
+    /// [`Event::Lagged`] count): one slow subscriber never makes another miss events. A
+    /// subscriber to a topic joined already first gets `NeighborUp` for each current neighbour
+    /// (and `Joined`, if the topic has had a neighbour); its `bootstrap` peers are added and
+    /// joined through. The topic is left (`Disconnect{alive: false}` to the neighbours) when the
+    /// last subscriber is gone: both halves of every `Topic` dropped.
     pub async fn subscribe(
         &self,
         topic: TopicId,
@@ -179,16 +227,25 @@ impl Gossip {
     ) -> Result<Topic, Error> {
         let (events_tx, events_rx) = mpsc::channel(self.inner.event_capacity);
         let (reply, rx) = oneshot::channel();
+        // Dropped with the last half (or with this future, if it is cancelled): the actor
+        // watches it and removes the subscriber then, so a drop is never lost to a full
+        // command queue.
+        let (alive, alive_rx) = oneshot::channel();
+        let id = self.inner.next_subscriber.fetch_add(1, Ordering::Relaxed);
         self.send(ToActor::Subscribe {
             topic,
+            id,
             bootstrap,
             events: events_tx,
+            alive: alive_rx,
             reply,
         })
         .await?;
         rx.await.map_err(|_| Error::Closed)??;
-        let guard = Arc::new(QuitGuard {
+        let guard = Arc::new(SubscriberGuard {
             topic,
+            id,
+            _alive: alive,
             gossip: self.clone(),
         });
         Ok(Topic {
@@ -202,6 +259,18 @@ impl Gossip {
                 _guard: guard,
             },
         })
+    }
+
+    /// Leaves every topic (`Disconnect{alive: false}` to each neighbour, so they learn at once),
+    /// gives the writers the grace period ([`Builder::shutdown_grace`]) to deliver what is
+    /// queued, and stops the actor. Event streams end (`recv` returns `None`); later calls on
+    /// this instance's handles fail with [`Error::Closed`]. Returns once the actor has ended;
+    /// calling it again, from any clone, waits for the same end.
+    ///
+    /// `Endpoint::shutdown` calls this for a gossip registered on it, before it closes the
+    /// connections.
+    pub async fn shutdown(&self) {
+        shutdown(&self.inner.commands, &self.inner.done).await;
     }
 
     async fn send(&self, command: ToActor) -> Result<(), Error> {
@@ -237,22 +306,32 @@ impl Topic {
     }
 }
 
-/// Leaves the topic when the last half is dropped.
+/// Asks the actor to shut down (unless it is ending already) and waits until it has.
+async fn shutdown(commands: &mpsc::Sender<ToActor>, done: &CancellationToken) {
+    // Fails only when the actor has ended (or is ending): then there is nothing to ask.
+    let _ = commands.send(ToActor::Shutdown).await;
+    done.cancelled().await;
+}
+
+/// One subscriber: alive while either half of its `Topic` is. Its drop tells the actor (which
+/// leaves the topic if it was the last), and it keeps the actor running meanwhile.
 #[derive(Debug)]
-struct QuitGuard {
+struct SubscriberGuard {
     topic: TopicId,
+    id: u64,
+    _alive: oneshot::Sender<()>,
     gossip: Gossip,
 }
 
-impl Drop for QuitGuard {
+impl Drop for SubscriberGuard {
     fn drop(&mut self) {
-        // Best effort: a full command queue means the actor is busy; it notices the closed
-        // event channel on its next emit and quits then.
-        let _ = self
-            .gossip
-            .inner
-            .commands
-            .try_send(ToActor::Quit { topic: self.topic });
+        // In order with the commands this thread sends next (a test, or a caller that drops a
+        // subscriber and then asks for neighbours, sees the drop served first). Should the
+        // queue be full, `_alive`'s drop still tells the actor, a moment later.
+        let _ = self.gossip.inner.commands.try_send(ToActor::Unsubscribe {
+            topic: self.topic,
+            id: self.id,
+        });
     }
 }
 
@@ -261,7 +340,7 @@ impl Drop for QuitGuard {
 pub struct TopicSender {
     topic: TopicId,
     gossip: Gossip,
-    _guard: Arc<QuitGuard>,
+    _guard: Arc<SubscriberGuard>,
 }
 
 impl TopicSender {
@@ -328,11 +407,11 @@ impl TopicSender {
 #[derive(Debug)]
 pub struct TopicEvents {
     events: mpsc::Receiver<Event<PeerId>>,
-    _guard: Arc<QuitGuard>,
+    _guard: Arc<SubscriberGuard>,
 }
 
 impl TopicEvents {
-    /// The next event; `None` once the actor stopped.
+    /// The next event; `None` once the actor stopped (shutdown).
     pub async fn recv(&mut self) -> Option<Event<PeerId>> {
         self.events.recv().await
     }
