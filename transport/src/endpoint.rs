@@ -674,17 +674,10 @@ impl Endpoint {
         &self.inner.endpoint
     }
 
-    /// Shuts down: stops accepting, lets every handler shut down, then closes all connections
-    /// gracefully. Idempotent.
+    /// Shuts down: lets every handler shut down (while dials still work, so goodbyes get
+    /// through), stops accepting, then closes all connections gracefully. Idempotent.
     pub async fn shutdown(&self) {
-        self.inner.cancel.cancel();
-        let task = lock(&self.inner.accept_loop).take();
-        if let Some(task) = task
-            && let Err(err) = task.await
-            && err.is_panic()
-        {
-            warn!("accept loop panicked: {err}");
-        }
+        // Handlers first, while dials still work: a goodbye may need a connection.
         let handlers: Vec<Handler> = self
             .inner
             .handlers
@@ -695,6 +688,14 @@ impl Endpoint {
             .collect();
         for handler in handlers {
             handler.shutdown().await;
+        }
+        self.inner.cancel.cancel();
+        let task = lock(&self.inner.accept_loop).take();
+        if let Some(task) = task
+            && let Err(err) = task.await
+            && err.is_panic()
+        {
+            warn!("accept loop panicked: {err}");
         }
         self.inner.endpoint.close().await;
     }
