@@ -445,3 +445,17 @@ fn bytes_too_short_to_be_an_item_are_refused() {
     assert_failed(&out, "shorter than its 8-byte timestamp");
     victim.assert_intact();
 }
+
+#[test]
+fn an_item_with_the_reserved_timestamp_is_refused() {
+    let mut victim = Victim::new(Config::default());
+    let session = victim.session();
+    let reserved = Item::new(u64::MAX, b"infinity");
+    let out = victim.data(
+        session,
+        &SetMessage::Live(ByteBuf::from(reserved.as_bytes().to_vec())),
+    );
+    assert_failed(&out, "reserved");
+    assert!(victim.manager.insert(topic(), reserved).is_err());
+    victim.assert_intact();
+}

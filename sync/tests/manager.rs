@@ -325,3 +325,31 @@ fn unsubscribing_ends_every_session_of_the_topic() {
 /// Keeps `Frame` in use for the bad-input tests next door.
 #[allow(dead_code)]
 fn _frame(_: Frame) {}
+
+#[test]
+fn an_item_offered_by_every_neighbour_is_fetched_once() {
+    let mut world = world(4);
+    for node in 1..4 {
+        world.subscribe(node, topic(), &items(0..300));
+    }
+    world.subscribe(0, topic(), &[]);
+    for node in 1..4 {
+        world.link(topic(), 0, node);
+    }
+    world.run_until(Duration::from_secs(5));
+    assert_eq!(held(&world, 0), 300);
+    let all = world.take_events();
+    let fetched: u64 = events(&all, 0)
+        .iter()
+        .filter_map(|e| match e {
+            Event::CaughtUp { stats, .. } => Some(stats.items_received),
+            _ => None,
+        })
+        .sum();
+    let caught_up = events(&all, 0)
+        .iter()
+        .filter(|e| matches!(e, Event::CaughtUp { .. }))
+        .count();
+    assert_eq!(caught_up, 3, "every session caught up");
+    assert_eq!(fetched, 300, "each item fetched from one neighbour only");
+}

@@ -91,6 +91,10 @@ pub enum ItemError {
     /// Shorter than the 8-byte timestamp prefix.
     #[error("item of {0} bytes is shorter than its 8-byte timestamp")]
     TooShort(usize),
+    /// The timestamp is `u64::MAX`, which Negentropy reserves for "infinity": such an item
+    /// could never be reconciled.
+    #[error("the timestamp u64::MAX is reserved")]
+    ReservedTimestamp,
     /// The bytes do not hash to the id they were sent under.
     #[error("item bytes hash to {actual}, not to the requested id {expected}")]
     IdMismatch {
@@ -109,7 +113,8 @@ pub struct Item {
 }
 
 impl Item {
-    /// An item from a timestamp and a payload.
+    /// An item from a timestamp and a payload. The timestamp `u64::MAX` is reserved (see
+    /// [`ItemError::ReservedTimestamp`]): such an item is refused by every insert.
     pub fn new(timestamp: u64, payload: &[u8]) -> Self {
         let mut bytes = Vec::with_capacity(TIMESTAMP_LEN + payload.len());
         bytes.extend_from_slice(&timestamp.to_be_bytes());
@@ -126,6 +131,9 @@ impl Item {
         let bytes = bytes.into();
         if bytes.len() < TIMESTAMP_LEN {
             return Err(ItemError::TooShort(bytes.len()));
+        }
+        if bytes[..TIMESTAMP_LEN] == [0xff; TIMESTAMP_LEN] {
+            return Err(ItemError::ReservedTimestamp);
         }
         let id = ItemId::of(&bytes);
         Ok(Self { bytes, id })
@@ -220,6 +228,11 @@ mod tests {
             }
         );
         assert_eq!(Item::from_bytes(vec![0u8; 7]), Err(ItemError::TooShort(7)));
+        let reserved = Item::new(u64::MAX, b"never reconciled");
+        assert_eq!(
+            Item::from_bytes(reserved.as_bytes().to_vec()),
+            Err(ItemError::ReservedTimestamp)
+        );
     }
 
     #[test]

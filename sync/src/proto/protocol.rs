@@ -90,6 +90,7 @@ pub struct Context<'a> {
     pub(super) sent: &'a mut Vec<Vec<u8>>,
     pub(super) received: &'a mut Vec<(Item, Origin)>,
     pub(super) caught_up: &'a mut bool,
+    released: &'a mut bool,
 }
 
 impl<'a> Context<'a> {
@@ -100,6 +101,7 @@ impl<'a> Context<'a> {
         sent: &'a mut Vec<Vec<u8>>,
         received: &'a mut Vec<(Item, Origin)>,
         caught_up: &'a mut bool,
+        released: &'a mut bool,
     ) -> Self {
         Self {
             role,
@@ -108,6 +110,7 @@ impl<'a> Context<'a> {
             sent,
             received,
             caught_up,
+            released,
         }
     }
 
@@ -136,6 +139,7 @@ impl<'a> Context<'a> {
     /// Gives up a claim on `id` (the peer did not have it after all).
     pub fn release(&mut self, id: &ItemId) {
         self.items.release(id, self.session);
+        *self.released = true;
     }
 
     /// Stores items fetched while catching up; those that were new are delivered to the

@@ -79,12 +79,17 @@ impl From<&super::Config> for SetConfig {
             0 => max_message_size,
             limit => limit.min(max_message_size),
         };
+        let max_batch_items = config.max_batch_items.max(1);
+        // An item must fit an `Items` answer beside a full batch of ids, or it would be
+        // answered `later` for ever.
+        let largest_fitting = max_message_size
+            .saturating_sub(ITEMS_OVERHEAD + PER_ITEM_OVERHEAD + max_batch_items * PER_ID);
         Self {
             reconcile_frame_limit,
-            max_batch_items: config.max_batch_items.max(1),
+            max_batch_items,
             max_requested_items: config.max_requested_items.max(1),
             max_wanted_items: config.max_wanted_items.max(1),
-            max_item_size: config.max_item_size,
+            max_item_size: config.max_item_size.min(largest_fitting),
             max_message_size,
         }
     }

@@ -53,6 +53,10 @@ pub enum InsertError {
     /// The topic is not synced.
     #[error("topic {0} is not synced")]
     UnknownTopic(TopicId),
+    /// The timestamp is `u64::MAX`, reserved by Negentropy: the item could never be
+    /// reconciled.
+    #[error("the timestamp u64::MAX is reserved")]
+    ReservedTimestamp,
     /// The item is larger than `max_item_size`.
     #[error("item of {size} bytes exceeds the limit of {max}")]
     TooLarge {
@@ -183,6 +187,9 @@ impl<PI: PeerIdentity> Manager<PI> {
     /// Inserts a local item into `topic`; a new one goes to every running session at once.
     /// Returns whether it was new.
     pub fn insert(&mut self, topic: TopicId, item: Item) -> Result<bool, InsertError> {
+        if item.timestamp() == u64::MAX {
+            return Err(InsertError::ReservedTimestamp);
+        }
         if item.len() > self.config.max_item_size {
             return Err(InsertError::TooLarge {
                 size: item.len(),
@@ -556,6 +563,7 @@ impl<PI: PeerIdentity> Manager<PI> {
             return;
         };
         let (mut sent, mut received, mut caught_up) = (Vec::new(), Vec::new(), false);
+        let mut released = false;
         let result = {
             let mut cx = Context::new(
                 session.role,
@@ -564,6 +572,7 @@ impl<PI: PeerIdentity> Manager<PI> {
                 &mut sent,
                 &mut received,
                 &mut caught_up,
+                &mut released,
             );
             call(protocol.as_mut(), &mut cx)
         };
@@ -597,6 +606,12 @@ impl<PI: PeerIdentity> Manager<PI> {
         }
         if caught_up {
             self.caught_up(id, topic, stats);
+        }
+        if released {
+            // Items this session gave up are for the topic's other sessions to fetch.
+            for other in self.running_sessions(topic, Some(id)) {
+                self.run(other, resume);
+            }
         }
     }
 
@@ -655,7 +670,7 @@ impl<PI: PeerIdentity> Manager<PI> {
             .map_or(0, |state| state.items.release_session(id));
         if released > 0 {
             for other in self.running_sessions(topic, None) {
-                self.run(other, |protocol, cx| protocol.resume(cx));
+                self.run(other, resume);
             }
         }
         Some(session)
@@ -705,4 +720,10 @@ impl<PI: PeerIdentity> Manager<PI> {
             .min(self.config.retry_max);
         self.out(OutEvent::ScheduleTimer(delay, Timer::Retry { topic, peer }));
     }
+}
+
+/// [`SyncProtocol::resume`] as a plain function: one instance of `Manager::run` for every
+/// place that resumes sessions, however they nest.
+fn resume(protocol: &mut dyn SyncProtocol, cx: &mut Context<'_>) -> Result<(), ProtocolError> {
+    protocol.resume(cx)
 }
