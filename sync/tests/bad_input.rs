@@ -3,14 +3,14 @@
 
 use std::{sync::Arc, time::Duration};
 
-use serde::Serialize;
 use serde_bytes::ByteBuf;
 use weft_gossip::TopicId;
 use weft_sync::{
     Item, ItemId,
     proto::{
         Config, Event, Frame, InEvent, Manager, OutEvent, ProtocolFactory, Refusal,
-        SET_RECONCILIATION, SessionError, SessionId, SetReconciliationFactory, Timer, TopicItems,
+        SET_RECONCILIATION, SessionError, SessionId, SetMessage, SetReconciliationFactory, Timer,
+        TopicItems,
     },
     store::{MemoryStore, Store},
 };
@@ -22,27 +22,8 @@ fn topic() -> TopicId {
     TopicId::from_name("bad-input")
 }
 
-/// The built-in protocol's messages, mirrored: serde encodes enums by variant name, so these
-/// are byte-for-byte what a peer would send.
-#[derive(Serialize)]
-#[allow(dead_code)]
-enum SetMessage {
-    Reconcile(ByteBuf),
-    Offer(Vec<ItemId>),
-    ReconcileDone,
-    Want(Vec<ItemId>),
-    Items {
-        items: Vec<ByteBuf>,
-        missing: Vec<ItemId>,
-        later: Vec<ItemId>,
-    },
-    Live(ByteBuf),
-}
-
 fn encode(message: &SetMessage) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    ciborium::into_writer(message, &mut bytes).unwrap();
-    bytes
+    message.encode()
 }
 
 struct Victim {

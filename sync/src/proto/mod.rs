@@ -26,5 +26,7 @@ pub use negentropy::{
 pub use protocol::{
     CatchUpStats, Context, Origin, ProtocolError, ProtocolFactory, Role, SyncProtocol,
 };
-pub use set_sync::{SET_RECONCILIATION, SetConfig, SetReconciliation, SetReconciliationFactory};
+pub use set_sync::{
+    SET_RECONCILIATION, SetConfig, SetMessage, SetReconciliation, SetReconciliationFactory,
+};
 pub use wire::{Frame, Refusal};

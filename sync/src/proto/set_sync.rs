@@ -38,19 +38,40 @@ const PER_ID: usize = 34;
 /// Room for the `Items` message's own headers.
 const ITEMS_OVERHEAD: usize = 64;
 
-/// A message of the built-in protocol.
+/// A message of the built-in protocol (CBOR inside a session's `Data` frame). Public so that
+/// tests, fuzzers and other implementations speak it without a copy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-enum SetMessage {
+#[non_exhaustive]
+pub enum SetMessage {
+    /// A Negentropy v1 message.
     Reconcile(ByteBuf),
+    /// Ids the sender has and the receiver may lack.
     Offer(Vec<ItemId>),
+    /// Initiator → acceptor: reconciliation is over; every offer of it was sent.
     ReconcileDone,
+    /// Send me these items.
     Want(Vec<ItemId>),
+    /// The answer to a `Want`, at most one frame.
     Items {
+        /// The bytes of wanted items (their ids are their hashes).
         items: Vec<ByteBuf>,
+        /// Wanted ids the sender lacks.
         missing: Vec<ItemId>,
+        /// Wanted ids that did not fit: ask again.
         later: Vec<ItemId>,
     },
+    /// An item new to the sender, pushed without being asked.
     Live(ByteBuf),
+}
+
+impl SetMessage {
+    /// The message's CBOR bytes (what a `Data` frame carries).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        // Encoding plain data into a Vec cannot fail.
+        let _ = ciborium::into_writer(self, &mut bytes);
+        bytes
+    }
 }
 
 /// Limits of the built-in protocol (from the manager's [`Config`](super::Config)).
@@ -152,10 +173,7 @@ impl SetReconciliation {
     }
 
     fn send(&mut self, cx: &mut Context<'_>, message: &SetMessage) {
-        let mut bytes = Vec::new();
-        // Encoding plain data into a Vec cannot fail.
-        let _ = ciborium::into_writer(message, &mut bytes);
-        cx.send(bytes);
+        cx.send(message.encode());
     }
 
     fn reconciler(&mut self) -> Result<&mut Reconciler, ProtocolError> {
