@@ -6,7 +6,7 @@
 //! accept loop over a table that can grow, and re-announces its ALPNs on every change.
 
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    collections::{BTreeMap, VecDeque},
     net::SocketAddr,
     sync::{
         Arc, Mutex, MutexGuard, RwLock,
@@ -22,7 +22,7 @@ use iroh::{
     protocol::{DynProtocolHandler, ProtocolHandler},
 };
 use iroh_base::{EndpointAddr, TransportAddr};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 use tracing::{Instrument, warn};
 
@@ -30,6 +30,7 @@ use crate::{
     MemoryNetwork, NetworkId, PeerAddr, PeerId, Protocol, SecretKey,
     accept::{AcceptConfig, Handler, HandlerTable, accept_loop},
     admission::{AdmissionConfig, InboundTable},
+    cache::ConnectionCache,
 };
 
 /// Default time a dial may take before [`ConnectError::Timeout`].
@@ -324,7 +325,6 @@ impl Registration {
     }
 }
 
-type ConnKey = (PeerId, Protocol);
 /// A weft node's QUIC endpoint. Cheap to clone; all clones share one endpoint.
 ///
 /// ```no_run
@@ -361,78 +361,6 @@ struct Inner {
     cancel: CancellationToken,
     accept_loop: Mutex<Option<AbortOnDropHandle<()>>>,
     inbound: InboundTable,
-}
-
-/// Live connections by (peer, protocol), least recently used first out.
-#[derive(Debug)]
-struct ConnectionCache {
-    entries: HashMap<ConnKey, CacheEntry>,
-    tick: u64,
-    max: usize,
-}
-
-#[derive(Debug)]
-struct CacheEntry {
-    cell: Arc<OnceCell<Connection>>,
-    last_used: u64,
-}
-
-impl ConnectionCache {
-    /// The cell for `key`: the live cached one, or a fresh empty one to dial into.
-    fn cell(&mut self, key: ConnKey) -> Arc<OnceCell<Connection>> {
-        self.tick += 1;
-        let tick = self.tick;
-        if let Some(entry) = self.entries.get_mut(&key) {
-            let alive = entry
-                .cell
-                .get()
-                .is_none_or(|conn| conn.close_reason().is_none());
-            if alive {
-                entry.last_used = tick;
-                return entry.cell.clone();
-            }
-        }
-        if !self.entries.contains_key(&key) && self.entries.len() >= self.max {
-            self.make_room();
-        }
-        let cell = Arc::new(OnceCell::new());
-        self.entries.insert(
-            key,
-            CacheEntry {
-                cell: cell.clone(),
-                last_used: tick,
-            },
-        );
-        cell
-    }
-
-    fn make_room(&mut self) {
-        // Closed connections go first; then the least recently used entry.
-        self.entries.retain(|_, entry| {
-            entry
-                .cell
-                .get()
-                .is_none_or(|conn| conn.close_reason().is_none())
-        });
-        if self.entries.len() >= self.max
-            && let Some(oldest) = self
-                .entries
-                .iter()
-                .min_by_key(|(_, entry)| entry.last_used)
-                .map(|(key, _)| *key)
-        {
-            self.entries.remove(&oldest);
-        }
-    }
-
-    fn forget_failed(&mut self, key: &ConnKey, cell: &Arc<OnceCell<Connection>>) {
-        if let Some(entry) = self.entries.get(key)
-            && Arc::ptr_eq(&entry.cell, cell)
-            && cell.get().is_none()
-        {
-            self.entries.remove(key);
-        }
-    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -476,11 +404,7 @@ impl Endpoint {
                 handlers,
                 registrations: AtomicU64::new(0),
                 seeds_given: AtomicU64::new(0),
-                connections: Mutex::new(ConnectionCache {
-                    entries: HashMap::new(),
-                    tick: 0,
-                    max: config.max_cached_connections,
-                }),
+                connections: Mutex::new(ConnectionCache::new(config.max_cached_connections)),
                 known_addrs,
                 known_order: Mutex::new(VecDeque::new()),
                 max_known_addrs: config.max_known_addrs,

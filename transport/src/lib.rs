@@ -23,6 +23,8 @@ mod accept;
 #[cfg(feature = "net")]
 mod admission;
 #[cfg(feature = "net")]
+mod cache;
+#[cfg(feature = "net")]
 mod endpoint;
 #[cfg(feature = "net")]
 mod memory;
