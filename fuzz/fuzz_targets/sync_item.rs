@@ -1,7 +1,8 @@
 //! `Item::from_bytes`: items as read from a peer or from the store.
 //!
 //! Checks: the id is the hash of the bytes; timestamp and payload split the bytes; building the
-//! item from its parts gives the same item; `verified` accepts its own id only.
+//! item from its parts gives the same item; `verified` accepts its own id only; the timestamp
+//! `u64::MAX` is refused.
 
 #![no_main]
 
@@ -34,6 +35,10 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Err(ItemError::TooShort(len)) => assert!(len == data.len() && len < TIMESTAMP_LEN),
+        // Negentropy's "infinity": never an item.
+        Err(ItemError::ReservedTimestamp) => {
+            assert!(data.len() >= TIMESTAMP_LEN && data[..TIMESTAMP_LEN] == [0xff; TIMESTAMP_LEN]);
+        }
         Err(other) => panic!("unexpected error {other}"),
     }
 });
