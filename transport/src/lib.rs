@@ -5,6 +5,8 @@
 //! - Isolation: a [`NetworkId`] namespaces every ALPN (`weft/<network>/<protocol>/<version>`).
 //! - Addresses: [`PeerAddr`] and its copy-and-paste [`Ticket`] (`weft1...`).
 //! - Framing: length-prefixed CBOR frames with a maximum size checked before allocation.
+//! - Time: [`Now`] (monotonic time for timers and measured durations, [`WallTime`] for what
+//!   signatures cover) and a bounded monotonic [`TimerQueue`] for the actors that drive protos.
 //! - With the default feature `net`: an [`Endpoint`] on iroh QUIC that routes protocols by ALPN
 //!   and reuses connections, framed streams, request/response, and a [`MemoryNetwork`] for tests
 //!   with injectable latency, loss and partitions.
@@ -17,6 +19,8 @@ mod frame;
 mod identity;
 mod network;
 mod signing;
+mod time;
+mod timers;
 
 #[cfg(feature = "net")]
 mod endpoint;
@@ -34,6 +38,8 @@ pub use frame::{
 pub use identity::{PeerId, PeerIdError, SecretKey};
 pub use network::{NetworkId, Protocol};
 pub use signing::{DomainTag, Signature, SignatureError, Signed, SignedPayload};
+pub use time::{Now, StepDetector, WallTime};
+pub use timers::{Full, TimerQueue};
 
 #[cfg(feature = "net")]
 pub use endpoint::{
@@ -41,6 +47,8 @@ pub use endpoint::{
     DEFAULT_MAX_CACHED_CONNECTIONS, DEFAULT_MAX_INBOUND, DEFAULT_MAX_KNOWN_ADDRS, Endpoint,
     RegisterError, Registration, RelayChoice,
 };
+#[cfg(feature = "net")]
+pub use time::{Clock, OffsetWallClock, SystemWallClock, WallClock};
 #[cfg(feature = "net")]
 pub use memory::{
     DELAY_LINE_CAPACITY, INBOX_CAPACITY, LinkConfig, MEMORY_TRANSPORT_ID, MemoryNetwork,
