@@ -21,7 +21,7 @@ pub use proto::{
     Announcement, Catalog, Command, Config, DepartReason, Departure, DepartureOutcome, DigestItem,
     EntryError, Event, Input, Limits, LocalInfo, Message, MessageError, Node, Output,
     PING_PROTOCOL, PROTOCOL_VERSION, PeerEntry, Record, SYNC_PROTOCOL, SharedEntry, Source, Stats,
-    SyncMessage, Time, Timer, UpsertOutcome, Version, Violation, topic_bytes,
+    Now, SyncMessage, Time, Timer, UpsertOutcome, Version, Violation, topic_bytes,
 };
 
 #[cfg(feature = "net")]

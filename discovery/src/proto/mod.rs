@@ -20,7 +20,7 @@ pub use message::{Announcement, Message, MessageError, PING_PROTOCOL, SYNC_PROTO
 pub use node::{LocalInfo, Node, Stats};
 pub use shared::SharedEntry;
 pub use sync::{DigestItem, SyncMessage};
-pub use time::Time;
+pub use time::{Now, Time};
 pub(crate) use time::millis as time_millis;
 
 #[cfg(test)]
