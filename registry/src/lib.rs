@@ -25,7 +25,7 @@ pub use net::{LookupStream, Registration, Registry};
 
 pub use proto::{
     Ack, CommandError, Config, DhtId, Distance, Event, InboundId, Input, Insert, Lookup,
-    LookupStats, MAX_MESSAGE_SIZE, Node, OpId, Output, ProviderRecord, RecordError, RecordLimits,
-    Refusal, Removal, Request, RequestId, Response, RoutingTable, SignedRecord, SignedRemoval,
-    Store, StoreConfig, Stored, Time, Timer,
+    LookupStats, MAX_MESSAGE_SIZE, Node, Now, OpId, Output, ProviderRecord, RecordError,
+    RecordLimits, Refusal, Removal, Request, RequestId, Response, RoutingTable, SignedRecord,
+    SignedRemoval, Store, StoreConfig, Stored, Time, Timer,
 };

@@ -8,7 +8,7 @@ use weft_transport::{
     PeerId, SecretKey, Signature, SignatureError, Signed, SignedPayload, cbor_decode, cbor_encode,
 };
 
-use super::{START, key};
+use super::{START, both, key};
 use crate::proto::{
     CommandError, Config, DhtId, ProviderRecord, RecordError, RecordLimits, Refusal, Removal,
     Request, Store, StoreConfig, Stored, Time,
@@ -150,7 +150,7 @@ fn oversized_metadata_is_refused() {
     let id = net.add_node(1, Config::default());
     let err = net
         .node(id)
-        .register("svc", vec![0; 1025], START)
+        .register("svc", vec![0; 1025], both(START))
         .unwrap_err();
     assert_eq!(
         err,
@@ -168,9 +168,12 @@ fn over_long_name_is_refused() {
     );
     let mut net = super::Net::new();
     let id = net.add_node(1, Config::default());
-    let err = net.node(id).register(&name, vec![], START).unwrap_err();
+    let err = net
+        .node(id)
+        .register(&name, vec![], both(START))
+        .unwrap_err();
     assert_eq!(err, CommandError::Invalid(RecordError::NameTooLong(256)));
-    let err = net.node(id).lookup(&name, START).unwrap_err();
+    let err = net.node(id).lookup(&name, both(START)).unwrap_err();
     assert_eq!(err, CommandError::Invalid(RecordError::NameTooLong(256)));
 }
 
@@ -312,6 +315,6 @@ fn removal_signed_by_someone_else_cannot_be_made() {
 fn withdrawing_an_unknown_name_is_an_error() {
     let mut net = super::Net::new();
     let id = net.add_node(1, Config::default());
-    let err = net.node(id).withdraw("nothing", START).unwrap_err();
+    let err = net.node(id).withdraw("nothing", both(START)).unwrap_err();
     assert!(matches!(err, CommandError::NotRegistered(_)));
 }
