@@ -19,9 +19,9 @@ pub mod sim;
 
 pub use proto::{
     Announcement, Catalog, Command, Config, DepartReason, Departure, DepartureOutcome, DigestItem,
-    EntryError, Event, Input, Limits, LocalInfo, Message, MessageError, Node, Output,
+    EntryError, Event, Input, Limits, LocalInfo, Message, MessageError, Node, Now, Output,
     PING_PROTOCOL, PROTOCOL_VERSION, PeerEntry, Record, SYNC_PROTOCOL, SharedEntry, Source, Stats,
-    Now, SyncMessage, Time, Timer, UpsertOutcome, Version, Violation, topic_bytes,
+    SyncMessage, Time, Timer, UpsertOutcome, Version, Violation, topic_bytes,
 };
 
 #[cfg(feature = "net")]

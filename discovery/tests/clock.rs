@@ -20,6 +20,9 @@ use weft_transport::{
 const WITHIN: Duration = Duration::from_secs(20);
 const HOUR: Duration = Duration::from_secs(3600);
 
+/// A step of the wall clock, and what to call it.
+type Step = (&'static str, fn(&OffsetWallClock));
+
 struct TestNode {
     endpoint: Endpoint,
     _gossip: Gossip,
@@ -74,7 +77,10 @@ where
 {
     let deadline = Instant::now() + WITHIN;
     while !done().await {
-        assert!(Instant::now() < deadline, "{what}: not reached within {WITHIN:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not reached within {WITHIN:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -111,7 +117,7 @@ async fn wall_clock_steps_both_ways_evict_nothing_and_stall_nothing() {
         });
     }
 
-    let steps: [(&str, fn(&OffsetWallClock)); 3] = [
+    let steps: [Step; 3] = [
         ("an hour ahead", |c| c.step_forward(HOUR)),
         ("back an hour", |c| c.step_back(HOUR)),
         ("an hour behind", |c| c.step_back(HOUR)),
@@ -131,14 +137,17 @@ async fn wall_clock_steps_both_ways_evict_nothing_and_stall_nothing() {
             })
             .await;
             // Every peer's entry in the catalog was re-signed by the new clock.
-            wait_until(&format!("{label}: node {i} holds entries of the new clock"), || async {
-                let catalog = n.discovery.catalog().await.unwrap();
-                catalog.ids() == all
-                    && catalog.peers.values().all(|record| {
-                        let ts = record.entry().timestamp;
-                        ts.since(stepped_at) < HOUR / 2 && stepped_at.since(ts) < HOUR / 2
-                    })
-            })
+            wait_until(
+                &format!("{label}: node {i} holds entries of the new clock"),
+                || async {
+                    let catalog = n.discovery.catalog().await.unwrap();
+                    catalog.ids() == all
+                        && catalog.peers.values().all(|record| {
+                            let ts = record.entry().timestamp;
+                            ts.since(stepped_at) < HOUR / 2 && stepped_at.since(ts) < HOUR / 2
+                        })
+                },
+            )
             .await;
         }
         // Pings keep working, with microsecond resolution.
@@ -154,6 +163,9 @@ async fn wall_clock_steps_both_ways_evict_nothing_and_stall_nothing() {
             );
         }
         let departed = departures.lock().unwrap().clone();
-        assert!(departed.is_empty(), "{label}: peers left catalogs: {departed:?}");
+        assert!(
+            departed.is_empty(),
+            "{label}: peers left catalogs: {departed:?}"
+        );
     }
 }

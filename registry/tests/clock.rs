@@ -14,6 +14,9 @@ use weft_transport::{Endpoint, MemoryNetwork, OffsetWallClock, PeerAddr, SecretK
 const WITHIN: Duration = Duration::from_secs(30);
 const HOUR: Duration = Duration::from_secs(3600);
 
+/// A step of the wall clock, and what to call it.
+type Step = (&'static str, fn(&OffsetWallClock));
+
 /// Waits until `done` holds, checking every 50 ms (the tick is 200 ms, republishing every 2 s).
 async fn wait_until<F, Fut>(what: &str, mut done: F)
 where
@@ -22,7 +25,10 @@ where
 {
     let deadline = Instant::now() + WITHIN;
     while !done().await {
-        assert!(Instant::now() < deadline, "{what}: not reached within {WITHIN:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not reached within {WITHIN:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -59,7 +65,10 @@ async fn wall_clock_steps_both_ways_stall_no_republish_and_lose_no_record() {
             .spawn(&endpoint)
             .unwrap();
         if let Some((first, _)) = nodes.first() {
-            registry.add_peers([PeerAddr::new(first.id())]).await.unwrap();
+            registry
+                .add_peers([PeerAddr::new(first.id())])
+                .await
+                .unwrap();
         }
         nodes.push((endpoint, registry));
     }
@@ -77,7 +86,7 @@ async fn wall_clock_steps_both_ways_stall_no_republish_and_lose_no_record() {
     wait_until("a lookup finds the provider", found).await;
 
     let issued = || async { provider.local_registrations().await.unwrap()[0].issued_at };
-    let steps: [(&str, fn(&OffsetWallClock)); 3] = [
+    let steps: [Step; 3] = [
         ("an hour ahead", |c| c.step_forward(HOUR)),
         ("back an hour", |c| c.step_back(HOUR)),
         ("an hour behind", |c| c.step_back(HOUR)),

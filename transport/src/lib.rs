@@ -48,14 +48,14 @@ pub use endpoint::{
     RegisterError, Registration, RelayChoice,
 };
 #[cfg(feature = "net")]
-pub use time::{Clock, OffsetWallClock, SystemWallClock, WallClock};
-#[cfg(feature = "net")]
 pub use memory::{
     DELAY_LINE_CAPACITY, INBOX_CAPACITY, LinkConfig, MEMORY_TRANSPORT_ID, MemoryNetwork,
     MemoryStats,
 };
 #[cfg(feature = "net")]
 pub use stream::{FramedRecv, FramedSend, RequestError, Responder, accept_request, request};
+#[cfg(feature = "net")]
+pub use time::{Clock, OffsetWallClock, SystemWallClock, WallClock};
 
 /// Re-exports of the iroh types that appear in this crate's API, so users need not depend on
 /// iroh directly.

@@ -289,7 +289,10 @@ mod tests {
             steps.observe(at(3_000, 3_613_100), threshold),
             Some(3_600_000)
         );
-        assert_eq!(steps.observe(at(4_000, 14_100), threshold), Some(-3_600_000));
+        assert_eq!(
+            steps.observe(at(4_000, 14_100), threshold),
+            Some(-3_600_000)
+        );
         assert_eq!(steps.observe(at(5_000, 15_100), threshold), None);
     }
 

@@ -36,7 +36,11 @@ pub struct Full<T> {
 
 impl<T: fmt::Debug> fmt::Display for Full<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "timer queue full: {:?} at {:?} refused", self.timer, self.at)
+        write!(
+            f,
+            "timer queue full: {:?} at {:?} refused",
+            self.timer, self.at
+        )
     }
 }
 

@@ -190,7 +190,9 @@ impl Record {
 
     fn is_proven(&self, now: Duration, purge_after: Duration) -> bool {
         self.contact.as_ref().is_some_and(|c| {
-            c.neighbour || c.last_contact.is_some_and(|t| now.saturating_sub(t) < purge_after)
+            c.neighbour
+                || c.last_contact
+                    .is_some_and(|t| now.saturating_sub(t) < purge_after)
         })
     }
 }
@@ -406,7 +408,12 @@ impl Catalog {
         // read against the wall clock once, here; the life left then runs on the monotonic
         // clock, so a later step of the wall clock does not purge every entry at once.
         let age = now.wall.since(payload.timestamp);
-        let Some(left) = self.config.purge_after.checked_sub(age).filter(|l| !l.is_zero()) else {
+        let Some(left) = self
+            .config
+            .purge_after
+            .checked_sub(age)
+            .filter(|l| !l.is_zero())
+        else {
             return UpsertOutcome::Outdated;
         };
         let expires = millis(now.mono.saturating_add(left));

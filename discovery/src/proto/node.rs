@@ -345,7 +345,9 @@ impl Node {
         }
         let mut entry = self.catalog.local().payload().clone();
         // Timestamps only grow, so that peers take the new copy for a refresh of the old one.
-        let next = now.wall.max(Time::from_millis(entry.timestamp.as_millis() + 1));
+        let next = now
+            .wall
+            .max(Time::from_millis(entry.timestamp.as_millis() + 1));
         if next.since(now.wall) < self.config.max_drift / 2 {
             entry.timestamp = next;
         } else {

@@ -215,7 +215,9 @@ impl Node {
                     let base = super::time::millis(self.config.sync_retry).max(2);
                     let delay = self.rng.random_range(base / 2..=base + base / 2);
                     self.out.push(Output::ArmTimer {
-                        at: now.mono.saturating_add(std::time::Duration::from_millis(delay)),
+                        at: now
+                            .mono
+                            .saturating_add(std::time::Duration::from_millis(delay)),
                         timer: Timer::SyncRetry { peer: from },
                     });
                 } else {

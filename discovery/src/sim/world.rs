@@ -12,8 +12,8 @@ use weft_transport::{NetworkId, PeerId, SecretKey};
 
 use super::scenario::Scenario;
 use crate::proto::{
-    Announcement, Command, Config, Event, Input, LocalInfo, Message, Node, Output, SharedEntry,
-    Now, SyncMessage, Time, Timer, time_millis,
+    Announcement, Command, Config, Event, Input, LocalInfo, Message, Node, Now, Output,
+    SharedEntry, SyncMessage, Time, Timer, time_millis,
 };
 
 /// Receivers of a broadcast whose catalogs are looked up together before the deliveries.

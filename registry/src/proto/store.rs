@@ -126,7 +126,7 @@ impl Store {
             .map_err(Refusal::Invalid)?;
         let (key, provider, issued_at) = (payload.key, payload.provider, payload.issued_at);
         match self.get(&key, &provider, now) {
-            Some(held) if self.from_the_future(held, now) => {
+            Some(held) if self.issued_in_the_future(held, now) => {
                 self.replace(key, provider, Entry::Live(record));
                 Ok(Stored::Updated)
             }
@@ -165,7 +165,7 @@ impl Store {
             .map_err(Refusal::Invalid)?;
         let (key, provider, issued_at) = (payload.key, payload.provider, payload.issued_at);
         match self.get(&key, &provider, now) {
-            Some(held) if self.from_the_future(held, now) => {
+            Some(held) if self.issued_in_the_future(held, now) => {
                 self.replace(key, provider, Entry::Removed(removal));
                 Ok(Stored::Updated)
             }
@@ -206,7 +206,8 @@ impl Store {
             .values()
             .filter_map(|entry| match entry {
                 Entry::Live(record)
-                    if record.payload().expires_at() > now && !self.from_the_future(entry, now) =>
+                    if record.payload().expires_at() > now
+                        && !self.issued_in_the_future(entry, now) =>
                 {
                     Some(record.clone())
                 }
@@ -225,7 +226,7 @@ impl Store {
             .into_iter()
             .flat_map(|slots| slots.values())
         {
-            if entry.expires_at() <= now || self.from_the_future(entry, now) {
+            if entry.expires_at() <= now || self.issued_in_the_future(entry, now) {
                 continue;
             }
             match entry {
@@ -278,7 +279,7 @@ impl Store {
     /// entry no longer validates here, so any valid entry of its provider replaces it, and it
     /// is not handed out. Otherwise a provider whose clock stepped back could not replace its
     /// own record until the clock caught up.
-    fn from_the_future(&self, entry: &Entry, now: Time) -> bool {
+    fn issued_in_the_future(&self, entry: &Entry, now: Time) -> bool {
         entry.issued_at() > now + Duration::from_millis(self.limits.max_clock_skew_ms)
     }
 

@@ -219,7 +219,11 @@ fn flood_of_fake_entries_against_the_bound() {
     let honest: Vec<SecretKey> = (1..=60).map(key).collect();
     let announce_all = |c: &mut Catalog, now: Time| {
         for k in &honest {
-            let outcome = c.upsert(signed(k, Version::new(1, 0), now), Source::Relayed, both(now));
+            let outcome = c.upsert(
+                signed(k, Version::new(1, 0), now),
+                Source::Relayed,
+                both(now),
+            );
             assert!(outcome.is_accepted(), "{outcome:?}");
         }
     };
@@ -229,8 +233,11 @@ fn flood_of_fake_entries_against_the_bound() {
     for round in 0..5u32 {
         for i in 0..400u32 {
             let fake = key(1_000_000 + round * 400 + i);
-            if c.upsert(signed(&fake, Version::new(1, 0), now), Source::Relayed, both(now))
-                == UpsertOutcome::Full
+            if c.upsert(
+                signed(&fake, Version::new(1, 0), now),
+                Source::Relayed,
+                both(now),
+            ) == UpsertOutcome::Full
             {
                 full += 1;
             }

@@ -216,7 +216,11 @@ fn full_catalog_evicts_stale_entries_first() {
     let start = t(10_000);
     for n in 1..=3 {
         let at = start.saturating_add(Duration::from_millis(u64::from(n)));
-        c.upsert(signed(&key(n), Version::new(1, 0), at), Source::Relayed, both(at));
+        c.upsert(
+            signed(&key(n), Version::new(1, 0), at),
+            Source::Relayed,
+            both(at),
+        );
     }
     // Peer 2 and 3 keep announcing; peer 1 falls silent and turns stale.
     let later = start.saturating_add(stale_after + Duration::from_millis(10));
@@ -260,7 +264,11 @@ fn a_full_catalog_searches_for_a_victim_once_per_purge_tick() {
     let mut c = catalog(config);
     let start = t(10_000);
     let offer = |c: &mut Catalog, n: u32, at: Time| {
-        c.upsert(signed(&key(n), Version::new(1, 0), at), Source::Relayed, both(at))
+        c.upsert(
+            signed(&key(n), Version::new(1, 0), at),
+            Source::Relayed,
+            both(at),
+        )
     };
     for n in 1..=2 {
         offer(&mut c, n, start);

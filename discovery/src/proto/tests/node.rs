@@ -174,7 +174,10 @@ fn departure_propagates_and_stops_announcing() {
     );
     assert!(!b.catalog().contains(&a.id()));
     // A departed node announces no more.
-    assert!(a.handle(Input::Timer(Timer::Announce), now_ms(9000)).is_empty());
+    assert!(
+        a.handle(Input::Timer(Timer::Announce), now_ms(9000))
+            .is_empty()
+    );
     // The departure, re-encoded as gossip bytes, decodes and is idempotent.
     let out = b.handle(Input::Gossip(anns[0].encode()), now_ms(1520));
     assert!(events(&out).is_empty());
@@ -239,7 +242,10 @@ fn ping_measures_rtt_with_a_fresh_entry() {
         .is_empty()
     );
     // No answer: the ping fails at its deadline.
-    let out = a.handle(Input::Command(Command::Ping(key(5).peer_id())), now_ms(3000));
+    let out = a.handle(
+        Input::Command(Command::Ping(key(5).peer_id())),
+        now_ms(3000),
+    );
     let at = out
         .iter()
         .find_map(|o| match o {
@@ -263,7 +269,11 @@ fn ping_measures_rtt_with_a_fresh_entry() {
 fn feed(n: &mut Node, peers: std::ops::Range<u32>, now: Now) {
     for i in peers {
         n.handle(
-            Input::Announcement(Announcement::from(signed(&key(i), Version::new(1, 0), now.wall))),
+            Input::Announcement(Announcement::from(signed(
+                &key(i),
+                Version::new(1, 0),
+                now.wall,
+            ))),
             now,
         );
     }
@@ -406,7 +416,11 @@ fn sync_cascades_to_newly_learnt_peers() {
     let id0 = nodes[0].id();
     let id1 = nodes[1].id();
     let out = nodes[0].handle(Input::NeighborUp(id1), both(now));
-    pump(&mut nodes, out.into_iter().map(|o| (id0, o)).collect(), both(now));
+    pump(
+        &mut nodes,
+        out.into_iter().map(|o| (id0, o)).collect(),
+        both(now),
+    );
     // Node 0 learnt node 2 from node 1, synced with it in turn, and learnt its peers.
     assert_eq!(nodes[0].catalog().len(), 22);
 }
