@@ -6,7 +6,8 @@
 //! only the difference travels, announces a signed [`Departure`] when it leaves, and pings
 //! peers to measure round-trip times.
 //!
-//! The protocol is a sans-IO state machine, [`Node`]: feed it [`Input`]s with the current time,
+//! The protocol is a sans-IO state machine, [`Node`]: feed it [`Input`]s with the current [`Now`]
+//! (monotonic time for timers, ages and round trips; wall [`Time`] for signed entries only),
 //! carry out the [`Output`]s. [`sim`] drives thousands of them in virtual time. With the
 //! default feature `net`, [`Discovery`] runs a node on weft-transport and weft-gossip:
 //! `Discovery::builder(config).bootstrap(peers).spawn(&endpoint, &gossip)`. The wire

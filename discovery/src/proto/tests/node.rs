@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use super::*;
-use crate::proto::{Announcement, Command, DepartReason, Event, SyncMessage, Timer};
+use crate::proto::{
+    Announcement, Catalog, Command, DepartReason, Event, Source, SyncMessage, Timer, UpsertOutcome,
+};
 
 fn broadcasts(out: &[Output]) -> Vec<Announcement> {
     out.iter()
@@ -493,4 +495,72 @@ fn fresh_node_imports_from_one_peer_at_a_time() {
     );
     assert!(delivered >= 2);
     assert!(nodes[0].catalog().contains(&id2));
+}
+
+#[test]
+fn a_wall_clock_step_re_signs_at_once_and_moves_no_timer() {
+    let config = Config::for_tests();
+    let base = 10_000_000;
+    let mut a = node(0, now_ms(base));
+    a.start(now_ms(base));
+    let version = a.catalog().local().payload().version;
+    let hour = Duration::from_secs(3600);
+    // An hour ahead on the wall clock, 10 ms later on the monotonic one.
+    let ahead = Now {
+        mono: m(base + 10),
+        wall: t(base + 10) + hour,
+    };
+    let out = a.handle(Input::NeighborDown(key(9).peer_id()), ahead);
+    let Ok::<[Announcement; 1], _>([Announcement::Entry(e1)]) = broadcasts(&out).try_into() else {
+        panic!("re-announced at once")
+    };
+    assert_eq!(e1.payload().timestamp, ahead.wall);
+    assert_eq!(e1.payload().version, version);
+    // The next announcement is an interval away on the monotonic clock.
+    let next = out
+        .iter()
+        .find_map(|o| match o {
+            Output::ArmTimer {
+                at,
+                timer: Timer::Announce,
+            } => Some(*at),
+            _ => None,
+        })
+        .unwrap();
+    assert!(next <= m(base + 10) + config.announce_interval + config.announce_jitter);
+    // Two hours back: stamping after the last timestamp would look like the future to peers,
+    // so the entry gets a new version, stamped with the clock.
+    let behind = Now {
+        mono: m(base + 20),
+        wall: t(base + 20) - hour,
+    };
+    let out = a.handle(Input::NeighborDown(key(9).peer_id()), behind);
+    let Ok::<[Announcement; 1], _>([Announcement::Entry(e2)]) = broadcasts(&out).try_into() else {
+        panic!("re-announced at once")
+    };
+    assert_eq!(e2.payload().timestamp, behind.wall);
+    assert_eq!(e2.payload().version, version.next());
+
+    // A peer whose clock stepped the same way takes both, and its entry's life runs on the
+    // monotonic clock: neither step purges it.
+    let mut c = Catalog::new(config.clone(), signed(&key(5), Version::new(1, 0), t(1)), 7);
+    let peer_ahead = Now {
+        mono: m(500),
+        wall: ahead.wall,
+    };
+    assert_eq!(
+        c.upsert(e1, Source::Relayed, peer_ahead),
+        UpsertOutcome::New
+    );
+    let peer_behind = Now {
+        mono: m(600),
+        wall: behind.wall,
+    };
+    assert!(c.purge(peer_behind).is_empty());
+    assert_eq!(
+        c.upsert(e2, Source::Relayed, peer_behind),
+        UpsertOutcome::Updated
+    );
+    let record = c.get(&a.id()).unwrap();
+    assert_eq!(record.expires(), m(600) + config.purge_after);
 }

@@ -318,3 +318,30 @@ fn withdrawing_an_unknown_name_is_an_error() {
     let err = net.node(id).withdraw("nothing", both(START)).unwrap_err();
     assert!(matches!(err, CommandError::NotRegistered(_)));
 }
+
+#[test]
+fn a_copy_issued_in_the_future_gives_way_once_the_clock_stepped_back() {
+    let provider = key(1);
+    let name_key = DhtId::of_name("svc");
+    let mut store = store();
+    // Stored while the clock read an hour ahead.
+    let ahead = START + Duration::from_secs(3600);
+    assert_eq!(
+        store.put_record(signed(&provider, "svc", ahead), ahead),
+        Ok(Stored::New)
+    );
+    // The clock steps back: the held copy no longer validates here, so it is not handed out,
+    // and the provider's copy stamped by the stepped-back clock replaces it.
+    assert!(store.providers(&name_key, START).is_empty());
+    assert_eq!(
+        store.put_record(signed(&provider, "svc", START), START),
+        Ok(Stored::Updated)
+    );
+    assert_eq!(store.providers(&name_key, START).len(), 1);
+    // A valid copy still only gives way to a newer one: replays stay refused.
+    let older = START - Duration::from_secs(1);
+    assert_eq!(
+        store.put_record(signed(&provider, "svc", older), START),
+        Err(Refusal::Outdated)
+    );
+}
