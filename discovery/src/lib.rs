@@ -6,7 +6,8 @@
 //! only the difference travels, announces a signed [`Departure`] when it leaves, and pings
 //! peers to measure round-trip times.
 //!
-//! The protocol is a sans-IO state machine, [`Node`]: feed it [`Input`]s with the current time,
+//! The protocol is a sans-IO state machine, [`Node`]: feed it [`Input`]s with the current [`Now`]
+//! (monotonic time for timers, ages and round trips; wall [`Time`] for signed entries only),
 //! carry out the [`Output`]s. [`sim`] drives thousands of them in virtual time. With the
 //! default feature `net`, [`Discovery`] runs a node on weft-transport and weft-gossip:
 //! `Discovery::builder(config).bootstrap(peers).spawn(&endpoint, &gossip)`. The wire
@@ -19,7 +20,7 @@ pub mod sim;
 
 pub use proto::{
     Announcement, Catalog, Command, Config, DepartReason, Departure, DepartureOutcome, DigestItem,
-    EntryError, Event, Input, Limits, LocalInfo, Message, MessageError, Node, Output,
+    EntryError, Event, Input, Limits, LocalInfo, Message, MessageError, Node, Now, Output,
     PING_PROTOCOL, PROTOCOL_VERSION, PeerEntry, Record, SYNC_PROTOCOL, SharedEntry, Source, Stats,
     SyncMessage, Time, Timer, UpsertOutcome, Version, Violation, topic_bytes,
 };

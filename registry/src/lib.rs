@@ -3,7 +3,8 @@
 //!
 //! - The protocol is a sans-IO state machine, [`Node`]: a [`RoutingTable`] of k-buckets, the
 //!   iterative [`Lookup`], signed [`ProviderRecord`]s and [`Removal`]s verified on decode, and a
-//!   bounded [`Store`]. Feed it [`Input`]s and commands with the current [`Time`], carry out the
+//!   bounded [`Store`]. Feed it [`Input`]s and commands with the current [`Now`] (monotonic time
+//!   for timers and schedules, wall [`Time`] for signed records only), carry out the
 //!   [`Output`]s.
 //! - With the default feature `net`, `Registry` runs a node as an actor on a weft-transport
 //!   endpoint (protocol `registry/1`): `add_peers`, `register` returning a `Registration`
@@ -25,7 +26,7 @@ pub use net::{LookupStream, Registration, Registry};
 
 pub use proto::{
     Ack, CommandError, Config, DhtId, Distance, Event, InboundId, Input, Insert, Lookup,
-    LookupStats, MAX_MESSAGE_SIZE, Node, OpId, Output, ProviderRecord, RecordError, RecordLimits,
-    Refusal, Removal, Request, RequestId, Response, RoutingTable, SignedRecord, SignedRemoval,
-    Store, StoreConfig, Stored, Time, Timer,
+    LookupStats, MAX_MESSAGE_SIZE, Node, Now, OpId, Output, ProviderRecord, RecordError,
+    RecordLimits, Refusal, Removal, Request, RequestId, Response, RoutingTable, SignedRecord,
+    SignedRemoval, Store, StoreConfig, Stored, Time, Timer,
 };

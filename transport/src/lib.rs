@@ -5,6 +5,8 @@
 //! - Isolation: a [`NetworkId`] namespaces every ALPN (`weft/<network>/<protocol>/<version>`).
 //! - Addresses: [`PeerAddr`] and its copy-and-paste [`Ticket`] (`weft1...`).
 //! - Framing: length-prefixed CBOR frames with a maximum size checked before allocation.
+//! - Time: [`Now`] (monotonic time for timers and measured durations, [`WallTime`] for what
+//!   signatures cover) and a bounded monotonic [`TimerQueue`] for the actors that drive protos.
 //! - With the default feature `net`: an [`Endpoint`] on iroh QUIC that routes protocols by ALPN
 //!   and reuses connections, framed streams, request/response, and a [`MemoryNetwork`] for tests
 //!   with injectable latency, loss and partitions.
@@ -17,6 +19,8 @@ mod frame;
 mod identity;
 mod network;
 mod signing;
+mod time;
+mod timers;
 
 #[cfg(feature = "net")]
 mod accept;
@@ -40,6 +44,8 @@ pub use frame::{
 pub use identity::{PeerId, PeerIdError, SecretKey};
 pub use network::{NetworkId, Protocol};
 pub use signing::{DomainTag, Signature, SignatureError, Signed, SignedPayload};
+pub use time::{Now, StepDetector, WallTime};
+pub use timers::{Full, TimerQueue};
 
 #[cfg(feature = "net")]
 pub use endpoint::{
@@ -56,6 +62,8 @@ pub use memory::{
 };
 #[cfg(feature = "net")]
 pub use stream::{FramedRecv, FramedSend, RequestError, Responder, accept_request, request};
+#[cfg(feature = "net")]
+pub use time::{Clock, OffsetWallClock, SystemWallClock, WallClock};
 
 /// Re-exports of the iroh types that appear in this crate's API, so users need not depend on
 /// iroh directly.

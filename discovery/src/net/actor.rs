@@ -5,24 +5,26 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::SocketAddr,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
-use tracing::debug;
+use tracing::{debug, warn};
 use weft_gossip::{Event as GossipEvent, Topic, TopicEvents, TopicSender};
-use weft_transport::{Endpoint, PeerAddr, PeerId, RelayUrl, SecretKey, encode_frame};
+use weft_transport::{
+    Clock, Endpoint, PeerAddr, PeerId, RelayUrl, SecretKey, TimerQueue, encode_frame,
+};
 
 use super::{
     BROADCAST_QUEUE_CAPACITY, MAX_WAITERS,
     handle::{Builder, CatalogEvent, Command, Error},
     snapshot::CatalogSnapshot,
-    timers::Timers,
+    timers::{self, MAX_TIMERS},
     wire::{Inbound, Writers},
 };
 use crate::proto::{
     self, EntryError, Event, Input, LocalInfo, Message, Node, Output, PING_PROTOCOL, PeerEntry,
-    SYNC_PROTOCOL, Time, Timer,
+    SYNC_PROTOCOL, Timer,
 };
 
 /// How long a departure may wait to be handed to gossip.
@@ -32,15 +34,6 @@ const DEPARTURE_TIMEOUT: Duration = Duration::from_secs(1);
 type Broadcast = (Vec<u8>, Option<oneshot::Sender<()>>);
 
 type Waiters<T> = BTreeMap<PeerId, Vec<oneshot::Sender<Result<T, Error>>>>;
-
-/// Wall-clock milliseconds: discovery compares timestamps made by different peers.
-pub(super) fn wall_now() -> Time {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis();
-    Time::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
-}
 
 #[derive(Debug)]
 pub(super) struct Actor {
@@ -52,7 +45,11 @@ pub(super) struct Actor {
     topic_sender: TopicSender,
     broadcasts: mpsc::Sender<Broadcast>,
     writers: Writers,
-    timers: Timers,
+    /// Monotonic time for timers and durations, wall time for signed entries.
+    clock: Clock,
+    timers: TimerQueue<Timer>,
+    /// Timers the full queue refused: fired at the next turn of the loop.
+    overdue: Vec<Timer>,
     events: broadcast::Sender<CatalogEvent>,
     watch: watch::Sender<u64>,
     pings: Waiters<Duration>,
@@ -77,7 +74,8 @@ impl Actor {
         watch: watch::Sender<u64>,
     ) -> Result<Self, EntryError> {
         let key = SecretKey::from_bytes(&endpoint.iroh().secret_key().to_bytes());
-        let now = wall_now();
+        let clock = Clock::new(builder.wall_clock.clone());
+        let now = clock.now();
         // Secret: it keys the catalog's hash table (see `Catalog::new`).
         let seed = endpoint.secret_seed("weft/discovery/node");
         let addresses = (info.direct.clone(), info.relay.clone());
@@ -101,7 +99,9 @@ impl Actor {
             topic_events,
             topic_sender,
             broadcasts,
-            timers: Timers::default(),
+            clock,
+            timers: TimerQueue::new(MAX_TIMERS, timers::periodic),
+            overdue: Vec::new(),
             events,
             watch,
             pings: BTreeMap::new(),
@@ -114,14 +114,16 @@ impl Actor {
     }
 
     pub(super) async fn run(mut self) {
-        let outputs = self.node.start(wall_now());
+        let outputs = self.node.start(self.clock.now());
         self.apply(outputs);
         let mut gossip_open = true;
         loop {
-            let deadline = self
-                .timers
-                .next()
-                .map(|at| tokio::time::Instant::now() + at.since(wall_now()));
+            let deadline = if self.overdue.is_empty() {
+                self.timers.next_deadline()
+            } else {
+                Some(std::time::Duration::ZERO)
+            }
+            .map(|at| tokio::time::Instant::from_std(self.clock.instant(at)));
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -154,7 +156,7 @@ impl Actor {
     }
 
     fn handle(&mut self, input: Input) {
-        let outputs = self.node.handle(input, wall_now());
+        let outputs = self.node.handle(input, self.clock.now());
         self.apply(outputs);
     }
 
@@ -171,7 +173,15 @@ impl Actor {
                     }
                 }
                 Output::Send { to, message } => self.send(to, &message),
-                Output::ArmTimer { at, timer } => self.timers.arm(timer, at),
+                Output::ArmTimer { at, timer } => {
+                    if let Err(full) = self.timers.schedule(at, timer) {
+                        // Fired at once rather than lost: a deadline that fires early fails its
+                        // ping or sync, which the node recovers from; one never fired would
+                        // leak its session. Only a proto bug can get here (see `timers`).
+                        warn!(%full, "discovery: timer queue full, firing at once");
+                        self.overdue.push(full.timer);
+                    }
+                }
                 Output::Event(event) => self.on_event(event),
             }
         }
@@ -250,8 +260,8 @@ impl Actor {
     }
 
     fn fire_timers(&mut self) {
-        let now = wall_now();
-        while let Some(timer) = self.timers.pop_due(now) {
+        let now = self.clock.now().mono;
+        while let Some(timer) = self.timers.pop_due(now).or_else(|| self.overdue.pop()) {
             if timer == Timer::Announce {
                 self.refresh_addresses();
             }
@@ -351,7 +361,7 @@ impl Actor {
     async fn depart(&mut self) {
         let outputs = self
             .node
-            .handle(Input::Command(proto::Command::Depart), wall_now());
+            .handle(Input::Command(proto::Command::Depart), self.clock.now());
         let mut acks = Vec::new();
         for output in outputs {
             if let Output::Broadcast(announcement) = output {

@@ -9,7 +9,10 @@ use std::{
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::task::AbortOnDropHandle;
 use weft_gossip::{Gossip, TopicId};
-use weft_transport::{Endpoint, PeerAddr, PeerId, RegisterError, Registration, TicketError};
+use weft_transport::{
+    Endpoint, PeerAddr, PeerId, RegisterError, Registration, SystemWallClock, TicketError,
+    WallClock,
+};
 
 use super::{actor::Actor, snapshot::CatalogSnapshot, wire};
 use crate::proto::{
@@ -145,6 +148,7 @@ pub struct Builder {
     command_capacity: usize,
     inbound_capacity: usize,
     pub(super) departure_grace: Duration,
+    pub(super) wall_clock: Arc<dyn WallClock>,
 }
 
 impl Builder {
@@ -159,6 +163,7 @@ impl Builder {
             command_capacity: 256,
             inbound_capacity: 1024,
             departure_grace: Duration::from_millis(200),
+            wall_clock: Arc::new(SystemWallClock),
         }
     }
 
@@ -199,6 +204,14 @@ impl Builder {
     /// it is written out before the caller closes the endpoint (default 200 ms).
     pub fn departure_grace(mut self, grace: Duration) -> Self {
         self.departure_grace = grace;
+        self
+    }
+
+    /// The wall clock that stamps and checks signed entries (default: the system clock).
+    /// Timers and measured durations never read it: they run on the monotonic clock, so a
+    /// step of this clock only makes the node re-sign its entry. Tests inject one they step.
+    pub fn wall_clock(mut self, clock: Arc<dyn WallClock>) -> Self {
+        self.wall_clock = clock;
         self
     }
 

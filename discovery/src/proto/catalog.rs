@@ -40,7 +40,7 @@ use super::{
     entry::{Departure, EntryError, PeerEntry, Version, check_signed_entry},
     shared::SharedEntry,
     table::{Key, Table},
-    time::Time,
+    time::{Now, Time, millis},
 };
 
 /// How far down the expiry order the eviction search looks past proven entries before it gives
@@ -125,15 +125,18 @@ pub enum Source {
 #[derive(Debug, Clone)]
 pub struct Record {
     entry: SharedEntry,
-    refreshed: Time,
-    expires: Time,
+    /// Monotonic milliseconds (`Now::mono`), like every local age here; whole milliseconds
+    /// keep a record within one cache line.
+    refreshed: u64,
+    /// Monotonic milliseconds: the entry's signed life left on receipt, counted from then.
+    expires: u64,
     contact: Option<Box<Contact>>,
 }
 
 /// Evidence that a peer is alive, from direct contact with it.
 #[derive(Debug, Clone, Default)]
 struct Contact {
-    last_contact: Option<Time>,
+    last_contact: Option<Duration>,
     neighbour: bool,
     rtt: Option<Duration>,
 }
@@ -154,14 +157,16 @@ impl Record {
         &self.entry
     }
 
-    /// When the entry was last refreshed (local time).
-    pub fn refreshed(&self) -> Time {
-        self.refreshed
+    /// When the entry was last refreshed, on the monotonic clock ([`Now::mono`]).
+    pub fn refreshed(&self) -> Duration {
+        Duration::from_millis(self.refreshed)
     }
 
-    /// When the entry will be purged unless refreshed.
-    pub fn expires(&self) -> Time {
-        self.expires
+    /// When the entry will be purged unless refreshed, on the monotonic clock: the life its
+    /// signed timestamp had left when it arrived, counted from then, so that a step of the wall
+    /// clock neither purges it early nor keeps it late.
+    pub fn expires(&self) -> Duration {
+        Duration::from_millis(self.expires)
     }
 
     /// The last round-trip time measured by a ping.
@@ -183,9 +188,11 @@ impl Record {
         self.contact.get_or_insert_with(Box::default)
     }
 
-    fn is_proven(&self, now: Time, purge_after: Duration) -> bool {
+    fn is_proven(&self, now: Duration, purge_after: Duration) -> bool {
         self.contact.as_ref().is_some_and(|c| {
-            c.neighbour || c.last_contact.is_some_and(|t| now.since(t) < purge_after)
+            c.neighbour
+                || c.last_contact
+                    .is_some_and(|t| now.saturating_sub(t) < purge_after)
         })
     }
 }
@@ -252,7 +259,8 @@ pub struct Catalog {
     local: SharedEntry,
     entries: Table<Record>,
     /// No later than the soonest expiry (exact after a purge; see [`Catalog::next_expiry`]).
-    next_expiry: Option<Time>,
+    /// Monotonic milliseconds.
+    next_expiry: Option<u64>,
     tombstones: BTreeMap<PeerId, (Version, Time)>,
     tombstones_by_time: BTreeSet<(Time, PeerId)>,
     wire_bytes: usize,
@@ -261,7 +269,7 @@ pub struct Catalog {
     /// search found no victim, and one per `purge_tick` is enough (a refused honest peer is
     /// offered again at its next announcement). Without it, every entry of a flood against a
     /// full catalog would cost a pass over the whole catalog.
-    relayed_refused_until: Time,
+    relayed_refused_until: Duration,
 }
 
 impl Catalog {
@@ -281,7 +289,7 @@ impl Catalog {
             tombstones_by_time: BTreeSet::new(),
             wire_bytes: 0,
             evicted: None,
-            relayed_refused_until: Time::from_millis(0),
+            relayed_refused_until: Duration::ZERO,
         }
     }
 
@@ -374,7 +382,7 @@ impl Catalog {
         &mut self,
         entry: impl Into<SharedEntry>,
         source: Source,
-        now: Time,
+        now: Now,
     ) -> UpsertOutcome {
         let entry = entry.into();
         let payload = entry.payload();
@@ -389,21 +397,26 @@ impl Catalog {
         if let Err(err) = check_signed_entry(&entry, &self.config.limits) {
             return UpsertOutcome::Invalid(err);
         }
-        if payload.timestamp > now.saturating_add(self.config.max_drift) {
+        if payload.timestamp > now.wall.saturating_add(self.config.max_drift) {
             return UpsertOutcome::TooFarInFuture;
         }
         // An entry lives `purge_after` from when its owner signed it (by the owner's clock, but
         // never from later than we got it). So a relay cannot extend a silent peer's life, a
         // crashed peer is gone `purge_after` after its last announcement wherever that copy
         // travelled, and an owner whose clock lags ours by `d` only loses `d` of lifetime,
-        // which announcing several times per `purge_after` absorbs.
-        let expires = payload
-            .timestamp
-            .min(now)
-            .saturating_add(self.config.purge_after);
-        if expires <= now {
+        // which announcing several times per `purge_after` absorbs. The signed timestamp is
+        // read against the wall clock once, here; the life left then runs on the monotonic
+        // clock, so a later step of the wall clock does not purge every entry at once.
+        let age = now.wall.since(payload.timestamp);
+        let Some(left) = self
+            .config
+            .purge_after
+            .checked_sub(age)
+            .filter(|l| !l.is_zero())
+        else {
             return UpsertOutcome::Outdated;
-        }
+        };
+        let expires = millis(now.mono.saturating_add(left));
         if !self.tombstones.is_empty()
             && let Some((version, _)) = self.tombstones.get(&peer)
             && payload.version <= *version
@@ -415,17 +428,17 @@ impl Catalog {
             if payload.freshness() <= record.entry().freshness() {
                 // Not newer, but a direct hand-over still proves the peer is alive.
                 if direct {
-                    record.contact_mut().last_contact = Some(now);
+                    record.contact_mut().last_contact = Some(now.mono);
                 }
                 return UpsertOutcome::Rejected;
             }
             let updated = payload.version != record.entry().version;
             self.wire_bytes = self.wire_bytes - record.entry.wire_size() + entry.wire_size();
             record.entry = entry;
-            record.refreshed = now;
+            record.refreshed = millis(now.mono);
             record.expires = expires;
             if direct {
-                record.contact_mut().last_contact = Some(now);
+                record.contact_mut().last_contact = Some(now.mono);
             }
             self.lower_next_expiry(expires);
             return if updated {
@@ -434,7 +447,7 @@ impl Catalog {
                 UpsertOutcome::Refreshed
             };
         }
-        if self.entries.len() >= self.config.max_entries && !self.evict_for(source, now) {
+        if self.entries.len() >= self.config.max_entries && !self.evict_for(source, now.mono) {
             return UpsertOutcome::Full;
         }
         self.tombstones_remove(&peer);
@@ -444,11 +457,11 @@ impl Catalog {
             key,
             Record {
                 entry,
-                refreshed: now,
+                refreshed: millis(now.mono),
                 expires,
                 contact: direct.then(|| {
                     Box::new(Contact {
-                        last_contact: Some(now),
+                        last_contact: Some(now.mono),
                         ..Contact::default()
                     })
                 }),
@@ -457,7 +470,7 @@ impl Catalog {
         UpsertOutcome::New
     }
 
-    fn lower_next_expiry(&mut self, expires: Time) {
+    fn lower_next_expiry(&mut self, expires: u64) {
         if self.next_expiry.is_none_or(|t| expires < t) {
             self.next_expiry = Some(expires);
         }
@@ -469,7 +482,7 @@ impl Catalog {
     }
 
     /// Decodes, verifies and offers an entry in its wire form.
-    pub fn upsert_bytes(&mut self, bytes: &[u8], source: Source, now: Time) -> UpsertOutcome {
+    pub fn upsert_bytes(&mut self, bytes: &[u8], source: Source, now: Now) -> UpsertOutcome {
         match Signed::<PeerEntry>::from_bytes(bytes) {
             Ok(entry) => self.upsert(entry, source, now),
             Err(err) => UpsertOutcome::InvalidSignature(err),
@@ -480,7 +493,7 @@ impl Catalog {
     /// the first entry without evidence of liveness among the `EVICTION_SCAN` soonest to expire
     /// (ties by peer id). One pass over the catalog, only when it is full, and for relayed
     /// newcomers at most once per `purge_tick` while it finds nothing.
-    fn evict_for(&mut self, source: Source, now: Time) -> bool {
+    fn evict_for(&mut self, source: Source, now: Duration) -> bool {
         let newcomer_proven = source == Source::Direct;
         if !newcomer_proven && now < self.relayed_refused_until {
             return false;
@@ -492,8 +505,8 @@ impl Catalog {
         found
     }
 
-    fn find_victim(&mut self, newcomer_proven: bool, now: Time) -> bool {
-        let mut soonest: Vec<(Time, PeerId)> = self
+    fn find_victim(&mut self, newcomer_proven: bool, now: Duration) -> bool {
+        let mut soonest: Vec<(u64, PeerId)> = self
             .iter_unordered()
             .map(|(p, r)| (r.expires, *p))
             .collect();
@@ -510,7 +523,8 @@ impl Catalog {
         let Some((victim, record)) = victim else {
             return false;
         };
-        let stale = now.since(record.refreshed) >= self.config.stale_after;
+        let age = Duration::from_millis(millis(now).saturating_sub(record.refreshed));
+        let stale = age >= self.config.stale_after;
         if !(stale || newcomer_proven) {
             return false;
         }
@@ -521,17 +535,18 @@ impl Catalog {
     }
 
     /// Applies a departure notice. See [`DepartureOutcome`].
-    pub fn depart(&mut self, departure: &Departure, now: Time) -> DepartureOutcome {
+    pub fn depart(&mut self, departure: &Departure, now: Now) -> DepartureOutcome {
         if departure.network != self.network {
             return DepartureOutcome::DifferentNetwork;
         }
         if departure.peer == self.local_id() {
             return DepartureOutcome::LocalPeer;
         }
-        if departure.timestamp > now.saturating_add(self.config.max_drift) {
+        // Signed data: its freshness is a matter of wall clocks.
+        if departure.timestamp > now.wall.saturating_add(self.config.max_drift) {
             return DepartureOutcome::TooFarInFuture;
         }
-        if departure.timestamp.saturating_add(self.config.max_drift) < now {
+        if departure.timestamp.saturating_add(self.config.max_drift) < now.wall {
             return DepartureOutcome::TooOld;
         }
         let outcome = match self.entries.get(&Key::of(&departure.peer)) {
@@ -590,19 +605,20 @@ impl Catalog {
     /// [`Catalog::purge`]; between purges it only moves earlier (an upsert that expires sooner
     /// lowers it, a refresh of the soonest entry does not raise it), so a purge timer armed at
     /// it may find nothing to purge yet, never finds it missed an expiry.
-    pub fn next_expiry(&self) -> Option<Time> {
-        self.next_expiry
+    pub fn next_expiry(&self) -> Option<Duration> {
+        self.next_expiry.map(Duration::from_millis)
     }
 
     /// Removes every entry that expired by `now` and returns their peers, soonest first (ties
     /// by peer id). Also forgets tombstones old enough that the entries they guard are past the
     /// purge horizon. One pass over the catalog.
-    pub fn purge(&mut self, now: Time) -> Vec<PeerId> {
+    pub fn purge(&mut self, now: Now) -> Vec<PeerId> {
         // Read first: most purges find nothing expired and only need the soonest expiry.
         let mut purged = Vec::new();
-        let mut next: Option<Time> = None;
+        let mut next: Option<u64> = None;
+        let now_ms = millis(now.mono);
         for record in self.entries.values() {
-            if record.expires <= now {
+            if record.expires <= now_ms {
                 purged.push((record.expires, record.entry().peer));
             } else if next.is_none_or(|t| record.expires < t) {
                 next = Some(record.expires);
@@ -615,9 +631,11 @@ impl Catalog {
         }
         self.next_expiry = next;
         purged.sort_unstable();
+        // Tombstones guard against late copies of signed entries, whose own freshness is
+        // checked on the wall clock: they age on it too.
         let horizon = self.config.purge_after + self.config.max_drift;
         while let Some(&(time, peer)) = self.tombstones_by_time.first() {
-            if time.saturating_add(horizon) > now {
+            if time.saturating_add(horizon) > now.wall {
                 break;
             }
             self.tombstones_by_time.pop_first();
@@ -636,11 +654,11 @@ impl Catalog {
     }
 
     /// Records a measured round-trip time (and so a direct contact) for `peer`.
-    pub fn record_rtt(&mut self, peer: &PeerId, rtt: Duration, now: Time) {
+    pub fn record_rtt(&mut self, peer: &PeerId, rtt: Duration, now: Now) {
         if let Some(record) = self.entries.get_mut(&Key::of(peer)) {
             let contact = record.contact_mut();
             contact.rtt = Some(rtt);
-            contact.last_contact = Some(now);
+            contact.last_contact = Some(now.mono);
         }
     }
 }

@@ -13,7 +13,6 @@ use super::{
     entry::EntryError,
     message::{Announcement, Message},
     shared::SharedEntry,
-    time::Time,
 };
 
 /// Something that happened to a node: fed to [`Node::handle`](crate::Node::handle).
@@ -116,10 +115,10 @@ pub enum Output {
         /// The message.
         message: Message,
     },
-    /// Feed `Input::Timer(timer)` back at `at`.
+    /// Feed `Input::Timer(timer)` back at `at`, on the monotonic clock (`Now::mono`).
     ArmTimer {
-        /// When.
-        at: Time,
+        /// When: monotonic time, as in [`Now::mono`](crate::Now).
+        at: Duration,
         /// Which timer.
         timer: Timer,
     },

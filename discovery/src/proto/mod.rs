@@ -20,8 +20,8 @@ pub use message::{Announcement, Message, MessageError, PING_PROTOCOL, SYNC_PROTO
 pub use node::{LocalInfo, Node, Stats};
 pub use shared::SharedEntry;
 pub use sync::{DigestItem, SyncMessage};
-pub use time::Time;
 pub(crate) use time::millis as time_millis;
+pub use time::{Now, Time};
 
 #[cfg(test)]
 mod tests;

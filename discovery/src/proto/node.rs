@@ -3,11 +3,12 @@
 use std::{
     collections::{BTreeMap, BTreeSet, VecDeque},
     net::SocketAddr,
+    time::Duration,
 };
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use weft_transport::{NetworkId, PeerId, RelayUrl, SecretKey, Signed};
+use weft_transport::{NetworkId, PeerId, RelayUrl, SecretKey, Signed, StepDetector};
 
 use super::{
     catalog::{Catalog, DepartureOutcome, Source, UpsertOutcome},
@@ -16,7 +17,7 @@ use super::{
     io::{Command, DepartReason, Event, Input, Output, Timer, Violation},
     message::{Announcement, Message},
     shared::SharedEntry,
-    time::Time,
+    time::{Now, Time},
 };
 
 /// What the local entry says at start.
@@ -99,11 +100,11 @@ impl Session {
 /// seeded RNG it was built with, so a run replays exactly.
 ///
 /// ```
-/// use weft_discovery::{Config, Input, LocalInfo, Node, Output, Time, Timer};
+/// use weft_discovery::{Config, Input, LocalInfo, Node, Now, Output, Timer};
 /// use weft_transport::{NetworkId, SecretKey};
 ///
 /// let key = SecretKey::from_bytes(&[1; 32]);
-/// let now = Time::from_millis(1_000);
+/// let now = Now::virtual_millis(1_000);
 /// let mut node = Node::new(key, NetworkId::from_name("demo"), LocalInfo::default(),
 ///     Config::for_tests(), 7, now).unwrap();
 /// let outputs = node.start(now);
@@ -126,11 +127,15 @@ pub struct Node {
     /// Whether a sync session has finished yet. Until then the node imports from one peer at a
     /// time: its catalog is empty, and parallel sessions would each send it everything.
     pub(super) bootstrapped: bool,
-    pings: BTreeMap<PeerId, (u64, Time)>,
-    next_announce: Time,
-    next_purge: Option<Time>,
-    last_purge: Time,
-    last_signed: Time,
+    /// Pending pings: nonce and monotonic send time.
+    pings: BTreeMap<PeerId, (u64, Duration)>,
+    // Monotonic: the announce and purge schedules, and the re-signing rate limit.
+    next_announce: Duration,
+    next_purge: Option<Duration>,
+    last_purge: Duration,
+    last_signed: Duration,
+    /// Notices wall-clock steps, after which the local entry is re-signed at once.
+    steps: StepDetector,
     /// The last announcement went out while we had no neighbour, so probably nobody heard it.
     unheard: bool,
     departed: bool,
@@ -147,15 +152,15 @@ impl Node {
         info: LocalInfo,
         config: Config,
         seed: u64,
-        now: Time,
+        now: Now,
     ) -> Result<Self, EntryError> {
         let entry = PeerEntry {
             peer: key.peer_id(),
             network,
             direct: info.direct,
             relay: info.relay,
-            version: Version::new(now.as_millis(), 0),
-            timestamp: now,
+            version: Version::new(now.wall.as_millis(), 0),
+            timestamp: now.wall,
             tags: info.tags,
             metadata: info.metadata,
             protocol: PROTOCOL_VERSION,
@@ -176,10 +181,15 @@ impl Node {
             retries: BTreeSet::new(),
             bootstrapped: false,
             pings: BTreeMap::new(),
-            next_announce: now,
+            next_announce: now.mono,
             next_purge: None,
-            last_purge: now,
-            last_signed: now,
+            last_purge: now.mono,
+            last_signed: now.mono,
+            steps: {
+                let mut steps = StepDetector::default();
+                steps.observe(now, Duration::MAX);
+                steps
+            },
             unheard: false,
             departed: false,
             stats: Stats::default(),
@@ -213,13 +223,14 @@ impl Node {
     }
 
     /// Starts the loops: announces the local entry and arms the announce timer.
-    pub fn start(&mut self, now: Time) -> Vec<Output> {
+    pub fn start(&mut self, now: Now) -> Vec<Output> {
         self.announce(now);
         std::mem::take(&mut self.out)
     }
 
     /// Handles one input at time `now` and returns what to do.
-    pub fn handle(&mut self, input: Input, now: Time) -> Vec<Output> {
+    pub fn handle(&mut self, input: Input, now: Now) -> Vec<Output> {
+        self.notice_clock_step(now);
         match input {
             Input::Timer(timer) => self.on_timer(timer, now),
             Input::NeighborUp(peer) => self.on_neighbour_up(peer, now),
@@ -247,6 +258,17 @@ impl Node {
         std::mem::take(&mut self.out)
     }
 
+    /// After a step of the wall clock (detected as a jump between the two clocks of `now`
+    /// bigger than half the allowed drift), the local entry is re-signed and announced at once:
+    /// a copy stamped by the old clock looks outdated (step ahead) or from the future (step
+    /// back) to peers whose clocks agree with the new one. Timers are unaffected: they run on
+    /// monotonic time.
+    fn notice_clock_step(&mut self, now: Now) {
+        if self.steps.observe(now, self.config.max_drift / 2).is_some() && !self.departed {
+            self.announce(now);
+        }
+    }
+
     pub(super) fn emit(&mut self, event: Event) {
         self.out.push(Output::Event(event));
     }
@@ -255,11 +277,13 @@ impl Node {
         self.out.push(Output::Send { to, message });
     }
 
-    fn on_timer(&mut self, timer: Timer, now: Time) {
+    fn on_timer(&mut self, timer: Timer, now: Now) {
         match timer {
-            Timer::Announce if !self.departed && now >= self.next_announce => self.announce(now),
+            Timer::Announce if !self.departed && now.mono >= self.next_announce => {
+                self.announce(now);
+            }
             Timer::Announce => {}
-            Timer::Purge if self.next_purge.is_some_and(|t| now >= t) => self.purge(now),
+            Timer::Purge if self.next_purge.is_some_and(|t| now.mono >= t) => self.purge(now),
             Timer::Purge => {}
             Timer::SyncTimeout { peer, session } => self.on_sync_timeout(peer, session, now),
             Timer::SyncRetry { peer } => self.on_sync_retry(peer, now),
@@ -272,7 +296,7 @@ impl Node {
         }
     }
 
-    fn on_neighbour_up(&mut self, peer: PeerId, now: Time) {
+    fn on_neighbour_up(&mut self, peer: PeerId, now: Now) {
         if peer == self.id() {
             return;
         }
@@ -288,7 +312,7 @@ impl Node {
     }
 
     /// Re-signs the local entry with a fresh timestamp, broadcasts it, and arms the next round.
-    fn announce(&mut self, now: Time) {
+    fn announce(&mut self, now: Now) {
         let entry = self.fresh_local(now, true);
         self.stats.announcements += 1;
         self.unheard = self.neighbours.is_empty();
@@ -302,10 +326,11 @@ impl Node {
         };
         // interval ± jitter, never less than a millisecond.
         let next = now
+            .mono
             .saturating_add(interval)
-            .saturating_add(std::time::Duration::from_millis(offset))
-            .saturating_sub(std::time::Duration::from_millis(jitter))
-            .max(now.saturating_add(std::time::Duration::from_millis(1)));
+            .saturating_add(Duration::from_millis(offset))
+            .saturating_sub(Duration::from_millis(jitter))
+            .max(now.mono.saturating_add(Duration::from_millis(1)));
         self.next_announce = next;
         self.out.push(Output::ArmTimer {
             at: next,
@@ -314,20 +339,31 @@ impl Node {
     }
 
     /// The local entry signed no longer ago than `min_resign_interval` (or now, if `force`).
-    fn fresh_local(&mut self, now: Time, force: bool) -> SharedEntry {
-        if !force && now.since(self.last_signed) < self.config.min_resign_interval {
+    fn fresh_local(&mut self, now: Now, force: bool) -> SharedEntry {
+        if !force && now.mono.saturating_sub(self.last_signed) < self.config.min_resign_interval {
             return self.catalog.local().clone();
         }
         let mut entry = self.catalog.local().payload().clone();
-        // Timestamps only grow, even if the wall clock steps back.
-        entry.timestamp = now.max(Time::from_millis(entry.timestamp.as_millis() + 1));
+        // Timestamps only grow, so that peers take the new copy for a refresh of the old one.
+        let next = now
+            .wall
+            .max(Time::from_millis(entry.timestamp.as_millis() + 1));
+        if next.since(now.wall) < self.config.max_drift / 2 {
+            entry.timestamp = next;
+        } else {
+            // The wall clock stepped back: a timestamp above the last one would look like it
+            // came from the future, and peers would refuse it until it expired. A new version
+            // makes the copy newer whatever its timestamp, so it is stamped with the clock.
+            entry.version = entry.version.next();
+            entry.timestamp = now.wall;
+        }
         let signed = SharedEntry::new(sign(&self.key, entry));
-        self.last_signed = now;
+        self.last_signed = now.mono;
         self.catalog.set_local(signed.clone());
         signed
     }
 
-    fn on_command(&mut self, command: Command, now: Time) {
+    fn on_command(&mut self, command: Command, now: Now) {
         match command {
             Command::SetAddresses { direct, relay } => self.update_local(now, |e| {
                 e.direct = direct;
@@ -348,7 +384,7 @@ impl Node {
         }
     }
 
-    fn update_local(&mut self, now: Time, change: impl FnOnce(&mut PeerEntry)) {
+    fn update_local(&mut self, now: Now, change: impl FnOnce(&mut PeerEntry)) {
         if self.departed {
             return;
         }
@@ -371,7 +407,7 @@ impl Node {
         self.announce(now);
     }
 
-    fn depart(&mut self, now: Time) {
+    fn depart(&mut self, now: Now) {
         if self.departed {
             return;
         }
@@ -381,7 +417,7 @@ impl Node {
             peer: local.peer,
             network: local.network,
             version: local.version,
-            timestamp: now.max(local.timestamp),
+            timestamp: now.wall.max(local.timestamp),
         };
         let signed = Signed::sign(&self.key, departure)
             .expect("the departure names the local key, and plain values always encode");
@@ -389,7 +425,7 @@ impl Node {
             .push(Output::Broadcast(Announcement::Departure(signed)));
     }
 
-    fn ping(&mut self, peer: PeerId, now: Time) {
+    fn ping(&mut self, peer: PeerId, now: Now) {
         if self.pings.contains_key(&peer) {
             return;
         }
@@ -398,15 +434,15 @@ impl Node {
             return;
         }
         let nonce = self.rng.random();
-        self.pings.insert(peer, (nonce, now));
+        self.pings.insert(peer, (nonce, now.mono));
         self.send(peer, Message::Ping { nonce });
         self.out.push(Output::ArmTimer {
-            at: now.saturating_add(self.config.ping_timeout),
+            at: now.mono.saturating_add(self.config.ping_timeout),
             timer: Timer::PingTimeout { peer, nonce },
         });
     }
 
-    fn on_announcement(&mut self, announcement: Announcement, now: Time) {
+    fn on_announcement(&mut self, announcement: Announcement, now: Now) {
         match announcement {
             Announcement::Entry(entry) => {
                 self.apply_entry(entry, Source::Relayed, None, now);
@@ -431,7 +467,7 @@ impl Node {
         }
     }
 
-    fn on_message(&mut self, from: PeerId, message: Message, now: Time) {
+    fn on_message(&mut self, from: PeerId, message: Message, now: Now) {
         match message {
             Message::Sync(sync) => self.on_sync(from, sync, now),
             Message::Ping { nonce } => {
@@ -450,7 +486,8 @@ impl Node {
                     return;
                 }
                 self.pings.remove(&from);
-                let rtt = now.since(sent);
+                // Monotonic, and as fine as the runtime's clock (nanoseconds).
+                let rtt = now.mono.saturating_sub(sent);
                 self.apply_entry(entry, Source::Direct, Some(from), now);
                 self.catalog.record_rtt(&from, rtt, now);
                 self.emit(Event::Pong { peer: from, rtt });
@@ -470,7 +507,7 @@ impl Node {
         entry: impl Into<SharedEntry>,
         source: Source,
         from: Option<PeerId>,
-        now: Time,
+        now: Now,
     ) -> UpsertOutcome {
         let entry = entry.into();
         let peer = entry.payload().peer;
@@ -528,11 +565,12 @@ impl Node {
 
     /// Arms the purge timer at the soonest expiry, but no sooner than `purge_tick` after the
     /// previous purge.
-    pub(super) fn schedule_purge(&mut self, _now: Time) {
+    pub(super) fn schedule_purge(&mut self, _now: Now) {
         let Some(expiry) = self.catalog.next_expiry() else {
             return;
         };
         let at = expiry.max(self.last_purge.saturating_add(self.config.purge_tick));
+        // (Both monotonic: the catalog turns each entry's signed life into a monotonic expiry.)
         if self.next_purge.is_some_and(|armed| armed <= at) {
             return;
         }
@@ -543,9 +581,9 @@ impl Node {
         });
     }
 
-    fn purge(&mut self, now: Time) {
+    fn purge(&mut self, now: Now) {
         self.next_purge = None;
-        self.last_purge = now;
+        self.last_purge = now.mono;
         for peer in self.catalog.purge(now) {
             self.forget(&peer);
             self.emit(Event::PeerDeparted {

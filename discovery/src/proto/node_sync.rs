@@ -16,13 +16,13 @@ use super::{
         self, BUCKET_BYTES, DigestItem, SyncMessage, bucket_of, buckets_for, differing_buckets,
         items_in,
     },
-    time::Time,
+    time::Now,
 };
 
 impl Node {
     /// Syncs with `peer` unless already synced in this run: at once when a session slot is
     /// free, else through the bounded queue.
-    pub(super) fn request_sync(&mut self, peer: PeerId, now: Time) {
+    pub(super) fn request_sync(&mut self, peer: PeerId, now: Now) {
         if peer == self.id() || self.synced.contains(&peer) || self.sessions.contains_key(&peer) {
             return;
         }
@@ -52,14 +52,14 @@ impl Node {
         }
     }
 
-    pub(super) fn on_sync_retry(&mut self, peer: PeerId, now: Time) {
+    pub(super) fn on_sync_retry(&mut self, peer: PeerId, now: Now) {
         if self.retries.remove(&peer) && !self.sessions.contains_key(&peer) {
             self.synced.remove(&peer);
             self.request_sync(peer, now);
         }
     }
 
-    fn start_sync(&mut self, peer: PeerId, now: Time) {
+    fn start_sync(&mut self, peer: PeerId, now: Now) {
         let session = self.rng.random();
         let buckets = buckets_for(self.catalog.len() + 1, self.config.max_sync_buckets);
         let fingerprints = sync::fingerprints(&self.catalog, buckets);
@@ -85,14 +85,14 @@ impl Node {
         self.arm_sync_timeout(peer, session, now);
     }
 
-    fn arm_sync_timeout(&mut self, peer: PeerId, session: u64, now: Time) {
+    fn arm_sync_timeout(&mut self, peer: PeerId, session: u64, now: Now) {
         self.out.push(Output::ArmTimer {
-            at: now.saturating_add(self.config.sync_timeout),
+            at: now.mono.saturating_add(self.config.sync_timeout),
             timer: Timer::SyncTimeout { peer, session },
         });
     }
 
-    pub(super) fn on_sync_timeout(&mut self, peer: PeerId, session: u64, now: Time) {
+    pub(super) fn on_sync_timeout(&mut self, peer: PeerId, session: u64, now: Now) {
         if self.sessions.get(&peer).is_some_and(|s| s.id() == session) {
             self.sessions.remove(&peer);
             self.stats.syncs_failed += 1;
@@ -103,7 +103,7 @@ impl Node {
 
     /// Ends the session with `peer` and starts syncing with up to `sync_cascade` of the peers
     /// it taught us, then with queued peers.
-    fn finish_session(&mut self, peer: PeerId, learnt: Vec<PeerId>, now: Time) {
+    fn finish_session(&mut self, peer: PeerId, learnt: Vec<PeerId>, now: Now) {
         self.sessions.remove(&peer);
         self.stats.syncs_finished += 1;
         self.bootstrapped = true;
@@ -122,7 +122,7 @@ impl Node {
         self.drain_queue(now);
     }
 
-    fn drain_queue(&mut self, now: Time) {
+    fn drain_queue(&mut self, now: Now) {
         while self.sessions.len() < self.session_limit() {
             let Some(peer) = self.queue.pop_front() else {
                 break;
@@ -136,7 +136,7 @@ impl Node {
         &mut self,
         from: PeerId,
         entries: Vec<SharedEntry>,
-        now: Time,
+        now: Now,
     ) -> Vec<PeerId> {
         let mut learnt = Vec::new();
         for entry in entries {
@@ -163,7 +163,7 @@ impl Node {
         sync::entries_for(&self.catalog, &peers, budget)
     }
 
-    pub(super) fn on_sync(&mut self, from: PeerId, message: SyncMessage, now: Time) {
+    pub(super) fn on_sync(&mut self, from: PeerId, message: SyncMessage, now: Now) {
         match message {
             SyncMessage::Offer {
                 session,
@@ -215,7 +215,9 @@ impl Node {
                     let base = super::time::millis(self.config.sync_retry).max(2);
                     let delay = self.rng.random_range(base / 2..=base + base / 2);
                     self.out.push(Output::ArmTimer {
-                        at: now.saturating_add(std::time::Duration::from_millis(delay)),
+                        at: now
+                            .mono
+                            .saturating_add(std::time::Duration::from_millis(delay)),
                         timer: Timer::SyncRetry { peer: from },
                     });
                 } else {
@@ -226,7 +228,7 @@ impl Node {
         }
     }
 
-    fn on_offer(&mut self, from: PeerId, session: u64, buckets: u16, theirs: &[u8], now: Time) {
+    fn on_offer(&mut self, from: PeerId, session: u64, buckets: u16, theirs: &[u8], now: Now) {
         if buckets == 0
             || buckets > self.config.max_sync_buckets
             || theirs.len() != usize::from(buckets) * BUCKET_BYTES
@@ -288,7 +290,7 @@ impl Node {
         differing: &[u16],
         items: &[DigestItem],
         entries: Vec<SharedEntry>,
-        now: Time,
+        now: Now,
     ) {
         let Some(Session::Offered {
             session: expected,
@@ -360,7 +362,7 @@ impl Node {
         session: u64,
         entries: Vec<SharedEntry>,
         wants: Vec<PeerId>,
-        now: Time,
+        now: Now,
     ) {
         let Some(Session::Serving {
             session: expected,

@@ -12,8 +12,8 @@ use weft_transport::{NetworkId, PeerId, SecretKey};
 
 use super::scenario::Scenario;
 use crate::proto::{
-    Announcement, Command, Config, Event, Input, LocalInfo, Message, Node, Output, SharedEntry,
-    SyncMessage, Time, Timer,
+    Announcement, Command, Config, Event, Input, LocalInfo, Message, Node, Now, Output,
+    SharedEntry, SyncMessage, Time, Timer, time_millis,
 };
 
 /// Receivers of a broadcast whose catalogs are looked up together before the deliveries.
@@ -216,7 +216,7 @@ impl World {
         if !self.is_live(i) {
             return;
         }
-        let now = self.now;
+        let now = clocks(self.now);
         let Some(node) = self.nodes[i].node.as_mut() else {
             return;
         };
@@ -230,6 +230,8 @@ impl World {
                 Output::Broadcast(announcement) => self.broadcast(i, &announcement),
                 Output::Send { to, message } => self.send(i, to, message),
                 Output::ArmTimer { at, timer } => {
+                    // Virtual time: both clocks are the same number of milliseconds.
+                    let at = Time::from_millis(time_millis(at));
                     self.push(at, Scheduled::Timer { node: i, timer })
                 }
                 Output::Event(Event::PeerDeparted { peer, .. }) => {
@@ -376,11 +378,11 @@ impl World {
             info,
             self.config.clone(),
             self.seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
-            now,
+            clocks(now),
         ) else {
             return;
         };
-        let outputs = node.start(now);
+        let outputs = node.start(clocks(now));
         self.nodes[i].node = Some(node);
         self.nodes[i].alive = true;
         self.outputs(i, outputs);
@@ -549,5 +551,14 @@ fn cbor_head_len(n: usize) -> usize {
         256..65_536 => 3,
         _ if u32::try_from(n).is_ok() => 5,
         _ => 9,
+    }
+}
+
+/// Both clocks of a node at virtual time `t`: the simulation has no clock steps, so the
+/// monotonic clock reads the same milliseconds as the wall clock.
+fn clocks(t: Time) -> Now {
+    Now {
+        mono: Duration::from_millis(t.as_millis()),
+        wall: t,
     }
 }

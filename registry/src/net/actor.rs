@@ -3,19 +3,20 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::{mpsc, oneshot};
-use weft_transport::{Endpoint, PeerAddr, PeerId, RequestError, request};
+use weft_transport::{Clock, Endpoint, PeerAddr, PeerId, RequestError, TimerQueue, request};
 
 use super::{Builder, Command, Error, PROTOCOL, handler::Inbound};
 use crate::proto::{
-    Event, InboundId, Input, MAX_MESSAGE_SIZE, Node, OpId, Output, ProviderRecord, Request,
-    RequestId, Response, SignedRecord, Time, Timer,
+    Event, InboundId, Input, MAX_MESSAGE_SIZE, Node, Now, OpId, Output, ProviderRecord, Request,
+    RequestId, Response, SignedRecord, Timer,
 };
+use tracing::warn;
 
 /// Providers buffered in a lookup stream. A consumer that falls further behind loses the
 /// providers beyond it (the lookup does not wait for slow readers).
@@ -24,15 +25,15 @@ pub(super) const LOOKUP_STREAM_CAPACITY: usize = 256;
 /// Results of outgoing requests waiting for the actor. Request tasks wait when it is full.
 const RESULT_CAPACITY: usize = 1024;
 
-/// Timers armed, at most; the node arms one per request in flight and one tick, all bounded.
+/// Request time-outs pending at once, at most: the node arms one per request in flight, and
+/// bounds those (lookups, stores, background checks). The tick is periodic and always admitted
+/// on top, so maintenance and republishing never stop. A time-out that finds the queue full
+/// fires at once: its request counts as failed early rather than waiting forever.
 const MAX_TIMERS: usize = 16 * 1024;
 
-fn wall_clock() -> Time {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis();
-    Time(u64::try_from(ms).unwrap_or(u64::MAX))
+/// The timer that drives maintenance and republishing: never refused by a full queue.
+fn periodic(timer: &Timer) -> bool {
+    matches!(timer, Timer::Tick)
 }
 
 /// An open lookup: where its providers go, and what it found (for the cache).
@@ -63,8 +64,11 @@ pub(super) struct Actor {
     inbound: mpsc::Receiver<Inbound>,
     results_tx: mpsc::Sender<RequestResult>,
     results: mpsc::Receiver<RequestResult>,
-    timers: BTreeMap<(Time, u64), Timer>,
-    timer_seq: u64,
+    /// Monotonic time for timers and schedules, wall time for signed records.
+    clock: Clock,
+    timers: TimerQueue<Timer>,
+    /// Timers the full queue refused: fired at the next turn of the loop.
+    overdue: Vec<Timer>,
     next_inbound: u64,
     replies: BTreeMap<InboundId, oneshot::Sender<Response>>,
     lookups: BTreeMap<OpId, Sink>,
@@ -91,12 +95,13 @@ impl Actor {
         let seed = endpoint.secret_seed("weft/registry/node");
         let request_timeout = builder.config.request_timeout();
         let k = builder.config.k;
+        let clock = Clock::new(builder.wall_clock.clone());
         let node = Node::new(
             key,
             endpoint.addr(),
             builder.config,
             ChaCha8Rng::seed_from_u64(seed),
-            wall_clock(),
+            clock.now(),
         );
         Self {
             node,
@@ -105,8 +110,9 @@ impl Actor {
             inbound,
             results_tx,
             results,
-            timers: BTreeMap::new(),
-            timer_seq: 0,
+            clock,
+            timers: TimerQueue::new(MAX_TIMERS, periodic),
+            overdue: Vec::new(),
             next_inbound: 0,
             replies: BTreeMap::new(),
             lookups: BTreeMap::new(),
@@ -128,10 +134,15 @@ impl Actor {
         let outputs = self.node.take_outputs();
         self.route(outputs);
         loop {
-            let next = self.timers.keys().next().map(|(at, _)| *at);
+            let next = if self.overdue.is_empty() {
+                self.timers.next_deadline()
+            } else {
+                Some(Duration::ZERO)
+            }
+            .map(|at| tokio::time::Instant::from_std(self.clock.instant(at)));
             let sleep = async move {
                 match next {
-                    Some(at) => tokio::time::sleep(at.since(wall_clock())).await,
+                    Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
                 }
             };
@@ -154,7 +165,7 @@ impl Actor {
     }
 
     fn handle(&mut self, input: Input) {
-        let outputs = self.node.handle(input, wall_clock());
+        let outputs = self.node.handle(input, self.clock.now());
         self.route(outputs);
     }
 
@@ -164,12 +175,8 @@ impl Actor {
     }
 
     fn fire_timers(&mut self) {
-        let now = wall_clock();
-        while let Some(entry) = self.timers.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            let timer = entry.remove();
+        let now = self.clock.now().mono;
+        while let Some(timer) = self.timers.pop_due(now).or_else(|| self.overdue.pop()) {
             self.handle(Input::Timer(timer));
         }
     }
@@ -188,7 +195,7 @@ impl Actor {
     }
 
     fn on_command(&mut self, command: Command) {
-        let now = wall_clock();
+        let now = self.clock.now();
         match command {
             Command::AddPeers(peers) => {
                 let short = self.node.table().len() < self.k;
@@ -243,7 +250,7 @@ impl Actor {
                 let records = self
                     .node
                     .store()
-                    .providers(&key, now)
+                    .providers(&key, now.wall)
                     .into_iter()
                     .map(|r| r.payload().clone())
                     .collect();
@@ -266,14 +273,14 @@ impl Actor {
         refresh: bool,
         results: mpsc::Sender<ProviderRecord>,
         reply: oneshot::Sender<Result<(), Error>>,
-        now: Time,
+        now: Now,
     ) {
         if !refresh
             && let Some(entry) = self.cache.get(&name)
             && entry.fetched.elapsed() < self.cache_ttl
         {
             for record in &entry.records {
-                if record.payload().expires_at() > now {
+                if record.payload().expires_at() > now.wall {
                     let _ = results.try_send(record.payload().clone());
                 }
             }
@@ -310,9 +317,9 @@ impl Actor {
                     }
                 }
                 Output::SetTimer { at, timer } => {
-                    if self.timers.len() < MAX_TIMERS {
-                        self.timer_seq += 1;
-                        self.timers.insert((at, self.timer_seq), timer);
+                    if let Err(full) = self.timers.schedule(at, timer) {
+                        warn!(%full, "registry: timer queue full, firing at once");
+                        self.overdue.push(full.timer);
                     }
                 }
                 Output::Event(event) => self.on_event(event),

@@ -19,10 +19,12 @@
 mod actor;
 mod handler;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use tokio::sync::{mpsc, oneshot};
-use weft_transport::{Endpoint, PeerAddr, PeerId, Protocol, RegisterError};
+use weft_transport::{
+    Endpoint, PeerAddr, PeerId, Protocol, RegisterError, SystemWallClock, WallClock,
+};
 
 use crate::proto::{CommandError, Config, ProviderRecord};
 
@@ -55,6 +57,7 @@ pub struct Builder {
     cache_ttl: Duration,
     max_cache_entries: usize,
     max_inbound: usize,
+    wall_clock: Arc<dyn WallClock>,
 }
 
 impl Builder {
@@ -74,6 +77,15 @@ impl Builder {
     /// (their streams reset) until it catches up.
     pub fn max_inbound(mut self, max: usize) -> Self {
         self.max_inbound = max;
+        self
+    }
+
+    /// The wall clock that stamps and checks signed records (default: the system clock).
+    /// Timers, republish schedules and request time-outs never read it: they run on the
+    /// monotonic clock, so a step of this clock only makes the node republish at once. Tests
+    /// inject one they step.
+    pub fn wall_clock(mut self, clock: Arc<dyn WallClock>) -> Self {
+        self.wall_clock = clock;
         self
     }
 
@@ -153,6 +165,7 @@ impl Registry {
             cache_ttl: Duration::from_secs(60),
             max_cache_entries: 1024,
             max_inbound: 256,
+            wall_clock: Arc::new(SystemWallClock),
         }
     }
 

@@ -1,6 +1,6 @@
 //! Positions in the DHT: 256-bit ids, XOR distance, and virtual time.
 
-use std::{fmt, ops::Add, time::Duration};
+use std::fmt;
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -88,41 +88,11 @@ impl Distance {
     }
 }
 
-/// A point in time, in milliseconds since the Unix epoch.
-///
-/// The proto never reads a clock: the runtime passes wall-clock time in, the simulator passes
-/// virtual time. Wall clock, not a monotonic clock, because records carry `issued_at` and are
-/// compared on other nodes.
-#[derive(
-    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default, Serialize, Deserialize,
-)]
-pub struct Time(pub u64);
-
-impl Time {
-    /// The time `ms` milliseconds after the epoch.
-    pub const fn from_millis(ms: u64) -> Self {
-        Self(ms)
-    }
-
-    /// Milliseconds since the epoch.
-    pub const fn as_millis(&self) -> u64 {
-        self.0
-    }
-
-    /// How long after `earlier` this is (zero when it is not later).
-    pub fn since(&self, earlier: Time) -> Duration {
-        Duration::from_millis(self.0.saturating_sub(earlier.0))
-    }
-}
-
-impl Add<Duration> for Time {
-    type Output = Time;
-
-    fn add(self, rhs: Duration) -> Time {
-        let ms = u64::try_from(rhs.as_millis()).unwrap_or(u64::MAX);
-        Time(self.0.saturating_add(ms))
-    }
-}
+/// Wall-clock time, milliseconds since the Unix epoch: the shared [`WallTime`] of
+/// weft-transport. Only for what a signature covers (`issued_at`, expiry, removals) and the
+/// checks of signed data against the local clock; timers, ages and schedules take the
+/// monotonic part of [`Now`].
+pub use weft_transport::{Now, WallTime as Time};
 
 #[cfg(test)]
 mod tests {
@@ -150,13 +120,5 @@ mod tests {
                 assert_eq!(me.distance(&id).bucket(), Some(index));
             }
         }
-    }
-
-    #[test]
-    fn time_adds_durations() {
-        let t = Time::from_millis(1_000) + Duration::from_secs(2);
-        assert_eq!(t.as_millis(), 3_000);
-        assert_eq!(t.since(Time(500)), Duration::from_millis(2_500));
-        assert_eq!(Time(5).since(t), Duration::ZERO);
     }
 }

@@ -3,8 +3,9 @@
 use serde::{Deserialize, Serialize};
 use weft_transport::{PeerAddr, PeerId, SignatureError};
 
+use std::time::Duration;
+
 use super::{
-    id::Time,
     lookup::LookupStats,
     record::{RecordError, SignedRecord},
     wire::{Request, Response},
@@ -88,10 +89,10 @@ pub enum Output {
         /// The answer.
         response: Response,
     },
-    /// Feed `timer` back at `at`.
+    /// Feed `timer` back at `at`, on the monotonic clock.
     SetTimer {
-        /// When.
-        at: Time,
+        /// When: monotonic time, as in [`Now::mono`](crate::Now).
+        at: Duration,
         /// Which.
         timer: Timer,
     },

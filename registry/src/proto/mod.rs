@@ -1,7 +1,8 @@
 //! The registry protocol as a deterministic state machine, with no IO.
 //!
 //! [`Node`] owns a [`RoutingTable`], a [`Store`] and the operations in progress; it is driven by
-//! [`Input`]s and commands, and answers with [`Output`]s. Time comes in as [`Time`], randomness
+//! [`Input`]s and commands, and answers with [`Output`]s. Time comes in as [`Now`]: monotonic
+//! time for timers, ages and schedules, wall [`Time`] for signed records only. Randomness
 //! from an injected seeded RNG. The simulator ([`crate::sim`]) drives thousands of nodes in virtual time.
 
 mod config;
@@ -16,7 +17,7 @@ mod store;
 mod wire;
 
 pub use config::{Config, RecordLimits, StoreConfig};
-pub use id::{DhtId, Distance, Time};
+pub use id::{DhtId, Distance, Now, Time};
 pub use io::{CommandError, Event, InboundId, Input, OpId, Output, RequestId, Timer};
 pub use lookup::{Lookup, LookupStats};
 pub use node::Node;

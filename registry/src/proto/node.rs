@@ -1,14 +1,17 @@
 //! A registry node: routing table, store, own registrations and running operations, driven by
 //! [`Node::handle`] and its commands.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use rand_chacha::ChaCha8Rng;
-use weft_transport::{PeerAddr, PeerId, SecretKey, Signed};
+use weft_transport::{PeerAddr, PeerId, SecretKey, Signed, StepDetector};
 
 use super::{
     config::Config,
-    id::{DhtId, Time},
+    id::{DhtId, Now, Time},
     io::{CommandError, InboundId, Input, OpId, Output, RequestId, Timer},
     lookup::Lookup,
     ops::{Op, OpKind, StoreRound},
@@ -47,7 +50,8 @@ struct Own {
     record: SignedRecord,
     /// Nodes that acknowledged the last publish: a withdrawal goes to them as well.
     holders: Vec<PeerAddr>,
-    republish_at: Time,
+    /// Monotonic: when the next republish is due.
+    republish_at: Duration,
 }
 
 /// The registry protocol of one node, with no IO.
@@ -69,18 +73,22 @@ pub struct Node {
     next_request: u64,
     next_op: u64,
     pub(super) out: Vec<Output>,
+    /// Notices wall-clock steps, after which every registration is republished at once.
+    steps: StepDetector,
 }
 
 impl Node {
     /// A node with identity `key`, reachable at `addr` (its id must be `key`'s), starting at
     /// `now`. The first maintenance tick is among the outputs.
-    pub fn new(key: SecretKey, addr: PeerAddr, config: Config, rng: ChaCha8Rng, now: Time) -> Self {
+    pub fn new(key: SecretKey, addr: PeerAddr, config: Config, rng: ChaCha8Rng, now: Now) -> Self {
         let mut addr = addr;
         addr.id = key.peer_id();
-        let table = RoutingTable::new(DhtId::of_peer(&addr.id), config.k, now)
+        let table = RoutingTable::new(DhtId::of_peer(&addr.id), config.k, now.mono)
             .with_max_failures(config.max_failures);
         let store = Store::new(config.store.clone(), config.limits.clone());
-        let tick = now + config.tick_interval();
+        let tick = now.mono + config.tick_interval();
+        let mut steps = StepDetector::default();
+        steps.observe(now, Duration::MAX);
         Self {
             config,
             key,
@@ -93,6 +101,7 @@ impl Node {
             rng,
             next_request: 0,
             next_op: 0,
+            steps,
             out: vec![Output::SetTimer {
                 at: tick,
                 timer: Timer::Tick,
@@ -137,7 +146,8 @@ impl Node {
     }
 
     /// Processes one input at `now` and returns every pending output.
-    pub fn handle(&mut self, input: Input, now: Time) -> Vec<Output> {
+    pub fn handle(&mut self, input: Input, now: Now) -> Vec<Output> {
+        self.notice_clock_step(now);
         match input {
             Input::AddPeers(peers) => {
                 for peer in &peers {
@@ -160,7 +170,7 @@ impl Node {
         &mut self,
         name: &str,
         metadata: Vec<u8>,
-        now: Time,
+        now: Now,
     ) -> Result<OpId, CommandError> {
         if !self.own.contains_key(name) && self.own.len() >= self.config.store.max_per_provider {
             return Err(CommandError::TooManyRegistrations);
@@ -169,9 +179,18 @@ impl Node {
             return Err(CommandError::Busy);
         }
         let issued_at = match self.own.get(name) {
-            // Keep issued_at strictly increasing, whatever the clock does.
-            Some(old) => now.max(Time(old.record.payload().issued_at.0 + 1)),
-            None => now,
+            // Keep issued_at strictly increasing while the clock does not step back further
+            // than holders would accept; past that, stamp with the clock: holders replace a
+            // copy they see as issued in the future with any valid one (see `Store`).
+            Some(old) => {
+                let next = now.wall.max(Time(old.record.payload().issued_at.0 + 1));
+                if next.since(now.wall) < self.half_skew() {
+                    next
+                } else {
+                    now.wall
+                }
+            }
+            None => now.wall,
         };
         let record = ProviderRecord {
             key: DhtId::of_name(name),
@@ -183,11 +202,11 @@ impl Node {
             issued_at,
             ttl_ms: self.config.record_ttl_ms,
         };
-        record.validate(now, &self.config.limits)?;
+        record.validate(now.wall, &self.config.limits)?;
         let signed = Signed::sign(&self.key, record).map_err(CommandError::Sign)?;
         // Our own store holds it too, so lookups that reach us find it; refusal (a full store)
         // only means this copy is missing.
-        let _ = self.store.put_record(signed.clone(), now);
+        let _ = self.store.put_record(signed.clone(), now.wall);
         let half_ttl = std::time::Duration::from_millis(self.config.record_ttl_ms / 2);
         let holders = self
             .own
@@ -199,7 +218,7 @@ impl Node {
             Own {
                 record: signed.clone(),
                 holders,
-                republish_at: now + half_ttl,
+                republish_at: now.mono + half_ttl,
             },
         );
         Ok(self.start_op(
@@ -211,7 +230,7 @@ impl Node {
 
     /// Withdraws `name`: signs a removal and sends it to the `k` closest nodes and to every node
     /// that acknowledged the last publish. Holders delete the record and refuse older copies.
-    pub fn withdraw(&mut self, name: &str, now: Time) -> Result<OpId, CommandError> {
+    pub fn withdraw(&mut self, name: &str, now: Now) -> Result<OpId, CommandError> {
         if !self.own.contains_key(name) {
             return Err(CommandError::NotRegistered(name.to_owned()));
         }
@@ -227,15 +246,23 @@ impl Node {
             !matches!(&op.kind, OpKind::Publish { record } if record.payload().name == name)
         });
         let record = own.record.payload();
+        // At or after the record it removes, unless the clock stepped back past it (see
+        // `register`): then now, and no longer-lived than a removal may be.
+        let issued_at = if record.issued_at.since(now.wall) < self.half_skew() {
+            now.wall.max(record.issued_at)
+        } else {
+            now.wall
+        };
+        let max_span = Duration::from_millis(self.config.limits.max_ttl_ms);
         let removal = Removal {
             key: record.key,
             name: name.to_owned(),
             provider: self.addr.id,
-            issued_at: now.max(record.issued_at),
-            until: record.expires_at(),
+            issued_at,
+            until: record.expires_at().min(issued_at + max_span),
         };
         let signed = Signed::sign(&self.key, removal).map_err(CommandError::Sign)?;
-        let _ = self.store.put_removal(signed.clone(), now);
+        let _ = self.store.put_removal(signed.clone(), now.wall);
         // Known holders get the removal at once, in parallel with the lookup for the closest
         // nodes, which get it when the lookup ends: the record disappears from the nodes that
         // hold it within one round trip.
@@ -254,14 +281,14 @@ impl Node {
 
     /// Looks `name` up: [`super::Event::Providers`] reports providers as answers arrive, then
     /// [`super::Event::LookupDone`]. An unknown name ends with no providers, not an error.
-    pub fn lookup(&mut self, name: &str, now: Time) -> Result<OpId, CommandError> {
+    pub fn lookup(&mut self, name: &str, now: Now) -> Result<OpId, CommandError> {
         check_name_len(name, &self.config.limits)?;
         if self.ops.len() >= self.config.max_lookups {
             return Err(CommandError::Busy);
         }
         let key = DhtId::of_name(name);
         // Records we hold ourselves count as found at hop 0.
-        let local = self.store.providers(&key, now);
+        let local = self.store.providers(&key, now.wall);
         let kind = OpKind::Lookup {
             key,
             found: BTreeMap::new(),
@@ -276,7 +303,7 @@ impl Node {
 
     /// Joins the network: a lookup of this node's own id, then a refresh of every bucket farther
     /// than the closest neighbour found. Call it after [`Input::AddPeers`] with a few peers.
-    pub fn bootstrap(&mut self, now: Time) -> Result<OpId, CommandError> {
+    pub fn bootstrap(&mut self, now: Now) -> Result<OpId, CommandError> {
         if self.ops.len() >= self.config.max_lookups {
             return Err(CommandError::Busy);
         }
@@ -290,16 +317,16 @@ impl Node {
     }
 
     /// Starts an operation whose lookup targets `target`.
-    pub(super) fn start_op(&mut self, kind: OpKind, target: DhtId, now: Time) -> OpId {
+    pub(super) fn start_op(&mut self, kind: OpKind, target: DhtId, now: Now) -> OpId {
         let id = self.insert_op(kind, target, now);
         self.drive(id, now);
         id
     }
 
     /// Adds an operation without sending anything yet.
-    fn insert_op(&mut self, kind: OpKind, target: DhtId, now: Time) -> OpId {
+    fn insert_op(&mut self, kind: OpKind, target: DhtId, now: Now) -> OpId {
         let id = self.new_op_id();
-        self.table.touch(&target, now);
+        self.table.touch(&target, now.mono);
         let seeds = self.table.closest(&target, self.config.k, None);
         let lookup = Lookup::with_paths(
             target,
@@ -323,7 +350,7 @@ impl Node {
     }
 
     /// Sends a request and arms its timeout.
-    pub(super) fn send(&mut self, to: PeerAddr, request: Request, purpose: Purpose, now: Time) {
+    pub(super) fn send(&mut self, to: PeerAddr, request: Request, purpose: Purpose, now: Now) {
         self.next_request += 1;
         let id = RequestId(self.next_request);
         self.requests.insert(
@@ -334,15 +361,15 @@ impl Node {
             },
         );
         self.out.push(Output::SetTimer {
-            at: now + self.config.request_timeout(),
+            at: now.mono + self.config.request_timeout(),
             timer: Timer::Request(id),
         });
         self.out.push(Output::Send { id, to, request });
     }
 
     /// Offers a peer to the routing table, checking liveness or handing records over as needed.
-    fn offer(&mut self, addr: &PeerAddr, now: Time) {
-        match self.table.insert(addr.clone(), now) {
+    fn offer(&mut self, addr: &PeerAddr, now: Now) {
+        match self.table.insert(addr.clone(), now.mono) {
             Insert::Inserted => self.hand_over(addr, now),
             Insert::CheckLiveness(oldest) if self.requests.len() < MAX_BACKGROUND_REQUESTS => {
                 self.send(oldest, Request::Ping, Purpose::Probe, now);
@@ -351,7 +378,7 @@ impl Node {
         }
     }
 
-    fn on_request(&mut self, from: &PeerAddr, id: InboundId, request: Request, now: Time) {
+    fn on_request(&mut self, from: &PeerAddr, id: InboundId, request: Request, now: Now) {
         let to = from.id;
         self.offer(from, now);
         let k = self.config.k;
@@ -361,20 +388,20 @@ impl Node {
                 closer: self.table.closest(&target, k, Some(&to)),
             },
             Request::GetProviders { key } => Response::Providers {
-                providers: self.store.providers(&key, now),
+                providers: self.store.providers(&key, now.wall),
                 closer: self.table.closest(&key, k, Some(&to)),
             },
             Request::AddProvider { record } => {
-                Response::Ack(self.store.put_record(record, now).into())
+                Response::Ack(self.store.put_record(record, now.wall).into())
             }
             Request::RemoveProvider { removal } => {
-                Response::Ack(self.store.put_removal(removal, now).into())
+                Response::Ack(self.store.put_removal(removal, now.wall).into())
             }
         };
         self.out.push(Output::Reply { id, to, response });
     }
 
-    fn on_response(&mut self, id: RequestId, from: PeerId, response: Response, now: Time) {
+    fn on_response(&mut self, id: RequestId, from: PeerId, response: Response, now: Now) {
         let Some(pending) = self.requests.get(&id) else {
             return; // Late: it already timed out or failed.
         };
@@ -384,7 +411,7 @@ impl Node {
         let Some(pending) = self.requests.remove(&id) else {
             return;
         };
-        self.table.seen(&from, now);
+        self.table.seen(&from, now.mono);
         self.offer(&pending.to, now);
         match pending.purpose {
             Purpose::Lookup(op) => self.on_lookup_response(op, &pending.to, response, now),
@@ -399,12 +426,12 @@ impl Node {
         }
     }
 
-    fn on_failed(&mut self, id: RequestId, now: Time) {
+    fn on_failed(&mut self, id: RequestId, now: Now) {
         let Some(pending) = self.requests.remove(&id) else {
             return; // Answered already: this is its stale timeout.
         };
         let peer = pending.to.id;
-        if let Some(newcomer) = self.table.failed(&peer, now) {
+        if let Some(newcomer) = self.table.failed(&peer, now.mono) {
             self.hand_over(&newcomer, now);
         }
         match pending.purpose {
@@ -419,16 +446,43 @@ impl Node {
         }
     }
 
-    fn on_tick(&mut self, now: Time) {
+    fn on_tick(&mut self, now: Now) {
         self.out.push(Output::SetTimer {
-            at: now + self.config.tick_interval(),
+            at: now.mono + self.config.tick_interval(),
             timer: Timer::Tick,
         });
-        self.store.expire(now);
+        self.store.expire(now.wall);
+        self.republish_due(now);
+        self.refresh(now);
+    }
+
+    /// Half the clock skew holders accept: a step of the wall clock bigger than this makes
+    /// records signed before it look expired or issued in the future to holders whose clocks
+    /// agree with the new one.
+    fn half_skew(&self) -> Duration {
+        Duration::from_millis(self.config.limits.max_clock_skew_ms / 2)
+    }
+
+    /// After a step of the wall clock (a jump between the two clocks of `now`), republishes
+    /// every registration at once, signed by the new clock, rather than at its next half TTL:
+    /// its holders may see the old copy as expired (a step ahead) or as issued in the future (a
+    /// step back). Schedules never move: they run on monotonic time.
+    fn notice_clock_step(&mut self, now: Now) {
+        if self.steps.observe(now, self.half_skew()).is_some() {
+            for own in self.own.values_mut() {
+                own.republish_at = now.mono;
+            }
+            self.republish_due(now);
+        }
+    }
+
+    /// Republishes the registrations whose time has come, as far as free operation slots allow
+    /// (the others stay due for the next tick).
+    fn republish_due(&mut self, now: Now) {
         let due: Vec<(String, Vec<u8>)> = self
             .own
             .iter()
-            .filter(|(_, own)| own.republish_at <= now)
+            .filter(|(_, own)| own.republish_at <= now.mono)
             .map(|(name, own)| (name.clone(), own.record.payload().metadata.clone()))
             .collect();
         for (name, metadata) in due {
@@ -437,15 +491,14 @@ impl Node {
                 break;
             }
         }
-        self.refresh(now);
     }
 
     /// Starts a lookup of a random id in every bucket idle for a refresh interval, as far as
     /// free lookup slots allow.
-    pub(super) fn refresh(&mut self, now: Time) {
+    pub(super) fn refresh(&mut self, now: Now) {
         let buckets = self
             .table
-            .buckets_to_refresh(now, self.config.refresh_interval());
+            .buckets_to_refresh(now.mono, self.config.refresh_interval());
         for index in buckets {
             if self.ops.len() >= self.config.max_lookups {
                 break;
@@ -459,7 +512,7 @@ impl Node {
     /// for which it is among the `k` closest nodes we know, when we are among the
     /// `handover_holders` closest of the others (so a few holders do the hand-over, not all `k`,
     /// and not just one, whose view may be the one that missed the newcomer).
-    fn hand_over(&mut self, peer: &PeerAddr, now: Time) {
+    fn hand_over(&mut self, peer: &PeerAddr, now: Now) {
         if self.store.is_empty() {
             return;
         }
@@ -484,7 +537,7 @@ impl Node {
             if closer_than_me >= self.config.handover_holders.max(1) {
                 continue;
             }
-            let (records, removals) = self.store.entries_for(&key, now);
+            let (records, removals) = self.store.entries_for(&key, now.wall);
             for record in records.into_iter().take(budget) {
                 budget -= 1;
                 self.send(
@@ -519,7 +572,7 @@ impl Node {
 
     /// Publishes again every registration that no node acknowledged yet (it was made before
     /// this node knew any peer).
-    pub(super) fn publish_unheld(&mut self, now: Time) {
+    pub(super) fn publish_unheld(&mut self, now: Now) {
         let unheld: Vec<(String, Vec<u8>)> = self
             .own
             .iter()

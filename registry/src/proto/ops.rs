@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use weft_transport::{PeerAddr, PeerId};
 
 use super::{
-    id::{DhtId, Time},
+    id::{DhtId, Now, Time},
     io::{Event, OpId, Output},
     lookup::Lookup,
     node::{Node, Purpose},
@@ -56,7 +56,7 @@ pub(super) enum OpKind {
 
 impl Node {
     /// Moves operation `id` along: sends the next lookup requests, or finishes the lookup.
-    pub(super) fn drive(&mut self, id: OpId, now: Time) {
+    pub(super) fn drive(&mut self, id: OpId, now: Now) {
         let Some(op) = self.ops.get_mut(&id) else {
             return;
         };
@@ -79,7 +79,7 @@ impl Node {
         }
     }
 
-    fn finish_lookup(&mut self, id: OpId, now: Time) {
+    fn finish_lookup(&mut self, id: OpId, now: Now) {
         let Some(op) = self.ops.get_mut(&id) else {
             return;
         };
@@ -125,7 +125,7 @@ impl Node {
         id: OpId,
         targets: Vec<PeerAddr>,
         request: &Request,
-        now: Time,
+        now: Now,
     ) {
         let me = self.addr.id;
         for target in targets {
@@ -140,7 +140,7 @@ impl Node {
         }
     }
 
-    fn after_bootstrap(&mut self, now: Time) {
+    fn after_bootstrap(&mut self, now: Now) {
         // Refresh every bucket farther than the closest neighbour: they are the ones a
         // self-lookup leaves thin.
         if let Some(deepest) = self.table.deepest_bucket() {
@@ -167,7 +167,7 @@ impl Node {
         peer: &PeerAddr,
         answered: bool,
         stored: bool,
-        now: Time,
+        now: Now,
     ) {
         let attempts = self.config.store_attempts.max(1);
         let Some(op) = self.ops.get_mut(&id) else {
@@ -234,7 +234,7 @@ impl Node {
         id: OpId,
         peer: &PeerAddr,
         response: Response,
-        now: Time,
+        now: Now,
     ) {
         let Some(op) = self.ops.get_mut(&id) else {
             return;
@@ -270,7 +270,7 @@ impl Node {
         id: OpId,
         records: Vec<SignedRecord>,
         hop: u32,
-        now: Time,
+        now: Now,
     ) {
         let limits = &self.config.limits;
         let bound = 4 * self.config.store.max_per_key;
@@ -283,7 +283,7 @@ impl Node {
         let mut fresh = Vec::new();
         for record in records {
             let payload = record.payload();
-            if payload.key != *key || payload.validate(now, limits).is_err() {
+            if payload.key != *key || payload.validate(now.wall, limits).is_err() {
                 continue; // A holder returned a record for another key, or a dead one.
             }
             match found.get(&payload.provider) {

@@ -8,9 +8,11 @@
 //! its place. While one check per bucket is under way, further newcomers to that bucket are
 //! dropped: they will be offered again when they next talk to us.
 
+use std::time::Duration;
+
 use weft_transport::{PeerAddr, PeerId};
 
-use super::id::{DhtId, Distance, Time};
+use super::id::{DhtId, Distance};
 
 const BUCKETS: usize = 256;
 
@@ -18,7 +20,7 @@ const BUCKETS: usize = 256;
 struct Entry {
     addr: PeerAddr,
     id: DhtId,
-    last_seen: Time,
+    last_seen: Duration,
     /// Requests failed in a row.
     failures: u32,
 }
@@ -30,7 +32,7 @@ struct Bucket {
     /// A newcomer waiting for the liveness check of `entries[0]`.
     pending: Option<PeerAddr>,
     /// When a lookup last targeted this bucket's range (or a peer in it was inserted).
-    last_active: Time,
+    last_active: Duration,
 }
 
 /// What inserting a peer did.
@@ -64,7 +66,7 @@ pub struct RoutingTable {
 impl RoutingTable {
     /// An empty table around `local` with buckets of `k` peers, created at `now` (buckets count
     /// as fresh until a refresh interval after it).
-    pub fn new(local: DhtId, k: usize, now: Time) -> Self {
+    pub fn new(local: DhtId, k: usize, now: Duration) -> Self {
         let bucket = Bucket {
             last_active: now,
             ..Bucket::default()
@@ -112,7 +114,7 @@ impl RoutingTable {
     }
 
     /// Offers a peer we heard from (or were told about) at `now`. See [`Insert`].
-    pub fn insert(&mut self, addr: PeerAddr, now: Time) -> Insert {
+    pub fn insert(&mut self, addr: PeerAddr, now: Duration) -> Insert {
         let id = DhtId::of_peer(&addr.id);
         let Some(index) = self.bucket_of(&id) else {
             return Insert::Myself;
@@ -148,7 +150,7 @@ impl RoutingTable {
     /// Records that `peer` answered at `now`: it becomes most recently seen, and a pending
     /// newcomer waiting on its liveness check is dropped. Unknown peers are ignored (use
     /// [`RoutingTable::insert`] to add them).
-    pub fn seen(&mut self, peer: &PeerId, now: Time) {
+    pub fn seen(&mut self, peer: &PeerId, now: Duration) {
         let id = DhtId::of_peer(peer);
         let Some(index) = self.bucket_of(&id) else {
             return;
@@ -170,7 +172,7 @@ impl RoutingTable {
     /// it becomes least recently seen, first in line for the next liveness check. Keeping a
     /// peer through a short outage keeps a node from emptying its table when its own link
     /// hiccups. Returns the newcomer when one was inserted.
-    pub fn failed(&mut self, peer: &PeerId, now: Time) -> Option<PeerAddr> {
+    pub fn failed(&mut self, peer: &PeerId, now: Duration) -> Option<PeerAddr> {
         let id = DhtId::of_peer(peer);
         let index = self.bucket_of(&id)?;
         let max_failures = self.max_failures;
@@ -237,7 +239,7 @@ impl RoutingTable {
     }
 
     /// Notes that a lookup for `target` ran at `now`, so its bucket needs no refresh for a while.
-    pub fn touch(&mut self, target: &DhtId, now: Time) {
+    pub fn touch(&mut self, target: &DhtId, now: Duration) {
         if let Some(index) = self.bucket_of(target) {
             let bucket = &mut self.buckets[index];
             bucket.last_active = bucket.last_active.max(now);
@@ -247,7 +249,7 @@ impl RoutingTable {
     /// Buckets to refresh at `now`: those idle since `now - interval`, from bucket 0 up to one
     /// past the deepest non-empty bucket (deeper buckets are empty in any network of realistic
     /// size, and refreshing them would find nothing).
-    pub fn buckets_to_refresh(&self, now: Time, interval: std::time::Duration) -> Vec<usize> {
+    pub fn buckets_to_refresh(&self, now: Duration, interval: std::time::Duration) -> Vec<usize> {
         let Some(deepest) = self.buckets.iter().rposition(|b| !b.entries.is_empty()) else {
             return Vec::new();
         };

@@ -16,7 +16,7 @@
 //! Nothing is evicted to make room: refusing is visible to the sender (it is in the answer),
 //! evicting would silently drop someone else's record.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
 use serde::{Deserialize, Serialize};
 use weft_transport::PeerId;
@@ -39,6 +39,13 @@ impl Entry {
         match self {
             Entry::Live(record) => record.payload().expires_at(),
             Entry::Removed(removal) => removal.payload().expires_at(),
+        }
+    }
+
+    fn issued_at(&self) -> Time {
+        match self {
+            Entry::Live(record) => record.payload().issued_at,
+            Entry::Removed(removal) => removal.payload().issued_at,
         }
     }
 }
@@ -119,6 +126,10 @@ impl Store {
             .map_err(Refusal::Invalid)?;
         let (key, provider, issued_at) = (payload.key, payload.provider, payload.issued_at);
         match self.get(&key, &provider, now) {
+            Some(held) if self.issued_in_the_future(held, now) => {
+                self.replace(key, provider, Entry::Live(record));
+                Ok(Stored::Updated)
+            }
             Some(Entry::Live(old)) => {
                 let old_issued = old.payload().issued_at;
                 if issued_at > old_issued {
@@ -154,6 +165,10 @@ impl Store {
             .map_err(Refusal::Invalid)?;
         let (key, provider, issued_at) = (payload.key, payload.provider, payload.issued_at);
         match self.get(&key, &provider, now) {
+            Some(held) if self.issued_in_the_future(held, now) => {
+                self.replace(key, provider, Entry::Removed(removal));
+                Ok(Stored::Updated)
+            }
             Some(Entry::Live(record)) => {
                 if record.payload().issued_at <= issued_at {
                     self.replace(key, provider, Entry::Removed(removal));
@@ -190,7 +205,12 @@ impl Store {
         slots
             .values()
             .filter_map(|entry| match entry {
-                Entry::Live(record) if record.payload().expires_at() > now => Some(record.clone()),
+                Entry::Live(record)
+                    if record.payload().expires_at() > now
+                        && !self.issued_in_the_future(entry, now) =>
+                {
+                    Some(record.clone())
+                }
                 _ => None,
             })
             .collect()
@@ -206,7 +226,7 @@ impl Store {
             .into_iter()
             .flat_map(|slots| slots.values())
         {
-            if entry.expires_at() <= now {
+            if entry.expires_at() <= now || self.issued_in_the_future(entry, now) {
                 continue;
             }
             match entry {
@@ -252,6 +272,15 @@ impl Store {
         if slots.is_empty() {
             self.entries.remove(key);
         }
+    }
+
+    /// Whether `entry` was issued further in the future than the allowed skew: our wall clock
+    /// stepped back since it arrived (or its provider's did, and stepped back since). Such an
+    /// entry no longer validates here, so any valid entry of its provider replaces it, and it
+    /// is not handed out. Otherwise a provider whose clock stepped back could not replace its
+    /// own record until the clock caught up.
+    fn issued_in_the_future(&self, entry: &Entry, now: Time) -> bool {
+        entry.issued_at() > now + Duration::from_millis(self.limits.max_clock_skew_ms)
     }
 
     /// The unexpired entry for (key, provider).

@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use weft_transport::{PeerAddr, PeerId, SecretKey};
 
 use crate::proto::{
-    Config, Event, InboundId, Input, LookupStats, Node, OpId, Output, RequestId, Time, Timer,
+    Config, Event, InboundId, Input, LookupStats, Node, Now, OpId, Output, RequestId, Time, Timer,
 };
 
 /// Virtual time starts at a realistic wall-clock value, as records carry wall-clock times.
@@ -123,7 +123,7 @@ impl World {
                 PeerAddr::new(id),
                 config.clone(),
                 node_rng,
-                EPOCH,
+                clocks(EPOCH),
             )));
             ids.push(id);
             index.insert(id, i);
@@ -193,7 +193,7 @@ impl World {
     }
 
     fn input(&mut self, node: usize, input: Input) {
-        let now = self.now;
+        let now = clocks(self.now);
         let Some(state) = self.nodes[node].as_mut() else {
             return;
         };
@@ -221,13 +221,13 @@ impl World {
                     .collect();
                 self.input(node, Input::AddPeers(peers));
                 if let Some(state) = self.nodes[node].as_mut() {
-                    let _ = state.bootstrap(now);
+                    let _ = state.bootstrap(clocks(now));
                 }
                 self.flush(node);
             }
             Action::Register { node, name } => {
                 if let Some(state) = self.nodes[node].as_mut() {
-                    let _ = state.register(&name, b"sim".to_vec(), now);
+                    let _ = state.register(&name, b"sim".to_vec(), clocks(now));
                 }
                 self.flush(node);
             }
@@ -236,7 +236,7 @@ impl World {
                 let Some(state) = self.nodes[node].as_mut() else {
                     return;
                 };
-                if let Ok(op) = state.lookup(&name, now) {
+                if let Ok(op) = state.lookup(&name, clocks(now)) {
                     self.lookup_ops.insert((node, op), track);
                     self.lookups[track].started = true;
                     self.lookups[track].start = now;
@@ -251,7 +251,7 @@ impl World {
                 let Some(state) = self.nodes[node].as_mut() else {
                     return;
                 };
-                if let Ok(op) = state.withdraw(&name, now) {
+                if let Ok(op) = state.withdraw(&name, clocks(now)) {
                     self.withdraw_ops.insert((node, op), track);
                     self.withdrawals[track].start = now;
                 }
@@ -295,6 +295,8 @@ impl World {
                     self.push(at, SimEvent::Deliver { to: asker, input });
                 }
                 Output::SetTimer { at, timer } => {
+                    // Virtual time: both clocks are the same number of milliseconds.
+                    let at = Time(u64::try_from(at.as_millis()).unwrap_or(u64::MAX));
                     self.push(at, SimEvent::Timer { node: from, timer });
                 }
                 Output::Event(event) => self.on_event(from, event),
@@ -341,5 +343,14 @@ impl World {
         } else {
             sum as f64 / count as f64
         }
+    }
+}
+
+/// Both clocks of a node at virtual time `t`: the simulation has no clock steps, so the
+/// monotonic clock reads the same milliseconds as the wall clock.
+fn clocks(t: Time) -> Now {
+    Now {
+        mono: std::time::Duration::from_millis(t.as_millis()),
+        wall: t,
     }
 }

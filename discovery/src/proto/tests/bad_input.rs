@@ -38,7 +38,7 @@ fn forged_signature() {
     })
     .unwrap();
     let mut c = catalog(Config::for_tests());
-    let outcome = c.upsert_bytes(&forged, Source::Relayed, t(1000));
+    let outcome = c.upsert_bytes(&forged, Source::Relayed, now_ms(1000));
     assert!(
         matches!(
             outcome,
@@ -49,15 +49,15 @@ fn forged_signature() {
     assert!(c.is_empty());
 
     // The same forgery on the gossip topic: reported, nothing stored, the node keeps working.
-    let mut n = node(0, t(1000));
+    let mut n = node(0, both(t(1000)));
     let wire = cbor_encode(&WireAnnouncement::Entry(ByteBuf::from(forged))).unwrap();
-    let out = n.handle(Input::Gossip(wire), t(1000));
+    let out = n.handle(Input::Gossip(wire), now_ms(1000));
     assert!(
         out.iter()
             .any(|o| matches!(o, Output::Event(Event::BadAnnouncement(_))))
     );
     assert!(n.catalog().is_empty());
-    n.handle(Input::Announcement(Announcement::from(good)), t(1000));
+    n.handle(Input::Announcement(Announcement::from(good)), now_ms(1000));
     assert_eq!(n.catalog().len(), 1);
 }
 
@@ -82,7 +82,7 @@ fn entry_signed_by_another_key() {
     })
     .unwrap();
     let mut c = catalog(Config::for_tests());
-    let outcome = c.upsert_bytes(&bytes, Source::Relayed, t(1000));
+    let outcome = c.upsert_bytes(&bytes, Source::Relayed, now_ms(1000));
     assert!(
         matches!(
             outcome,
@@ -99,7 +99,7 @@ fn other_network() {
     let mut e = entry(&k, Version::new(1, 0), t(1000));
     e.network = NetworkId::from_name("elsewhere");
     let mut c = catalog(Config::for_tests());
-    let outcome = c.upsert(Signed::sign(&k, e).unwrap(), Source::Relayed, t(1000));
+    let outcome = c.upsert(Signed::sign(&k, e).unwrap(), Source::Relayed, now_ms(1000));
     assert_eq!(outcome, UpsertOutcome::DifferentNetwork);
     assert!(c.is_empty());
 }
@@ -115,7 +115,7 @@ fn timestamp_beyond_max_drift() {
         c.upsert(
             signed(&key(1), Version::new(1, 0), ahead),
             Source::Relayed,
-            now
+            both(now)
         ),
         UpsertOutcome::TooFarInFuture
     );
@@ -124,7 +124,7 @@ fn timestamp_beyond_max_drift() {
         c.upsert(
             signed(&key(1), Version::new(1, 0), now.saturating_add(drift)),
             Source::Relayed,
-            now
+            both(now)
         ),
         UpsertOutcome::New
     );
@@ -133,15 +133,15 @@ fn timestamp_beyond_max_drift() {
 
 #[test]
 fn replay_of_older_version() {
-    let mut n = node(0, t(1000));
+    let mut n = node(0, both(t(1000)));
     let k = key(1);
     let old = signed(&k, Version::new(500, 1), t(1000));
     let new = signed(&k, Version::new(500, 2), t(1100));
     n.handle(
         Input::Announcement(Announcement::from(new.clone())),
-        t(1100),
+        now_ms(1100),
     );
-    let out = n.handle(Input::Announcement(Announcement::from(old)), t(1200));
+    let out = n.handle(Input::Announcement(Announcement::from(old)), now_ms(1200));
     assert!(
         out.iter().all(|o| !matches!(o, Output::Event(_))),
         "a replay is silent: {out:?}"
@@ -152,7 +152,7 @@ fn replay_of_older_version() {
     );
     // Replaying the current copy is rejected too, and does not extend its life.
     let expires = n.catalog().get(&k.peer_id()).unwrap().expires();
-    n.handle(Input::Announcement(Announcement::from(new)), t(1300));
+    n.handle(Input::Announcement(Announcement::from(new)), now_ms(1300));
     assert_eq!(n.catalog().get(&k.peer_id()).unwrap().expires(), expires);
     assert_eq!(n.stats().ignored, 2);
 }
@@ -165,19 +165,19 @@ fn oversized_tags_or_metadata() {
     let mut e = entry(&k, Version::new(1, 0), t(1000));
     e.tags = (0..=limits.max_tags).map(|i| format!("tag{i}")).collect();
     assert_eq!(
-        c.upsert(Signed::sign(&k, e).unwrap(), Source::Relayed, t(1000)),
+        c.upsert(Signed::sign(&k, e).unwrap(), Source::Relayed, now_ms(1000)),
         UpsertOutcome::Invalid(EntryError::TooManyTags(limits.max_tags + 1))
     );
     let mut e = entry(&k, Version::new(1, 0), t(1000));
     e.tags = BTreeSet::from(["x".repeat(limits.max_tag_len + 1)]);
     assert!(matches!(
-        c.upsert(Signed::sign(&k, e).unwrap(), Source::Relayed, t(1000)),
+        c.upsert(Signed::sign(&k, e).unwrap(), Source::Relayed, now_ms(1000)),
         UpsertOutcome::Invalid(EntryError::TagTooLong(_))
     ));
     let mut e = entry(&k, Version::new(1, 0), t(1000));
     e.metadata = BTreeMap::from([("blob".to_string(), "x".repeat(limits.max_metadata_bytes))]);
     assert!(matches!(
-        c.upsert(Signed::sign(&k, e).unwrap(), Source::Relayed, t(1000)),
+        c.upsert(Signed::sign(&k, e).unwrap(), Source::Relayed, now_ms(1000)),
         UpsertOutcome::Invalid(EntryError::MetadataTooLarge(_))
     ));
     let mut e = entry(&k, Version::new(1, 0), t(1000));
@@ -185,19 +185,19 @@ fn oversized_tags_or_metadata() {
         .map(|i| (format!("k{i}"), String::new()))
         .collect();
     assert!(matches!(
-        c.upsert(Signed::sign(&k, e).unwrap(), Source::Relayed, t(1000)),
+        c.upsert(Signed::sign(&k, e).unwrap(), Source::Relayed, now_ms(1000)),
         UpsertOutcome::Invalid(EntryError::TooManyMetadataEntries(_))
     ));
     assert!(c.is_empty());
 
     // The local node refuses to sign an oversized update and keeps its entry.
-    let mut n = node(0, t(1000));
+    let mut n = node(0, both(t(1000)));
     let before = n.catalog().local().payload().clone();
     let out = n.handle(
         Input::Command(crate::proto::Command::SetTags(
             (0..100).map(|i| i.to_string()).collect(),
         )),
-        t(1100),
+        now_ms(1100),
     );
     assert!(out.iter().any(|o| matches!(
         o,
@@ -219,7 +219,11 @@ fn flood_of_fake_entries_against_the_bound() {
     let honest: Vec<SecretKey> = (1..=60).map(key).collect();
     let announce_all = |c: &mut Catalog, now: Time| {
         for k in &honest {
-            let outcome = c.upsert(signed(k, Version::new(1, 0), now), Source::Relayed, now);
+            let outcome = c.upsert(
+                signed(k, Version::new(1, 0), now),
+                Source::Relayed,
+                both(now),
+            );
             assert!(outcome.is_accepted(), "{outcome:?}");
         }
     };
@@ -229,8 +233,11 @@ fn flood_of_fake_entries_against_the_bound() {
     for round in 0..5u32 {
         for i in 0..400u32 {
             let fake = key(1_000_000 + round * 400 + i);
-            if c.upsert(signed(&fake, Version::new(1, 0), now), Source::Relayed, now)
-                == UpsertOutcome::Full
+            if c.upsert(
+                signed(&fake, Version::new(1, 0), now),
+                Source::Relayed,
+                both(now),
+            ) == UpsertOutcome::Full
             {
                 full += 1;
             }
@@ -238,7 +245,7 @@ fn flood_of_fake_entries_against_the_bound() {
         assert!(c.len() <= 100);
         now = now.saturating_add(interval);
         announce_all(&mut c, now);
-        c.purge(now);
+        c.purge(both(now));
     }
     assert!(full > 1_850, "most of the flood bounced: {full}");
     for k in &honest {
@@ -250,7 +257,7 @@ fn flood_of_fake_entries_against_the_bound() {
         c.upsert(
             signed(&newcomer, Version::new(1, 0), now),
             Source::Relayed,
-            now
+            both(now)
         ),
         UpsertOutcome::Full
     );
@@ -258,7 +265,7 @@ fn flood_of_fake_entries_against_the_bound() {
         c.upsert(
             signed(&newcomer, Version::new(1, 0), now),
             Source::Direct,
-            now
+            both(now)
         ),
         UpsertOutcome::New
     );
@@ -272,7 +279,7 @@ fn flood_of_fake_entries_against_the_bound() {
 
 #[test]
 fn malformed_sync_frames() {
-    let mut n = node(0, t(1000));
+    let mut n = node(0, both(t(1000)));
     let other = key(9).peer_id();
     // Garbage and oversized frames fail to decode before reaching the node.
     assert!(matches!(
@@ -314,7 +321,7 @@ fn malformed_sync_frames() {
             from: other,
             message: Message::Sync(digest),
         },
-        t(1000),
+        now_ms(1000),
     );
     assert_eq!(violation(&out), Some(Violation::UnexpectedSyncMessage));
     let entries = SyncMessage::Entries {
@@ -326,7 +333,7 @@ fn malformed_sync_frames() {
             from: other,
             message: Message::Sync(entries),
         },
-        t(1000),
+        now_ms(1000),
     );
     assert_eq!(violation(&out), Some(Violation::UnexpectedSyncMessage));
     // Offers with a bad bucket count or table size.
@@ -345,7 +352,7 @@ fn malformed_sync_frames() {
                 from: other,
                 message: Message::Sync(offer),
             },
-            t(1000),
+            now_ms(1000),
         );
         assert_eq!(violation(&out), Some(Violation::BadOffer));
     }
@@ -362,7 +369,7 @@ fn malformed_sync_frames() {
             from: other,
             message: Message::Sync(bad),
         },
-        t(1000),
+        now_ms(1000),
     );
     assert_eq!(violation(&out), Some(Violation::BadDigest));
     // A digest pushing entries into a bucket our offer did not report empty.
@@ -384,20 +391,20 @@ fn malformed_sync_frames() {
             from: other,
             message: Message::Sync(pushy),
         },
-        t(1000),
+        now_ms(1000),
     );
     assert_eq!(violation(&out), Some(Violation::UnwantedEntries));
     assert!(n.catalog().is_empty());
     assert_eq!(n.stats().violations, 7);
     // The node still works: it syncs with an honest peer afterwards.
-    let mut nodes = vec![n, node(1, t(1000))];
+    let mut nodes = vec![n, node(1, both(t(1000)))];
     let id1 = nodes[1].id();
-    let out = nodes[0].handle(Input::NeighborUp(id1), t(1000));
+    let out = nodes[0].handle(Input::NeighborUp(id1), now_ms(1000));
     let id0 = nodes[0].id();
     pump(
         &mut nodes,
         out.into_iter().map(|o| (id0, o)).collect(),
-        t(1000),
+        both(t(1000)),
     );
     assert!(nodes[0].catalog().contains(&id1));
     assert!(nodes[1].catalog().contains(&id0));
@@ -407,7 +414,7 @@ fn malformed_sync_frames() {
 fn start_sync(n: &mut Node, other: PeerId) -> u64 {
     let out = n.handle(
         Input::Command(crate::proto::Command::SyncWith(other)),
-        t(1000),
+        now_ms(1000),
     );
     out.iter()
         .find_map(|o| match o {
@@ -422,13 +429,13 @@ fn start_sync(n: &mut Node, other: PeerId) -> u64 {
 
 #[test]
 fn oversized_or_garbage_gossip_is_reported() {
-    let mut n = node(0, t(1000));
+    let mut n = node(0, both(t(1000)));
     for bytes in [
         vec![0u8; 64 * 1024],
         b"\x00\x01garbage".to_vec(),
         Vec::new(),
     ] {
-        let out = n.handle(Input::Gossip(bytes), t(1000));
+        let out = n.handle(Input::Gossip(bytes), now_ms(1000));
         assert!(
             out.iter()
                 .any(|o| matches!(o, Output::Event(Event::BadAnnouncement(_))))

@@ -15,24 +15,24 @@ fn new_updated_refreshed_rejected() {
     let k = key(1);
     let v = Version::new(100, 0);
     assert_eq!(
-        c.upsert(signed(&k, v, t(1000)), Source::Relayed, t(1000)),
+        c.upsert(signed(&k, v, t(1000)), Source::Relayed, now_ms(1000)),
         UpsertOutcome::New
     );
     assert_eq!(
-        c.upsert(signed(&k, v, t(1000)), Source::Relayed, t(1001)),
+        c.upsert(signed(&k, v, t(1000)), Source::Relayed, now_ms(1001)),
         UpsertOutcome::Rejected
     );
     assert_eq!(
-        c.upsert(signed(&k, v, t(1500)), Source::Relayed, t(1500)),
+        c.upsert(signed(&k, v, t(1500)), Source::Relayed, now_ms(1500)),
         UpsertOutcome::Refreshed
     );
     assert_eq!(
-        c.upsert(signed(&k, v.next(), t(1600)), Source::Relayed, t(1600)),
+        c.upsert(signed(&k, v.next(), t(1600)), Source::Relayed, now_ms(1600)),
         UpsertOutcome::Updated
     );
     // Older version with a newer timestamp: still older.
     assert_eq!(
-        c.upsert(signed(&k, v, t(1700)), Source::Relayed, t(1700)),
+        c.upsert(signed(&k, v, t(1700)), Source::Relayed, now_ms(1700)),
         UpsertOutcome::Rejected
     );
     // A restart (later start) beats any seq of the previous run.
@@ -40,7 +40,7 @@ fn new_updated_refreshed_rejected() {
         c.upsert(
             signed(&k, Version::new(200, 0), t(1800)),
             Source::Relayed,
-            t(1800)
+            now_ms(1800)
         ),
         UpsertOutcome::Updated
     );
@@ -53,7 +53,7 @@ fn remote_entry_never_replaces_local() {
     let mut c = catalog(Config::for_tests());
     let newer = signed(&key(0), Version::new(999, 9), t(1000));
     assert_eq!(
-        c.upsert(newer, Source::Direct, t(1000)),
+        c.upsert(newer, Source::Direct, now_ms(1000)),
         UpsertOutcome::LocalPeer
     );
     assert_eq!(c.local().payload().version, Version::new(1, 0));
@@ -69,19 +69,19 @@ fn purge_at_expiry_and_no_resurrection_by_relay() {
     c.upsert(
         signed(&k, Version::new(1, 0), t(1000)),
         Source::Relayed,
-        t(1000),
+        now_ms(1000),
     );
-    assert_eq!(c.next_expiry(), Some(t(1000).saturating_add(purge_after)));
+    assert_eq!(c.next_expiry(), Some(m(1000) + purge_after));
     assert!(
-        c.purge(
+        c.purge(both(
             t(1000)
                 .saturating_add(purge_after)
                 .saturating_sub(Duration::from_millis(1))
-        )
+        ))
         .is_empty()
     );
     assert_eq!(
-        c.purge(t(1000).saturating_add(purge_after)),
+        c.purge(both(t(1000).saturating_add(purge_after))),
         vec![k.peer_id()]
     );
     // A relay that still holds the old copy cannot bring it back for another full period: it
@@ -91,7 +91,7 @@ fn purge_at_expiry_and_no_resurrection_by_relay() {
         c.upsert(
             signed(&k, Version::new(1, 0), t(1000)),
             Source::Relayed,
-            later
+            both(later)
         ),
         UpsertOutcome::Outdated
     );
@@ -100,11 +100,11 @@ fn purge_at_expiry_and_no_resurrection_by_relay() {
         c.upsert(
             signed(&k, Version::new(1, 0), t(1000)),
             Source::Relayed,
-            just_before
+            both(just_before)
         ),
         UpsertOutcome::New
     );
-    assert_eq!(c.next_expiry(), Some(later));
+    assert_eq!(c.next_expiry(), Some(m(later.as_millis())));
 }
 
 #[test]
@@ -114,7 +114,7 @@ fn departure_rules() {
     let mut c = catalog(config);
     let k = key(1);
     let v = Version::new(100, 3);
-    c.upsert(signed(&k, v, t(1000)), Source::Relayed, t(1000));
+    c.upsert(signed(&k, v, t(1000)), Source::Relayed, now_ms(1000));
     let dep = |version, ts| Departure {
         peer: k.peer_id(),
         network: net(),
@@ -123,40 +123,40 @@ fn departure_rules() {
     };
     // An older version departing (a previous run) does not remove the current one.
     assert_eq!(
-        c.depart(&dep(Version::new(100, 2), t(1100)), t(1100)),
+        c.depart(&dep(Version::new(100, 2), t(1100)), now_ms(1100)),
         DepartureOutcome::Stale
     );
     // Too old (a replay) or too far ahead.
     assert_eq!(
-        c.depart(&dep(v, t(1100)), t(1100).saturating_add(drift * 2)),
+        c.depart(&dep(v, t(1100)), both(t(1100).saturating_add(drift * 2))),
         DepartureOutcome::TooOld
     );
     assert_eq!(
-        c.depart(&dep(v, t(1100).saturating_add(drift * 2)), t(1100)),
+        c.depart(&dep(v, t(1100).saturating_add(drift * 2)), now_ms(1100)),
         DepartureOutcome::TooFarInFuture
     );
     let mut other = dep(v, t(1100));
     other.network = NetworkId::from_name("other");
     assert_eq!(
-        c.depart(&other, t(1100)),
+        c.depart(&other, now_ms(1100)),
         DepartureOutcome::DifferentNetwork
     );
     assert!(c.contains(&k.peer_id()));
     assert_eq!(
-        c.depart(&dep(v, t(1100)), t(1100)),
+        c.depart(&dep(v, t(1100)), now_ms(1100)),
         DepartureOutcome::Removed
     );
     assert!(!c.contains(&k.peer_id()));
     // A late copy of the departed run is refused; the next run is welcome.
     assert_eq!(
-        c.upsert(signed(&k, v, t(1050)), Source::Relayed, t(1150)),
+        c.upsert(signed(&k, v, t(1050)), Source::Relayed, now_ms(1150)),
         UpsertOutcome::Rejected
     );
     assert_eq!(
         c.upsert(
             signed(&k, Version::new(2000, 0), t(2000)),
             Source::Relayed,
-            t(2000)
+            now_ms(2000)
         ),
         UpsertOutcome::New
     );
@@ -167,7 +167,7 @@ fn departure_rules() {
         version: Version::new(1, 0),
         timestamp: t(2000),
     };
-    assert_eq!(c.depart(&own, t(2000)), DepartureOutcome::LocalPeer);
+    assert_eq!(c.depart(&own, now_ms(2000)), DepartureOutcome::LocalPeer);
 }
 
 #[test]
@@ -184,14 +184,14 @@ fn tombstones_are_bounded() {
             version: Version::new(1, 0),
             timestamp: t(1000 + u64::from(n)),
         };
-        assert_eq!(c.depart(&d, t(1000)), DepartureOutcome::Unknown);
+        assert_eq!(c.depart(&d, now_ms(1000)), DepartureOutcome::Unknown);
     }
     // Only the three newest tombstones remain: an old departed entry may come back (until purged).
     assert_eq!(
         c.upsert(
             signed(&key(1), Version::new(1, 0), t(1000)),
             Source::Relayed,
-            t(1000)
+            now_ms(1000)
         ),
         UpsertOutcome::New
     );
@@ -199,7 +199,7 @@ fn tombstones_are_bounded() {
         c.upsert(
             signed(&key(10), Version::new(1, 0), t(1000)),
             Source::Relayed,
-            t(1000)
+            now_ms(1000)
         ),
         UpsertOutcome::Rejected
     );
@@ -216,7 +216,11 @@ fn full_catalog_evicts_stale_entries_first() {
     let start = t(10_000);
     for n in 1..=3 {
         let at = start.saturating_add(Duration::from_millis(u64::from(n)));
-        c.upsert(signed(&key(n), Version::new(1, 0), at), Source::Relayed, at);
+        c.upsert(
+            signed(&key(n), Version::new(1, 0), at),
+            Source::Relayed,
+            both(at),
+        );
     }
     // Peer 2 and 3 keep announcing; peer 1 falls silent and turns stale.
     let later = start.saturating_add(stale_after + Duration::from_millis(10));
@@ -224,7 +228,7 @@ fn full_catalog_evicts_stale_entries_first() {
         c.upsert(
             signed(&key(n), Version::new(1, 0), later),
             Source::Relayed,
-            later,
+            both(later),
         );
     }
     // While entries are fresh, a relayed newcomer is refused...
@@ -233,7 +237,7 @@ fn full_catalog_evicts_stale_entries_first() {
         c.upsert(
             signed(&key(4), Version::new(1, 0), early),
             Source::Relayed,
-            early
+            both(early)
         ),
         UpsertOutcome::Full
     );
@@ -242,7 +246,7 @@ fn full_catalog_evicts_stale_entries_first() {
         c.upsert(
             signed(&key(4), Version::new(1, 0), later),
             Source::Relayed,
-            later
+            both(later)
         ),
         UpsertOutcome::New
     );
@@ -260,7 +264,11 @@ fn a_full_catalog_searches_for_a_victim_once_per_purge_tick() {
     let mut c = catalog(config);
     let start = t(10_000);
     let offer = |c: &mut Catalog, n: u32, at: Time| {
-        c.upsert(signed(&key(n), Version::new(1, 0), at), Source::Relayed, at)
+        c.upsert(
+            signed(&key(n), Version::new(1, 0), at),
+            Source::Relayed,
+            both(at),
+        )
     };
     for n in 1..=2 {
         offer(&mut c, n, start);
@@ -277,7 +285,7 @@ fn a_full_catalog_searches_for_a_victim_once_per_purge_tick() {
         c.upsert(
             signed(&key(5), Version::new(1, 0), stale),
             Source::Direct,
-            stale
+            both(stale)
         ),
         UpsertOutcome::New
     );
@@ -299,7 +307,7 @@ fn neighbours_are_never_evicted() {
         c.upsert(
             signed(&key(n), Version::new(1, 0), start),
             Source::Relayed,
-            start,
+            both(start),
         );
         c.set_neighbour(&key(n).peer_id(), true);
     }
@@ -309,7 +317,7 @@ fn neighbours_are_never_evicted() {
         c.upsert(
             signed(&key(3), Version::new(1, 0), later),
             Source::Direct,
-            later
+            both(later)
         ),
         UpsertOutcome::Full
     );

@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use weft_transport::{NetworkId, PeerId, SecretKey, Signed};
 
 use super::{
-    Config, Input, LocalInfo, Message, Node, Output, PROTOCOL_VERSION, PeerEntry, Time, Version,
+    Config, Input, LocalInfo, Message, Node, Now, Output, PROTOCOL_VERSION, PeerEntry, Time,
+    Version,
 };
 
 pub(super) fn key(n: u32) -> SecretKey {
@@ -24,6 +25,26 @@ pub(super) fn net() -> NetworkId {
 
 pub(super) fn t(ms: u64) -> Time {
     Time::from_millis(ms)
+}
+
+/// Both clocks at `ms` milliseconds (no step between them).
+pub(super) fn now_ms(ms: u64) -> Now {
+    Now::virtual_millis(ms)
+}
+
+/// Both clocks at wall time `t` (no step between them).
+pub(super) fn both(t: Time) -> Now {
+    Now::virtual_millis(t.as_millis())
+}
+
+/// Both clocks at monotonic time `d` (a timer's deadline; no step between the clocks).
+pub(super) fn mono(d: std::time::Duration) -> Now {
+    Now::virtual_millis(u64::try_from(d.as_millis()).unwrap())
+}
+
+/// Monotonic `ms` milliseconds (a timer deadline).
+pub(super) fn m(ms: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(ms)
 }
 
 pub(super) fn entry(key: &SecretKey, version: Version, timestamp: Time) -> PeerEntry {
@@ -44,7 +65,7 @@ pub(super) fn signed(key: &SecretKey, version: Version, timestamp: Time) -> Sign
     Signed::sign(key, entry(key, version, timestamp)).unwrap()
 }
 
-pub(super) fn node(n: u32, now: Time) -> Node {
+pub(super) fn node(n: u32, now: Now) -> Node {
     Node::new(
         key(n),
         net(),
@@ -61,7 +82,7 @@ pub(super) fn node(n: u32, now: Time) -> Node {
 pub(super) fn pump(
     nodes: &mut [Node],
     outputs: Vec<(PeerId, Output)>,
-    now: Time,
+    now: Now,
 ) -> (Vec<(PeerId, Output)>, usize) {
     let mut pending = outputs;
     let mut rest = Vec::new();

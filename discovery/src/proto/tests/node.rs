@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use super::*;
-use crate::proto::{Announcement, Command, DepartReason, Event, SyncMessage, Timer};
+use crate::proto::{
+    Announcement, Catalog, Command, DepartReason, Event, Source, SyncMessage, Timer, UpsertOutcome,
+};
 
 fn broadcasts(out: &[Output]) -> Vec<Announcement> {
     out.iter()
@@ -16,7 +18,10 @@ fn broadcasts(out: &[Output]) -> Vec<Announcement> {
 
 fn timer_at(out: &[Output], which: Timer) -> Option<Time> {
     out.iter().find_map(|o| match o {
-        Output::ArmTimer { at, timer } if *timer == which => Some(*at),
+        // Virtual time: monotonic and wall clocks read the same milliseconds.
+        Output::ArmTimer { at, timer } if *timer == which => {
+            Some(Time::from_millis(u64::try_from(at.as_millis()).unwrap()))
+        }
         _ => None,
     })
 }
@@ -34,8 +39,8 @@ fn events(out: &[Output]) -> Vec<Event> {
 fn announce_loop_with_jitter_and_immediate_on_change() {
     let config = Config::for_tests();
     let (interval, jitter) = (config.announce_interval, config.announce_jitter);
-    let mut n = node(0, t(1000));
-    let out = n.start(t(1000));
+    let mut n = node(0, both(t(1000)));
+    let out = n.start(now_ms(1000));
     assert_eq!(broadcasts(&out).len(), 1);
     let mut now = t(1000);
     let mut at = timer_at(&out, Timer::Announce).unwrap();
@@ -52,12 +57,12 @@ fn announce_loop_with_jitter_and_immediate_on_change() {
         assert!(
             n.handle(
                 Input::Timer(Timer::Announce),
-                at.saturating_sub(Duration::from_millis(1))
+                both(at.saturating_sub(Duration::from_millis(1)))
             )
             .is_empty()
         );
         now = at;
-        let out = n.handle(Input::Timer(Timer::Announce), now);
+        let out = n.handle(Input::Timer(Timer::Announce), both(now));
         let Ok::<[Announcement; 1], _>([Announcement::Entry(e)]) = broadcasts(&out).try_into()
         else {
             panic!()
@@ -71,7 +76,7 @@ fn announce_loop_with_jitter_and_immediate_on_change() {
     // A local change is announced at once, with the next version.
     let out = n.handle(
         Input::Command(Command::SetTags(BTreeSet::from(["gpu".to_string()]))),
-        now.saturating_add(Duration::from_millis(5)),
+        both(now.saturating_add(Duration::from_millis(5))),
     );
     let Ok::<[Announcement; 1], _>([Announcement::Entry(e)]) = broadcasts(&out).try_into() else {
         panic!()
@@ -81,15 +86,15 @@ fn announce_loop_with_jitter_and_immediate_on_change() {
     // Setting the same tags again changes nothing and announces nothing.
     let out = n.handle(
         Input::Command(Command::SetTags(BTreeSet::from(["gpu".to_string()]))),
-        now.saturating_add(Duration::from_millis(6)),
+        both(now.saturating_add(Duration::from_millis(6))),
     );
     assert!(broadcasts(&out).is_empty());
 }
 
 #[test]
 fn set_content_changes_tags_and_metadata_in_one_version() {
-    let mut n = node(0, t(1000));
-    n.start(t(1000));
+    let mut n = node(0, both(t(1000)));
+    n.start(now_ms(1000));
     let version = n.catalog().local().payload().version;
     let tags = BTreeSet::from(["gpu".to_string()]);
     let metadata = std::collections::BTreeMap::from([("region".to_string(), "eu".to_string())]);
@@ -98,7 +103,7 @@ fn set_content_changes_tags_and_metadata_in_one_version() {
             tags: tags.clone(),
             metadata: metadata.clone(),
         }),
-        t(1005),
+        now_ms(1005),
     );
     let Ok::<[Announcement; 1], _>([Announcement::Entry(e)]) = broadcasts(&out).try_into() else {
         panic!()
@@ -113,31 +118,31 @@ fn set_content_changes_tags_and_metadata_in_one_version() {
 #[test]
 fn purge_loop_reports_departed() {
     let config = Config::for_tests();
-    let mut n = node(0, t(1000));
-    n.start(t(1000));
+    let mut n = node(0, both(t(1000)));
+    n.start(now_ms(1000));
     let k1 = key(1);
     let k2 = key(2);
     let out = n.handle(
         Input::Announcement(Announcement::from(signed(&k1, Version::new(1, 0), t(1000)))),
-        t(1000),
+        now_ms(1000),
     );
     let first = timer_at(&out, Timer::Purge).unwrap();
     assert_eq!(first, t(1000).saturating_add(config.purge_after));
     n.handle(
         Input::Announcement(Announcement::from(signed(&k2, Version::new(1, 0), t(1500)))),
-        t(1500),
+        now_ms(1500),
     );
     // k1 keeps announcing, k2 goes silent.
     n.handle(
         Input::Announcement(Announcement::from(signed(&k1, Version::new(1, 0), t(2500)))),
-        t(2500),
+        now_ms(2500),
     );
     // The timer armed for k1's first expiry fires; nothing is due yet, so it re-arms at k2's.
-    let out = n.handle(Input::Timer(Timer::Purge), first);
+    let out = n.handle(Input::Timer(Timer::Purge), both(first));
     assert!(events(&out).is_empty());
     let next = timer_at(&out, Timer::Purge).unwrap();
     assert_eq!(next, t(1500).saturating_add(config.purge_after));
-    let out = n.handle(Input::Timer(Timer::Purge), next);
+    let out = n.handle(Input::Timer(Timer::Purge), both(next));
     assert_eq!(
         events(&out),
         vec![Event::PeerDeparted {
@@ -151,17 +156,17 @@ fn purge_loop_reports_departed() {
 
 #[test]
 fn departure_propagates_and_stops_announcing() {
-    let mut a = node(0, t(1000));
-    let mut b = node(1, t(1000));
-    let out = a.start(t(1000));
+    let mut a = node(0, both(t(1000)));
+    let mut b = node(1, both(t(1000)));
+    let out = a.start(now_ms(1000));
     for ann in broadcasts(&out) {
-        b.handle(Input::Announcement(ann), t(1010));
+        b.handle(Input::Announcement(ann), now_ms(1010));
     }
     assert!(b.catalog().contains(&a.id()));
-    let out = a.handle(Input::Command(Command::Depart), t(1500));
+    let out = a.handle(Input::Command(Command::Depart), now_ms(1500));
     let anns = broadcasts(&out);
     assert!(matches!(anns.as_slice(), [Announcement::Departure(_)]));
-    let out = b.handle(Input::Announcement(anns[0].clone()), t(1510));
+    let out = b.handle(Input::Announcement(anns[0].clone()), now_ms(1510));
     assert_eq!(
         events(&out),
         vec![Event::PeerDeparted {
@@ -171,17 +176,20 @@ fn departure_propagates_and_stops_announcing() {
     );
     assert!(!b.catalog().contains(&a.id()));
     // A departed node announces no more.
-    assert!(a.handle(Input::Timer(Timer::Announce), t(9000)).is_empty());
+    assert!(
+        a.handle(Input::Timer(Timer::Announce), now_ms(9000))
+            .is_empty()
+    );
     // The departure, re-encoded as gossip bytes, decodes and is idempotent.
-    let out = b.handle(Input::Gossip(anns[0].encode()), t(1520));
+    let out = b.handle(Input::Gossip(anns[0].encode()), now_ms(1520));
     assert!(events(&out).is_empty());
 }
 
 #[test]
 fn ping_measures_rtt_with_a_fresh_entry() {
-    let mut a = node(0, t(1000));
-    let mut b = node(1, t(1000));
-    let out = a.handle(Input::Command(Command::Ping(b.id())), t(2000));
+    let mut a = node(0, both(t(1000)));
+    let mut b = node(1, both(t(1000)));
+    let out = a.handle(Input::Command(Command::Ping(b.id())), now_ms(2000));
     let Some(Output::Send { message, .. }) = out
         .iter()
         .find(|o| matches!(o, Output::Send { .. }))
@@ -194,7 +202,7 @@ fn ping_measures_rtt_with_a_fresh_entry() {
             from: a.id(),
             message,
         },
-        t(2020),
+        now_ms(2020),
     );
     let Some(Output::Send { message: pong, .. }) =
         out.into_iter().find(|o| matches!(o, Output::Send { .. }))
@@ -214,7 +222,7 @@ fn ping_measures_rtt_with_a_fresh_entry() {
             from: b.id(),
             message: pong.clone(),
         },
-        t(2040),
+        now_ms(2040),
     );
     assert!(events(&out).contains(&Event::Pong {
         peer: b.id(),
@@ -231,12 +239,15 @@ fn ping_measures_rtt_with_a_fresh_entry() {
                 from: b.id(),
                 message: pong
             },
-            t(2050)
+            now_ms(2050)
         ))
         .is_empty()
     );
     // No answer: the ping fails at its deadline.
-    let out = a.handle(Input::Command(Command::Ping(key(5).peer_id())), t(3000));
+    let out = a.handle(
+        Input::Command(Command::Ping(key(5).peer_id())),
+        now_ms(3000),
+    );
     let at = out
         .iter()
         .find_map(|o| match o {
@@ -247,7 +258,7 @@ fn ping_measures_rtt_with_a_fresh_entry() {
             _ => None,
         })
         .unwrap();
-    let out = a.handle(Input::Timer(at.1), at.0);
+    let out = a.handle(Input::Timer(at.1), mono(at.0));
     assert_eq!(
         events(&out),
         vec![Event::PingFailed {
@@ -257,10 +268,14 @@ fn ping_measures_rtt_with_a_fresh_entry() {
 }
 
 /// Feeds `count` peers' entries into a node.
-fn feed(n: &mut Node, peers: std::ops::Range<u32>, now: Time) {
+fn feed(n: &mut Node, peers: std::ops::Range<u32>, now: Now) {
     for i in peers {
         n.handle(
-            Input::Announcement(Announcement::from(signed(&key(i), Version::new(1, 0), now))),
+            Input::Announcement(Announcement::from(signed(
+                &key(i),
+                Version::new(1, 0),
+                now.wall,
+            ))),
             now,
         );
     }
@@ -277,7 +292,7 @@ fn sync_bytes(outputs: &[(PeerId, Output)]) -> usize {
 }
 
 /// Runs a sync between nodes[0] and nodes[1] started by a neighbour-up, counting bytes.
-fn sync_pair(nodes: &mut [Node], now: Time) -> usize {
+fn sync_pair(nodes: &mut [Node], now: Now) -> usize {
     let id0 = nodes[0].id();
     let id1 = nodes[1].id();
     let mut bytes = 0;
@@ -310,13 +325,13 @@ fn sync_pair(nodes: &mut [Node], now: Time) -> usize {
 #[test]
 fn delta_sync_sends_only_the_difference() {
     let now = t(10_000);
-    let mut nodes = vec![node(0, now), node(1, now)];
+    let mut nodes = vec![node(0, both(now)), node(1, both(now))];
     // A common catalog of 300 peers, plus 5 only A knows and 3 only B knows.
-    feed(&mut nodes[0], 100..400, now);
-    feed(&mut nodes[1], 100..400, now);
-    feed(&mut nodes[0], 400..405, now);
-    feed(&mut nodes[1], 500..503, now);
-    let bytes = sync_pair(&mut nodes, now);
+    feed(&mut nodes[0], 100..400, both(now));
+    feed(&mut nodes[1], 100..400, both(now));
+    feed(&mut nodes[0], 400..405, both(now));
+    feed(&mut nodes[1], 500..503, both(now));
+    let bytes = sync_pair(&mut nodes, both(now));
     let (a, b) = (&nodes[0], &nodes[1]);
     assert!(a.catalog().contains(&b.id()) && b.catalog().contains(&a.id()));
     assert_eq!(a.catalog().len(), 309);
@@ -324,23 +339,23 @@ fn delta_sync_sends_only_the_difference() {
     let full = a.catalog().wire_bytes() + b.catalog().wire_bytes();
     assert!(bytes * 5 < full, "delta {bytes} vs full {full}");
     // Synced once per run: a second neighbour-up does nothing.
-    assert_eq!(sync_pair(&mut nodes, now), 0);
+    assert_eq!(sync_pair(&mut nodes, both(now)), 0);
     // After the neighbour went down and up again, catalogs are equal: one offer, one empty digest.
     let id1 = nodes[1].id();
-    nodes[0].handle(Input::NeighborDown(id1), now);
-    let bytes = sync_pair(&mut nodes, now);
+    nodes[0].handle(Input::NeighborDown(id1), both(now));
+    let bytes = sync_pair(&mut nodes, both(now));
     assert!(bytes * 100 < nodes[0].catalog().wire_bytes(), "{bytes}");
 }
 
 #[test]
 fn newer_versions_travel_in_sync() {
     let now = t(10_000);
-    let mut nodes = vec![node(0, now), node(1, now)];
-    feed(&mut nodes[0], 100..150, now);
-    feed(&mut nodes[1], 100..150, now);
+    let mut nodes = vec![node(0, both(now)), node(1, both(now))];
+    feed(&mut nodes[0], 100..150, both(now));
+    feed(&mut nodes[1], 100..150, both(now));
     let updated = signed(&key(120), Version::new(1, 1), now);
-    nodes[1].handle(Input::Announcement(Announcement::from(updated)), now);
-    sync_pair(&mut nodes, now);
+    nodes[1].handle(Input::Announcement(Announcement::from(updated)), both(now));
+    sync_pair(&mut nodes, both(now));
     assert_eq!(
         nodes[0]
             .catalog()
@@ -355,18 +370,18 @@ fn newer_versions_travel_in_sync() {
 #[test]
 fn simultaneous_offers_resolve_to_one_session() {
     let now = t(10_000);
-    let mut nodes = vec![node(0, now), node(1, now)];
-    feed(&mut nodes[0], 100..110, now);
-    feed(&mut nodes[1], 110..120, now);
+    let mut nodes = vec![node(0, both(now)), node(1, both(now))];
+    feed(&mut nodes[0], 100..110, both(now));
+    feed(&mut nodes[1], 110..120, both(now));
     let (id0, id1) = (nodes[0].id(), nodes[1].id());
     let mut outputs: Vec<(PeerId, Output)> = nodes[0]
-        .handle(Input::NeighborUp(id1), now)
+        .handle(Input::NeighborUp(id1), both(now))
         .into_iter()
         .map(|o| (id0, o))
         .collect();
     outputs.extend(
         nodes[1]
-            .handle(Input::NeighborUp(id0), now)
+            .handle(Input::NeighborUp(id0), both(now))
             .into_iter()
             .map(|o| (id1, o)),
     );
@@ -383,7 +398,7 @@ fn simultaneous_offers_resolve_to_one_session() {
         })
         .count();
     assert_eq!(offers, 2);
-    let (rest, _) = pump(&mut nodes, outputs, now);
+    let (rest, _) = pump(&mut nodes, outputs, both(now));
     assert!(
         rest.iter()
             .all(|(_, o)| !matches!(o, Output::Event(Event::Violation { .. })))
@@ -395,15 +410,19 @@ fn simultaneous_offers_resolve_to_one_session() {
 #[test]
 fn sync_cascades_to_newly_learnt_peers() {
     let now = t(10_000);
-    let mut nodes = vec![node(0, now), node(1, now), node(2, now)];
+    let mut nodes = vec![node(0, both(now)), node(1, both(now)), node(2, both(now))];
     // Node 1 knows node 2; node 2 knows peers 100..120 that nobody else knows.
     let entry2 = nodes[2].catalog().local().clone();
-    nodes[1].handle(Input::Announcement(Announcement::from(entry2)), now);
-    feed(&mut nodes[2], 100..120, now);
+    nodes[1].handle(Input::Announcement(Announcement::from(entry2)), both(now));
+    feed(&mut nodes[2], 100..120, both(now));
     let id0 = nodes[0].id();
     let id1 = nodes[1].id();
-    let out = nodes[0].handle(Input::NeighborUp(id1), now);
-    pump(&mut nodes, out.into_iter().map(|o| (id0, o)).collect(), now);
+    let out = nodes[0].handle(Input::NeighborUp(id1), both(now));
+    pump(
+        &mut nodes,
+        out.into_iter().map(|o| (id0, o)).collect(),
+        both(now),
+    );
     // Node 0 learnt node 2 from node 1, synced with it in turn, and learnt its peers.
     assert_eq!(nodes[0].catalog().len(), 22);
 }
@@ -411,18 +430,18 @@ fn sync_cascades_to_newly_learnt_peers() {
 #[test]
 fn fresh_node_imports_from_one_peer_at_a_time() {
     let now = t(10_000);
-    let mut nodes = vec![node(0, now), node(1, now), node(2, now)];
-    feed(&mut nodes[1], 100..150, now);
-    feed(&mut nodes[2], 100..150, now);
+    let mut nodes = vec![node(0, both(now)), node(1, both(now)), node(2, both(now))];
+    feed(&mut nodes[1], 100..150, both(now));
+    feed(&mut nodes[2], 100..150, both(now));
     let (id0, id1, id2) = (nodes[0].id(), nodes[1].id(), nodes[2].id());
     // The fresh node 0 offers to node 1; node 2 offers to node 0 meanwhile.
-    let first = nodes[0].handle(Input::NeighborUp(id1), now);
+    let first = nodes[0].handle(Input::NeighborUp(id1), both(now));
     assert!(
         first
             .iter()
             .any(|o| matches!(o, Output::Send { to, .. } if *to == id1))
     );
-    let out = nodes[2].handle(Input::NeighborUp(id0), now);
+    let out = nodes[2].handle(Input::NeighborUp(id0), both(now));
     let Some(Output::Send { message: offer, .. }) =
         out.into_iter().find(|o| matches!(o, Output::Send { .. }))
     else {
@@ -433,7 +452,7 @@ fn fresh_node_imports_from_one_peer_at_a_time() {
             from: id2,
             message: offer,
         },
-        now,
+        both(now),
     );
     let Some(Output::Send { message: busy, .. }) =
         out.into_iter().find(|o| matches!(o, Output::Send { .. }))
@@ -447,7 +466,7 @@ fn fresh_node_imports_from_one_peer_at_a_time() {
             from: id0,
             message: busy,
         },
-        now,
+        both(now),
     );
     let retry = out
         .iter()
@@ -464,10 +483,10 @@ fn fresh_node_imports_from_one_peer_at_a_time() {
     pump(
         &mut nodes,
         first.into_iter().map(|o| (id0, o)).collect(),
-        now,
+        both(now),
     );
     assert_eq!(nodes[0].catalog().len(), 51);
-    let later = retry.0;
+    let later = mono(retry.0);
     let out = nodes[2].handle(Input::Timer(retry.1), later);
     let (_, delivered) = pump(
         &mut nodes,
@@ -476,4 +495,72 @@ fn fresh_node_imports_from_one_peer_at_a_time() {
     );
     assert!(delivered >= 2);
     assert!(nodes[0].catalog().contains(&id2));
+}
+
+#[test]
+fn a_wall_clock_step_re_signs_at_once_and_moves_no_timer() {
+    let config = Config::for_tests();
+    let base = 10_000_000;
+    let mut a = node(0, now_ms(base));
+    a.start(now_ms(base));
+    let version = a.catalog().local().payload().version;
+    let hour = Duration::from_secs(3600);
+    // An hour ahead on the wall clock, 10 ms later on the monotonic one.
+    let ahead = Now {
+        mono: m(base + 10),
+        wall: t(base + 10) + hour,
+    };
+    let out = a.handle(Input::NeighborDown(key(9).peer_id()), ahead);
+    let Ok::<[Announcement; 1], _>([Announcement::Entry(e1)]) = broadcasts(&out).try_into() else {
+        panic!("re-announced at once")
+    };
+    assert_eq!(e1.payload().timestamp, ahead.wall);
+    assert_eq!(e1.payload().version, version);
+    // The next announcement is an interval away on the monotonic clock.
+    let next = out
+        .iter()
+        .find_map(|o| match o {
+            Output::ArmTimer {
+                at,
+                timer: Timer::Announce,
+            } => Some(*at),
+            _ => None,
+        })
+        .unwrap();
+    assert!(next <= m(base + 10) + config.announce_interval + config.announce_jitter);
+    // Two hours back: stamping after the last timestamp would look like the future to peers,
+    // so the entry gets a new version, stamped with the clock.
+    let behind = Now {
+        mono: m(base + 20),
+        wall: t(base + 20) - hour,
+    };
+    let out = a.handle(Input::NeighborDown(key(9).peer_id()), behind);
+    let Ok::<[Announcement; 1], _>([Announcement::Entry(e2)]) = broadcasts(&out).try_into() else {
+        panic!("re-announced at once")
+    };
+    assert_eq!(e2.payload().timestamp, behind.wall);
+    assert_eq!(e2.payload().version, version.next());
+
+    // A peer whose clock stepped the same way takes both, and its entry's life runs on the
+    // monotonic clock: neither step purges it.
+    let mut c = Catalog::new(config.clone(), signed(&key(5), Version::new(1, 0), t(1)), 7);
+    let peer_ahead = Now {
+        mono: m(500),
+        wall: ahead.wall,
+    };
+    assert_eq!(
+        c.upsert(e1, Source::Relayed, peer_ahead),
+        UpsertOutcome::New
+    );
+    let peer_behind = Now {
+        mono: m(600),
+        wall: behind.wall,
+    };
+    assert!(c.purge(peer_behind).is_empty());
+    assert_eq!(
+        c.upsert(e2, Source::Relayed, peer_behind),
+        UpsertOutcome::Updated
+    );
+    let record = c.get(&a.id()).unwrap();
+    assert_eq!(record.expires(), m(600) + config.purge_after);
 }

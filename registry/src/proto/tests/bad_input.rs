@@ -8,7 +8,7 @@ use weft_transport::{
     PeerId, SecretKey, Signature, SignatureError, Signed, SignedPayload, cbor_decode, cbor_encode,
 };
 
-use super::{START, key};
+use super::{START, both, key};
 use crate::proto::{
     CommandError, Config, DhtId, ProviderRecord, RecordError, RecordLimits, Refusal, Removal,
     Request, Store, StoreConfig, Stored, Time,
@@ -150,7 +150,7 @@ fn oversized_metadata_is_refused() {
     let id = net.add_node(1, Config::default());
     let err = net
         .node(id)
-        .register("svc", vec![0; 1025], START)
+        .register("svc", vec![0; 1025], both(START))
         .unwrap_err();
     assert_eq!(
         err,
@@ -168,9 +168,12 @@ fn over_long_name_is_refused() {
     );
     let mut net = super::Net::new();
     let id = net.add_node(1, Config::default());
-    let err = net.node(id).register(&name, vec![], START).unwrap_err();
+    let err = net
+        .node(id)
+        .register(&name, vec![], both(START))
+        .unwrap_err();
     assert_eq!(err, CommandError::Invalid(RecordError::NameTooLong(256)));
-    let err = net.node(id).lookup(&name, START).unwrap_err();
+    let err = net.node(id).lookup(&name, both(START)).unwrap_err();
     assert_eq!(err, CommandError::Invalid(RecordError::NameTooLong(256)));
 }
 
@@ -312,6 +315,33 @@ fn removal_signed_by_someone_else_cannot_be_made() {
 fn withdrawing_an_unknown_name_is_an_error() {
     let mut net = super::Net::new();
     let id = net.add_node(1, Config::default());
-    let err = net.node(id).withdraw("nothing", START).unwrap_err();
+    let err = net.node(id).withdraw("nothing", both(START)).unwrap_err();
     assert!(matches!(err, CommandError::NotRegistered(_)));
+}
+
+#[test]
+fn a_copy_issued_in_the_future_gives_way_once_the_clock_stepped_back() {
+    let provider = key(1);
+    let name_key = DhtId::of_name("svc");
+    let mut store = store();
+    // Stored while the clock read an hour ahead.
+    let ahead = START + Duration::from_secs(3600);
+    assert_eq!(
+        store.put_record(signed(&provider, "svc", ahead), ahead),
+        Ok(Stored::New)
+    );
+    // The clock steps back: the held copy no longer validates here, so it is not handed out,
+    // and the provider's copy stamped by the stepped-back clock replaces it.
+    assert!(store.providers(&name_key, START).is_empty());
+    assert_eq!(
+        store.put_record(signed(&provider, "svc", START), START),
+        Ok(Stored::Updated)
+    );
+    assert_eq!(store.providers(&name_key, START).len(), 1);
+    // A valid copy still only gives way to a newer one: replays stay refused.
+    let older = START - Duration::from_secs(1);
+    assert_eq!(
+        store.put_record(signed(&provider, "svc", older), START),
+        Err(Refusal::Outdated)
+    );
 }

@@ -18,6 +18,19 @@ use super::{
 
 pub(super) const START: Time = Time(1_700_000_000_000);
 
+/// Both clocks at virtual time `t` (the harness never steps the wall clock).
+pub(super) fn both(t: Time) -> super::Now {
+    super::Now {
+        mono: mono(t),
+        wall: t,
+    }
+}
+
+/// The monotonic reading at virtual time `t`.
+pub(super) fn mono(t: Time) -> std::time::Duration {
+    std::time::Duration::from_millis(t.as_millis())
+}
+
 pub(crate) fn key(seed: u32) -> SecretKey {
     let mut bytes = [0u8; 32];
     bytes[..4].copy_from_slice(&seed.to_le_bytes());
@@ -88,7 +101,7 @@ impl Net {
             // Chain them so the network is connected, then join.
             net.input(*id, Input::AddPeers(vec![PeerAddr::new(ids[i - 1])]));
             let now = net.now;
-            net.node(*id).bootstrap(now).unwrap();
+            net.node(*id).bootstrap(both(now)).unwrap();
             net.flush(*id);
             net.run();
         }
@@ -99,7 +112,7 @@ impl Net {
         let key = key(seed);
         let id = key.peer_id();
         let rng = ChaCha8Rng::seed_from_u64(u64::from(seed));
-        let node = Node::new(key, PeerAddr::new(id), config, rng, self.now);
+        let node = Node::new(key, PeerAddr::new(id), config, rng, both(self.now));
         self.nodes.insert(id, node);
         self.flush(id);
         id
@@ -112,7 +125,7 @@ impl Net {
     /// Feeds an input to a node and routes its outputs.
     pub(super) fn input(&mut self, id: PeerId, input: Input) {
         let now = self.now;
-        let outputs = self.node(id).handle(input, now);
+        let outputs = self.node(id).handle(input, both(now));
         self.route(id, outputs);
     }
 
@@ -166,6 +179,7 @@ impl Net {
                     }
                 }
                 Output::SetTimer { at, timer } => {
+                    let at = Time(u64::try_from(at.as_millis()).unwrap());
                     self.timer_seq += 1;
                     let key = match timer {
                         Timer::Tick => TimerKey::Tick,
@@ -245,7 +259,7 @@ impl Net {
     /// Looks `name` up from `from` and returns the providers found.
     pub(super) fn lookup(&mut self, from: PeerId, name: &str) -> BTreeSet<PeerId> {
         let now = self.now;
-        let op = self.node(from).lookup(name, now).unwrap();
+        let op = self.node(from).lookup(name, both(now)).unwrap();
         self.flush(from);
         self.run();
         self.found(from, op)
@@ -280,7 +294,7 @@ impl Net {
     pub(super) fn register(&mut self, who: PeerId, name: &str) {
         let now = self.now;
         self.node(who)
-            .register(name, b"meta".to_vec(), now)
+            .register(name, b"meta".to_vec(), both(now))
             .unwrap();
         self.flush(who);
         self.run();
@@ -288,7 +302,7 @@ impl Net {
 
     pub(super) fn withdraw(&mut self, who: PeerId, name: &str) {
         let now = self.now;
-        self.node(who).withdraw(name, now).unwrap();
+        self.node(who).withdraw(name, both(now)).unwrap();
         self.flush(who);
         self.run();
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use weft_transport::PeerAddr;
 
-use super::Net;
+use super::{Net, both};
 use crate::proto::{Config, DhtId, Event};
 
 fn config() -> Config {
@@ -106,7 +106,7 @@ fn records_are_handed_over_to_a_new_closer_node() {
         crate::proto::Input::AddPeers(vec![PeerAddr::new(ids[0])]),
     );
     let now = net.now;
-    net.node(newcomer).bootstrap(now).unwrap();
+    net.node(newcomer).bootstrap(both(now)).unwrap();
     net.flush(newcomer);
     net.run();
     let now = net.now;
@@ -130,7 +130,7 @@ fn a_registration_made_alone_is_published_after_bootstrap() {
         crate::proto::Input::AddPeers(vec![PeerAddr::new(ids[0])]),
     );
     let now = net.now;
-    net.node(loner).bootstrap(now).unwrap();
+    net.node(loner).bootstrap(both(now)).unwrap();
     net.flush(loner);
     net.run();
     let now = net.now;
@@ -146,8 +146,8 @@ fn a_registration_made_alone_is_published_after_bootstrap() {
 fn withdrawing_during_the_publish_leaves_nothing_behind() {
     let (mut net, ids) = Net::with_nodes(20, &config());
     let now = net.now;
-    net.node(ids[4]).register("svc", vec![], now).unwrap();
-    net.node(ids[4]).withdraw("svc", now).unwrap();
+    net.node(ids[4]).register("svc", vec![], both(now)).unwrap();
+    net.node(ids[4]).withdraw("svc", both(now)).unwrap();
     net.flush(ids[4]);
     net.run();
     for &from in &ids {

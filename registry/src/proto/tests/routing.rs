@@ -2,7 +2,7 @@
 
 use weft_transport::{PeerAddr, PeerId};
 
-use super::{START, key};
+use super::{START, key, mono};
 use crate::proto::{DhtId, Insert, RoutingTable};
 
 /// Peers (by seed) falling in bucket `index` of `local`, at least `count` of them.
@@ -18,34 +18,34 @@ fn peers_in_bucket(local: &DhtId, index: usize, count: usize) -> Vec<PeerId> {
 fn full_bucket_asks_for_a_liveness_check_and_keeps_a_live_oldest() {
     let me = key(0).peer_id();
     let local = DhtId::of_peer(&me);
-    let mut table = RoutingTable::new(local, 2, START);
+    let mut table = RoutingTable::new(local, 2, mono(START));
     let peers = peers_in_bucket(&local, 1, 4);
     assert_eq!(
-        table.insert(PeerAddr::new(peers[0]), START),
+        table.insert(PeerAddr::new(peers[0]), mono(START)),
         Insert::Inserted
     );
     assert_eq!(
-        table.insert(PeerAddr::new(peers[1]), START),
+        table.insert(PeerAddr::new(peers[1]), mono(START)),
         Insert::Inserted
     );
-    assert_eq!(table.insert(PeerAddr::new(me), START), Insert::Myself);
+    assert_eq!(table.insert(PeerAddr::new(me), mono(START)), Insert::Myself);
     // Full: the least recently seen must be checked first.
     assert_eq!(
-        table.insert(PeerAddr::new(peers[2]), START),
+        table.insert(PeerAddr::new(peers[2]), mono(START)),
         Insert::CheckLiveness(PeerAddr::new(peers[0]))
     );
     // One check at a time per bucket.
     assert_eq!(
-        table.insert(PeerAddr::new(peers[3]), START),
+        table.insert(PeerAddr::new(peers[3]), mono(START)),
         Insert::Dropped
     );
     // The oldest answers: it stays (now most recently seen), the newcomer is dropped.
-    table.seen(&peers[0], START);
+    table.seen(&peers[0], mono(START));
     assert!(table.contains(&peers[0]));
     assert!(!table.contains(&peers[2]));
     // Now peers[1] is the oldest.
     assert_eq!(
-        table.insert(PeerAddr::new(peers[2]), START),
+        table.insert(PeerAddr::new(peers[2]), mono(START)),
         Insert::CheckLiveness(PeerAddr::new(peers[1]))
     );
 }
@@ -53,16 +53,16 @@ fn full_bucket_asks_for_a_liveness_check_and_keeps_a_live_oldest() {
 #[test]
 fn failed_oldest_is_replaced_by_the_newcomer() {
     let local = DhtId::of_peer(&key(0).peer_id());
-    let mut table = RoutingTable::new(local, 2, START);
+    let mut table = RoutingTable::new(local, 2, mono(START));
     let peers = peers_in_bucket(&local, 0, 3);
-    table.insert(PeerAddr::new(peers[0]), START);
-    table.insert(PeerAddr::new(peers[1]), START);
+    table.insert(PeerAddr::new(peers[0]), mono(START));
+    table.insert(PeerAddr::new(peers[1]), mono(START));
     assert!(matches!(
-        table.insert(PeerAddr::new(peers[2]), START),
+        table.insert(PeerAddr::new(peers[2]), mono(START)),
         Insert::CheckLiveness(_)
     ));
     assert_eq!(
-        table.failed(&peers[0], START),
+        table.failed(&peers[0], mono(START)),
         Some(PeerAddr::new(peers[2]))
     );
     assert!(!table.contains(&peers[0]));
@@ -73,17 +73,17 @@ fn failed_oldest_is_replaced_by_the_newcomer() {
 #[test]
 fn seeing_a_peer_moves_it_to_the_back() {
     let local = DhtId::of_peer(&key(0).peer_id());
-    let mut table = RoutingTable::new(local, 2, START);
+    let mut table = RoutingTable::new(local, 2, mono(START));
     let peers = peers_in_bucket(&local, 0, 3);
-    table.insert(PeerAddr::new(peers[0]), START);
-    table.insert(PeerAddr::new(peers[1]), START);
+    table.insert(PeerAddr::new(peers[0]), mono(START));
+    table.insert(PeerAddr::new(peers[1]), mono(START));
     assert_eq!(
-        table.insert(PeerAddr::new(peers[0]), START),
+        table.insert(PeerAddr::new(peers[0]), mono(START)),
         Insert::Refreshed
     );
     // peers[1] is now the least recently seen.
     assert_eq!(
-        table.insert(PeerAddr::new(peers[2]), START),
+        table.insert(PeerAddr::new(peers[2]), mono(START)),
         Insert::CheckLiveness(PeerAddr::new(peers[1]))
     );
 }
@@ -91,9 +91,9 @@ fn seeing_a_peer_moves_it_to_the_back() {
 #[test]
 fn closest_is_sorted_by_xor_distance() {
     let local = DhtId::of_peer(&key(0).peer_id());
-    let mut table = RoutingTable::new(local, 20, START);
+    let mut table = RoutingTable::new(local, 20, mono(START));
     for seed in 1..200 {
-        table.insert(PeerAddr::new(key(seed).peer_id()), START);
+        table.insert(PeerAddr::new(key(seed).peer_id()), mono(START));
     }
     let target = DhtId::of_name("target");
     let closest = table.closest(&target, 10, None);
@@ -115,28 +115,28 @@ fn closest_is_sorted_by_xor_distance() {
 #[test]
 fn idle_buckets_are_due_for_refresh() {
     let local = DhtId::of_peer(&key(0).peer_id());
-    let mut table = RoutingTable::new(local, 20, START);
+    let mut table = RoutingTable::new(local, 20, mono(START));
     let interval = std::time::Duration::from_secs(600);
-    assert!(table.buckets_to_refresh(START, interval).is_empty());
+    assert!(table.buckets_to_refresh(mono(START), interval).is_empty());
     for seed in 1..50 {
-        table.insert(PeerAddr::new(key(seed).peer_id()), START);
+        table.insert(PeerAddr::new(key(seed).peer_id()), mono(START));
     }
     let later = START + interval;
-    let due = table.buckets_to_refresh(later, interval);
+    let due = table.buckets_to_refresh(mono(later), interval);
     assert!(due.contains(&0));
     // A lookup into bucket 0 makes it fresh again.
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(1);
-    table.touch(&local.random_in_bucket(0, &mut rng), later);
-    assert!(!table.buckets_to_refresh(later, interval).contains(&0));
+    table.touch(&local.random_in_bucket(0, &mut rng), mono(later));
+    assert!(!table.buckets_to_refresh(mono(later), interval).contains(&0));
 }
 
 #[test]
 fn closest_matches_a_full_sort() {
     let me = key(0).peer_id();
     let local = DhtId::of_peer(&me);
-    let mut table = RoutingTable::new(local, 20, START);
+    let mut table = RoutingTable::new(local, 20, mono(START));
     for seed in 1..2000 {
-        table.insert(PeerAddr::new(key(seed).peer_id()), START);
+        table.insert(PeerAddr::new(key(seed).peer_id()), mono(START));
     }
     let excluded = table.peers().nth(3).unwrap().id;
     let mut targets: Vec<DhtId> = (0..50).map(|i| DhtId::of_name(&format!("t{i}"))).collect();
@@ -162,32 +162,35 @@ fn closest_matches_a_full_sort() {
 #[test]
 fn a_peer_survives_failures_below_the_limit_unless_a_newcomer_waits() {
     let local = DhtId::of_peer(&key(0).peer_id());
-    let mut table = RoutingTable::new(local, 2, START).with_max_failures(3);
+    let mut table = RoutingTable::new(local, 2, mono(START)).with_max_failures(3);
     let peers = peers_in_bucket(&local, 0, 3);
-    table.insert(PeerAddr::new(peers[0]), START);
-    table.insert(PeerAddr::new(peers[1]), START);
-    assert_eq!(table.failed(&peers[1], START), None);
-    assert_eq!(table.failed(&peers[1], START), None);
+    table.insert(PeerAddr::new(peers[0]), mono(START));
+    table.insert(PeerAddr::new(peers[1]), mono(START));
+    assert_eq!(table.failed(&peers[1], mono(START)), None);
+    assert_eq!(table.failed(&peers[1], mono(START)), None);
     assert!(
         table.contains(&peers[1]),
         "removed before its third failure"
     );
     // An answer clears the count.
-    table.seen(&peers[1], START);
-    table.failed(&peers[1], START);
-    table.failed(&peers[1], START);
+    table.seen(&peers[1], mono(START));
+    table.failed(&peers[1], mono(START));
+    table.failed(&peers[1], mono(START));
     assert!(table.contains(&peers[1]));
-    table.failed(&peers[1], START);
+    table.failed(&peers[1], mono(START));
     assert!(
         !table.contains(&peers[1]),
         "kept after three failures in a row"
     );
     // With a newcomer waiting, one failure is enough.
-    table.insert(PeerAddr::new(peers[1]), START);
+    table.insert(PeerAddr::new(peers[1]), mono(START));
     assert!(matches!(
-        table.insert(PeerAddr::new(peers[2]), START),
+        table.insert(PeerAddr::new(peers[2]), mono(START)),
         Insert::CheckLiveness(_)
     ));
     let oldest = table.peers().next().unwrap().id;
-    assert_eq!(table.failed(&oldest, START), Some(PeerAddr::new(peers[2])));
+    assert_eq!(
+        table.failed(&oldest, mono(START)),
+        Some(PeerAddr::new(peers[2]))
+    );
 }
