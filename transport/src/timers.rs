@@ -48,7 +48,9 @@ impl<T: fmt::Debug> std::error::Error for Full<T> {}
 
 /// Timers due at monotonic deadlines, at most one pending per timer value, bounded.
 ///
-/// See the [module documentation](self) for the bound and the policy when full.
+/// At most `capacity` one-shot timers are pending; periodic ones (recognised by the predicate
+/// given to [`TimerQueue::new`]) are always admitted, and a new one-shot timer that finds the
+/// queue full is handed back as [`Full`], never dropped silently.
 ///
 /// ```
 /// use std::time::Duration;

@@ -88,10 +88,10 @@ impl Distance {
     }
 }
 
-/// Wall-clock time, milliseconds since the Unix epoch: the shared [`WallTime`] of
-/// weft-transport. Only for what a signature covers (`issued_at`, expiry, removals) and the
+/// Wall-clock time, milliseconds since the Unix epoch: the shared
+/// [`WallTime`](weft_transport::WallTime) of weft-transport. Only for what a signature covers (`issued_at`, expiry, removals) and the
 /// checks of signed data against the local clock; timers, ages and schedules take the
-/// monotonic part of [`Now`].
+/// monotonic part of [`Now`](weft_transport::Now).
 pub use weft_transport::{Now, WallTime as Time};
 
 #[cfg(test)]
