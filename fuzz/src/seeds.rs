@@ -18,7 +18,7 @@ use weft_registry::{
 };
 use weft_sync::{
     Item, ItemId, ItemKey,
-    proto::{Frame, Index, Reconciler, Refusal as SyncRefusal, SET_RECONCILIATION},
+    proto::{Frame, Index, Reconciler, Refusal as SyncRefusal, SET_RECONCILIATION, SetMessage},
 };
 use weft_transport::{NetworkId, PeerAddr, Signed, SignedPayload, cbor_encode, encode_frame};
 
@@ -364,20 +364,6 @@ fn sync_item() -> Vec<Vec<u8>> {
     ]
 }
 
-/// The built-in protocol's messages, mirrored (serde encodes enums by variant name).
-#[derive(Serialize)]
-enum SetMessage {
-    Reconcile(ByteBuf),
-    Offer(Vec<ItemId>),
-    ReconcileDone,
-    Want(Vec<ItemId>),
-    Items {
-        items: Vec<ByteBuf>,
-        missing: Vec<ItemId>,
-    },
-    Live(ByteBuf),
-}
-
 fn sync_session() -> Vec<Vec<u8>> {
     // The victim holds `Item::new(i, b"kept")` for i in 0..20.
     let kept: Vec<Item> = (0..20).map(|i| Item::new(i, b"kept")).collect();
@@ -395,6 +381,7 @@ fn sync_session() -> Vec<Vec<u8>> {
                 .map(|i| ByteBuf::from(i.as_bytes().to_vec()))
                 .collect(),
             missing: vec![],
+            later: vec![],
         },
         SetMessage::ReconcileDone,
         SetMessage::Live(ByteBuf::from(Item::new(200, b"live").as_bytes().to_vec())),
