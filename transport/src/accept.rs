@@ -16,14 +16,14 @@ use tracing::{Instrument, debug};
 use crate::{
     PeerId,
     admission::{InboundTable, Link},
-    endpoint::Registration,
+    endpoint::HandlerRegistration,
 };
 
 /// A protocol's handler as the accept loop calls it.
 pub(crate) type Handler = Arc<Box<dyn DynProtocolHandler>>;
 
 /// Handlers by ALPN.
-pub(crate) type HandlerTable = Arc<RwLock<BTreeMap<Vec<u8>, (Registration, Handler)>>>;
+pub(crate) type HandlerTable = Arc<RwLock<BTreeMap<Vec<u8>, (HandlerRegistration, Handler)>>>;
 
 /// What the accept loop needs besides the iroh endpoint.
 pub(crate) struct AcceptConfig {

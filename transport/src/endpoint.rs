@@ -313,12 +313,12 @@ pub enum RegisterError {
 /// registration, so [`Endpoint::unregister_exact`] never removes a handler registered later
 /// for the same protocol (by a newer instance of the same layer, say).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Registration {
+pub struct HandlerRegistration {
     protocol: Protocol,
     id: u64,
 }
 
-impl Registration {
+impl HandlerRegistration {
     /// The registered protocol.
     pub fn protocol(&self) -> Protocol {
         self.protocol
@@ -464,13 +464,13 @@ impl Endpoint {
     /// Routes inbound connections for `protocol` to `handler`.
     ///
     /// The handler is any iroh [`ProtocolHandler`]; it receives each accepted connection whose
-    /// ALPN is this protocol on this network. The returned [`Registration`] removes exactly
+    /// ALPN is this protocol on this network. The returned [`HandlerRegistration`] removes exactly
     /// this handler later ([`Endpoint::unregister_exact`]).
     pub fn register(
         &self,
         protocol: Protocol,
         handler: impl ProtocolHandler,
-    ) -> Result<Registration, RegisterError> {
+    ) -> Result<HandlerRegistration, RegisterError> {
         let alpn = self.alpn(protocol);
         let mut handlers = self
             .inner
@@ -481,7 +481,7 @@ impl Endpoint {
             return Err(RegisterError::AlreadyRegistered(protocol));
         }
         let handler: Box<dyn DynProtocolHandler> = Box::new(handler);
-        let registration = Registration {
+        let registration = HandlerRegistration {
             protocol,
             id: self.inner.registrations.fetch_add(1, Ordering::Relaxed),
         };
@@ -499,11 +499,15 @@ impl Endpoint {
 
     /// Stops routing the registration's protocol if this registration still holds it; a handler
     /// registered for the protocol since stays. Returns whether it was removed.
-    pub fn unregister_exact(&self, registration: Registration) -> bool {
+    pub fn unregister_exact(&self, registration: HandlerRegistration) -> bool {
         self.remove_handler(registration.protocol, |current| *current == registration)
     }
 
-    fn remove_handler(&self, protocol: Protocol, is_it: impl Fn(&Registration) -> bool) -> bool {
+    fn remove_handler(
+        &self,
+        protocol: Protocol,
+        is_it: impl Fn(&HandlerRegistration) -> bool,
+    ) -> bool {
         let alpn = self.alpn(protocol);
         let mut handlers = self
             .inner

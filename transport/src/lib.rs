@@ -31,6 +31,8 @@ mod cache;
 #[cfg(feature = "net")]
 mod endpoint;
 #[cfg(feature = "net")]
+mod events;
+#[cfg(feature = "net")]
 mod memory;
 #[cfg(feature = "net")]
 mod stream;
@@ -52,9 +54,11 @@ pub use endpoint::{
     BindError, Builder as EndpointBuilder, ConnectError, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_DISPLACE_AFTER_IDLE, DEFAULT_FIRST_DATA_DEADLINE, DEFAULT_MAX_CACHED_CONNECTIONS,
     DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_INBOUND, DEFAULT_MAX_INBOUND_PER_PEER,
-    DEFAULT_MAX_KNOWN_ADDRS, DEFAULT_MAX_STREAMS_PER_CONNECTION, Endpoint, InboundStats,
-    RegisterError, Registration, RelayChoice,
+    DEFAULT_MAX_KNOWN_ADDRS, DEFAULT_MAX_STREAMS_PER_CONNECTION, Endpoint, HandlerRegistration,
+    InboundStats, RegisterError, RelayChoice,
 };
+#[cfg(feature = "net")]
+pub use events::{Delivery, EventSender, Events, LayerEvent, Subscribers};
 #[cfg(feature = "net")]
 pub use memory::{
     DELAY_LINE_CAPACITY, INBOX_CAPACITY, LinkConfig, MEMORY_TRANSPORT_ID, MemoryNetwork,

@@ -17,7 +17,7 @@ use tokio::{
 use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 use tracing::debug;
 use weft_transport::{
-    Endpoint, FrameError, FramedRecv, FramedSend, PeerAddr, PeerId, Registration,
+    Endpoint, FrameError, FramedRecv, FramedSend, HandlerRegistration, PeerAddr, PeerId,
     iroh::{AcceptError, Connection, ProtocolHandler},
 };
 
@@ -149,7 +149,7 @@ pub(super) struct Actor {
     subscribers: HashMap<TopicId, Subscribers>,
     /// One task per subscriber, ending (with its topic and id) when the subscriber is dropped.
     subscriber_watch: JoinSet<(TopicId, u64)>,
-    registration: Registration,
+    registration: HandlerRegistration,
     timers: BinaryHeap<Reverse<(Instant, u64, Timer<PeerId>)>>,
     timer_seq: u64,
     pub(super) bytes_sent: Arc<AtomicU64>,
@@ -163,7 +163,7 @@ impl Actor {
     pub(super) fn new(
         state: State<PeerId>,
         endpoint: Endpoint,
-        registration: Registration,
+        registration: HandlerRegistration,
         commands: mpsc::Receiver<ToActor>,
         conns: mpsc::Receiver<Connection>,
         builder: Builder,

@@ -29,7 +29,7 @@ use std::{
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use weft_transport::{Endpoint, PeerAddr, PeerId, Protocol, RegisterError, Registration};
+use weft_transport::{Endpoint, HandlerRegistration, PeerAddr, PeerId, Protocol, RegisterError};
 
 mod actor;
 
@@ -179,7 +179,7 @@ struct Inner {
     me: PeerId,
     endpoint: Endpoint,
     /// Our `gossip/1` handler: removed on drop, and only if it is still ours.
-    registration: Registration,
+    registration: HandlerRegistration,
     /// Cancelled when the actor has ended.
     done: CancellationToken,
 }

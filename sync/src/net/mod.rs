@@ -23,7 +23,7 @@ use std::{sync::Arc, time::Duration};
 
 use tokio::sync::{mpsc, oneshot};
 use weft_gossip::{Gossip, TopicId};
-use weft_transport::{Endpoint, PeerAddr, PeerId, Protocol, RegisterError, Registration};
+use weft_transport::{Endpoint, HandlerRegistration, PeerAddr, PeerId, Protocol, RegisterError};
 
 use self::{
     actor::{Actor, Limits, ToActor},
@@ -174,7 +174,7 @@ struct Inner {
     event_capacity: usize,
     gossip: Gossip,
     endpoint: Endpoint,
-    registration: Registration,
+    registration: HandlerRegistration,
 }
 
 impl Drop for Inner {
