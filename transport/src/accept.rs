@@ -76,9 +76,17 @@ async fn handle_incoming(
         return;
     };
     drop(handshake);
+    serve_admitted(&handler, conn, &config.inbound).await;
+}
+
+/// Admits `conn` ([`crate::admission`]), then lets `handler` serve it, holding the slot until the
+/// connection is gone; closes a connection that sends nothing within the first-data deadline.
+/// Shared by the endpoint's own accept loop and by [`crate::MountedProtocol`] under an iroh
+/// `Router`.
+pub(crate) async fn serve_admitted(handler: &Handler, conn: Connection, inbound: &InboundTable) {
     let peer = PeerId::from(conn.remote_id());
     let link: Arc<dyn Link> = Arc::new(conn.clone());
-    let slot = match config.inbound.admit(peer, link, Instant::now()) {
+    let slot = match inbound.admit(peer, link, Instant::now()) {
         Ok(slot) => slot,
         Err(refused) => {
             debug!(peer = %peer.fmt_short(), ?refused, "inbound connection refused");
@@ -86,7 +94,7 @@ async fn handle_incoming(
             return;
         }
     };
-    let deadline = config.inbound.config().first_data_deadline;
+    let deadline = inbound.config().first_data_deadline;
     let silent_check = {
         let conn = conn.clone();
         async move {

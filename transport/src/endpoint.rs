@@ -31,6 +31,7 @@ use crate::{
     accept::{AcceptConfig, Handler, HandlerTable, accept_loop},
     admission::{AdmissionConfig, InboundTable},
     cache::ConnectionCache,
+    mount::MountedProtocol,
 };
 
 /// Default time a dial may take before [`ConnectError::Timeout`].
@@ -242,7 +243,24 @@ impl Builder {
             .bind()
             .await
             .map_err(|err| BindError::Iroh(err.to_string()))?;
-        Ok(Endpoint::start(endpoint, &self, known_addrs))
+        Ok(Endpoint::new(endpoint, &self, known_addrs, true))
+    }
+}
+
+impl Builder {
+    /// Wraps an iroh endpoint you already run, whose iroh `Router` accepts connections: weft's
+    /// layers then spawn on the returned [`Endpoint`] as usual, and you mount each of them on
+    /// your router with [`Endpoint::mount`]. Only the network, the connect timeout, the
+    /// connection cache and the inbound admission settings of this builder apply (the key,
+    /// addresses and relays are the iroh endpoint's). Shutting the returned endpoint down shuts
+    /// the layers down but leaves the iroh endpoint open: it is yours (your router's
+    /// `shutdown` closes it).
+    pub fn wrap_iroh(self, endpoint: iroh::Endpoint) -> Endpoint {
+        let known_addrs = MemoryLookup::new();
+        if let Ok(lookup) = endpoint.address_lookup() {
+            lookup.add(known_addrs.clone());
+        }
+        Endpoint::new(endpoint, &self, known_addrs, false)
     }
 }
 
@@ -359,6 +377,8 @@ struct Inner {
     max_known_addrs: usize,
     connect_timeout: Duration,
     cancel: CancellationToken,
+    /// Whether weft runs the accept loop and sets the ALPNs (not under a user's iroh `Router`).
+    owns_accept: bool,
     accept_loop: Mutex<Option<AbortOnDropHandle<()>>>,
     inbound: InboundTable,
 }
@@ -376,7 +396,14 @@ impl Endpoint {
         Builder::default()
     }
 
-    fn start(endpoint: iroh::Endpoint, config: &Builder, known_addrs: MemoryLookup) -> Self {
+    /// An endpoint on `endpoint`; `owns_accept` says whether weft runs the accept loop (or a
+    /// user's iroh `Router` does, see [`Builder::wrap_iroh`]).
+    fn new(
+        endpoint: iroh::Endpoint,
+        config: &Builder,
+        known_addrs: MemoryLookup,
+        owns_accept: bool,
+    ) -> Self {
         let handlers = Arc::new(RwLock::new(BTreeMap::new()));
         let cancel = CancellationToken::new();
         let inbound = InboundTable::new(AdmissionConfig {
@@ -385,18 +412,22 @@ impl Endpoint {
             first_data_deadline: config.first_data_deadline,
             displace_after_idle: config.displace_after_idle,
         });
-        let accept = AcceptConfig {
-            handlers: handlers.clone(),
-            cancel: cancel.clone(),
-            inbound: inbound.clone(),
-            handshakes: Arc::new(Semaphore::new(config.max_handshakes)),
-            handshake_timeout: config.connect_timeout,
-        };
-        let accept_loop = tokio::spawn(accept_loop(endpoint.clone(), accept).instrument(
-            tracing::info_span!("weft.accept", me = %PeerId::from(endpoint.id()).fmt_short()),
-        ));
-        // No protocols yet: refuse every handshake until one registers.
-        endpoint.set_alpns(Vec::new());
+        let accept_loop = owns_accept.then(|| {
+            let accept = AcceptConfig {
+                handlers: handlers.clone(),
+                cancel: cancel.clone(),
+                inbound: inbound.clone(),
+                handshakes: Arc::new(Semaphore::new(config.max_handshakes)),
+                handshake_timeout: config.connect_timeout,
+            };
+            let span =
+                tracing::info_span!("weft.accept", me = %PeerId::from(endpoint.id()).fmt_short());
+            // No protocols yet: refuse every handshake until one registers.
+            endpoint.set_alpns(Vec::new());
+            AbortOnDropHandle::new(tokio::spawn(
+                accept_loop(endpoint.clone(), accept).instrument(span),
+            ))
+        });
         Self {
             inner: Arc::new(Inner {
                 endpoint,
@@ -410,7 +441,8 @@ impl Endpoint {
                 max_known_addrs: config.max_known_addrs,
                 connect_timeout: config.connect_timeout,
                 cancel,
-                accept_loop: Mutex::new(Some(AbortOnDropHandle::new(accept_loop))),
+                owns_accept,
+                accept_loop: Mutex::new(accept_loop),
                 inbound,
             }),
         }
@@ -486,9 +518,11 @@ impl Endpoint {
             id: self.inner.registrations.fetch_add(1, Ordering::Relaxed),
         };
         handlers.insert(alpn, (registration, Arc::new(handler)));
-        self.inner
-            .endpoint
-            .set_alpns(handlers.keys().cloned().collect());
+        if self.inner.owns_accept {
+            self.inner
+                .endpoint
+                .set_alpns(handlers.keys().cloned().collect());
+        }
         Ok(registration)
     }
 
@@ -521,9 +555,11 @@ impl Endpoint {
             return false;
         }
         handlers.remove(&alpn);
-        self.inner
-            .endpoint
-            .set_alpns(handlers.keys().cloned().collect());
+        if self.inner.owns_accept {
+            self.inner
+                .endpoint
+                .set_alpns(handlers.keys().cloned().collect());
+        }
         true
     }
 
@@ -597,6 +633,18 @@ impl Endpoint {
         }
     }
 
+    /// `protocol` as an iroh [`ProtocolHandler`] for a router you run: mount it with
+    /// `Router::builder(iroh_endpoint).accept(endpoint.alpn(protocol), endpoint.mount(protocol))`
+    /// on an endpoint made with [`Builder::wrap_iroh`]. See [`MountedProtocol`].
+    pub fn mount(&self, protocol: Protocol) -> MountedProtocol {
+        MountedProtocol {
+            protocol,
+            alpn: self.alpn(protocol),
+            handlers: self.inner.handlers.clone(),
+            inbound: self.inner.inbound.clone(),
+        }
+    }
+
     /// The iroh endpoint underneath, for users who bring their own iroh protocols.
     pub fn iroh(&self) -> &iroh::Endpoint {
         &self.inner.endpoint
@@ -605,16 +653,18 @@ impl Endpoint {
     /// Shuts down: lets every handler shut down (while dials still work, so goodbyes get
     /// through), stops accepting, then closes all connections gracefully. Idempotent.
     pub async fn shutdown(&self) {
-        // Handlers first, while dials still work: a goodbye may need a connection.
-        let handlers: Vec<Handler> = self
+        // Handlers first, while dials still work: a goodbye may need a connection. The layer
+        // registered last goes first (it may ride on one registered before it: sync on gossip).
+        let mut handlers: Vec<(HandlerRegistration, Handler)> = self
             .inner
             .handlers
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .values()
-            .map(|(_, handler)| handler.clone())
+            .cloned()
             .collect();
-        for handler in handlers {
+        handlers.sort_by_key(|(registration, _)| std::cmp::Reverse(registration.id));
+        for (_, handler) in handlers {
             handler.shutdown().await;
         }
         self.inner.cancel.cancel();
@@ -625,7 +675,9 @@ impl Endpoint {
         {
             warn!("accept loop panicked: {err}");
         }
-        self.inner.endpoint.close().await;
+        if self.inner.owns_accept {
+            self.inner.endpoint.close().await;
+        }
     }
 
     /// What inbound admission has done so far: connections held now, displaced, refused.

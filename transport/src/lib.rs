@@ -35,6 +35,8 @@ mod events;
 #[cfg(feature = "net")]
 mod memory;
 #[cfg(feature = "net")]
+mod mount;
+#[cfg(feature = "net")]
 mod stream;
 
 pub use addr::{PeerAddr, RelayUrl, Ticket, TicketError};
@@ -65,6 +67,8 @@ pub use memory::{
     MemoryStats,
 };
 #[cfg(feature = "net")]
+pub use mount::MountedProtocol;
+#[cfg(feature = "net")]
 pub use stream::{FramedRecv, FramedSend, RequestError, Responder, accept_request, request};
 #[cfg(feature = "net")]
 pub use time::{Clock, OffsetWallClock, SystemWallClock, WallClock};
@@ -73,6 +77,7 @@ pub use time::{Clock, OffsetWallClock, SystemWallClock, WallClock};
 /// iroh directly.
 #[cfg(feature = "net")]
 pub mod iroh {
+    pub use iroh::Endpoint;
     pub use iroh::endpoint::{Connection, ConnectionError, RecvStream, SendStream};
-    pub use iroh::protocol::{AcceptError, ProtocolHandler};
+    pub use iroh::protocol::{AcceptError, ProtocolHandler, Router};
 }
