@@ -38,6 +38,8 @@ mod memory;
 mod mount;
 #[cfg(feature = "net")]
 mod stream;
+#[cfg(feature = "net")]
+mod writers;
 
 pub use addr::{PeerAddr, RelayUrl, Ticket, TicketError};
 pub use frame::{
@@ -72,6 +74,8 @@ pub use mount::MountedProtocol;
 pub use stream::{FramedRecv, FramedSend, RequestError, Responder, accept_request, request};
 #[cfg(feature = "net")]
 pub use time::{Clock, OffsetWallClock, SystemWallClock, WallClock};
+#[cfg(feature = "net")]
+pub use writers::{Sent, WriterPool};
 
 /// Re-exports of the iroh types that appear in this crate's API, so users need not depend on
 /// iroh directly.
