@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use weft_fuzz::{assert_round_trip, chunks, peer};
-use weft_gossip::{Config, InEvent, Message, State, Timer, TopicId};
+use weft_gossip::{Config, Input, Message, State, Timer, TopicId};
 use weft_transport::{PeerId, cbor_decode};
 
 fuzz_target!(|data: &[u8]| {
@@ -40,30 +40,30 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         assert_round_trip(&message);
-        let out = state.handle(InEvent::RecvMessage(sender, message), now);
+        let out = state.handle(Input::RecvMessage(sender, message), now);
         collect(out, &mut timers);
         if from & 3 == 3 {
-            let out = state.handle(InEvent::PeerDisconnected(sender), now);
+            let out = state.handle(Input::PeerDisconnected(sender), now);
             collect(out, &mut timers);
         }
     }
     // Fire what was armed (a bounded number: timers re-arm themselves).
     for timer in timers.drain(..).take(64).collect::<Vec<_>>() {
         now += Duration::from_secs(1);
-        let out = state.handle(InEvent::TimerExpired(timer), now);
+        let out = state.handle(Input::TimerExpired(timer), now);
         let mut ignored = Vec::new();
         collect(out, &mut ignored);
     }
 });
 
 fn collect(
-    out: impl Iterator<Item = weft_gossip::OutEvent<PeerId>>,
+    out: impl Iterator<Item = weft_gossip::Output<PeerId>>,
     timers: &mut Vec<Timer<PeerId>>,
 ) {
     for event in out {
         match event {
-            weft_gossip::OutEvent::ScheduleTimer(_, timer) => timers.push(timer),
-            weft_gossip::OutEvent::SendMessage(to, message) => {
+            weft_gossip::Output::ScheduleTimer(_, timer) => timers.push(timer),
+            weft_gossip::Output::SendMessage(to, message) => {
                 assert_ne!(to, peer(1), "a message to ourselves");
                 weft_transport::cbor_encode(&message).expect("an outgoing message encodes");
             }

@@ -17,7 +17,7 @@ use weft_fuzz::chunks;
 use weft_sync::{
     Item,
     proto::{
-        Config, Frame, InEvent, Manager, OutEvent, ProtocolFactory, SET_RECONCILIATION,
+        Config, Frame, Input, Manager, Output, ProtocolFactory, SET_RECONCILIATION,
         SetReconciliationFactory, Timer, TopicItems,
     },
     store::{MemoryStore, Store},
@@ -51,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
         protocol: SET_RECONCILIATION.into(),
     };
     manager.handle(
-        InEvent::Frame {
+        Input::Frame {
             session,
             frame: hello,
         },
@@ -69,17 +69,17 @@ fuzz_target!(|data: &[u8]| {
                 Err(_) => continue,
             }
         };
-        manager.handle(InEvent::Frame { session, frame }, now);
+        manager.handle(Input::Frame { session, frame }, now);
         drain(&mut manager, &mut timers);
     }
     if control & 2 != 0 {
         for timer in std::mem::take(&mut timers).into_iter().take(16) {
             now += Duration::from_secs(60);
-            manager.handle(InEvent::TimerExpired(timer), now);
+            manager.handle(Input::TimerExpired(timer), now);
             drain(&mut manager, &mut Vec::new());
         }
         manager.handle(
-            InEvent::Closed {
+            Input::Closed {
                 session,
                 error: None,
             },
@@ -110,8 +110,8 @@ fuzz_target!(|data: &[u8]| {
 fn drain(manager: &mut Manager<u32>, timers: &mut Vec<Timer<u32>>) {
     for out in manager.drain() {
         match out {
-            OutEvent::ScheduleTimer(_, timer) => timers.push(timer),
-            OutEvent::Send { frame, .. } => {
+            Output::ScheduleTimer(_, timer) => timers.push(timer),
+            Output::Send { frame, .. } => {
                 weft_transport::cbor_encode(&frame).expect("an outgoing frame encodes");
             }
             _ => {}
