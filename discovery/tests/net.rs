@@ -442,7 +442,6 @@ async fn loopback_quic_nodes_learn_addresses_and_dial_by_id() {
     let stranger = Discovery::builder(config())
         .spawn(&endpoint, &gossip)
         .await
-        .await
         .unwrap();
     let learnt = stranger.sync_with(nodes[0].endpoint.addr()).await.unwrap();
     // Learnt counts the peers other than the one synced with.
@@ -466,7 +465,6 @@ async fn a_subscriber_that_falls_behind_is_told_it_lagged() {
     let discovery = Discovery::builder(config())
         .event_capacity(1)
         .spawn(&endpoint, &gossip)
-        .await
         .await
         .unwrap();
     let first = TestNode {
