@@ -138,7 +138,7 @@ async fn throwaway_identities_do_not_stop_honest_broadcasts() {
             .split();
         wait_joined(&mut events).await;
         honest.push(Honest {
-            endpoint: endpoint,
+            endpoint,
             gossip,
             sender,
             events,

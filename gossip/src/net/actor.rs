@@ -465,7 +465,12 @@ impl Actor {
         }
         // A subscriber whose event stream is gone stays (its sender half keeps the topic);
         // `deliver` does nothing for it.
-        for sub in subscribers.by_id.values_mut() {
+        let mut subs = subscribers.by_id.values_mut().peekable();
+        while let Some(sub) = subs.next() {
+            if subs.peek().is_none() {
+                sub.deliver(event);
+                break;
+            }
             sub.deliver(event.clone());
         }
     }
