@@ -22,7 +22,7 @@ use weft_sync::{
     },
     store::{MemoryStore, Store},
 };
-use weft_transport::cbor_decode;
+use weft_transport::{Now, cbor_decode};
 
 const VICTIM: u32 = 0;
 const ATTACKER: u32 = 1;
@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
 
     let mut now = Duration::ZERO;
     let mut timers = Vec::new();
-    let session = manager.accept(ATTACKER, now);
+    let session = manager.accept(ATTACKER, at(now));
     let hello = Frame::Hello {
         topic,
         protocol: SET_RECONCILIATION.into(),
@@ -55,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
             session,
             frame: hello,
         },
-        now,
+        at(now),
     );
     drain(&mut manager, &mut timers);
 
@@ -69,13 +69,13 @@ fuzz_target!(|data: &[u8]| {
                 Err(_) => continue,
             }
         };
-        manager.handle(Input::Frame { session, frame }, now);
+        manager.handle(Input::Frame { session, frame }, at(now));
         drain(&mut manager, &mut timers);
     }
     if control & 2 != 0 {
         for timer in std::mem::take(&mut timers).into_iter().take(16) {
             now += Duration::from_secs(60);
-            manager.handle(Input::TimerExpired(timer), now);
+            manager.handle(Input::TimerExpired(timer), at(now));
             drain(&mut manager, &mut Vec::new());
         }
         manager.handle(
@@ -83,7 +83,7 @@ fuzz_target!(|data: &[u8]| {
                 session,
                 error: None,
             },
-            now,
+            at(now),
         );
         drain(&mut manager, &mut Vec::new());
     }
@@ -116,5 +116,13 @@ fn drain(manager: &mut Manager<u32>, timers: &mut Vec<Timer<u32>>) {
             }
             _ => {}
         }
+    }
+}
+
+/// The manager's view of monotonic time `mono`.
+fn at(mono: Duration) -> Now {
+    Now {
+        mono,
+        ..Now::default()
     }
 }
