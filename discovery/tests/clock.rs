@@ -49,6 +49,7 @@ async fn node(
     let gossip = Gossip::builder()
         .config(gossip_config)
         .spawn(&endpoint)
+        .await
         .unwrap();
     let config = Config {
         // Announce every second, purge after three: a stalled announce loop or a purge fired

@@ -86,6 +86,7 @@ async fn node_with(
     let gossip = Gossip::builder()
         .config(gossip_config())
         .spawn(&endpoint)
+        .await
         .unwrap();
     let mut builder = Discovery::builder(config).departure_grace(Duration::from_millis(100));
     if let Some(first) = bootstrap {
@@ -405,6 +406,7 @@ async fn loopback_quic_nodes_learn_addresses_and_dial_by_id() {
         let gossip = Gossip::builder()
             .config(gossip_config())
             .spawn(&endpoint)
+            .await
             .unwrap();
         let mut builder = Discovery::builder(config());
         if let Some(first) = nodes.first() {
@@ -436,7 +438,7 @@ async fn loopback_quic_nodes_learn_addresses_and_dial_by_id() {
         .bind()
         .await
         .unwrap();
-    let gossip = Gossip::builder().spawn(&endpoint).unwrap();
+    let gossip = Gossip::builder().spawn(&endpoint).await.unwrap();
     let stranger = Discovery::builder(config())
         .spawn(&endpoint, &gossip)
         .await
@@ -458,6 +460,7 @@ async fn a_subscriber_that_falls_behind_is_told_it_lagged() {
     let gossip = Gossip::builder()
         .config(gossip_config())
         .spawn(&endpoint)
+        .await
         .unwrap();
     let discovery = Discovery::builder(config())
         .event_capacity(1)

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use weft_fuzz::{assert_round_trip, chunks, peer};
-use weft_gossip::{Config, InEvent, Message, State, Timer, TopicId};
-use weft_transport::{PeerId, cbor_decode};
+use weft_gossip::{Config, Input, Message, State, Timer, TopicId};
+use weft_transport::{Now, PeerId, cbor_decode};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
     let topic = TopicId::from_name("fuzz");
     let peers = [peer(2), peer(3), peer(4)];
     let mut state = State::new(peer(1), Config::default(), u64::from(mode));
-    state.join(topic, &peers[..1], Duration::ZERO).unwrap();
+    state.join(topic, &peers[..1], Now::default()).unwrap();
     let mut timers: Vec<Timer<PeerId>> = Vec::new();
     collect(state.drain(), &mut timers);
     let mut now = Duration::ZERO;
@@ -40,34 +40,42 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         assert_round_trip(&message);
-        let out = state.handle(InEvent::RecvMessage(sender, message), now);
-        collect(out, &mut timers);
+        state.handle(Input::RecvMessage(sender, message), at(now));
+        collect(state.drain(), &mut timers);
         if from & 3 == 3 {
-            let out = state.handle(InEvent::PeerDisconnected(sender), now);
-            collect(out, &mut timers);
+            state.handle(Input::PeerDisconnected(sender), at(now));
+            collect(state.drain(), &mut timers);
         }
     }
     // Fire what was armed (a bounded number: timers re-arm themselves).
     for timer in timers.drain(..).take(64).collect::<Vec<_>>() {
         now += Duration::from_secs(1);
-        let out = state.handle(InEvent::TimerExpired(timer), now);
+        state.handle(Input::TimerExpired(timer), at(now));
         let mut ignored = Vec::new();
-        collect(out, &mut ignored);
+        collect(state.drain(), &mut ignored);
     }
 });
 
 fn collect(
-    out: impl Iterator<Item = weft_gossip::OutEvent<PeerId>>,
+    out: impl Iterator<Item = weft_gossip::Output<PeerId>>,
     timers: &mut Vec<Timer<PeerId>>,
 ) {
     for event in out {
         match event {
-            weft_gossip::OutEvent::ScheduleTimer(_, timer) => timers.push(timer),
-            weft_gossip::OutEvent::SendMessage(to, message) => {
+            weft_gossip::Output::ScheduleTimer(_, timer) => timers.push(timer),
+            weft_gossip::Output::SendMessage(to, message) => {
                 assert_ne!(to, peer(1), "a message to ourselves");
                 weft_transport::cbor_encode(&message).expect("an outgoing message encodes");
             }
             _ => {}
         }
+    }
+}
+
+/// The proto's view of monotonic time `mono`.
+fn at(mono: Duration) -> Now {
+    Now {
+        mono,
+        ..Now::default()
     }
 }

@@ -17,12 +17,12 @@ use weft_fuzz::chunks;
 use weft_sync::{
     Item,
     proto::{
-        Config, Frame, InEvent, Manager, OutEvent, ProtocolFactory, SET_RECONCILIATION,
+        Config, Frame, Input, Manager, Output, ProtocolFactory, SET_RECONCILIATION,
         SetReconciliationFactory, Timer, TopicItems,
     },
     store::{MemoryStore, Store},
 };
-use weft_transport::cbor_decode;
+use weft_transport::{Now, cbor_decode};
 
 const VICTIM: u32 = 0;
 const ATTACKER: u32 = 1;
@@ -45,17 +45,17 @@ fuzz_target!(|data: &[u8]| {
 
     let mut now = Duration::ZERO;
     let mut timers = Vec::new();
-    let session = manager.accept(ATTACKER, now);
+    let session = manager.accept(ATTACKER, at(now));
     let hello = Frame::Hello {
         topic,
         protocol: SET_RECONCILIATION.into(),
     };
     manager.handle(
-        InEvent::Frame {
+        Input::Frame {
             session,
             frame: hello,
         },
-        now,
+        at(now),
     );
     drain(&mut manager, &mut timers);
 
@@ -69,21 +69,21 @@ fuzz_target!(|data: &[u8]| {
                 Err(_) => continue,
             }
         };
-        manager.handle(InEvent::Frame { session, frame }, now);
+        manager.handle(Input::Frame { session, frame }, at(now));
         drain(&mut manager, &mut timers);
     }
     if control & 2 != 0 {
         for timer in std::mem::take(&mut timers).into_iter().take(16) {
             now += Duration::from_secs(60);
-            manager.handle(InEvent::TimerExpired(timer), now);
+            manager.handle(Input::TimerExpired(timer), at(now));
             drain(&mut manager, &mut Vec::new());
         }
         manager.handle(
-            InEvent::Closed {
+            Input::Closed {
                 session,
                 error: None,
             },
-            now,
+            at(now),
         );
         drain(&mut manager, &mut Vec::new());
     }
@@ -110,11 +110,19 @@ fuzz_target!(|data: &[u8]| {
 fn drain(manager: &mut Manager<u32>, timers: &mut Vec<Timer<u32>>) {
     for out in manager.drain() {
         match out {
-            OutEvent::ScheduleTimer(_, timer) => timers.push(timer),
-            OutEvent::Send { frame, .. } => {
+            Output::ScheduleTimer(_, timer) => timers.push(timer),
+            Output::Send { frame, .. } => {
                 weft_transport::cbor_encode(&frame).expect("an outgoing frame encodes");
             }
             _ => {}
         }
+    }
+}
+
+/// The manager's view of monotonic time `mono`.
+fn at(mono: Duration) -> Now {
+    Now {
+        mono,
+        ..Now::default()
     }
 }

@@ -11,7 +11,7 @@ use weft_discovery::{
 };
 use weft_gossip::{
     Content, Message as GossipMessage, MessageId, Scope, TopicId, TopicMessage,
-    proto::{BroadcastMessage, Gossip, IHave, MembershipMessage},
+    proto::{BroadcastMessage, IHave, MembershipMessage, Push},
 };
 use weft_registry::{
     Ack, DhtId, ProviderRecord, Refusal as RegistryRefusal, Removal, Request, Response, Stored,
@@ -133,7 +133,7 @@ fn gossip_messages() -> Vec<GossipMessage<weft_transport::PeerId>> {
         MembershipMessage::Disconnect { alive: true },
     ];
     let broadcast = [
-        BroadcastMessage::Gossip(Gossip {
+        BroadcastMessage::Gossip(Push {
             id,
             content,
             hops: 1,

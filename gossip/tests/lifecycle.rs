@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{Net, fast_config, init_tracing, spawn_gossip};
 use tokio::{sync::mpsc, task::JoinSet, time::timeout};
 use weft_gossip::{
-    Error, Event, GOSSIP, Gossip, Topic, TopicEvents, TopicId,
+    Error, Event, Gossip, PROTOCOL, Topic, TopicEvents, TopicId,
     proto::{MembershipMessage, Message, TopicMessage},
 };
 use weft_transport::{
@@ -55,8 +55,8 @@ async fn pair(seed: u64) -> (Net, [(Endpoint, Gossip); 2], Topic, Topic) {
     let net = Net::memory(seed);
     let a_ep = net.endpoint(1).await;
     let b_ep = net.endpoint(2).await;
-    let a = spawn_gossip(&a_ep);
-    let b = spawn_gossip(&b_ep);
+    let a = spawn_gossip(&a_ep).await;
+    let b = spawn_gossip(&b_ep).await;
     let mut a_topic = a.subscribe(topic(), vec![]).await.unwrap();
     let mut b_topic = b.subscribe(topic(), vec![a_ep.addr()]).await.unwrap();
     for t in [&mut a_topic, &mut b_topic] {
@@ -142,11 +142,12 @@ async fn a_slow_subscriber_lags_without_holding_back_another() {
     let net = Net::memory(14);
     let a_ep = net.endpoint(1).await;
     let b_ep = net.endpoint(2).await;
-    let a = spawn_gossip(&a_ep);
+    let a = spawn_gossip(&a_ep).await;
     let b = Gossip::builder()
         .config(fast_config())
         .event_capacity(4)
         .spawn(&b_ep)
+        .await
         .unwrap();
     let (a_sender, mut a_events) = a.subscribe(topic(), vec![]).await.unwrap().split();
     // The slow one: NeighborUp and Joined fill half its queue, and it is not read until the end.
@@ -206,8 +207,8 @@ async fn a_second_subscribe_joins_through_its_bootstrap_peers() {
     let net = Net::memory(15);
     let a_ep = net.endpoint(1).await;
     let b_ep = net.endpoint(2).await;
-    let a = spawn_gossip(&a_ep);
-    let b = spawn_gossip(&b_ep);
+    let a = spawn_gossip(&a_ep).await;
+    let b = spawn_gossip(&b_ep).await;
     let (_a_sender, mut a_events) = a.subscribe(topic(), vec![]).await.unwrap().split();
     // b's first subscriber waits alone; the second brings a bootstrap peer.
     let (_, mut first) = b.subscribe(topic(), vec![]).await.unwrap().split();
@@ -320,7 +321,7 @@ impl Spy {
             .into_iter()
             .find(|a| a.id == from)
             .unwrap_or_else(|| PeerAddr::new(from));
-        let conn = self.endpoint.connect(&addr, GOSSIP).await.unwrap();
+        let conn = self.endpoint.connect(&addr, PROTOCOL).await.unwrap();
         let mut send = FramedSend::new(conn.open_uni().await.unwrap(), 1 << 20);
         let reply = Message {
             topic,
@@ -342,7 +343,7 @@ async fn endpoint_shutdown_sends_the_goodbye_before_closing() {
     let (replies_tx, mut replies) = mpsc::channel(4);
     spy_ep
         .register(
-            GOSSIP,
+            PROTOCOL,
             Spy {
                 endpoint: spy_ep.clone(),
                 seen: seen_tx,
@@ -352,7 +353,7 @@ async fn endpoint_shutdown_sends_the_goodbye_before_closing() {
         .unwrap();
 
     let node_ep = net.endpoint(2).await;
-    let node = spawn_gossip(&node_ep);
+    let node = spawn_gossip(&node_ep).await;
     let (topic_sender, mut topic_events) = node
         .subscribe(topic(), vec![spy_ep.addr()])
         .await

@@ -7,7 +7,7 @@
 //! - [`store`]: where a topic's items live: the [`Store`](store::Store) trait, an in-memory
 //!   store and, with the feature `redb`, a persistent one.
 //! - With the default feature `net`: one actor per instance on weft-transport (protocol
-//!   `sync/1`) that runs a session with each gossip neighbour of every synced topic.
+//!   `sync/1`, [`PROTOCOL`]) that runs a session with each gossip neighbour of every synced topic.
 //!
 //! Wire format and state machines: `docs/protocols/sync.md`.
 //!
@@ -20,8 +20,8 @@
 //! use weft_gossip::Gossip;
 //! use weft_sync::{SyncManager, TopicId, proto::Event, store::MemoryStore};
 //!
-//! let gossip = Gossip::builder().spawn(&endpoint)?;
-//! let sync = SyncManager::builder().spawn(&endpoint, &gossip)?;
+//! let gossip = Gossip::builder().spawn(&endpoint).await?;
+//! let sync = SyncManager::builder().spawn(&endpoint, &gossip).await?;
 //! let mut notes = sync
 //!     .subscribe(TopicId::from_name("notes"), MemoryStore::new(), vec![peer])
 //!     .await?;
@@ -45,11 +45,9 @@ pub use proto::{Item, ItemError, ItemId, ItemKey};
 mod net;
 
 #[cfg(feature = "net")]
-pub use net::{Builder, Error, SYNC, SpawnError, SyncManager, SyncTopic, overlay_topic};
+pub use net::{Builder, Error, SpawnError, SyncManager, SyncTopic, overlay_topic};
 
 pub use weft_gossip::TopicId;
 
-/// The sync protocol name (ALPN `weft/<network>/sync/1`).
-pub const PROTOCOL_NAME: &str = "sync";
-/// The sync protocol version.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The sync protocol: name `sync`, version 1 (ALPN `weft/<network>/sync/1`).
+pub const PROTOCOL: weft_transport::Protocol = weft_transport::Protocol::new("sync", 1);

@@ -8,12 +8,12 @@ use weft_gossip::TopicId;
 use weft_sync::{
     Item, ItemId,
     proto::{
-        Config, Event, Frame, InEvent, Manager, OutEvent, ProtocolFactory, Refusal,
-        SET_RECONCILIATION, SessionError, SessionId, SetMessage, SetReconciliationFactory, Timer,
-        TopicItems,
+        Config, Event, Frame, Input, Manager, Output, ProtocolFactory, Refusal, SET_RECONCILIATION,
+        SessionError, SessionId, SetMessage, SetReconciliationFactory, Timer, TopicItems,
     },
     store::{MemoryStore, Store},
 };
+use weft_transport::Now;
 
 const VICTIM: u32 = 0;
 const ATTACKER: u32 = 1;
@@ -56,7 +56,7 @@ impl Victim {
 
     /// The attacker opens a session and passes the handshake.
     fn session(&mut self) -> SessionId {
-        let session = self.manager.accept(ATTACKER, self.now);
+        let session = self.manager.accept(ATTACKER, at(self.now));
         let hello = Frame::Hello {
             topic: topic(),
             protocol: SET_RECONCILIATION.into(),
@@ -65,7 +65,7 @@ impl Victim {
         assert!(
             out.iter().any(|o| matches!(
                 o,
-                OutEvent::Send {
+                Output::Send {
                     frame: Frame::Accept,
                     ..
                 }
@@ -75,13 +75,13 @@ impl Victim {
         session
     }
 
-    fn frame(&mut self, session: SessionId, frame: Frame) -> Vec<OutEvent<u32>> {
+    fn frame(&mut self, session: SessionId, frame: Frame) -> Vec<Output<u32>> {
         self.manager
-            .handle(InEvent::Frame { session, frame }, self.now);
+            .handle(Input::Frame { session, frame }, at(self.now));
         self.manager.drain().collect()
     }
 
-    fn data(&mut self, session: SessionId, message: &SetMessage) -> Vec<OutEvent<u32>> {
+    fn data(&mut self, session: SessionId, message: &SetMessage) -> Vec<Output<u32>> {
         self.frame(session, Frame::Data(encode(message)))
     }
 
@@ -96,11 +96,11 @@ impl Victim {
 }
 
 /// The session failed with an error whose text contains `needle`, and the attacker was told.
-fn assert_failed(out: &[OutEvent<u32>], needle: &str) {
+fn assert_failed(out: &[Output<u32>], needle: &str) {
     let error = out
         .iter()
         .find_map(|o| match o {
-            OutEvent::Emit {
+            Output::Emit {
                 event: Event::SessionFailed { error, .. },
                 ..
             } => Some(error.to_string()),
@@ -111,14 +111,14 @@ fn assert_failed(out: &[OutEvent<u32>], needle: &str) {
     assert!(
         out.iter().any(|o| matches!(
             o,
-            OutEvent::Send {
+            Output::Send {
                 frame: Frame::Abort(_),
                 ..
             }
         )),
         "the peer is told why: {out:?}"
     );
-    assert!(out.iter().any(|o| matches!(o, OutEvent::Close { .. })));
+    assert!(out.iter().any(|o| matches!(o, Output::Close { .. })));
 }
 
 #[test]
@@ -143,7 +143,7 @@ fn a_malformed_reconciliation_message_fails_the_session() {
         let failed = out.iter().any(|o| {
             matches!(
                 o,
-                OutEvent::Emit {
+                Output::Emit {
                     event: Event::SessionFailed {
                         error: SessionError::Protocol(_),
                         ..
@@ -167,7 +167,7 @@ fn an_item_that_does_not_match_its_id_is_refused() {
     assert!(
         out.iter().any(|o| matches!(
             o,
-            OutEvent::Send {
+            Output::Send {
                 frame: Frame::Data(_),
                 ..
             }
@@ -234,7 +234,7 @@ fn an_oversized_live_item_is_refused() {
 #[test]
 fn an_unknown_topic_and_another_protocol_are_refused_with_reasons() {
     let mut victim = Victim::new(Config::default());
-    let session = victim.manager.accept(ATTACKER, victim.now);
+    let session = victim.manager.accept(ATTACKER, at(victim.now));
     let out = victim.frame(
         session,
         Frame::Hello {
@@ -244,12 +244,12 @@ fn an_unknown_topic_and_another_protocol_are_refused_with_reasons() {
     );
     assert!(out.iter().any(|o| matches!(
         o,
-        OutEvent::Send {
+        Output::Send {
             frame: Frame::Refuse(Refusal::UnknownTopic),
             ..
         }
     )));
-    let session = victim.manager.accept(ATTACKER, victim.now);
+    let session = victim.manager.accept(ATTACKER, at(victim.now));
     let out = victim.frame(
         session,
         Frame::Hello {
@@ -259,7 +259,7 @@ fn an_unknown_topic_and_another_protocol_are_refused_with_reasons() {
     );
     assert!(out.iter().any(|o| matches!(
         o,
-        OutEvent::Send { frame: Frame::Refuse(Refusal::UnsupportedProtocol { ours }), .. } if ours == SET_RECONCILIATION
+        Output::Send { frame: Frame::Refuse(Refusal::UnsupportedProtocol { ours }), .. } if ours == SET_RECONCILIATION
     )));
     victim.assert_intact();
 }
@@ -267,11 +267,11 @@ fn an_unknown_topic_and_another_protocol_are_refused_with_reasons() {
 #[test]
 fn data_before_the_handshake_fails_the_session() {
     let mut victim = Victim::new(Config::default());
-    let session = victim.manager.accept(ATTACKER, victim.now);
+    let session = victim.manager.accept(ATTACKER, at(victim.now));
     victim.manager.drain().for_each(drop);
     let out = victim.frame(session, Frame::Data(encode(&SetMessage::ReconcileDone)));
     assert!(
-        out.iter().any(|o| matches!(o, OutEvent::Close { .. })),
+        out.iter().any(|o| matches!(o, Output::Close { .. })),
         "{out:?}"
     );
     assert!(victim.manager.sessions(topic()).is_empty());
@@ -287,15 +287,15 @@ fn a_peer_opening_sessions_in_a_loop_is_refused() {
         let session = victim.session();
         // The attacker drops each session at once.
         victim.manager.handle(
-            InEvent::Closed {
+            Input::Closed {
                 session,
                 error: None,
             },
-            victim.now,
+            at(victim.now),
         );
         victim.manager.drain().for_each(drop);
     }
-    let session = victim.manager.accept(ATTACKER, victim.now);
+    let session = victim.manager.accept(ATTACKER, at(victim.now));
     let out = victim.frame(
         session,
         Frame::Hello {
@@ -306,7 +306,7 @@ fn a_peer_opening_sessions_in_a_loop_is_refused() {
     assert!(
         out.iter().any(|o| matches!(
             o,
-            OutEvent::Send {
+            Output::Send {
                 frame: Frame::Refuse(Refusal::TooManyAttempts),
                 ..
             }
@@ -330,12 +330,12 @@ fn a_peer_that_stops_answering_mid_session_times_out() {
     victim.now += timeout;
     victim
         .manager
-        .handle(InEvent::TimerExpired(Timer::Silence(session)), victim.now);
+        .handle(Input::TimerExpired(Timer::Silence(session)), at(victim.now));
     let out: Vec<_> = victim.manager.drain().collect();
     assert!(
         out.iter().any(|o| matches!(
             o,
-            OutEvent::Emit {
+            Output::Emit {
                 event: Event::SessionFailed {
                     error: SessionError::Timeout(_),
                     ..
@@ -355,19 +355,19 @@ fn silent_streams_from_many_identities_are_bounded() {
     let mut victim = Victim::new(config);
     // Peer ids are free: one silent stream each, from fresh identities.
     for peer in (100u32..).take(max) {
-        victim.manager.accept(peer, victim.now);
+        victim.manager.accept(peer, at(victim.now));
     }
     let out: Vec<_> = victim.manager.drain().collect();
     assert!(
-        !out.iter().any(|o| matches!(o, OutEvent::Send { .. })),
+        !out.iter().any(|o| matches!(o, Output::Send { .. })),
         "{out:?}"
     );
-    victim.manager.accept(10_000, victim.now);
+    victim.manager.accept(10_000, at(victim.now));
     let out: Vec<_> = victim.manager.drain().collect();
     assert!(
         out.iter().any(|o| matches!(
             o,
-            OutEvent::Send {
+            Output::Send {
                 frame: Frame::Refuse(Refusal::TooManySessions),
                 ..
             }
@@ -378,8 +378,8 @@ fn silent_streams_from_many_identities_are_bounded() {
     victim.now += victim.manager.config().session_timeout;
     for id in 1..=(max as u64 + 1) {
         victim.manager.handle(
-            InEvent::TimerExpired(Timer::Silence(SessionId(id))),
-            victim.now,
+            Input::TimerExpired(Timer::Silence(SessionId(id))),
+            at(victim.now),
         );
     }
     victim.manager.drain().for_each(drop);
@@ -410,7 +410,7 @@ fn an_end_of_reconciliation_from_the_wrong_side_or_twice_is_refused() {
     // The victim accepted: a ReconcileDone from the initiator is fine once, not twice.
     let out = victim.data(session, &SetMessage::ReconcileDone);
     assert!(
-        !out.iter().any(|o| matches!(o, OutEvent::Close { .. })),
+        !out.iter().any(|o| matches!(o, Output::Close { .. })),
         "{out:?}"
     );
     let out = victim.data(session, &SetMessage::ReconcileDone);
@@ -439,4 +439,12 @@ fn an_item_with_the_reserved_timestamp_is_refused() {
     assert_failed(&out, "reserved");
     assert!(victim.manager.insert(topic(), reserved).is_err());
     victim.assert_intact();
+}
+
+/// The manager's view of virtual time `mono`.
+fn at(mono: Duration) -> Now {
+    Now {
+        mono,
+        ..Now::default()
+    }
 }

@@ -161,7 +161,7 @@ fn peers_running_different_protocols_on_a_topic_are_refused() {
     );
     world.subscribe_with(0, topic(), &entries(0..3), Arc::new(Log));
     world.subscribe(1, topic(), &entries(0..3));
-    let now = world.now();
+    let now = world.clock();
     world.node_mut(0).connect(topic(), 1, now);
     world.flush(0);
     world.run_until(Duration::from_millis(100));

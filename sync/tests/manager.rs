@@ -6,7 +6,7 @@ use std::time::Duration;
 use weft_gossip::TopicId;
 use weft_sync::{
     Item,
-    proto::{Config, EndReason, Event, Frame, InEvent, Refusal, Role, SessionError},
+    proto::{Config, EndReason, Event, Frame, Input, Refusal, Role, SessionError},
     sim::{NodeId, World},
 };
 
@@ -95,7 +95,7 @@ fn both_sides_dialling_at_once_leaves_exactly_one_session() {
     world.subscribe(0, topic(), &items(0..50));
     world.subscribe(1, topic(), &items(25..75));
     // Both open at the same instant (as a retry crossing a neighbour-up would).
-    let now = world.now();
+    let now = world.clock();
     world.node_mut(0).connect(topic(), 1, now);
     world.node_mut(1).connect(topic(), 0, now);
     world.flush(0);
@@ -125,7 +125,7 @@ fn an_unknown_topic_is_refused_before_any_item_bytes() {
     let mut world = world(2);
     world.subscribe(0, topic(), &items(0..50));
     world.subscribe(1, TopicId::from_name("another"), &items(0..50));
-    let now = world.now();
+    let now = world.clock();
     world.node_mut(0).connect(topic(), 1, now);
     world.flush(0);
     world.run_until(Duration::from_millis(100));
@@ -183,7 +183,7 @@ fn a_neighbour_going_down_ends_its_session_and_a_failed_one_is_retried() {
     // A stream failure: node 0 sees its session fail and retries while 1 is a neighbour.
     let session = world.node(0).sessions(topic())[0].id;
     let error = Some("connection reset".to_owned());
-    world.input(0, InEvent::Closed { session, error });
+    world.input(0, Input::Closed { session, error });
     world.run_until(world.now() + Duration::from_secs(5));
     let all = world.take_events();
     let e0 = events(&all, 0);
@@ -208,7 +208,7 @@ fn a_neighbour_going_down_ends_its_session_and_a_failed_one_is_retried() {
     // Neighbour down: the session ends on this side, and the peer sees it finished.
     world.input(
         0,
-        InEvent::NeighborDown {
+        Input::NeighborDown {
             topic: topic(),
             peer: 1,
         },
@@ -239,7 +239,7 @@ fn a_peer_that_stops_answering_times_out() {
     world.subscribe(0, topic(), &items(0..10));
     world.subscribe(1, topic(), &items(0..10));
     world.crash(1);
-    let now = world.now();
+    let now = world.clock();
     world.node_mut(0).connect(topic(), 1, now);
     world.flush(0);
     world.run_until(Duration::from_secs(40));

@@ -95,7 +95,7 @@ async fn caught_up_reports_what_moved_and_a_shutdown_ends_the_peer_s_session() {
 async fn raw_session(attacker: &Node, victim: PeerAddr) -> (FramedSend<Frame>, FramedRecv<Frame>) {
     let conn = attacker
         .endpoint
-        .connect(&victim, weft_sync::SYNC)
+        .connect(&victim, weft_sync::PROTOCOL)
         .await
         .unwrap();
     let (send, recv) = conn.open_bi().await.unwrap();
@@ -201,11 +201,15 @@ async fn a_subscriber_that_falls_behind_is_told_how_many_events_it_lost() {
     let a = Node::start(&net, 1).await;
     let ta = a.subscribe(topic, store_with(&items(0..200)), vec![]).await;
     let endpoint = net.endpoint(2).await;
-    let gossip = weft_gossip::Gossip::builder().spawn(&endpoint).unwrap();
+    let gossip = weft_gossip::Gossip::builder()
+        .spawn(&endpoint)
+        .await
+        .unwrap();
     let sync = weft_sync::SyncManager::builder()
         .config(common::fast_config())
         .event_capacity(8)
         .spawn(&endpoint, &gossip)
+        .await
         .unwrap();
     let mut tb = sync
         .subscribe(topic, MemoryStore::new(), vec![a.addr()])

@@ -1,13 +1,12 @@
 //! The actor: owns the proto state, runs the select loop, and the reader and writer tasks.
 
 use std::{
-    cmp::Reverse,
-    collections::{BinaryHeap, HashMap, VecDeque},
+    collections::{HashMap, VecDeque},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use tokio::{
@@ -15,16 +14,20 @@ use tokio::{
     task::JoinSet,
 };
 use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
-use tracing::debug;
+use tracing::{debug, warn};
 use weft_transport::{
-    Endpoint, FrameError, FramedRecv, FramedSend, HandlerRegistration, PeerAddr, PeerId,
+    Clock, Endpoint, EventSender, FrameError, FramedRecv, FramedSend, HandlerRegistration,
+    PeerAddr, PeerId, TimerQueue,
     iroh::{AcceptError, Connection, ProtocolHandler},
 };
 
-use super::{Builder, Error, GOSSIP};
-use crate::proto::{
-    Command, Content, Event, InEvent, Message, MessageId, OutEvent, Scope, State, Timer, TopicId,
-    TopicMessage,
+use super::{Builder, Error};
+use crate::{
+    PROTOCOL,
+    proto::{
+        Command, Content, Event, Input, Message, MessageId, Output, Scope, State, Timer, TopicId,
+        TopicMessage,
+    },
 };
 
 /// Most peer addresses remembered by the actor.
@@ -45,6 +48,10 @@ impl serde::Serialize for NetFrame {
     }
 }
 
+/// Most one-shot timers pending (grafts of missing messages, neighbour requests); periodic ones
+/// are always admitted (see [`Timer::is_periodic`]). A one-shot timer beyond it fires at once.
+pub(super) const MAX_TIMERS: usize = 16 * 1024;
+
 /// Largest coalesced write of queued frames.
 pub(super) const WRITE_BATCH: usize = 64 * 1024;
 
@@ -58,7 +65,7 @@ pub(super) enum ToActor {
         /// Unique per `Gossip`.
         id: u64,
         bootstrap: Vec<PeerAddr>,
-        events: mpsc::Sender<Event<PeerId>>,
+        events: EventSender<Event<PeerId>>,
         /// Closes when the subscriber's last half is dropped.
         alive: oneshot::Receiver<()>,
         reply: oneshot::Sender<Result<(), Error>>,
@@ -116,17 +123,12 @@ impl ProtocolHandler for Handler {
     }
 }
 
-/// One subscriber of a topic: its own bounded queue and its own count of dropped events.
-#[derive(Debug)]
-pub(super) struct Subscriber {
-    pub(super) events: mpsc::Sender<Event<PeerId>>,
-    pub(super) lagged: u64,
-}
-
-/// The subscribers of a joined topic (never empty: the last one's departure leaves the topic).
+/// The subscribers of a joined topic (never empty: the last one's departure leaves the topic),
+/// each with its own bounded queue and `Lagged` count. By id, because a subscriber stays until
+/// both halves of its `Topic` are gone, not only its event stream.
 #[derive(Debug, Default)]
 pub(super) struct Subscribers {
-    by_id: HashMap<u64, Subscriber>,
+    by_id: HashMap<u64, EventSender<Event<PeerId>>>,
     /// Whether the topic has emitted `Joined` (replayed to later subscribers).
     joined: bool,
 }
@@ -134,7 +136,7 @@ pub(super) struct Subscribers {
 pub(super) struct Actor {
     state: State<PeerId>,
     endpoint: Endpoint,
-    start: Instant,
+    clock: Clock,
     commands: mpsc::Receiver<ToActor>,
     conns: mpsc::Receiver<Connection>,
     inbound_rx: mpsc::Receiver<FromNet>,
@@ -150,8 +152,9 @@ pub(super) struct Actor {
     /// One task per subscriber, ending (with its topic and id) when the subscriber is dropped.
     subscriber_watch: JoinSet<(TopicId, u64)>,
     registration: HandlerRegistration,
-    timers: BinaryHeap<Reverse<(Instant, u64, Timer<PeerId>)>>,
-    timer_seq: u64,
+    timers: TimerQueue<Timer<PeerId>>,
+    /// One-shot timers the full queue handed back: fired at the next turn of the loop.
+    overdue: Vec<Timer<PeerId>>,
     pub(super) bytes_sent: Arc<AtomicU64>,
     /// Known peer addresses (at most `MAX_ADDRS`, oldest forgotten first).
     addrs: HashMap<PeerId, PeerAddr>,
@@ -172,7 +175,7 @@ impl Actor {
         Self {
             state,
             endpoint,
-            start: Instant::now(),
+            clock: Clock::default(),
             commands,
             conns,
             inbound_rx,
@@ -184,8 +187,8 @@ impl Actor {
             subscribers: HashMap::new(),
             subscriber_watch: JoinSet::new(),
             registration,
-            timers: BinaryHeap::new(),
-            timer_seq: 0,
+            timers: TimerQueue::new(MAX_TIMERS, Timer::is_periodic),
+            overdue: Vec::new(),
             bytes_sent: Arc::new(AtomicU64::new(0)),
             addrs: HashMap::new(),
             addr_order: VecDeque::new(),
@@ -199,10 +202,15 @@ impl Actor {
     pub(super) async fn run(mut self, done: CancellationToken) {
         let _done = done.drop_guard();
         loop {
-            let next_timer = self.timers.peek().map(|Reverse((at, _, _))| *at);
+            let deadline = if self.overdue.is_empty() {
+                self.timers.next_deadline()
+            } else {
+                Some(Duration::ZERO)
+            }
+            .map(|at| tokio::time::Instant::from_std(self.clock.instant(at)));
             let sleep = async {
-                match next_timer {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
                 }
             };
@@ -220,11 +228,11 @@ impl Actor {
                         FromNet::Message(from, frame) => {
                             let NetFrame(message, addrs) = *frame;
                             self.learn_addrs(addrs);
-                            InEvent::RecvMessage(from, message)
+                            Input::RecvMessage(from, message)
                         }
                         FromNet::Gone(peer) => {
                             self.writers.remove(&peer);
-                            InEvent::PeerDisconnected(peer)
+                            Input::PeerDisconnected(peer)
                         }
                     };
                     self.handle(input);
@@ -244,7 +252,7 @@ impl Actor {
         self.conns.close();
         let topics: Vec<TopicId> = self.subscribers.keys().copied().collect();
         for topic in topics {
-            self.handle(InEvent::Command(topic, Command::Quit));
+            self.handle(Input::Command(topic, Command::Quit));
         }
         // Event streams end; subscribers' guards no longer matter.
         self.subscribers.clear();
@@ -274,25 +282,15 @@ impl Actor {
         // Readers (and the connections peers dialled) go with `self`.
     }
 
-    fn now(&self) -> Duration {
-        self.start.elapsed()
-    }
-
-    fn handle(&mut self, input: InEvent<PeerId>) {
-        let now = self.now();
-        let outs: Vec<_> = self.state.handle(input, now).collect();
-        self.apply(outs);
+    fn handle(&mut self, input: Input<PeerId>) {
+        self.state.handle(input, self.clock.now());
+        self.apply();
     }
 
     fn fire_timers(&mut self) {
-        let now = Instant::now();
-        while let Some(Reverse((at, _, _))) = self.timers.peek() {
-            if *at > now {
-                break;
-            }
-            if let Some(Reverse((_, _, timer))) = self.timers.pop() {
-                self.handle(InEvent::TimerExpired(timer));
-            }
+        let now = self.clock.now().mono;
+        while let Some(timer) = self.timers.pop_due(now).or_else(|| self.overdue.pop()) {
+            self.handle(Input::TimerExpired(timer));
         }
     }
 
@@ -315,21 +313,17 @@ impl Actor {
                 scope,
                 reply,
             } => {
-                let now = self.now();
                 let result = self
                     .state
-                    .broadcast(topic, content, scope, now)
+                    .broadcast(topic, content, scope, self.clock.now())
                     .map_err(Error::from);
-                let outs: Vec<_> = self.state.drain().collect();
-                self.apply(outs);
+                self.apply();
                 let _ = reply.send(result);
             }
             ToActor::JoinPeers { topic, peers } => {
                 let ids = self.learn(&peers);
-                let now = self.now();
-                if self.state.join(topic, &ids, now).is_ok() {
-                    let outs: Vec<_> = self.state.drain().collect();
-                    self.apply(outs);
+                if self.state.join(topic, &ids, self.clock.now()).is_ok() {
+                    self.apply();
                 }
             }
             ToActor::Neighbors { topic, reply } => {
@@ -346,33 +340,27 @@ impl Actor {
         topic: TopicId,
         id: u64,
         bootstrap: &[PeerAddr],
-        events: mpsc::Sender<Event<PeerId>>,
+        mut events: EventSender<Event<PeerId>>,
         alive: oneshot::Receiver<()>,
     ) -> Result<(), Error> {
         let ids = self.learn(bootstrap);
-        let now = self.now();
-        self.state
-            .join(topic, &ids, now)
-            .map_err(|err| Error::Join(err.to_string()))?;
+        self.state.join(topic, &ids, self.clock.now())?;
         let subscribers = self.subscribers.entry(topic).or_default();
-        // A late subscriber starts from the topic's current state. (Its queue is fresh, and
-        // larger than an active view, but `try_send` keeps the actor from ever waiting.)
+        // A late subscriber starts from the topic's current state. (Its queue is fresh; should
+        // it be smaller than the active view, the rest is reported as lagged.)
         for peer in self.state.neighbors(&topic) {
-            let _ = events.try_send(Event::NeighborUp(peer));
+            events.deliver(Event::NeighborUp(peer));
         }
         if subscribers.joined {
-            let _ = events.try_send(Event::Joined);
+            events.deliver(Event::Joined);
         }
-        subscribers
-            .by_id
-            .insert(id, Subscriber { events, lagged: 0 });
+        subscribers.by_id.insert(id, events);
         self.subscriber_watch.spawn(async move {
             // Err: the sender (in the subscriber's guard) is dropped; nothing is ever sent.
             let _ = alive.await;
             (topic, id)
         });
-        let outs: Vec<_> = self.state.drain().collect();
-        self.apply(outs);
+        self.apply();
         Ok(())
     }
 
@@ -384,7 +372,7 @@ impl Actor {
         };
         if subscribers.by_id.remove(&id).is_some() && subscribers.by_id.is_empty() {
             self.subscribers.remove(&topic);
-            self.handle(InEvent::Command(topic, Command::Quit));
+            self.handle(Input::Command(topic, Command::Quit));
         }
     }
 
@@ -438,17 +426,28 @@ impl Actor {
         addrs
     }
 
-    fn apply(&mut self, outs: Vec<OutEvent<PeerId>>) {
+    /// Carries out the proto's queued outputs.
+    fn apply(&mut self) {
+        let outs: Vec<_> = self.state.drain().collect();
+        let now = self.clock.now().mono;
+        // Timers of one batch with equal delays fire in the order they were asked for (the
+        // queue breaks ties by timer value): a nanosecond apart. So grafts of messages
+        // announced together fetch them in broadcast order.
+        let mut tie = Duration::ZERO;
         for out in outs {
             match out {
-                OutEvent::SendMessage(to, message) => self.send_to(to, &message),
-                OutEvent::EmitEvent(topic, event) => self.emit(topic, event),
-                OutEvent::ScheduleTimer(delay, timer) => {
-                    self.timer_seq += 1;
-                    self.timers
-                        .push(Reverse((Instant::now() + delay, self.timer_seq, timer)));
+                Output::SendMessage(to, message) => self.send_to(to, &message),
+                Output::EmitEvent(topic, event) => self.emit(topic, event),
+                Output::ScheduleTimer(delay, timer) => {
+                    tie += Duration::from_nanos(1);
+                    if let Err(full) = self.timers.schedule(now + delay + tie, timer) {
+                        // Early rather than never: a graft or a neighbour request that fires
+                        // early is retried by the proto; one never fired would stall it.
+                        warn!(%full, "gossip: timer queue full, firing at once");
+                        self.overdue.push(full.timer);
+                    }
                 }
-                OutEvent::DisconnectPeer(_) => {
+                Output::DisconnectPeer(_) => {
                     // The writer stays: a new stream for the next messages to this peer could
                     // overtake the last ones on the old stream (a Disconnect overtaken by a
                     // Neighbor request leaves the link half-open). Writers are capped instead.
@@ -464,6 +463,8 @@ impl Actor {
         if event == Event::Joined {
             subscribers.joined = true;
         }
+        // A subscriber whose event stream is gone stays (its sender half keeps the topic);
+        // `deliver` does nothing for it.
         let mut subs = subscribers.by_id.values_mut().peekable();
         while let Some(sub) = subs.next() {
             if subs.peek().is_none() {
@@ -525,28 +526,6 @@ impl Actor {
     }
 }
 
-impl Subscriber {
-    /// Queues `event`, or counts it as missed when the queue is full: the next event delivered
-    /// after a gap is `Lagged(missed)`. A subscriber whose event half is dropped gets nothing.
-    fn deliver(&mut self, event: Event<PeerId>) {
-        if self.lagged > 0 {
-            match self.events.try_send(Event::Lagged(self.lagged)) {
-                Ok(()) => self.lagged = 0,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    self.lagged += 1;
-                    return;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => return,
-            }
-        }
-        match self.events.try_send(event) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => self.lagged += 1,
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
-        }
-    }
-}
-
 impl std::fmt::Debug for Actor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Actor")
@@ -567,7 +546,7 @@ pub(super) async fn write_loop(
 ) -> Option<Connection> {
     let result: Result<Connection, String> = async {
         let conn = endpoint
-            .connect(&PeerAddr::new(peer), GOSSIP)
+            .connect(&PeerAddr::new(peer), PROTOCOL)
             .await
             .map_err(|e| e.to_string())?;
         let stream = conn.open_uni().await.map_err(|e| e.to_string())?;

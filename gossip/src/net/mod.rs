@@ -4,14 +4,20 @@
 //! Wiring: every peer we send to gets a writer task with a bounded frame queue over one
 //! unidirectional QUIC stream on the (cached) connection we dialled; every connection we accept
 //! gets a reader task that decodes frames (at most `max_message_size`) and hands them to the
-//! actor through a bounded channel. Timers live in a heap in the actor. Bounds and policies:
+//! actor through a bounded channel. Timers live in a [`TimerQueue`](weft_transport::TimerQueue)
+//! in the actor, on the monotonic half of a [`Clock`](weft_transport::Clock). Bounds and
+//! policies:
 //! - commands from handles: `command_capacity`, callers wait when full;
 //! - frames from readers: `inbound_capacity`, readers wait (QUIC flow control pushes back);
 //! - frames to one peer: `send_queue_capacity`; when full the frame is dropped (the tree
 //!   repairs it: IHAVE and graft), so a slow peer never stalls the actor;
-//! - events to one subscriber: `event_capacity`; when full events are dropped and the next one
-//!   delivered is `Event::Lagged(n)`. Every `subscribe` is its own subscriber (own queue, own
-//!   `Lagged` count); a topic is left when its last subscriber is gone.
+//! - events to one subscriber: `event_capacity`, through [`weft_transport::EventSender`]: when
+//!   full events are dropped and the next one delivered is `Event::Lagged(n)`. Every
+//!   `subscribe` is its own subscriber (own queue, own `Lagged` count); a topic is left when
+//!   its last subscriber is gone;
+//! - timers: at most `MAX_TIMERS` one-shot timers (grafts, neighbour requests) pending; the
+//!   topics' periodic ones (shuffle, rejoin, refill, IHAVE dispatch) are always admitted. A
+//!   one-shot timer that finds the queue full fires at once (early rather than never).
 //!
 //! Ending: [`Gossip::shutdown`] (or iroh's `ProtocolHandler::shutdown`, called by
 //! `Endpoint::shutdown`), and the last handle's drop, do the same work: leave every topic
@@ -29,15 +35,23 @@ use std::{
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use weft_transport::{Endpoint, HandlerRegistration, PeerAddr, PeerId, Protocol, RegisterError};
+use weft_transport::{
+    Endpoint, Events, HandlerRegistration, LayerEvent, PeerAddr, PeerId, RegisterError,
+};
 
 mod actor;
 
 use self::actor::{Actor, Handler, ToActor};
-use crate::proto::{BroadcastError, Config, Content, Event, MessageId, Scope, State, TopicId};
+use crate::{
+    PROTOCOL,
+    proto::{BroadcastError, Config, Content, Event, JoinError, MessageId, Scope, State, TopicId},
+};
 
-/// The gossip protocol on weft-transport: ALPN `weft/<network>/gossip/1`.
-pub const GOSSIP: Protocol = Protocol::new(crate::PROTOCOL_NAME, crate::PROTOCOL_VERSION);
+impl<PI: Send + 'static> LayerEvent for Event<PI> {
+    fn lagged(missed: u64) -> Self {
+        Event::Lagged(missed)
+    }
+}
 
 /// Why the actor could not start.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +71,7 @@ pub enum Error {
     Broadcast(#[from] BroadcastError),
     /// The topic could not be joined (too many topics).
     #[error("cannot join topic: {0}")]
-    Join(String),
+    Join(#[from] JoinError),
     /// The actor stopped ([`Gossip::shutdown`], or its `Gossip` handles were all dropped).
     #[error("gossip actor stopped")]
     Closed,
@@ -117,7 +131,7 @@ impl Builder {
     }
 
     /// Registers `gossip/1` on `endpoint` and starts the actor (needs a tokio runtime).
-    pub fn spawn(self, endpoint: &Endpoint) -> Result<Gossip, SpawnError> {
+    pub async fn spawn(self, endpoint: &Endpoint) -> Result<Gossip, SpawnError> {
         let (commands_tx, commands_rx) = mpsc::channel(self.command_capacity);
         let (conns_tx, conns_rx) = mpsc::channel(64);
         let done = CancellationToken::new();
@@ -127,7 +141,7 @@ impl Builder {
             commands: commands_tx.downgrade(),
             done: done.clone(),
         };
-        let registration = endpoint.register(GOSSIP, handler)?;
+        let registration = endpoint.register(PROTOCOL, handler)?;
         let me = endpoint.id();
         // Secret: peers must not predict our random walks and choices.
         let seed = endpoint.secret_seed("weft/gossip/state");
@@ -225,7 +239,8 @@ impl Gossip {
         topic: TopicId,
         bootstrap: Vec<PeerAddr>,
     ) -> Result<Topic, Error> {
-        let (events_tx, events_rx) = mpsc::channel(self.inner.event_capacity);
+        let (events_tx, events_rx) =
+            weft_transport::EventSender::channel(self.inner.event_capacity);
         let (reply, rx) = oneshot::channel();
         // Dropped with the last half (or with this future, if it is cancelled): the actor
         // watches it and removes the subscriber then, so a drop is never lost to a full
@@ -403,10 +418,11 @@ impl TopicSender {
     }
 }
 
-/// The events of a topic.
+/// The events of a topic: a [`weft_transport::Events`] stream (bounded, `Event::Lagged(n)`
+/// after a gap) that also keeps this subscription alive.
 #[derive(Debug)]
 pub struct TopicEvents {
-    events: mpsc::Receiver<Event<PeerId>>,
+    events: Events<Event<PeerId>>,
     _guard: Arc<SubscriberGuard>,
 }
 
@@ -414,5 +430,10 @@ impl TopicEvents {
     /// The next event; `None` once the actor stopped (shutdown).
     pub async fn recv(&mut self) -> Option<Event<PeerId>> {
         self.events.recv().await
+    }
+
+    /// The next event if one is queued, without waiting.
+    pub fn try_recv(&mut self) -> Option<Event<PeerId>> {
+        self.events.try_recv()
     }
 }

@@ -5,12 +5,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    plumtree,
-    state::Message,
-    types::{Content, MessageId, Scope, TopicId},
-};
-
 /// Everything the gossip protocol can be tuned with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -23,7 +17,7 @@ pub struct Config {
     /// ([`weft_transport::frame_overhead`]) and the CBOR envelope around the content count.
     /// Broadcasts whose content would exceed it are refused with an error, never dropped silently.
     pub max_message_size: usize,
-    /// Most topics a [`State`](super::State) joins at once; further joins are refused.
+    /// Most topics a [`State`](crate::proto::State) joins at once; further joins are refused.
     pub max_topics: usize,
 }
 
@@ -35,32 +29,6 @@ impl Default for Config {
             max_message_size: 64 * 1024,
             max_topics: 1024,
         }
-    }
-}
-
-impl Config {
-    /// Bytes the envelope of a broadcast adds around its content, framing included, as an upper
-    /// bound (the largest hop count, the longest CBOR length header).
-    pub fn envelope_overhead() -> usize {
-        let empty = Message::<u64> {
-            topic: TopicId([0xff; 32]),
-            message: super::TopicMessage::Broadcast(plumtree::Message::Gossip(plumtree::Gossip {
-                id: MessageId([0xff; 32]),
-                content: Content::from(Vec::new()),
-                hops: u16::MAX,
-                scope: Scope::Neighbors,
-            })),
-        };
-        let encoded = weft_transport::cbor_encode(&empty).map_or(0, |bytes| bytes.len());
-        // An empty byte string has a 1-byte CBOR header; a long one has up to 9. The runtime
-        // wraps a broadcast as `[message, []]` (2 bytes); 8 more are allowed for that wrapper.
-        weft_transport::frame_overhead() + encoded + 8 + 8
-    }
-
-    /// The largest content a broadcast may carry under [`Config::max_message_size`].
-    pub fn max_content_size(&self) -> usize {
-        self.max_message_size
-            .saturating_sub(Self::envelope_overhead())
     }
 }
 
@@ -295,35 +263,5 @@ mod tests {
         assert_eq!(loopback.graft_timeout_2, Duration::from_millis(1));
         let same = PlumtreeConfig::for_link_rtt(PlumtreeConfig::DEFAULT_LINK_RTT);
         assert_eq!(same, PlumtreeConfig::default());
-    }
-
-    #[test]
-    fn max_content_counts_the_envelope() {
-        let config = Config::default();
-        let max = config.max_content_size();
-        assert!(
-            max < 64 * 1024 && max > 64 * 1024 - 200,
-            "{}",
-            Config::envelope_overhead()
-        );
-        // A message with the largest allowed content fits the configured size on the wire.
-        let message = Message::<u64> {
-            topic: TopicId([7; 32]),
-            message: super::super::TopicMessage::Broadcast(plumtree::Message::Gossip(
-                plumtree::Gossip {
-                    id: MessageId([1; 32]),
-                    content: Content::from(vec![0u8; max]),
-                    hops: 300,
-                    scope: Scope::Swarm,
-                },
-            )),
-        };
-        let frame = weft_transport::encode_frame(&message, usize::MAX).unwrap();
-        assert!(
-            frame.len() <= config.max_message_size,
-            "{} > {}",
-            frame.len(),
-            config.max_message_size
-        );
     }
 }

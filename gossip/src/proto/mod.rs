@@ -3,11 +3,12 @@
 //! - `hyparview`: per-topic membership (active and passive views, random-walk joins, shuffles).
 //! - `plumtree`: per-topic broadcast (eager tree, lazy IHAVE, graft/prune, tree optimisation).
 //! - `topic`: the two glued together for one topic.
-//! - `state`: many topics behind one `handle(InEvent, now) -> outputs` entry point.
+//! - `state`: many topics behind one `handle(Input, now)` entry point; outputs are taken with
+//!   `drain()` after every call.
 //!
-//! Nothing here reads a clock or does IO: time comes in as a [`Duration`](std::time::Duration)
-//! since an arbitrary epoch, randomness from a seeded ChaCha RNG, and every effect comes out as an
-//! [`OutEvent`].
+//! Nothing here reads a clock or does IO: time comes in as a [`Now`](weft_transport::Now) with
+//! every call (gossip uses only its monotonic part), randomness from a seeded ChaCha RNG, and
+//! every effect comes out as an [`Output`].
 
 pub(crate) mod config;
 pub(crate) mod dedup;
@@ -21,7 +22,7 @@ pub(crate) mod view;
 
 pub use config::{Config, HyparviewConfig, PlumtreeConfig};
 pub use hyparview::Message as MembershipMessage;
-pub use plumtree::{Gossip, IHave, Message as BroadcastMessage};
-pub use state::{BroadcastError, Command, InEvent, Message, OutEvent, State, Timer};
+pub use plumtree::{IHave, Message as BroadcastMessage, Push};
+pub use state::{BroadcastError, Command, Input, JoinError, Message, Output, State, Timer};
 pub use topic::{Event, TopicMessage};
 pub use types::{Content, MessageId, PeerIdentity, Scope, TopicId};

@@ -1,6 +1,8 @@
-//! Many topics behind one entry point: `handle(InEvent, now) -> outputs`.
+//! Many topics behind one entry point: `handle(Input, now)`, then `drain()` the outputs.
 
 use std::{collections::BTreeMap, time::Duration};
+
+use weft_transport::Now;
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -8,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     config::Config,
+    plumtree,
     topic::{Event, Topic, TopicMessage, TopicOut, TopicTimer},
     types::{Content, MessageId, PeerIdentity, Scope, TopicId},
 };
@@ -21,15 +24,43 @@ pub struct Message<PI> {
     pub message: TopicMessage<PI>,
 }
 
+// Here rather than in `config`, so that the config module stays a leaf: the sizes come from
+// encoding a wire message.
+impl Config {
+    /// Bytes the envelope of a broadcast adds around its content, framing included, as an upper
+    /// bound (the largest hop count, the longest CBOR length header).
+    pub fn envelope_overhead() -> usize {
+        let empty = Message::<u64> {
+            topic: TopicId([0xff; 32]),
+            message: TopicMessage::Broadcast(plumtree::Message::Gossip(plumtree::Push {
+                id: MessageId([0xff; 32]),
+                content: Content::from(Vec::new()),
+                hops: u16::MAX,
+                scope: Scope::Neighbors,
+            })),
+        };
+        let encoded = weft_transport::cbor_encode(&empty).map_or(0, |bytes| bytes.len());
+        // An empty byte string has a 1-byte CBOR header; a long one has up to 9. The runtime
+        // wraps a broadcast as `[message, []]` (2 bytes); 8 more are allowed for that wrapper.
+        weft_transport::frame_overhead() + encoded + 8 + 8
+    }
+
+    /// The largest content a broadcast may carry under [`Config::max_message_size`].
+    pub fn max_content_size(&self) -> usize {
+        self.max_message_size
+            .saturating_sub(Self::envelope_overhead())
+    }
+}
+
 /// Inputs of the protocol.
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum InEvent<PI> {
+pub enum Input<PI> {
     /// A message arrived from a peer.
     RecvMessage(PI, Message<PI>),
     /// The application asks something of a topic.
     Command(TopicId, Command<PI>),
-    /// A timer scheduled by [`OutEvent::ScheduleTimer`] expired.
+    /// A timer scheduled by [`Output::ScheduleTimer`] expired.
     TimerExpired(Timer<PI>),
     /// The connection to a peer closed, failed, or could not be opened.
     PeerDisconnected(PI),
@@ -48,12 +79,12 @@ pub enum Command<PI> {
 /// Outputs of the protocol, for the runtime to carry out.
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum OutEvent<PI> {
+pub enum Output<PI> {
     /// Send a message to a peer (connecting if needed).
     SendMessage(PI, Message<PI>),
     /// Tell the application something about a topic.
     EmitEvent(TopicId, Event<PI>),
-    /// Feed `InEvent::TimerExpired(timer)` back after this delay.
+    /// Feed `Input::TimerExpired(timer)` back after this delay.
     ScheduleTimer(Duration, Timer<PI>),
     /// No topic needs this peer any more: the connection may close (after queued sends).
     DisconnectPeer(PI),
@@ -64,6 +95,23 @@ pub enum OutEvent<PI> {
 pub struct Timer<PI> {
     topic: TopicId,
     timer: TopicTimer<PI>,
+}
+
+impl<PI> Timer<PI> {
+    /// Whether this is one of a topic's periodic timers (re-armed each time it fires: shuffle,
+    /// rejoin, refill, IHAVE dispatch), as opposed to a one-shot timer of a missing message or
+    /// a neighbour request. A topic has at most four periodic timers pending, so a runtime's
+    /// bounded timer queue can always admit them.
+    pub fn is_periodic(&self) -> bool {
+        use super::{hyparview::Timer as M, plumtree::Timer as B};
+        match &self.timer {
+            TopicTimer::Membership(M::Shuffle | M::Rejoin | M::Refill)
+            | TopicTimer::Broadcast(B::DispatchIHave) => true,
+            TopicTimer::Membership(M::NeighborRequest(_)) | TopicTimer::Broadcast(B::Graft(_)) => {
+                false
+            }
+        }
+    }
 }
 
 /// Why a broadcast was refused.
@@ -100,7 +148,7 @@ pub struct State<PI> {
     topics: BTreeMap<TopicId, Topic<PI>>,
     rng: ChaCha8Rng,
     nonce: u64,
-    outbox: Vec<OutEvent<PI>>,
+    outbox: Vec<Output<PI>>,
     scratch: Vec<TopicOut<PI>>,
 }
 
@@ -160,50 +208,46 @@ impl<PI: PeerIdentity> State<PI> {
             .unwrap_or_default()
     }
 
-    /// Processes one input; returns the outputs it caused.
-    pub fn handle(
-        &mut self,
-        event: InEvent<PI>,
-        now: Duration,
-    ) -> std::vec::Drain<'_, OutEvent<PI>> {
-        match event {
-            InEvent::RecvMessage(from, Message { topic, message }) => {
+    /// Processes one input; its outputs are queued for [`State::drain`].
+    pub fn handle(&mut self, input: Input<PI>, now: Now) {
+        let mono = now.mono;
+        match input {
+            Input::RecvMessage(from, Message { topic, message }) => {
                 // Messages for topics we did not join are ignored: joining is the application's
                 // decision, and a stranger must not make us allocate state.
                 if let Some(state) = self.topics.get_mut(&topic) {
-                    state.on_message(from, message, &mut self.rng, now, &mut self.scratch);
+                    state.on_message(from, message, &mut self.rng, mono, &mut self.scratch);
                     self.flush(topic);
                 }
             }
-            InEvent::Command(topic, Command::Join(peers)) => {
+            Input::Command(topic, Command::Join(peers)) => {
                 if self.join(topic, &peers, now).is_err() {
                     // Refused joins are reported by `State::join`; through `handle` they only
                     // leave no trace, like a join of a full node would.
                 }
             }
-            InEvent::Command(topic, Command::Quit) => self.quit(topic),
-            InEvent::TimerExpired(Timer { topic, timer }) => {
+            Input::Command(topic, Command::Quit) => self.quit(topic),
+            Input::TimerExpired(Timer { topic, timer }) => {
                 if let Some(state) = self.topics.get_mut(&topic) {
-                    state.on_timer(timer, &mut self.rng, now, &mut self.scratch);
+                    state.on_timer(timer, &mut self.rng, mono, &mut self.scratch);
                     self.flush(topic);
                 }
             }
-            InEvent::PeerDisconnected(peer) => {
+            Input::PeerDisconnected(peer) => {
                 let topics: Vec<TopicId> = self.topics.keys().copied().collect();
                 for topic in topics {
                     if let Some(state) = self.topics.get_mut(&topic) {
-                        state.on_peer_disconnected(peer, &mut self.rng, now, &mut self.scratch);
+                        state.on_peer_disconnected(peer, &mut self.rng, mono, &mut self.scratch);
                         self.flush(topic);
                     }
                 }
             }
         }
-        self.outbox.drain(..)
     }
 
     /// Joins a topic through `peers` (or adds bootstrap peers to a joined topic). Outputs are
-    /// queued for the next [`State::handle`] or taken with [`State::drain`].
-    pub fn join(&mut self, topic: TopicId, peers: &[PI], now: Duration) -> Result<(), JoinError> {
+    /// taken with [`State::drain`].
+    pub fn join(&mut self, topic: TopicId, peers: &[PI], now: Now) -> Result<(), JoinError> {
         if !self.topics.contains_key(&topic) && self.topics.len() >= self.config.max_topics {
             return Err(JoinError::TooManyTopics(self.config.max_topics));
         }
@@ -211,20 +255,19 @@ impl<PI: PeerIdentity> State<PI> {
             .topics
             .entry(topic)
             .or_insert_with(|| Topic::new(self.me, &self.config, self.rng.next_u64()));
-        state.join(peers, &mut self.rng, now, &mut self.scratch);
+        state.join(peers, &mut self.rng, now.mono, &mut self.scratch);
         self.flush(topic);
         Ok(())
     }
 
     /// Broadcasts `content` on a topic. Refuses content that would not fit
-    /// [`Config::max_message_size`] on the wire. Outputs are taken with [`State::drain`] (or come
-    /// with the next `handle`).
+    /// [`Config::max_message_size`] on the wire. Outputs are taken with [`State::drain`].
     pub fn broadcast(
         &mut self,
         topic: TopicId,
         content: Content,
         scope: Scope,
-        now: Duration,
+        now: Now,
     ) -> Result<MessageId, BroadcastError> {
         let max = self.config.max_content_size();
         if content.len() > max {
@@ -240,13 +283,13 @@ impl<PI: PeerIdentity> State<PI> {
         // reuse the ids of its previous life.
         self.nonce = self.nonce.wrapping_add(1);
         let id = MessageId::new(&self.me.id_bytes(), self.nonce, content.as_bytes());
-        state.broadcast(id, content, scope, now, &mut self.scratch);
+        state.broadcast(id, content, scope, now.mono, &mut self.scratch);
         self.flush(topic);
         Ok(id)
     }
 
-    /// Takes the queued outputs.
-    pub fn drain(&mut self) -> std::vec::Drain<'_, OutEvent<PI>> {
+    /// Takes the queued outputs (call after every input or command).
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Output<PI>> {
         self.outbox.drain(..)
     }
 
@@ -258,7 +301,7 @@ impl<PI: PeerIdentity> State<PI> {
             let message =
                 TopicMessage::Membership(super::hyparview::Message::Disconnect { alive: false });
             self.outbox
-                .push(OutEvent::SendMessage(peer, Message { topic, message }));
+                .push(Output::SendMessage(peer, Message { topic, message }));
             self.disconnect_if_unused(peer);
         }
     }
@@ -269,11 +312,11 @@ impl<PI: PeerIdentity> State<PI> {
             match out {
                 TopicOut::Send(to, message) => self
                     .outbox
-                    .push(OutEvent::SendMessage(to, Message { topic, message })),
+                    .push(Output::SendMessage(to, Message { topic, message })),
                 TopicOut::Timer(delay, timer) => self
                     .outbox
-                    .push(OutEvent::ScheduleTimer(delay, Timer { topic, timer })),
-                TopicOut::Emit(event) => self.outbox.push(OutEvent::EmitEvent(topic, event)),
+                    .push(Output::ScheduleTimer(delay, Timer { topic, timer })),
+                TopicOut::Emit(event) => self.outbox.push(Output::EmitEvent(topic, event)),
                 TopicOut::Disconnect(peer) => self.disconnect_if_unused(peer),
             }
         }
@@ -282,7 +325,7 @@ impl<PI: PeerIdentity> State<PI> {
 
     fn disconnect_if_unused(&mut self, peer: PI) {
         if !self.topics.values().any(|t| t.is_neighbor(&peer)) {
-            self.outbox.push(OutEvent::DisconnectPeer(peer));
+            self.outbox.push(Output::DisconnectPeer(peer));
         }
     }
 }
@@ -292,6 +335,8 @@ mod tests {
     use super::*;
     use crate::proto::Event;
 
+    const T0: Now = Now::virtual_millis(0);
+
     fn topic() -> TopicId {
         TopicId::from_name("test")
     }
@@ -299,22 +344,19 @@ mod tests {
     /// Delivers every message between the given states until nothing moves (timers ignored).
     fn exchange(
         states: &mut [State<u32>],
-        mut queue: Vec<(u32, OutEvent<u32>)>,
+        mut queue: Vec<(u32, Output<u32>)>,
     ) -> Vec<(u32, TopicId, Event<u32>)> {
         let mut events = Vec::new();
         while !queue.is_empty() {
             let mut next = Vec::new();
             for (from, out) in queue.drain(..) {
                 match out {
-                    OutEvent::SendMessage(to, message) => {
+                    Output::SendMessage(to, message) => {
                         let state = &mut states[to as usize];
-                        next.extend(
-                            state
-                                .handle(InEvent::RecvMessage(from, message), Duration::ZERO)
-                                .map(|o| (to, o)),
-                        );
+                        state.handle(Input::RecvMessage(from, message), T0);
+                        next.extend(state.drain().map(|o| (to, o)));
                     }
-                    OutEvent::EmitEvent(topic, event) => events.push((from, topic, event)),
+                    Output::EmitEvent(topic, event) => events.push((from, topic, event)),
                     _ => {}
                 }
             }
@@ -331,8 +373,8 @@ mod tests {
         let mut states: Vec<State<u32>> = (0..2)
             .map(|i| State::new(i, config.clone(), u64::from(i)))
             .collect();
-        states[0].join(topic(), &[], Duration::ZERO).unwrap();
-        states[1].join(topic(), &[0], Duration::ZERO).unwrap();
+        states[0].join(topic(), &[], T0).unwrap();
+        states[1].join(topic(), &[0], T0).unwrap();
         let queue: Vec<_> = states[1].drain().map(|o| (1, o)).collect();
         let events = exchange(&mut states, queue);
         assert!(events.contains(&(0, topic(), Event::NeighborUp(1))));
@@ -340,20 +382,10 @@ mod tests {
         assert_eq!(states[0].neighbors(&topic()), vec![1]);
 
         let id = states[0]
-            .broadcast(
-                topic(),
-                Content::from(&[1, 2]),
-                Scope::Swarm,
-                Duration::ZERO,
-            )
+            .broadcast(topic(), Content::from(&[1, 2]), Scope::Swarm, T0)
             .unwrap();
         let id2 = states[0]
-            .broadcast(
-                topic(),
-                Content::from(&[1, 2]),
-                Scope::Swarm,
-                Duration::ZERO,
-            )
+            .broadcast(topic(), Content::from(&[1, 2]), Scope::Swarm, T0)
             .unwrap();
         assert_ne!(id, id2, "equal content, two messages");
         let queue: Vec<_> = states[0].drain().map(|o| (0, o)).collect();
@@ -378,11 +410,11 @@ mod tests {
         let mut state = State::new(0u32, Config::default(), 0);
         let too_big = Content::from(vec![0; 64 * 1024]);
         assert!(matches!(
-            state.broadcast(topic(), too_big, Scope::Swarm, Duration::ZERO),
+            state.broadcast(topic(), too_big, Scope::Swarm, T0),
             Err(BroadcastError::TooLarge { .. })
         ));
         assert_eq!(
-            state.broadcast(topic(), Content::from(&[1]), Scope::Swarm, Duration::ZERO),
+            state.broadcast(topic(), Content::from(&[1]), Scope::Swarm, T0),
             Err(BroadcastError::NotJoined)
         );
     }
@@ -392,8 +424,8 @@ mod tests {
         let mut states: Vec<State<u32>> = (0..2)
             .map(|i| State::new(i, Config::default(), 0))
             .collect();
-        states[0].join(topic(), &[], Duration::ZERO).unwrap();
-        states[1].join(topic(), &[0], Duration::ZERO).unwrap();
+        states[0].join(topic(), &[], T0).unwrap();
+        states[1].join(topic(), &[0], T0).unwrap();
         let queue: Vec<_> = states[1].drain().map(|o| (1, o)).collect();
         exchange(&mut states, queue);
         let other = TopicId::from_name("other");
@@ -401,21 +433,13 @@ mod tests {
             topic: other,
             message: TopicMessage::Membership(super::super::hyparview::Message::Join),
         };
-        assert_eq!(
-            states[0]
-                .handle(InEvent::RecvMessage(1, stray), Duration::ZERO)
-                .count(),
-            0
-        );
+        states[0].handle(Input::RecvMessage(1, stray), T0);
+        assert_eq!(states[0].drain().count(), 0);
         assert!(!states[0].has_topic(&other));
 
-        let outs: Vec<_> = states[1]
-            .handle(InEvent::Command(topic(), Command::Quit), Duration::ZERO)
-            .collect();
-        assert!(
-            outs.iter()
-                .any(|o| matches!(o, OutEvent::DisconnectPeer(0)))
-        );
+        states[1].handle(Input::Command(topic(), Command::Quit), T0);
+        let outs: Vec<_> = states[1].drain().collect();
+        assert!(outs.iter().any(|o| matches!(o, Output::DisconnectPeer(0))));
         let queue: Vec<_> = outs.into_iter().map(|o| (1, o)).collect();
         let events = exchange(&mut states, queue);
         assert!(events.contains(&(0, topic(), Event::NeighborDown(1))));
@@ -446,5 +470,33 @@ mod wire_tests {
         let back: Message<u32> =
             weft_transport::cbor_decode(&weft_transport::cbor_encode(&message).unwrap()).unwrap();
         assert_eq!(back, message);
+    }
+
+    #[test]
+    fn max_content_counts_the_envelope() {
+        let config = Config::default();
+        let max = config.max_content_size();
+        assert!(
+            max < 64 * 1024 && max > 64 * 1024 - 200,
+            "{}",
+            Config::envelope_overhead()
+        );
+        // A message with the largest allowed content fits the configured size on the wire.
+        let message = Message::<u64> {
+            topic: TopicId([7; 32]),
+            message: TopicMessage::Broadcast(plumtree::Message::Gossip(plumtree::Push {
+                id: MessageId([1; 32]),
+                content: Content::from(vec![0u8; max]),
+                hops: 300,
+                scope: Scope::Swarm,
+            })),
+        };
+        let frame = weft_transport::encode_frame(&message, usize::MAX).unwrap();
+        assert!(
+            frame.len() <= config.max_message_size,
+            "{} > {}",
+            frame.len(),
+            config.max_message_size
+        );
     }
 }

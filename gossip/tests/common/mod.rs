@@ -78,11 +78,12 @@ pub fn init_tracing() {
 }
 
 /// A gossip instance on `endpoint` with the test config.
-pub fn spawn_gossip(endpoint: &Endpoint) -> Gossip {
+pub async fn spawn_gossip(endpoint: &Endpoint) -> Gossip {
     Gossip::builder()
         .config(fast_config())
         .event_capacity(EVENT_CAPACITY)
         .spawn(endpoint)
+        .await
         .unwrap()
 }
 
@@ -132,7 +133,7 @@ impl Swarm {
     /// if it is the first), and returns its index. Does not wait for it to join.
     pub async fn add(&mut self, seed: u8) -> usize {
         let endpoint = self.net.endpoint(seed).await;
-        let gossip = spawn_gossip(&endpoint);
+        let gossip = spawn_gossip(&endpoint).await;
         let bootstrap = match self.nodes.first() {
             Some(Some(first)) => vec![first.endpoint.addr()],
             _ => vec![],

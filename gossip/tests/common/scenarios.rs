@@ -5,7 +5,7 @@ use std::{
     time::Duration,
 };
 
-use weft_gossip::{BroadcastError, Error, Event, GOSSIP};
+use weft_gossip::{BroadcastError, Error, Event, PROTOCOL};
 use weft_transport::iroh::ConnectionError;
 
 use super::{Net, Swarm};
@@ -172,7 +172,7 @@ pub async fn malformed_frames_drop_the_peer_not_the_node(net: Net) {
     ];
     for (n, bytes) in garbage.into_iter().enumerate() {
         let rogue = swarm.net.endpoint(200 + u8::try_from(n).unwrap()).await;
-        let conn = rogue.connect(&target, GOSSIP).await.unwrap();
+        let conn = rogue.connect(&target, PROTOCOL).await.unwrap();
         let mut stream = conn.open_uni().await.unwrap();
         stream.write_all(bytes).await.unwrap();
         let reason = tokio::time::timeout(SOON, conn.closed())

@@ -1,29 +1,24 @@
 //! The actor: owns the [`Manager`], runs the select loop, and maps its outputs to streams,
 //! timers and subscribers.
 
-use std::{
-    cmp::Reverse,
-    collections::{BinaryHeap, HashMap},
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use tokio::{
     sync::{mpsc, oneshot},
     task::JoinSet,
 };
 use tokio_util::task::AbortOnDropHandle;
-use tracing::debug;
+use tracing::{debug, warn};
 use weft_gossip::{Event as GossipEvent, Topic as GossipTopic, TopicId};
-use weft_transport::{Endpoint, PeerId, encode_frame};
+use weft_transport::{Clock, Endpoint, EventSender, PeerId, TimerQueue, encode_frame};
 
 use super::{
     Error,
     streams::{self, FromStream, Inbound, QueueFull, SessionQueue},
 };
 use crate::proto::{
-    Event, InEvent, Item, ItemId, ItemKey, Manager, OutEvent, ProtocolFactory, SessionId,
-    SessionInfo, Timer, TopicItems,
+    Event, Input, Item, ItemId, ItemKey, Manager, Output, ProtocolFactory, SessionId, SessionInfo,
+    Timer, TopicItems,
 };
 
 /// Commands from handles.
@@ -33,7 +28,7 @@ pub(super) enum ToActor {
         items: TopicItems,
         protocol: Arc<dyn ProtocolFactory>,
         overlay: GossipTopic,
-        events: mpsc::Sender<Event<PeerId>>,
+        events: EventSender<Event<PeerId>>,
         reply: oneshot::Sender<Result<(), Error>>,
     },
     Unsubscribe {
@@ -91,9 +86,12 @@ pub(super) enum Neighbor {
     All(TopicId, Vec<PeerId>),
 }
 
+/// Most timers pending: each is one neighbour's fallback or retry, or one session's silence
+/// check, so this is far above what the session and neighbour bounds allow.
+const MAX_TIMERS: usize = 16 * 1024;
+
 struct Subscriber {
-    events: mpsc::Sender<Event<PeerId>>,
-    lagged: u64,
+    events: EventSender<Event<PeerId>>,
     /// Keeps the overlay joined; dropping it leaves the gossip topic.
     overlay: weft_gossip::TopicSender,
     /// Forwards the overlay's neighbour events; stops when dropped.
@@ -111,7 +109,7 @@ pub(super) struct Limits {
 pub(super) struct Actor {
     manager: Manager<PeerId>,
     endpoint: Endpoint,
-    start: Instant,
+    clock: Clock,
     limits: Limits,
     commands: mpsc::Receiver<ToActor>,
     inbound: mpsc::Receiver<Inbound>,
@@ -124,8 +122,9 @@ pub(super) struct Actor {
     total_queued: Arc<std::sync::atomic::AtomicUsize>,
     tasks: JoinSet<()>,
     subscribers: HashMap<TopicId, Subscriber>,
-    timers: BinaryHeap<Reverse<(Instant, u64, Timer<PeerId>)>>,
-    timer_seq: u64,
+    timers: TimerQueue<Timer<PeerId>>,
+    /// Timers the full queue handed back: fired at the next turn of the loop.
+    overdue: Vec<Timer<PeerId>>,
 }
 
 impl Actor {
@@ -141,7 +140,7 @@ impl Actor {
         Self {
             manager,
             endpoint,
-            start: Instant::now(),
+            clock: Clock::default(),
             limits,
             commands,
             inbound,
@@ -153,18 +152,24 @@ impl Actor {
             total_queued: Arc::default(),
             tasks: JoinSet::new(),
             subscribers: HashMap::new(),
-            timers: BinaryHeap::new(),
-            timer_seq: 0,
+            // No timer is periodic: each is re-armed by what it is for, and bounded with it.
+            timers: TimerQueue::new(MAX_TIMERS, |_| false),
+            overdue: Vec::new(),
         }
     }
 
     /// Runs until every handle is gone or `shutdown` finished.
     pub(super) async fn run(mut self) {
         loop {
-            let next_timer = self.timers.peek().map(|Reverse((at, _, _))| *at);
+            let deadline = if self.overdue.is_empty() {
+                self.timers.next_deadline()
+            } else {
+                Some(Duration::ZERO)
+            }
+            .map(|at| tokio::time::Instant::from_std(self.clock.instant(at)));
             let sleep = async {
-                match next_timer {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
                 }
             };
@@ -182,9 +187,9 @@ impl Actor {
                 Some(event) = self.from_streams.recv() => self.on_stream(event),
                 Some(neighbor) = self.neighbors_rx.recv() => {
                     let input = match neighbor {
-                        Neighbor::Up(topic, peer) => InEvent::NeighborUp { topic, peer },
-                        Neighbor::Down(topic, peer) => InEvent::NeighborDown { topic, peer },
-                        Neighbor::All(topic, peers) => InEvent::Neighbors { topic, peers },
+                        Neighbor::Up(topic, peer) => Input::NeighborUp { topic, peer },
+                        Neighbor::Down(topic, peer) => Input::NeighborDown { topic, peer },
+                        Neighbor::All(topic, peers) => Input::Neighbors { topic, peers },
                     };
                     self.handle(input);
                 }
@@ -196,25 +201,15 @@ impl Actor {
         self.shutdown().await;
     }
 
-    fn now(&self) -> Duration {
-        self.start.elapsed()
-    }
-
-    fn handle(&mut self, input: InEvent<PeerId>) {
-        let now = self.now();
-        self.manager.handle(input, now);
+    fn handle(&mut self, input: Input<PeerId>) {
+        self.manager.handle(input, self.clock.now());
         self.apply();
     }
 
     fn fire_timers(&mut self) {
-        let now = Instant::now();
-        while let Some(Reverse((at, _, _))) = self.timers.peek() {
-            if *at > now {
-                break;
-            }
-            if let Some(Reverse((_, _, timer))) = self.timers.pop() {
-                self.handle(InEvent::TimerExpired(timer));
-            }
+        let now = self.clock.now().mono;
+        while let Some(timer) = self.timers.pop_due(now).or_else(|| self.overdue.pop()) {
+            self.handle(Input::TimerExpired(timer));
         }
     }
 
@@ -243,7 +238,6 @@ impl Actor {
                     ));
                     let subscriber = Subscriber {
                         events,
-                        lagged: 0,
                         overlay: sender,
                         _forwarder: AbortOnDropHandle::new(forwarder),
                     };
@@ -289,8 +283,7 @@ impl Actor {
                 let _ = reply.send(self.manager.sessions(topic));
             }
             ToActor::Connect { topic, peer } => {
-                let now = self.now();
-                self.manager.connect(topic, peer, now);
+                self.manager.connect(topic, peer, self.clock.now());
                 self.apply();
             }
             ToActor::JoinPeers { topic, peers } => {
@@ -308,8 +301,7 @@ impl Actor {
 
     fn on_inbound(&mut self, inbound: Inbound) {
         let Inbound { peer, send, recv } = inbound;
-        let now = self.now();
-        let session = self.manager.accept(peer, now);
+        let session = self.manager.accept(peer, self.clock.now());
         let (queue, frames) = SessionQueue::new(&self.total_queued);
         let max = self.manager.config().max_frame_size;
         self.tasks.spawn(streams::run_stream(
@@ -327,10 +319,10 @@ impl Actor {
 
     fn on_stream(&mut self, event: FromStream) {
         let input = match event {
-            FromStream::Frame(session, frame) => InEvent::Frame { session, frame },
+            FromStream::Frame(session, frame) => Input::Frame { session, frame },
             FromStream::Closed(session, error) => {
                 self.queues.remove(&session);
-                InEvent::Closed { session, error }
+                Input::Closed { session, error }
             }
         };
         self.handle(input);
@@ -348,20 +340,22 @@ impl Actor {
         }
     }
 
-    fn apply_outputs(&mut self, outputs: Vec<OutEvent<PeerId>>) {
+    fn apply_outputs(&mut self, outputs: Vec<Output<PeerId>>) {
         for output in outputs {
             match output {
-                OutEvent::Open { session, peer } => self.open(session, peer),
-                OutEvent::Send { session, frame } => self.send(session, &frame),
-                OutEvent::Close { session } => {
+                Output::Open { session, peer } => self.open(session, peer),
+                Output::Send { session, frame } => self.send(session, &frame),
+                Output::Close { session } => {
                     // Dropping the queue lets the writer finish the stream after what is queued.
                     self.queues.remove(&session);
                 }
-                OutEvent::Emit { topic, event } => self.emit(topic, event),
-                OutEvent::ScheduleTimer(delay, timer) => {
-                    self.timer_seq += 1;
-                    let at = Instant::now() + delay;
-                    self.timers.push(Reverse((at, self.timer_seq, timer)));
+                Output::Emit { topic, event } => self.emit(topic, event),
+                Output::ScheduleTimer(delay, timer) => {
+                    let at = self.clock.now().mono + delay;
+                    if let Err(full) = self.timers.schedule(at, timer) {
+                        warn!(%full, "sync: timer queue full, firing at once");
+                        self.overdue.push(full.timer);
+                    }
                 }
             }
         }
@@ -402,32 +396,18 @@ impl Actor {
         // Fail the session; a later one reconciles whatever did not go out.
         debug!(%failure, "sync: session failed on send");
         self.queues.remove(&session);
-        let now = self.now();
         self.manager.handle(
-            InEvent::Closed {
+            Input::Closed {
                 session,
                 error: Some(failure),
             },
-            now,
+            self.clock.now(),
         );
     }
 
     fn emit(&mut self, topic: TopicId, event: Event<PeerId>) {
-        let Some(sub) = self.subscribers.get_mut(&topic) else {
-            return;
-        };
-        if sub.lagged > 0 {
-            match sub.events.try_send(Event::Lagged(sub.lagged)) {
-                Ok(()) => sub.lagged = 0,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    sub.lagged += 1;
-                    return;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => return,
-            }
-        }
-        if let Err(mpsc::error::TrySendError::Full(_)) = sub.events.try_send(event) {
-            sub.lagged += 1;
+        if let Some(sub) = self.subscribers.get_mut(&topic) {
+            sub.events.deliver(event);
         }
     }
 

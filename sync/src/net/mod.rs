@@ -11,8 +11,12 @@
 //!   together: `max_total_queued_bytes`; when over either the session fails and is retried
 //!   later, and the next session reconciles what was not sent, so nothing is lost, only
 //!   delayed;
-//! - events to a topic's subscriber: `event_capacity`; when full events are dropped and the
-//!   next one delivered is `Event::Lagged(n)` (the items themselves are in the store).
+//! - events to a topic's subscriber: `event_capacity`, through
+//!   [`weft_transport::EventSender`]; when full events are dropped and the next one delivered
+//!   is `Event::Lagged(n)` (the items themselves are in the store);
+//! - timers: in a [`TimerQueue`](weft_transport::TimerQueue) on the monotonic clock, at most
+//!   `MAX_TIMERS` pending (one per neighbour and session); a timer that finds it full fires at
+//!   once (early rather than never: a retry or a silence check that fires early is harmless).
 //!
 //! [`Manager`]: crate::proto::Manager
 
@@ -23,13 +27,16 @@ use std::{sync::Arc, time::Duration};
 
 use tokio::sync::{mpsc, oneshot};
 use weft_gossip::{Gossip, TopicId};
-use weft_transport::{Endpoint, HandlerRegistration, PeerAddr, PeerId, Protocol, RegisterError};
+use weft_transport::{
+    Endpoint, EventSender, Events, HandlerRegistration, LayerEvent, PeerAddr, PeerId, RegisterError,
+};
 
 use self::{
     actor::{Actor, Limits, ToActor},
     streams::Handler,
 };
 use crate::{
+    PROTOCOL,
     proto::{
         Config, Event, InsertError, Item, ItemId, ItemKey, Manager, ProtocolFactory, SessionInfo,
         SetReconciliationFactory, SubscribeError, TopicItems,
@@ -37,8 +44,11 @@ use crate::{
     store::{Store, StoreError},
 };
 
-/// The sync protocol on weft-transport: ALPN `weft/<network>/sync/1`.
-pub const SYNC: Protocol = Protocol::new(crate::PROTOCOL_NAME, crate::PROTOCOL_VERSION);
+impl<PI: Send + 'static> LayerEvent for Event<PI> {
+    fn lagged(missed: u64) -> Self {
+        Event::Lagged(missed)
+    }
+}
 
 /// The gossip topic whose overlay samples the peers of a sync topic.
 pub fn overlay_topic(topic: TopicId) -> TopicId {
@@ -128,14 +138,18 @@ impl Builder {
 
     /// Registers `sync/1` on `endpoint` and starts the actor (needs a tokio runtime). Topics
     /// join overlays on `gossip`, which must run on the same endpoint.
-    pub fn spawn(self, endpoint: &Endpoint, gossip: &Gossip) -> Result<SyncManager, SpawnError> {
+    pub async fn spawn(
+        self,
+        endpoint: &Endpoint,
+        gossip: &Gossip,
+    ) -> Result<SyncManager, SpawnError> {
         let (commands_tx, commands_rx) = mpsc::channel(self.command_capacity);
         let (inbound_tx, inbound_rx) = mpsc::channel(64);
         let handler = Handler {
             inbound: inbound_tx,
             commands: commands_tx.downgrade(),
         };
-        let registration = endpoint.register(SYNC, handler)?;
+        let registration = endpoint.register(PROTOCOL, handler)?;
         let seed = endpoint.secret_seed("weft/sync/manager");
         let manager = Manager::new(endpoint.id(), self.config.clone(), seed);
         // A session must be able to queue at least one whole frame.
@@ -239,7 +253,7 @@ impl SyncManager {
             .gossip
             .subscribe(overlay_topic(topic), bootstrap)
             .await?;
-        let (events_tx, events) = mpsc::channel(self.inner.event_capacity);
+        let (events_tx, events) = EventSender::channel(self.inner.event_capacity);
         let (reply, rx) = oneshot::channel();
         self.send(ToActor::Subscribe {
             topic,
@@ -294,7 +308,7 @@ impl SyncManager {
 pub struct SyncTopic {
     topic: TopicId,
     manager: SyncManager,
-    events: mpsc::Receiver<Event<PeerId>>,
+    events: Events<Event<PeerId>>,
 }
 
 impl SyncTopic {
@@ -381,9 +395,15 @@ impl SyncTopic {
         self.manager.send(ToActor::JoinPeers { topic, peers }).await
     }
 
-    /// The next event; `None` once the actor stopped.
+    /// The next event; `None` once the actor stopped. A [`weft_transport::Events`] stream:
+    /// bounded by the builder's `event_capacity`, `Event::Lagged(n)` after a gap.
     pub async fn recv(&mut self) -> Option<Event<PeerId>> {
         self.events.recv().await
+    }
+
+    /// The next event if one is queued, without waiting.
+    pub fn try_recv(&mut self) -> Option<Event<PeerId>> {
+        self.events.try_recv()
     }
 }
 

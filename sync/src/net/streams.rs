@@ -20,7 +20,7 @@ use weft_transport::{
     iroh::{AcceptError, Connection, ProtocolHandler, RecvStream, SendStream},
 };
 
-use super::{SYNC, actor::ToActor};
+use super::actor::ToActor;
 use crate::proto::{Frame, SessionId};
 
 /// How long a finished session's reader waits for the peer to finish its side.
@@ -130,7 +130,7 @@ pub(super) async fn outbound(
 ) {
     let opened = async {
         let conn = endpoint
-            .connect(&PeerAddr::new(peer), SYNC)
+            .connect(&PeerAddr::new(peer), crate::PROTOCOL)
             .await
             .map_err(|err| err.to_string())?;
         conn.open_bi().await.map_err(|err| err.to_string())

@@ -17,8 +17,8 @@ pub use index::{Index, Keys};
 pub use item::{Item, ItemError, ItemId, ItemKey, TIMESTAMP_LEN};
 pub use items::{Claim, TopicItems};
 pub use manager::{
-    EndReason, Event, InEvent, InsertError, Manager, OutEvent, SessionError, SessionId,
-    SessionInfo, SubscribeError, Timer,
+    EndReason, Event, Input, InsertError, Manager, Output, SessionError, SessionId, SessionInfo,
+    SubscribeError, Timer,
 };
 pub use negentropy::{
     MIN_FRAME_SIZE_LIMIT, MessageError, PROTOCOL_VERSION_V1, ReconcileError, Reconciled, Reconciler,

@@ -11,10 +11,11 @@ use std::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use weft_gossip::TopicId;
+use weft_transport::{Now, WallTime};
 
 use crate::{
     proto::{
-        Config, Event, Frame, InEvent, Item, Manager, OutEvent, ProtocolFactory, SessionId,
+        Config, Event, Frame, Input, Item, Manager, Output, ProtocolFactory, SessionId,
         SetReconciliationFactory, Timer, TopicItems,
     },
     store::MemoryStore,
@@ -135,6 +136,14 @@ impl World {
         self.now
     }
 
+    /// The current virtual time as the managers see it: both clocks at [`World::now`].
+    pub fn clock(&self) -> Now {
+        Now {
+            mono: self.now,
+            wall: WallTime::from_millis(u64::try_from(self.now.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+
     /// A node's manager.
     pub fn node(&self, node: NodeId) -> &Manager<NodeId> {
         &self.nodes[node as usize]
@@ -171,13 +180,13 @@ impl World {
 
     /// Makes `a` and `b` gossip neighbours of `topic` (both ends hear `NeighborUp`).
     pub fn link(&mut self, topic: TopicId, a: NodeId, b: NodeId) {
-        self.input(a, InEvent::NeighborUp { topic, peer: b });
-        self.input(b, InEvent::NeighborUp { topic, peer: a });
+        self.input(a, Input::NeighborUp { topic, peer: b });
+        self.input(b, Input::NeighborUp { topic, peer: a });
     }
 
     /// Feeds an input to a node and routes its outputs.
-    pub fn input(&mut self, node: NodeId, event: InEvent<NodeId>) {
-        let now = self.now;
+    pub fn input(&mut self, node: NodeId, event: Input<NodeId>) {
+        let now = self.clock();
         self.nodes[node as usize].handle(event, now);
         self.flush(node);
     }
@@ -187,7 +196,7 @@ impl World {
         let outputs: Vec<_> = self.nodes[node as usize].drain().collect();
         for output in outputs {
             match output {
-                OutEvent::Open { session, peer } => {
+                Output::Open { session, peer } => {
                     self.opening.insert((node, session), peer);
                     self.deliver(
                         node,
@@ -199,7 +208,7 @@ impl World {
                         },
                     );
                 }
-                OutEvent::Send { session, frame } => {
+                Output::Send { session, frame } => {
                     let size = match &frame {
                         Frame::Data(data) => data.len(),
                         _ => 40,
@@ -217,7 +226,7 @@ impl World {
                         },
                     );
                 }
-                OutEvent::Close { session } => {
+                Output::Close { session } => {
                     let to = self.peer_of(node, session);
                     self.deliver(
                         node,
@@ -228,8 +237,8 @@ impl World {
                         },
                     );
                 }
-                OutEvent::Emit { topic, event } => self.count_event(node, topic, event),
-                OutEvent::ScheduleTimer(delay, timer) => {
+                Output::Emit { topic, event } => self.count_event(node, topic, event),
+                Output::ScheduleTimer(delay, timer) => {
                     self.schedule(self.now + delay, Delivery::Timer { node, timer });
                 }
             }
@@ -306,7 +315,7 @@ impl World {
             .collect();
         for (peer, session) in ends {
             let error = Some("connection lost".to_owned());
-            self.input(peer, InEvent::Closed { session, error });
+            self.input(peer, Input::Closed { session, error });
         }
     }
 
@@ -354,9 +363,9 @@ impl World {
                 self.opening.remove(&(from, session));
                 if self.down[to as usize] {
                     let error = Some("peer unreachable".to_owned());
-                    return self.input(from, InEvent::Closed { session, error });
+                    return self.input(from, Input::Closed { session, error });
                 }
-                let now = self.now;
+                let now = self.clock();
                 let accepted = self.nodes[to as usize].accept(from, now);
                 self.peers.insert((from, session), (to, accepted));
                 self.peers.insert((to, accepted), (from, session));
@@ -375,7 +384,7 @@ impl World {
                 }
                 self.input(
                     to,
-                    InEvent::Frame {
+                    Input::Frame {
                         session: end,
                         frame,
                     },
@@ -389,7 +398,7 @@ impl World {
                 if !self.down[to as usize] {
                     self.input(
                         to,
-                        InEvent::Closed {
+                        Input::Closed {
                             session: end,
                             error: None,
                         },
@@ -398,7 +407,7 @@ impl World {
             }
             Delivery::Timer { node, timer } => {
                 if !self.down[node as usize] {
-                    self.input(node, InEvent::TimerExpired(timer));
+                    self.input(node, Input::TimerExpired(timer));
                 }
             }
         }

@@ -83,10 +83,12 @@ impl Node {
         let gossip = Gossip::builder()
             .config(gossip_config())
             .spawn(&endpoint)
+            .await
             .unwrap();
         let sync = SyncManager::builder()
             .config(config)
             .spawn(&endpoint, &gossip)
+            .await
             .unwrap();
         Self {
             endpoint,

@@ -217,6 +217,7 @@ pub(crate) async fn run(bench: BenchConfig) -> Result<BenchReport, BenchError> {
             .config(bench.config.clone())
             .event_capacity(total * 2 + 64)
             .spawn(&endpoint)
+            .await
             .map_err(|e| BenchError(e.to_string()))?;
         let bootstrap: Vec<PeerAddr> = nodes
             .first()

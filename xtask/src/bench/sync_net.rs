@@ -124,12 +124,14 @@ pub(crate) async fn run(bench: SyncNetConfig) -> Result<()> {
         let gossip = Gossip::builder()
             .config(gossip_config.clone())
             .event_capacity(4096)
-            .spawn(&endpoint)?;
+            .spawn(&endpoint)
+            .await?;
         // Room for every catch-up item's event, so the last node's count never lags.
         let sync = SyncManager::builder()
             .config(sync_config.clone())
             .event_capacity(bench.items + 8192)
-            .spawn(&endpoint, &gossip)?;
+            .spawn(&endpoint, &gossip)
+            .await?;
         nodes.push(Node {
             endpoint,
             gossip,

@@ -61,7 +61,8 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
         gossips.push(
             weft_gossip::Gossip::builder()
                 .config(config.clone())
-                .spawn(node)?,
+                .spawn(node)
+                .await?,
         );
     }
     gossip::run(&nodes, &gossips).await?;

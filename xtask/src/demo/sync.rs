@@ -31,7 +31,8 @@ pub(super) async fn run(nodes: &[Endpoint], gossips: &[Gossip]) -> Result<()> {
         managers.push(
             SyncManager::builder()
                 .config(config.clone())
-                .spawn(node, gossip)?,
+                .spawn(node, gossip)
+                .await?,
         );
     }
     let items: Vec<Item> = (0..2_500u64)

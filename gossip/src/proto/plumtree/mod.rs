@@ -4,7 +4,7 @@
 //! Messages travel eagerly along a spanning tree and lazily (as IHAVE announcements) along the
 //! other links. A duplicate prunes the link it came through; a missing message grafts the link
 //! that announced it. On top of the paper:
-//! - **Hop counts everywhere.** `Gossip` and every IHAVE carry the hop count the receiver would
+//! - **Hop counts everywhere.** `Gossip` (a [`Push`]) and every IHAVE carry the hop count the receiver would
 //!   get, and a graft goes to the announcer with the fewest hops, so the tree the first
 //!   broadcasts build is breadth-first rather than lowest-latency (which is deep). A lazy link
 //!   may replace an eager one when its IHAVE shows at least `optimization_threshold` fewer hops
@@ -41,7 +41,7 @@ use super::{
 #[non_exhaustive]
 pub enum Message {
     /// A broadcast message.
-    Gossip(Gossip),
+    Gossip(Push),
     /// Announcements of received messages (lazy push).
     IHave(Vec<IHave>),
     /// Makes the link eager, and asks for a message if `id` is set.
@@ -53,9 +53,10 @@ pub enum Message {
     Prune,
 }
 
-/// A broadcast message on the wire.
+/// A broadcast message on the wire: the content pushed along the tree (the `Gossip` variant
+/// of [`Message`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Gossip {
+pub struct Push {
     /// The message id.
     pub id: MessageId,
     /// The payload.
@@ -286,7 +287,7 @@ impl<PI: PeerIdentity> Plumtree<PI> {
         };
         self.seen.insert(id, seen, now);
         let push = self.config.sender_push || scope == Scope::Neighbors;
-        let gossip = || Gossip {
+        let gossip = || Push {
             id,
             content: content.clone(),
             hops: 0,
@@ -334,7 +335,7 @@ impl<PI: PeerIdentity> Plumtree<PI> {
                     } else {
                         0
                     };
-                    let gossip = Gossip {
+                    let gossip = Push {
                         id,
                         content: content.clone(),
                         hops,
@@ -347,7 +348,7 @@ impl<PI: PeerIdentity> Plumtree<PI> {
         }
     }
 
-    fn on_gossip(&mut self, from: PI, gossip: Gossip, now: Duration, out: &mut Vec<Out<PI>>) {
+    fn on_gossip(&mut self, from: PI, gossip: Push, now: Duration, out: &mut Vec<Out<PI>>) {
         if self.seen.contains(&gossip.id) {
             if gossip.scope != Scope::Swarm {
                 return;
@@ -365,7 +366,7 @@ impl<PI: PeerIdentity> Plumtree<PI> {
             }
             return;
         }
-        let Gossip {
+        let Push {
             id,
             content,
             hops,
@@ -404,7 +405,7 @@ impl<PI: PeerIdentity> Plumtree<PI> {
         let next = hops.saturating_add(1);
         for &peer in self.eager.iter() {
             if peer != from {
-                let gossip = Gossip {
+                let gossip = Push {
                     id,
                     content: content.clone(),
                     hops: next,

@@ -19,8 +19,8 @@ fn tree_with(config: PlumtreeConfig, eager: &[u32], lazy: &[u32]) -> Plumtree<u3
     p
 }
 
-fn gossip(id: u8, hops: u16) -> Gossip {
-    Gossip {
+fn gossip(id: u8, hops: u16) -> Push {
+    Push {
         id: MessageId([id; 32]),
         content: Content::from(&[id]),
         hops,

@@ -14,9 +14,10 @@ use std::{
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use weft_transport::{Now, WallTime};
 
 use crate::proto::{
-    Config, Content, Event, InEvent, Message, MessageId, OutEvent, Scope, State, Timer, TopicId,
+    Config, Content, Event, Input, Message, MessageId, Output, Scope, State, Timer, TopicId,
     TopicMessage, plumtree,
 };
 
@@ -245,16 +246,16 @@ impl Network {
             return false;
         };
         self.now = at;
-        let now = Duration::from_micros(at);
+        let now = virtual_now(at);
         let (node, input) = match kind {
             Kind::Deliver { from, to, message } => {
                 if self.cut(from, to) {
                     return true;
                 }
-                (to, InEvent::RecvMessage(from, message))
+                (to, Input::RecvMessage(from, message))
             }
-            Kind::Timer { node, timer } => (node, InEvent::TimerExpired(timer)),
-            Kind::Disconnected { node, peer } => (node, InEvent::PeerDisconnected(peer)),
+            Kind::Timer { node, timer } => (node, Input::TimerExpired(timer)),
+            Kind::Disconnected { node, peer } => (node, Input::PeerDisconnected(peer)),
             Kind::Join { node, peers } => {
                 if self.alive[node as usize] {
                     let topic = self.topic;
@@ -269,15 +270,17 @@ impl Network {
         if !self.alive[node as usize] {
             return true;
         }
-        let outs: Vec<_> = self.nodes[node as usize].handle(input, now).collect();
+        let state = &mut self.nodes[node as usize];
+        state.handle(input, now);
+        let outs: Vec<_> = state.drain().collect();
         self.apply(node, outs);
         true
     }
 
-    fn apply(&mut self, node: u32, outs: Vec<OutEvent<u32>>) {
+    fn apply(&mut self, node: u32, outs: Vec<Output<u32>>) {
         for out in outs {
             match out {
-                OutEvent::SendMessage(to, message) => {
+                Output::SendMessage(to, message) => {
                     if self.count_kinds {
                         *self.kinds.entry(kind_name(&message.message)).or_default() += 1;
                     }
@@ -308,7 +311,7 @@ impl Network {
                         );
                     }
                 }
-                OutEvent::EmitEvent(_, Event::Received { id, hops, .. }) => {
+                Output::EmitEvent(_, Event::Received { id, hops, .. }) => {
                     if let Some(stats) = self.msgs.get_mut(&id) {
                         stats.receivers += 1;
                         stats.max_hops = stats.max_hops.max(hops);
@@ -316,7 +319,7 @@ impl Network {
                         self.round_deliveries += 1;
                     }
                 }
-                OutEvent::ScheduleTimer(delay, timer) => {
+                Output::ScheduleTimer(delay, timer) => {
                     let at = self.now + u64::try_from(delay.as_micros()).unwrap_or(u64::MAX / 2);
                     self.push(at, Kind::Timer { node, timer });
                 }
@@ -386,7 +389,7 @@ impl Network {
                 topic,
                 Content::from(bytes),
                 Scope::Swarm,
-                Duration::from_micros(start),
+                virtual_now(start),
             ) else {
                 continue;
             };
@@ -455,5 +458,13 @@ fn kind_name(message: &TopicMessage<u32>) -> &'static str {
         TopicMessage::Membership(H::Neighbor { .. }) => "neighbor",
         TopicMessage::Membership(H::Shuffle { .. }) => "shuffle",
         TopicMessage::Membership(_) => "membership",
+    }
+}
+
+/// The proto's view of virtual time `at` (microseconds since the start of the simulation).
+fn virtual_now(at: Micros) -> Now {
+    Now {
+        mono: Duration::from_micros(at),
+        wall: WallTime::from_millis(at / 1000),
     }
 }

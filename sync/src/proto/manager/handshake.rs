@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use weft_gossip::{PeerIdentity, TopicId};
 
-use super::{Attempts, EndReason, Manager, OutEvent, Role, SessionError, SessionId};
+use super::{Attempts, EndReason, Manager, Output, Role, SessionError, SessionId};
 use crate::proto::wire::{Frame, Refusal};
 
 impl<PI: PeerIdentity> Manager<PI> {
@@ -63,7 +63,7 @@ impl<PI: PeerIdentity> Manager<PI> {
 
     pub(super) fn refuse(&mut self, id: SessionId, refusal: Refusal) {
         self.send(id, Frame::Refuse(refusal));
-        self.out(OutEvent::Close { session: id });
+        self.out(Output::Close { session: id });
         self.sessions.remove(&id);
     }
 

@@ -8,8 +8,8 @@
 //! while the peer is still a neighbour; a neighbour going down ends its session.
 //!
 //! Driving: inputs through [`Manager::handle`] and the command methods, outputs drained with
-//! [`Manager::drain`] after each call (gossip's shape: `now` is the time since the runtime
-//! started, timers are relative delays).
+//! [`Manager::drain`] after each call (gossip's shape: `now` is a [`Now`] of which only the
+//! monotonic part is read, timers are relative delays).
 
 mod handshake;
 mod session;
@@ -24,9 +24,10 @@ use std::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use weft_gossip::{PeerIdentity, TopicId};
+use weft_transport::Now;
 
 use self::session::{Phase, Session};
-pub use self::types::{EndReason, Event, InEvent, OutEvent, SessionError, SessionId, Timer};
+pub use self::types::{EndReason, Event, Input, Output, SessionError, SessionId, Timer};
 use super::{
     Config, Item,
     items::TopicItems,
@@ -110,7 +111,7 @@ pub struct Manager<PI> {
     attempts: BTreeMap<(PI, TopicId), Attempts>,
     next_session: u64,
     shutting_down: bool,
-    outputs: VecDeque<OutEvent<PI>>,
+    outputs: VecDeque<Output<PI>>,
 }
 
 impl<PI: PeerIdentity> std::fmt::Debug for Manager<PI> {
@@ -210,10 +211,10 @@ impl<PI: PeerIdentity> Manager<PI> {
 
     /// A peer opened a stream: a new inbound session waiting for its `Hello`. Refused at once
     /// when `max_pending_handshakes` streams wait already.
-    pub fn accept(&mut self, peer: PI, now: Duration) -> SessionId {
+    pub fn accept(&mut self, peer: PI, now: Now) -> SessionId {
         let id = self.new_session_id();
         self.sessions
-            .insert(id, Session::new(peer, None, Role::Acceptor, now));
+            .insert(id, Session::new(peer, None, Role::Acceptor, now.mono));
         let pending = self
             .sessions
             .values()
@@ -230,19 +231,20 @@ impl<PI: PeerIdentity> Manager<PI> {
     }
 
     /// Feeds an input.
-    pub fn handle(&mut self, event: InEvent<PI>, now: Duration) {
-        match event {
-            InEvent::NeighborUp { topic, peer } => self.on_neighbor_up(topic, peer, now),
-            InEvent::NeighborDown { topic, peer } => self.on_neighbor_down(topic, peer),
-            InEvent::Frame { session, frame } => self.on_frame(session, frame, now),
-            InEvent::Neighbors { topic, peers } => self.on_neighbors(topic, peers, now),
-            InEvent::Closed { session, error } => self.on_closed(session, error),
-            InEvent::TimerExpired(timer) => self.on_timer(timer, now),
+    pub fn handle(&mut self, input: Input<PI>, now: Now) {
+        let now = now.mono;
+        match input {
+            Input::NeighborUp { topic, peer } => self.on_neighbor_up(topic, peer, now),
+            Input::NeighborDown { topic, peer } => self.on_neighbor_down(topic, peer),
+            Input::Frame { session, frame } => self.on_frame(session, frame, now),
+            Input::Neighbors { topic, peers } => self.on_neighbors(topic, peers, now),
+            Input::Closed { session, error } => self.on_closed(session, error),
+            Input::TimerExpired(timer) => self.on_timer(timer, now),
         }
     }
 
     /// The outputs of the calls so far, in order. Drain after every call.
-    pub fn drain(&mut self) -> std::collections::vec_deque::Drain<'_, OutEvent<PI>> {
+    pub fn drain(&mut self) -> std::collections::vec_deque::Drain<'_, Output<PI>> {
         self.outputs.drain(..)
     }
 
@@ -273,8 +275,8 @@ impl<PI: PeerIdentity> Manager<PI> {
     /// Opens a session with `peer` on `topic` now (if none runs): what a neighbour-up does on
     /// the lower id's side, available to tests and to applications that sync with a peer that
     /// is not a neighbour.
-    pub fn connect(&mut self, topic: TopicId, peer: PI, now: Duration) {
-        self.open(topic, peer, now);
+    pub fn connect(&mut self, topic: TopicId, peer: PI, now: Now) {
+        self.open(topic, peer, now.mono);
     }
 
     fn new_session_id(&mut self) -> SessionId {
@@ -282,21 +284,21 @@ impl<PI: PeerIdentity> Manager<PI> {
         SessionId(self.next_session)
     }
 
-    fn out(&mut self, event: OutEvent<PI>) {
+    fn out(&mut self, event: Output<PI>) {
         self.outputs.push_back(event);
     }
 
     fn emit(&mut self, topic: TopicId, event: Event<PI>) {
-        self.out(OutEvent::Emit { topic, event });
+        self.out(Output::Emit { topic, event });
     }
 
     fn send(&mut self, id: SessionId, frame: Frame) {
-        self.out(OutEvent::Send { session: id, frame });
+        self.out(Output::Send { session: id, frame });
     }
 
     fn arm_silence(&mut self, id: SessionId) {
         let after = self.config.session_timeout;
-        self.out(OutEvent::ScheduleTimer(after, Timer::Silence(id)));
+        self.out(Output::ScheduleTimer(after, Timer::Silence(id)));
     }
 
     fn topic_sessions(&self, topic: TopicId) -> Vec<SessionId> {
@@ -335,7 +337,7 @@ impl<PI: PeerIdentity> Manager<PI> {
         self.sessions
             .insert(id, Session::new(peer, Some(topic), Role::Initiator, now));
         self.by_pair.insert((peer, topic), id);
-        self.out(OutEvent::Open { session: id, peer });
+        self.out(Output::Open { session: id, peer });
         self.send(id, Frame::Hello { topic, protocol });
         self.arm_silence(id);
     }
@@ -349,10 +351,7 @@ impl<PI: PeerIdentity> Manager<PI> {
             self.open(topic, peer, now);
         } else {
             let wait = self.config.fallback_wait;
-            self.out(OutEvent::ScheduleTimer(
-                wait,
-                Timer::Fallback { topic, peer },
-            ));
+            self.out(Output::ScheduleTimer(wait, Timer::Fallback { topic, peer }));
         }
     }
 
@@ -407,7 +406,7 @@ impl<PI: PeerIdentity> Manager<PI> {
                 if quiet >= timeout {
                     self.fail(id, SessionError::Timeout(timeout));
                 } else {
-                    self.out(OutEvent::ScheduleTimer(timeout - quiet, Timer::Silence(id)));
+                    self.out(Output::ScheduleTimer(timeout - quiet, Timer::Silence(id)));
                 }
             }
         }
@@ -501,7 +500,7 @@ impl<PI: PeerIdentity> Manager<PI> {
         let peer = session.peer;
         for message in sent {
             session.bytes_out += message.len() as u64;
-            self.outputs.push_back(OutEvent::Send {
+            self.outputs.push_back(Output::Send {
                 session: id,
                 frame: Frame::Data(message),
             });
@@ -577,7 +576,7 @@ impl<PI: PeerIdentity> Manager<PI> {
     /// sessions fetch instead.
     fn remove(&mut self, id: SessionId) -> Option<Session<PI>> {
         let session = self.sessions.remove(&id)?;
-        self.out(OutEvent::Close { session: id });
+        self.out(Output::Close { session: id });
         let Some(topic) = session.topic else {
             return Some(session);
         };
@@ -638,7 +637,7 @@ impl<PI: PeerIdentity> Manager<PI> {
             .saturating_mul(1 << exponent)
             .mul_f64(jitter)
             .min(self.config.retry_max);
-        self.out(OutEvent::ScheduleTimer(delay, Timer::Retry { topic, peer }));
+        self.out(Output::ScheduleTimer(delay, Timer::Retry { topic, peer }));
     }
 }
 

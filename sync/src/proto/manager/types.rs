@@ -122,7 +122,7 @@ pub enum Timer<PI> {
 /// An input.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub enum InEvent<PI> {
+pub enum Input<PI> {
     /// A gossip neighbour of the topic's overlay came up.
     NeighborUp {
         /// The sync topic.
@@ -167,7 +167,7 @@ pub enum InEvent<PI> {
 /// An output: something for the runtime to do.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub enum OutEvent<PI> {
+pub enum Output<PI> {
     /// Open a stream to `peer` and bind it to `session`; later `Send`s for it go there.
     Open {
         /// The new session.
