@@ -81,7 +81,7 @@ pub use writers::{Sent, WriterPool};
 /// iroh directly.
 #[cfg(feature = "net")]
 pub mod iroh {
-    pub use iroh::Endpoint;
     pub use iroh::endpoint::{Connection, ConnectionError, RecvStream, SendStream};
     pub use iroh::protocol::{AcceptError, ProtocolHandler, Router};
+    pub use iroh::{Endpoint, RelayMode, endpoint::presets};
 }

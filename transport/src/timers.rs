@@ -70,8 +70,12 @@ impl<T: fmt::Debug> std::error::Error for Full<T> {}
 /// assert_eq!(timers.pop_due(ms(25)), None);
 /// ```
 pub struct TimerQueue<T> {
-    by_timer: BTreeMap<T, Duration>,
-    by_deadline: BTreeSet<(Duration, T)>,
+    /// Each pending timer's deadline and arming number.
+    by_timer: BTreeMap<T, (Duration, u64)>,
+    /// Pending timers by deadline, then in the order they were armed.
+    by_deadline: BTreeSet<(Duration, u64, T)>,
+    /// Arming number of the next `schedule`: ties fire first armed, first fired.
+    armed: u64,
     /// Pending timers that count against `capacity` (the one-shot ones).
     one_shot: usize,
     capacity: usize,
@@ -85,6 +89,7 @@ impl<T: Ord + Copy> TimerQueue<T> {
         Self {
             by_timer: BTreeMap::new(),
             by_deadline: BTreeSet::new(),
+            armed: 0,
             one_shot: 0,
             capacity,
             periodic,
@@ -94,10 +99,12 @@ impl<T: Ord + Copy> TimerQueue<T> {
     /// Arms `timer` at monotonic time `at`, moving it if it is pending already. Refuses a new
     /// one-shot timer when `capacity` of them are pending, handing it back.
     pub fn schedule(&mut self, at: Duration, timer: T) -> Result<(), Full<T>> {
+        self.armed += 1;
+        let armed = self.armed;
         if let Some(old) = self.by_timer.get_mut(&timer) {
-            self.by_deadline.remove(&(*old, timer));
-            *old = at;
-            self.by_deadline.insert((at, timer));
+            self.by_deadline.remove(&(old.0, old.1, timer));
+            *old = (at, armed);
+            self.by_deadline.insert((at, armed, timer));
             return Ok(());
         }
         let periodic = (self.periodic)(&timer);
@@ -107,19 +114,20 @@ impl<T: Ord + Copy> TimerQueue<T> {
             }
             self.one_shot += 1;
         }
-        self.by_timer.insert(timer, at);
-        self.by_deadline.insert((at, timer));
+        self.by_timer.insert(timer, (at, armed));
+        self.by_deadline.insert((at, armed, timer));
         Ok(())
     }
 
     /// When the soonest timer is due.
     pub fn next_deadline(&self) -> Option<Duration> {
-        self.by_deadline.first().map(|(at, _)| *at)
+        self.by_deadline.first().map(|(at, _, _)| *at)
     }
 
-    /// Removes and returns a timer due by `now`, soonest first (ties in timer order).
+    /// Removes and returns a timer due by `now`, soonest first; timers due at the same time
+    /// in the order they were armed.
     pub fn pop_due(&mut self, now: Duration) -> Option<T> {
-        let &(at, timer) = self.by_deadline.first()?;
+        let &(at, _, timer) = self.by_deadline.first()?;
         if at > now {
             return None;
         }
@@ -130,10 +138,10 @@ impl<T: Ord + Copy> TimerQueue<T> {
 
     /// Cancels `timer`; returns whether it was pending.
     pub fn cancel(&mut self, timer: &T) -> bool {
-        let Some(at) = self.by_timer.get(timer).copied() else {
+        let Some((at, armed)) = self.by_timer.get(timer).copied() else {
             return false;
         };
-        self.by_deadline.remove(&(at, *timer));
+        self.by_deadline.remove(&(at, armed, *timer));
         self.forget(timer);
         true
     }
@@ -187,6 +195,19 @@ mod tests {
 
     fn ms(ms: u64) -> Duration {
         Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn timers_due_at_the_same_time_fire_in_the_order_they_were_armed() {
+        let mut q = TimerQueue::new(8, periodic);
+        q.schedule(ms(10), Timer::Request(3)).unwrap();
+        q.schedule(ms(10), Timer::Request(1)).unwrap();
+        q.schedule(ms(10), Timer::Request(2)).unwrap();
+        let fired: Vec<Timer> = std::iter::from_fn(|| q.pop_due(ms(10))).collect();
+        assert_eq!(
+            fired,
+            vec![Timer::Request(3), Timer::Request(1), Timer::Request(2)]
+        );
     }
 
     #[test]

@@ -429,18 +429,16 @@ impl Actor {
     /// Carries out the proto's queued outputs.
     fn apply(&mut self) {
         let outs: Vec<_> = self.state.drain().collect();
-        let now = self.clock.now().mono;
         // Timers of one batch with equal delays fire in the order they were asked for (the
-        // queue breaks ties by timer value): a nanosecond apart. So grafts of messages
-        // announced together fetch them in broadcast order.
-        let mut tie = Duration::ZERO;
+        // queue fires ties first armed, first fired), so grafts of messages announced
+        // together fetch them in broadcast order.
+        let now = self.clock.now().mono;
         for out in outs {
             match out {
                 Output::SendMessage(to, message) => self.send_to(to, &message),
                 Output::EmitEvent(topic, event) => self.emit(topic, event),
                 Output::ScheduleTimer(delay, timer) => {
-                    tie += Duration::from_nanos(1);
-                    if let Err(full) = self.timers.schedule(now + delay + tie, timer) {
+                    if let Err(full) = self.timers.schedule(now + delay, timer) {
                         // Early rather than never: a graft or a neighbour request that fires
                         // early is retried by the proto; one never fired would stall it.
                         warn!(%full, "gossip: timer queue full, firing at once");
