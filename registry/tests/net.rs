@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use weft_registry::{Config, Registry, net::PROTOCOL};
+use weft_registry::{Config, PROTOCOL, Registry};
 use weft_transport::{
     Endpoint, FramedSend, MemoryNetwork, PeerAddr, PeerId, SecretKey,
     iroh::{AcceptError, Connection, ProtocolHandler},
@@ -54,7 +54,11 @@ async fn network_with(
             .bind()
             .await
             .unwrap();
-        let registry = Registry::builder(config.clone()).spawn(&endpoint).unwrap();
+        let registry = Registry::builder()
+            .config(config.clone())
+            .spawn(&endpoint)
+            .await
+            .unwrap();
         nodes.push(Node { endpoint, registry });
     }
     // Each node learns the first node and its predecessor, as discovery would tell it.

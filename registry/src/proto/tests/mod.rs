@@ -93,16 +93,14 @@ impl Net {
         }
     }
 
-    /// `n` nodes with the given config, each told about the first node, all bootstrapped.
+    /// `n` nodes with the given config, each told about the one before, all bootstrapped.
     pub(super) fn with_nodes(n: u32, config: &Config) -> (Self, Vec<PeerId>) {
         let mut net = Self::new();
         let ids: Vec<PeerId> = (0..n).map(|i| net.add_node(i, config.clone())).collect();
         for (i, id) in ids.iter().enumerate().skip(1) {
             // Chain them so the network is connected, then join.
+            // Short of k peers, the node bootstraps by itself.
             net.input(*id, Input::AddPeers(vec![PeerAddr::new(ids[i - 1])]));
-            let now = net.now;
-            net.node(*id).bootstrap(both(now)).unwrap();
-            net.flush(*id);
             net.run();
         }
         (net, ids)
