@@ -2,6 +2,7 @@
 //! cases of the issue, one test each.
 
 mod bad_input;
+mod lifecycle;
 mod lookup;
 mod network;
 mod routing;
@@ -133,7 +134,7 @@ impl Net {
         self.route(id, outputs);
     }
 
-    fn route(&mut self, from: PeerId, outputs: Vec<Output>) {
+    pub(super) fn route(&mut self, from: PeerId, outputs: Vec<Output>) {
         for output in outputs {
             match output {
                 Output::Send { id, to, request } => {
