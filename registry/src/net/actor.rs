@@ -171,12 +171,12 @@ impl Actor {
     }
 
     fn handle(&mut self, input: Input) {
-        let outputs = self.node.handle(input, self.clock.now());
-        self.route(outputs);
+        self.node.handle(input, self.clock.now());
+        self.flush();
     }
 
     pub(super) fn flush(&mut self) {
-        let outputs = self.node.take_outputs();
+        let outputs = self.node.drain();
         self.route(outputs);
     }
 
@@ -356,7 +356,7 @@ impl Actor {
                 if let Some(reply) = asked {
                     let _ = reply.send(Ok(holders));
                 }
-                self.deliver(Event::Published {
+                self.deliver(&Event::Published {
                     name,
                     holders,
                     republished,
@@ -366,15 +366,15 @@ impl Actor {
                 if let Some(Some(reply)) = self.withdrawals.remove(&op) {
                     let _ = reply.send(Ok(holders));
                 }
-                self.deliver(Event::Withdrawn { name, holders });
+                self.deliver(&Event::Withdrawn { name, holders });
             }
-            ProtoEvent::Bootstrapped { peers } => self.deliver(Event::Bootstrapped { peers }),
+            ProtoEvent::Bootstrapped { peers } => self.deliver(&Event::Bootstrapped { peers }),
         }
     }
 
-    fn deliver(&mut self, event: Event) {
+    fn deliver(&mut self, event: &Event) {
         if let Some(subscribers) = lock(&self.events).as_mut() {
-            subscribers.deliver(&event);
+            subscribers.deliver(event);
         }
     }
 }

@@ -58,8 +58,10 @@ struct Own {
 /// The registry protocol of one node, with no IO.
 ///
 /// Feed it [`Input`]s with [`Node::handle`], issue commands ([`Node::register`],
-/// [`Node::withdraw`], [`Node::lookup`], [`Node::bootstrap`]), and carry out the [`Output`]s they
-/// return ([`Node::take_outputs`] drains what commands produced).
+/// [`Node::withdraw`], [`Node::lookup`], [`Node::lookup_cached`], [`Node::bootstrap`],
+/// [`Node::shutdown`]; each answers at once with an id or a refusal), and after each call take
+/// the [`Output`]s queued inside with [`Node::drain`] and carry them out. The runtime and the
+/// simulator drive it with the same calls.
 #[derive(Debug)]
 pub struct Node {
     pub(super) config: Config,
@@ -153,13 +155,13 @@ impl Node {
         self.addr.relay = addr.relay;
     }
 
-    /// Drains the outputs produced by commands since the last drain.
-    pub fn take_outputs(&mut self) -> Vec<Output> {
+    /// Takes the outputs queued by inputs and commands since the last drain, in order.
+    pub fn drain(&mut self) -> Vec<Output> {
         std::mem::take(&mut self.out)
     }
 
-    /// Processes one input at `now` and returns every pending output.
-    pub fn handle(&mut self, input: Input, now: Now) -> Vec<Output> {
+    /// Processes one input at `now`; its outputs are queued for [`Node::drain`].
+    pub fn handle(&mut self, input: Input, now: Now) {
         self.notice_clock_step(now);
         match input {
             Input::AddPeers(peers) => {
@@ -180,7 +182,6 @@ impl Node {
             Input::Timer(Timer::Request(id)) => self.on_failed(id, now),
             Input::Timer(Timer::Tick) => self.on_tick(now),
         }
-        self.take_outputs()
     }
 
     /// Registers `name` with `metadata`: signs a record, keeps it locally and publishes it to the

@@ -197,7 +197,8 @@ impl World {
         let Some(state) = self.nodes[node].as_mut() else {
             return;
         };
-        let outputs = state.handle(input, now);
+        state.handle(input, now);
+        let outputs = state.drain();
         self.route(node, outputs);
     }
 
@@ -205,7 +206,7 @@ impl World {
         let Some(state) = self.nodes[node].as_mut() else {
             return;
         };
-        let outputs = state.take_outputs();
+        let outputs = state.drain();
         self.route(node, outputs);
     }
 

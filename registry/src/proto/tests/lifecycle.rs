@@ -43,16 +43,16 @@ fn a_table_short_of_k_bootstraps_and_a_full_one_does_not() {
 
     let newcomer = net.add_node(500, config());
     let now = net.now;
-    let outputs = net
-        .node(newcomer)
-        .handle(Input::AddPeers(vec![PeerAddr::new(ids[0])]), both(now));
+    let node = net.node(newcomer);
+    node.handle(Input::AddPeers(vec![PeerAddr::new(ids[0])]), both(now));
+    let outputs = node.drain();
     assert!(finds_nodes(&outputs), "an empty table bootstraps");
 
     let full = ids[3];
     assert!(net.nodes[&full].table().len() >= config().k);
-    let outputs = net
-        .node(full)
-        .handle(Input::AddPeers(vec![PeerAddr::new(newcomer)]), both(now));
+    let node = net.node(full);
+    node.handle(Input::AddPeers(vec![PeerAddr::new(newcomer)]), both(now));
+    let outputs = node.drain();
     assert!(!finds_nodes(&outputs), "a table of k peers does not");
     assert_eq!(net.nodes[&full].running_ops(), 0);
 }
@@ -67,7 +67,7 @@ fn a_cached_lookup_answers_at_once_until_the_ttl_or_a_local_change() {
     // Within the TTL: answered from the cache, no request sent.
     let now = net.now;
     let op = net.node(seeker).lookup_cached("svc", both(now)).unwrap();
-    let outputs = net.node(seeker).take_outputs();
+    let outputs = net.node(seeker).drain();
     assert!(outputs.iter().all(|o| matches!(o, Output::Event(_))));
     net.events
         .extend(outputs.into_iter().filter_map(|o| match o {
@@ -80,7 +80,7 @@ fn a_cached_lookup_answers_at_once_until_the_ttl_or_a_local_change() {
     net.now = net.now + Duration::from_millis(config().cache_ttl_ms);
     let now = net.now;
     net.node(seeker).lookup_cached("svc", both(now)).unwrap();
-    let outputs = net.node(seeker).take_outputs();
+    let outputs = net.node(seeker).drain();
     assert!(outputs.iter().any(|o| matches!(o, Output::Send { .. })));
     net.route(seeker, outputs);
     net.run();
@@ -89,7 +89,7 @@ fn a_cached_lookup_answers_at_once_until_the_ttl_or_a_local_change() {
     net.register(seeker, "svc");
     let now = net.now;
     net.node(seeker).lookup_cached("svc", both(now)).unwrap();
-    let outputs = net.node(seeker).take_outputs();
+    let outputs = net.node(seeker).drain();
     assert!(outputs.iter().any(|o| matches!(o, Output::Send { .. })));
 }
 

@@ -124,13 +124,13 @@ impl Net {
     /// Feeds an input to a node and routes its outputs.
     pub(super) fn input(&mut self, id: PeerId, input: Input) {
         let now = self.now;
-        let outputs = self.node(id).handle(input, both(now));
-        self.route(id, outputs);
+        self.node(id).handle(input, both(now));
+        self.flush(id);
     }
 
     /// Routes the outputs a command left in the node.
     pub(super) fn flush(&mut self, id: PeerId) {
-        let outputs = self.node(id).take_outputs();
+        let outputs = self.node(id).drain();
         self.route(id, outputs);
     }
 
