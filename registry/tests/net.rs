@@ -176,12 +176,13 @@ async fn dead_provider_expires_and_live_one_is_republished() {
         tick_interval_ms: 250,
         ..config()
     };
-    let (_net, nodes) = network(30, &config).await;
+    let (net, nodes) = network(30, &config).await;
     let live = nodes[1].registry.register("svc", vec![]).await.unwrap();
     let dead = nodes[2].registry.register("svc", vec![]).await.unwrap();
-    // The dead provider vanishes without withdrawing.
+    // The dead provider vanishes without withdrawing: cut off from everyone, as a crash or a
+    // pulled cable would (a shutdown would withdraw).
     std::mem::forget(dead);
-    nodes[2].endpoint.shutdown().await;
+    net.isolate(nodes[2].endpoint.id());
     assert!(
         providers(&nodes[5], "svc")
             .await
