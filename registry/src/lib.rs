@@ -7,7 +7,7 @@
 //!   [`Now`] (monotonic time for timers and schedules, wall [`Time`] for signed records only),
 //!   carry out the [`Output`]s.
 //! - With the default feature `net`, `Registry` runs a node as an actor on a weft-transport
-//!   endpoint (protocol [`PROTOCOL`](crate::PROTOCOL), `registry/1`): `add_peers`, `register`
+//!   endpoint (protocol `PROTOCOL`, `registry/1`): `add_peers`, `register`
 //!   returning a `Registration` that withdraws on drop, streaming `lookup`, `lookup_all`, an
 //!   event stream (`events`), and `shutdown`, which withdraws every registration still live.
 //! - [`sim`] drives thousands of nodes in virtual time and reports hops, messages, success rates
