@@ -60,9 +60,11 @@ async fn wall_clock_steps_both_ways_stall_no_republish_and_lose_no_record() {
             .bind()
             .await
             .unwrap();
-        let registry = Registry::builder(config.clone())
+        let registry = Registry::builder()
+            .config(config.clone())
             .wall_clock(clock.clone())
             .spawn(&endpoint)
+            .await
             .unwrap();
         if let Some((first, _)) = nodes.first() {
             registry

@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use weft_registry::{Config, Registry, net::PROTOCOL};
+use weft_registry::{Config, PROTOCOL, Registry};
 use weft_transport::{
     Endpoint, FramedSend, MemoryNetwork, PeerAddr, PeerId, SecretKey,
     iroh::{AcceptError, Connection, ProtocolHandler},
@@ -54,7 +54,11 @@ async fn network_with(
             .bind()
             .await
             .unwrap();
-        let registry = Registry::builder(config.clone()).spawn(&endpoint).unwrap();
+        let registry = Registry::builder()
+            .config(config.clone())
+            .spawn(&endpoint)
+            .await
+            .unwrap();
         nodes.push(Node { endpoint, registry });
     }
     // Each node learns the first node and its predecessor, as discovery would tell it.
@@ -172,12 +176,13 @@ async fn dead_provider_expires_and_live_one_is_republished() {
         tick_interval_ms: 250,
         ..config()
     };
-    let (_net, nodes) = network(30, &config).await;
+    let (net, nodes) = network(30, &config).await;
     let live = nodes[1].registry.register("svc", vec![]).await.unwrap();
     let dead = nodes[2].registry.register("svc", vec![]).await.unwrap();
-    // The dead provider vanishes without withdrawing.
+    // The dead provider vanishes without withdrawing: cut off from everyone, as a crash or a
+    // pulled cable would (a shutdown would withdraw).
     std::mem::forget(dead);
-    nodes[2].endpoint.shutdown().await;
+    net.isolate(nodes[2].endpoint.id());
     assert!(
         providers(&nodes[5], "svc")
             .await

@@ -3,20 +3,23 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::{mpsc, oneshot};
-use weft_transport::{Clock, Endpoint, PeerAddr, PeerId, RequestError, TimerQueue, request};
-
-use super::{Builder, Command, Error, PROTOCOL, handler::Inbound};
-use crate::proto::{
-    Event, InboundId, Input, MAX_MESSAGE_SIZE, Node, Now, OpId, Output, ProviderRecord, Request,
-    RequestId, Response, SignedRecord, Timer,
-};
+use tokio_util::sync::CancellationToken;
 use tracing::warn;
+use weft_transport::{
+    Clock, Endpoint, HandlerRegistration, PeerAddr, PeerId, RequestError, TimerQueue, request,
+};
+
+use super::{Builder, Command, Error, Event, PROTOCOL, Shared, handler::Inbound, lock};
+use crate::proto::{
+    Event as ProtoEvent, InboundId, Input, MAX_MESSAGE_SIZE, Node, OpId, Output, ProviderRecord,
+    Request, RequestId, Response, Timer,
+};
 
 /// Providers buffered in a lookup stream. A consumer that falls further behind loses the
 /// providers beyond it (the lookup does not wait for slow readers).
@@ -36,65 +39,59 @@ fn periodic(timer: &Timer) -> bool {
     matches!(timer, Timer::Tick)
 }
 
-/// An open lookup: where its providers go, and what it found (for the cache).
+/// An open lookup: where its providers go, and which it reported.
 #[derive(Debug)]
-struct Sink {
-    name: String,
+pub(super) struct Sink {
     results: mpsc::Sender<ProviderRecord>,
     reported: BTreeSet<PeerId>,
-    found: BTreeMap<PeerId, SignedRecord>,
 }
 
-#[derive(Debug)]
-struct CacheEntry {
-    fetched: Instant,
-    records: Vec<SignedRecord>,
-}
-
-type Reply = oneshot::Sender<Result<usize, Error>>;
+pub(super) type Reply = oneshot::Sender<Result<usize, Error>>;
 
 /// The outcome of one outgoing request: its id, the peer asked, the answer if any.
-type RequestResult = (RequestId, PeerId, Option<Response>);
+pub(super) type RequestResult = (RequestId, PeerId, Option<Response>);
 
 #[derive(Debug)]
 pub(super) struct Actor {
-    node: Node,
-    endpoint: Endpoint,
-    commands: mpsc::Receiver<Command>,
-    inbound: mpsc::Receiver<Inbound>,
+    pub(super) node: Node,
+    pub(super) endpoint: Endpoint,
+    /// Our `registry/1` handler: removed when the actor ends, and only if it is still ours.
+    pub(super) registration: HandlerRegistration,
+    pub(super) commands: mpsc::Receiver<Command>,
+    pub(super) inbound: mpsc::Receiver<Inbound>,
     results_tx: mpsc::Sender<RequestResult>,
-    results: mpsc::Receiver<RequestResult>,
+    pub(super) results: mpsc::Receiver<RequestResult>,
     /// Monotonic time for timers and schedules, wall time for signed records.
-    clock: Clock,
+    pub(super) clock: Clock,
     timers: TimerQueue<Timer>,
     /// Timers the full queue refused: fired at the next turn of the loop.
     overdue: Vec<Timer>,
     next_inbound: u64,
     replies: BTreeMap<InboundId, oneshot::Sender<Response>>,
-    lookups: BTreeMap<OpId, Sink>,
+    pub(super) lookups: BTreeMap<OpId, Sink>,
     publishes: BTreeMap<OpId, Reply>,
     withdrawals: BTreeMap<OpId, Option<Reply>>,
-    cache: BTreeMap<String, CacheEntry>,
-    cache_ttl: Duration,
-    max_cache_entries: usize,
     request_timeout: Duration,
-    /// Bucket size: below this many peers, new peers trigger a bootstrap.
-    k: usize,
+    pub(super) shutdown_grace: Duration,
+    pub(super) events: Shared,
+    pub(super) done: CancellationToken,
 }
 
 impl Actor {
     pub(super) fn new(
         builder: Builder,
         endpoint: Endpoint,
+        registration: HandlerRegistration,
         commands: mpsc::Receiver<Command>,
         inbound: mpsc::Receiver<Inbound>,
+        events: Shared,
+        done: CancellationToken,
     ) -> Self {
         let (results_tx, results) = mpsc::channel(RESULT_CAPACITY);
         let key = endpoint_key(&endpoint);
         // Secret: peers must not predict our lookup and republish choices.
         let seed = endpoint.secret_seed("weft/registry/node");
         let request_timeout = builder.config.request_timeout();
-        let k = builder.config.k;
         let clock = Clock::new(builder.wall_clock.clone());
         let node = Node::new(
             key,
@@ -106,6 +103,7 @@ impl Actor {
         Self {
             node,
             endpoint,
+            registration,
             commands,
             inbound,
             results_tx,
@@ -118,70 +116,78 @@ impl Actor {
             lookups: BTreeMap::new(),
             publishes: BTreeMap::new(),
             withdrawals: BTreeMap::new(),
-            cache: BTreeMap::new(),
-            cache_ttl: builder.cache_ttl,
-            max_cache_entries: builder.max_cache_entries.max(1),
             request_timeout,
-            k,
+            shutdown_grace: builder.shutdown_grace,
+            events,
+            done,
         }
     }
 
-    pub(super) fn spawn(self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(self.run())
+    pub(super) fn spawn(self) {
+        tokio::spawn(self.run());
     }
 
     async fn run(mut self) {
-        let outputs = self.node.take_outputs();
-        self.route(outputs);
+        // Whatever ends this task (even a runtime shutting down), waiters on `done` go on.
+        let _done = self.done.clone().drop_guard();
+        self.flush();
         loop {
-            let next = if self.overdue.is_empty() {
-                self.timers.next_deadline()
-            } else {
-                Some(Duration::ZERO)
-            }
-            .map(|at| tokio::time::Instant::from_std(self.clock.instant(at)));
-            let sleep = async move {
-                match next {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = self.next_timer();
             tokio::select! {
                 command = self.commands.recv() => match command {
+                    Some(Command::Shutdown) | None => break,
                     Some(command) => self.on_command(command),
-                    None => break,
                 },
                 Some(inbound) = self.inbound.recv() => self.on_inbound(inbound),
-                Some((id, from, response)) = self.results.recv() => {
-                    let input = match response {
-                        Some(response) => Input::Response { id, from, response },
-                        None => Input::Failed { id },
-                    };
-                    self.handle(input);
-                }
+                Some(result) = self.results.recv() => self.on_result(result),
                 () = sleep => self.fire_timers(),
+            }
+        }
+        self.finish().await;
+    }
+
+    /// Sleeps until the earliest timer is due (at once when one is overdue).
+    pub(super) fn next_timer(&self) -> impl Future<Output = ()> + use<> {
+        let next = if self.overdue.is_empty() {
+            self.timers.next_deadline()
+        } else {
+            Some(Duration::ZERO)
+        }
+        .map(|at| tokio::time::Instant::from_std(self.clock.instant(at)));
+        async move {
+            match next {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
             }
         }
     }
 
+    pub(super) fn on_result(&mut self, (id, from, response): RequestResult) {
+        let input = match response {
+            Some(response) => Input::Response { id, from, response },
+            None => Input::Failed { id },
+        };
+        self.handle(input);
+    }
+
     fn handle(&mut self, input: Input) {
-        let outputs = self.node.handle(input, self.clock.now());
+        self.node.handle(input, self.clock.now());
+        self.flush();
+    }
+
+    pub(super) fn flush(&mut self) {
+        let outputs = self.node.drain();
         self.route(outputs);
     }
 
-    fn flush(&mut self) {
-        let outputs = self.node.take_outputs();
-        self.route(outputs);
-    }
-
-    fn fire_timers(&mut self) {
+    pub(super) fn fire_timers(&mut self) {
         let now = self.clock.now().mono;
         while let Some(timer) = self.timers.pop_due(now).or_else(|| self.overdue.pop()) {
             self.handle(Input::Timer(timer));
         }
     }
 
-    fn on_inbound(&mut self, inbound: Inbound) {
+    pub(super) fn on_inbound(&mut self, inbound: Inbound) {
         self.next_inbound += 1;
         let id = InboundId(self.next_inbound);
         self.replies.insert(id, inbound.reply);
@@ -194,19 +200,15 @@ impl Actor {
         self.replies.remove(&id);
     }
 
-    fn on_command(&mut self, command: Command) {
+    pub(super) fn on_command(&mut self, command: Command) {
         let now = self.clock.now();
         match command {
             Command::AddPeers(peers) => {
-                let short = self.node.table().len() < self.k;
                 for peer in &peers {
                     self.endpoint.add_peer_addr(peer);
                 }
+                // A table short of k peers bootstraps: the node decides.
                 self.handle(Input::AddPeers(peers));
-                if short && !self.node.table().is_empty() {
-                    let _ = self.node.bootstrap(now);
-                    self.flush();
-                }
             }
             Command::Register {
                 name,
@@ -216,7 +218,6 @@ impl Actor {
                 self.node.set_addr(self.endpoint.addr());
                 match self.node.register(&name, metadata, now) {
                     Ok(op) => {
-                        self.cache.remove(&name);
                         self.publishes.insert(op, reply);
                     }
                     Err(err) => {
@@ -226,7 +227,6 @@ impl Actor {
                 self.flush();
             }
             Command::Withdraw { name, reply } => {
-                self.cache.remove(&name);
                 match self.node.withdraw(&name, now) {
                     Ok(op) => {
                         self.withdrawals.insert(op, reply);
@@ -244,7 +244,24 @@ impl Actor {
                 refresh,
                 results,
                 reply,
-            } => self.start_lookup(name, refresh, results, reply, now),
+            } => {
+                let started = if refresh {
+                    self.node.lookup(&name, now)
+                } else {
+                    self.node.lookup_cached(&name, now)
+                };
+                match started {
+                    Ok(op) => {
+                        let reported = BTreeSet::new();
+                        self.lookups.insert(op, Sink { results, reported });
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(err.into()));
+                    }
+                }
+                self.flush();
+            }
             Command::Held { name, reply } => {
                 let key = crate::proto::DhtId::of_name(&name);
                 let records = self
@@ -264,47 +281,9 @@ impl Actor {
                     .collect();
                 let _ = reply.send(records);
             }
+            // Served by the loop.
+            Command::Shutdown => {}
         }
-    }
-
-    fn start_lookup(
-        &mut self,
-        name: String,
-        refresh: bool,
-        results: mpsc::Sender<ProviderRecord>,
-        reply: oneshot::Sender<Result<(), Error>>,
-        now: Now,
-    ) {
-        if !refresh
-            && let Some(entry) = self.cache.get(&name)
-            && entry.fetched.elapsed() < self.cache_ttl
-        {
-            for record in &entry.records {
-                if record.payload().expires_at() > now.wall {
-                    let _ = results.try_send(record.payload().clone());
-                }
-            }
-            let _ = reply.send(Ok(()));
-            return;
-        }
-        match self.node.lookup(&name, now) {
-            Ok(op) => {
-                self.lookups.insert(
-                    op,
-                    Sink {
-                        name,
-                        results,
-                        reported: BTreeSet::new(),
-                        found: BTreeMap::new(),
-                    },
-                );
-                let _ = reply.send(Ok(()));
-            }
-            Err(err) => {
-                let _ = reply.send(Err(err.into()));
-            }
-        }
-        self.flush();
     }
 
     fn route(&mut self, outputs: Vec<Output>) {
@@ -356,57 +335,47 @@ impl Actor {
         });
     }
 
-    fn on_event(&mut self, event: Event) {
+    fn on_event(&mut self, event: ProtoEvent) {
         match event {
-            Event::Providers { op, records } => {
+            ProtoEvent::Providers { op, records } => {
                 if let Some(sink) = self.lookups.get_mut(&op) {
                     for record in records {
-                        let provider = record.payload().provider;
-                        if sink.reported.insert(provider) {
+                        if sink.reported.insert(record.payload().provider) {
                             let _ = sink.results.try_send(record.payload().clone());
                         }
-                        sink.found.insert(provider, record);
                     }
                 }
             }
-            Event::LookupDone { op, .. } => {
-                if let Some(sink) = self.lookups.remove(&op) {
-                    self.cache_insert(sink.name, sink.found.into_values().collect());
-                }
+            ProtoEvent::LookupDone { op, .. } => {
+                // Its stream ends with the sink.
+                self.lookups.remove(&op);
             }
-            Event::Published { op, holders, .. } => {
-                if let Some(reply) = self.publishes.remove(&op) {
+            ProtoEvent::Published { op, name, holders } => {
+                let asked = self.publishes.remove(&op);
+                let republished = asked.is_none();
+                if let Some(reply) = asked {
                     let _ = reply.send(Ok(holders));
                 }
+                self.deliver(&Event::Published {
+                    name,
+                    holders,
+                    republished,
+                });
             }
-            Event::Withdrawn { op, holders, .. } => {
+            ProtoEvent::Withdrawn { op, name, holders } => {
                 if let Some(Some(reply)) = self.withdrawals.remove(&op) {
                     let _ = reply.send(Ok(holders));
                 }
+                self.deliver(&Event::Withdrawn { name, holders });
             }
-            _ => {}
+            ProtoEvent::Bootstrapped { peers } => self.deliver(&Event::Bootstrapped { peers }),
         }
     }
 
-    fn cache_insert(&mut self, name: String, records: Vec<SignedRecord>) {
-        if !self.cache.contains_key(&name) && self.cache.len() >= self.max_cache_entries {
-            // Full: drop the oldest entry.
-            let oldest = self
-                .cache
-                .iter()
-                .min_by_key(|(_, entry)| entry.fetched)
-                .map(|(name, _)| name.clone());
-            if let Some(oldest) = oldest {
-                self.cache.remove(&oldest);
-            }
+    fn deliver(&mut self, event: &Event) {
+        if let Some(subscribers) = lock(&self.events).as_mut() {
+            subscribers.deliver(event);
         }
-        self.cache.insert(
-            name,
-            CacheEntry {
-                fetched: Instant::now(),
-                records,
-            },
-        );
     }
 }
 

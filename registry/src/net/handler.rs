@@ -1,13 +1,16 @@
-//! Accepts `registry/1` connections and hands each request to the actor.
+//! Accepts `registry/1` connections and hands each request to the actor; shuts the registry
+//! down with the endpoint.
 
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 use weft_transport::{
     PeerId, RequestError, accept_request,
     iroh::{AcceptError, Connection, ProtocolHandler},
 };
 
+use super::Command;
 use crate::proto::{MAX_MESSAGE_SIZE, Request, Response};
 
 /// A request on its way to the actor, with where to put the answer.
@@ -23,11 +26,23 @@ pub(super) struct Inbound {
 pub(super) struct Handler {
     inbound: mpsc::Sender<Inbound>,
     timeout: Duration,
+    commands: mpsc::WeakSender<Command>,
+    done: CancellationToken,
 }
 
 impl Handler {
-    pub(super) fn new(inbound: mpsc::Sender<Inbound>, timeout: Duration) -> Self {
-        Self { inbound, timeout }
+    pub(super) fn new(
+        inbound: mpsc::Sender<Inbound>,
+        timeout: Duration,
+        commands: mpsc::WeakSender<Command>,
+        done: CancellationToken,
+    ) -> Self {
+        Self {
+            inbound,
+            timeout,
+            commands,
+            done,
+        }
     }
 }
 
@@ -61,5 +76,15 @@ impl ProtocolHandler for Handler {
             });
         }
         Ok(())
+    }
+
+    /// Called by `Endpoint::shutdown` (and iroh's `Router::shutdown`) while dials still work:
+    /// the withdrawals go out before the connections close.
+    async fn shutdown(&self) {
+        match self.commands.upgrade() {
+            Some(commands) => super::shutdown(&commands, &self.done).await,
+            // Every handle is gone: the actor is finishing on its own; wait for it.
+            None => self.done.cancelled().await,
+        }
     }
 }

@@ -1,32 +1,30 @@
-//! The runtime: one actor task per registry that owns a [`crate::Node`] and carries out its
-//! outputs on a weft-transport [`Endpoint`], under the protocol `registry/1`.
+//! The runtime: one actor task per registry that owns a [`crate::proto::Node`] and carries out
+//! its outputs on a weft-transport [`Endpoint`](weft_transport::Endpoint), under the protocol `registry/1`.
 //!
-//! ```no_run
-//! # async fn demo(endpoint: weft_transport::Endpoint, peers: Vec<weft_transport::PeerAddr>)
-//! # -> Result<(), weft_registry::net::Error> {
-//! use weft_registry::{Config, net::Registry};
-//!
-//! let registry = Registry::builder(Config::default()).spawn(&endpoint)?;
-//! registry.add_peers(peers).await?;
-//! let registration = registry.register("chat/eu", b"v2".to_vec()).await?;
-//! for provider in registry.lookup_all("chat/eu").await? {
-//!     println!("{} provides chat/eu", provider.provider);
-//! }
-//! registration.withdraw().await?; // or drop it
-//! # Ok(()) }
-//! ```
+//! Ending: [`Registry::shutdown`], the drop of the last handle (every [`Registry`] clone and
+//! every [`Registration`]), and iroh's `ProtocolHandler::shutdown` (called by
+//! `Endpoint::shutdown`) do the same work: every registration still live is withdrawn (the
+//! signed removals sent to the nodes that hold it), within [`Builder::shutdown_grace`], then
+//! the actor stops. It is never aborted.
 
 mod actor;
+mod builder;
+mod event;
+mod finish;
 mod handler;
+mod registration;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
-use weft_transport::{
-    Endpoint, PeerAddr, PeerId, Protocol, RegisterError, SystemWallClock, WallClock,
-};
+use tokio_util::sync::CancellationToken;
+use weft_transport::{EventSender, Events, PeerAddr, PeerId, Protocol, RegisterError, Subscribers};
 
-use crate::proto::{CommandError, Config, ProviderRecord};
+pub use builder::{Builder, DEFAULT_SHUTDOWN_GRACE};
+pub use event::Event;
+pub use registration::{LookupStream, Registration};
+
+use crate::proto::{CommandError, ConfigError, ProviderRecord};
 
 /// The registry's protocol: ALPN `weft/<network>/registry/1`.
 pub const PROTOCOL: Protocol = Protocol::new("registry", 1);
@@ -39,95 +37,50 @@ const COMMAND_CAPACITY: usize = 256;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The registry's actor has stopped.
+    /// The registry has shut down ([`Registry::shutdown`], the endpoint's shutdown, or its
+    /// last handle dropped).
     #[error("the registry has stopped")]
     Closed,
     /// The protocol refused the command.
     #[error(transparent)]
     Command(#[from] CommandError),
-    /// The protocol could not be registered on the endpoint.
+}
+
+/// Why a registry could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// The config is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// `registry/1` is already registered on this endpoint.
     #[error(transparent)]
     Register(#[from] RegisterError),
 }
 
-/// Builds and spawns a [`Registry`].
-#[derive(Debug, Clone)]
-pub struct Builder {
-    config: Config,
-    cache_ttl: Duration,
-    max_cache_entries: usize,
-    max_inbound: usize,
-    wall_clock: Arc<dyn WallClock>,
-}
-
-impl Builder {
-    /// How long a lookup's result is served from the local cache (default 60 s).
-    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
-        self.cache_ttl = ttl;
-        self
-    }
-
-    /// Names kept in the lookup cache (default 1,024); the oldest is dropped when full.
-    pub fn max_cache_entries(mut self, max: usize) -> Self {
-        self.max_cache_entries = max;
-        self
-    }
-
-    /// Inbound requests waiting for the actor (default 256); further requests are dropped
-    /// (their streams reset) until it catches up.
-    pub fn max_inbound(mut self, max: usize) -> Self {
-        self.max_inbound = max;
-        self
-    }
-
-    /// The wall clock that stamps and checks signed records (default: the system clock).
-    /// Timers, republish schedules and request time-outs never read it: they run on the
-    /// monotonic clock, so a step of this clock only makes the node republish at once. Tests
-    /// inject one they step.
-    pub fn wall_clock(mut self, clock: Arc<dyn WallClock>) -> Self {
-        self.wall_clock = clock;
-        self
-    }
-
-    /// Registers `registry/1` on `endpoint` and spawns the actor on the current tokio runtime.
-    pub fn spawn(self, endpoint: &Endpoint) -> Result<Registry, Error> {
-        let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
-        let (inbound, inbound_rx) = mpsc::channel(self.max_inbound.max(1));
-        let timeout = self.config.request_timeout();
-        endpoint.register(PROTOCOL, handler::Handler::new(inbound, timeout))?;
-        let task = actor::Actor::new(self, endpoint.clone(), command_rx, inbound_rx).spawn();
-        Ok(Registry {
-            inner: std::sync::Arc::new(Inner {
-                commands,
-                id: endpoint.id(),
-                task,
-                endpoint: endpoint.clone(),
-            }),
-        })
-    }
-}
-
-/// A running registry. Cheap to clone; the actor stops when the last clone (and the last
-/// [`Registration`]) is dropped.
+/// A running registry. Cheap to clone; every method takes `&self`.
+///
+/// The actor stops at [`Registry::shutdown`], at the endpoint's shutdown, or when the last
+/// clone and the last [`Registration`] are dropped; each way withdraws every registration
+/// still live first.
 #[derive(Debug, Clone)]
 pub struct Registry {
-    inner: std::sync::Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
 struct Inner {
     commands: mpsc::Sender<Command>,
     id: PeerId,
-    task: tokio::task::JoinHandle<()>,
-    endpoint: Endpoint,
+    /// Cancelled when the actor has ended.
+    done: CancellationToken,
+    /// The event subscribers, shared with the actor; `None` once it has ended.
+    events: Shared,
+    event_capacity: usize,
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.task.abort();
-        self.endpoint.unregister(PROTOCOL);
-    }
-}
+/// Event subscribers, shared by the handles (which add them) and the actor (which delivers).
+pub(super) type Shared = Arc<Mutex<Option<Subscribers<Event>>>>;
 
 /// A command from a handle to the actor.
 #[derive(Debug)]
@@ -155,18 +108,13 @@ enum Command {
         name: String,
         reply: oneshot::Sender<Vec<ProviderRecord>>,
     },
+    Shutdown,
 }
 
 impl Registry {
-    /// A builder with the protocol settings `config`.
-    pub fn builder(config: Config) -> Builder {
-        Builder {
-            config,
-            cache_ttl: Duration::from_secs(60),
-            max_cache_entries: 1024,
-            max_inbound: 256,
-            wall_clock: Arc::new(SystemWallClock),
-        }
+    /// A builder with the default settings.
+    pub fn builder() -> Builder {
+        Builder::default()
     }
 
     /// This node's id.
@@ -191,9 +139,10 @@ impl Registry {
 
     /// Registers `name` and waits until the record reached the closest nodes. The record is
     /// republished before it expires for as long as the returned [`Registration`] lives;
-    /// dropping it, or [`Registration::withdraw`], removes the record everywhere. Registering a
-    /// name this node already provides replaces its record (new metadata); both registrations
-    /// then stand for that one record, and the first to be withdrawn removes it.
+    /// dropping it, or [`Registration::withdraw`], removes the record everywhere, and so does
+    /// the registry's shutdown. Registering a name this node already provides replaces its
+    /// record (new metadata); both registrations then stand for that one record, and the first
+    /// to be withdrawn removes it.
     pub async fn register(
         &self,
         name: impl Into<String>,
@@ -208,11 +157,7 @@ impl Registry {
         })
         .await?;
         let holders = rx.await.map_err(|_| Error::Closed)??;
-        Ok(Registration {
-            name,
-            holders,
-            registry: Some(self.clone()),
-        })
+        Ok(Registration::new(name, holders, self.clone()))
     }
 
     /// Looks `name` up, streaming each provider once, as answers arrive. A result younger than
@@ -237,7 +182,7 @@ impl Registry {
         })
         .await?;
         done.await.map_err(|_| Error::Closed)??;
-        Ok(LookupStream { rx })
+        Ok(LookupStream::new(rx))
     }
 
     /// Looks `name` up and collects every provider (empty for an unknown name).
@@ -256,9 +201,7 @@ impl Registry {
         self.send(Command::LocalRegistrations { reply }).await?;
         rx.await.map_err(|_| Error::Closed)
     }
-}
 
-impl Registry {
     /// The live records this node holds under `name` in its store (for itself and for others):
     /// what it would answer a `GetProviders` with. For diagnostics.
     pub async fn held(&self, name: &str) -> Result<Vec<ProviderRecord>, Error> {
@@ -270,87 +213,44 @@ impl Registry {
         .await?;
         rx.await.map_err(|_| Error::Closed)
     }
-}
 
-/// Providers of a name, as a lookup finds them. Ends when the lookup is over.
-#[derive(Debug)]
-pub struct LookupStream {
-    rx: mpsc::Receiver<ProviderRecord>,
-}
-
-impl LookupStream {
-    /// The next provider, or `None` when the lookup is over.
-    pub async fn next(&mut self) -> Option<ProviderRecord> {
-        self.rx.recv().await
-    }
-
-    /// Every remaining provider.
-    pub async fn collect(mut self) -> Vec<ProviderRecord> {
-        let mut out = Vec::new();
-        while let Some(record) = self.next().await {
-            out.push(record);
-        }
-        out
-    }
-}
-
-/// A live registration. Dropping it withdraws the name (in the background); call
-/// [`Registration::withdraw`] to wait for the withdrawal to complete.
-#[derive(Debug)]
-pub struct Registration {
-    name: String,
-    holders: usize,
-    registry: Option<Registry>,
-}
-
-impl Registration {
-    /// The name registered.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Nodes that acknowledged storing the record when it was first published.
-    pub fn holders(&self) -> usize {
-        self.holders
-    }
-
-    /// Withdraws the name everywhere and waits until every holder answered. Returns how many
-    /// acknowledged the removal.
-    pub async fn withdraw(mut self) -> Result<usize, Error> {
-        let Some(registry) = self.registry.take() else {
-            return Ok(0);
-        };
-        let (reply, rx) = oneshot::channel();
-        registry
-            .send(Command::Withdraw {
-                name: self.name.clone(),
-                reply: Some(reply),
-            })
-            .await?;
-        rx.await.map_err(|_| Error::Closed)?
-    }
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        let Some(registry) = self.registry.take() else {
-            return;
-        };
-        let command = Command::Withdraw {
-            name: std::mem::take(&mut self.name),
-            reply: None,
-        };
-        match registry.inner.commands.try_send(command) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(command)) => {
-                // The queue is full: wait for room in the background, if a runtime is there.
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    runtime.spawn(async move {
-                        let _ = registry.inner.commands.send(command).await;
-                    });
-                }
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+    /// A new subscriber to this registry's [`Event`]s, from now on. Its queue holds
+    /// [`Builder::event_capacity`] events; a subscriber that falls behind gets
+    /// [`Event::Lagged`] before the next event that fits, and never slows the registry. The
+    /// stream ends (`recv` returns `None`) once the registry has shut down.
+    pub fn events(&self) -> Events<Event> {
+        let mut shared = lock(&self.inner.events);
+        match shared.as_mut() {
+            Some(subscribers) => subscribers.subscribe(self.inner.event_capacity),
+            // Stopped: a stream that has ended.
+            None => EventSender::channel(1).1,
         }
     }
+
+    /// Withdraws every registration still live (the signed removals go to the nodes that hold
+    /// each record, and to the closest nodes), waits for their answers within the grace period
+    /// ([`Builder::shutdown_grace`]), and stops the actor. Lookups in progress end; event
+    /// streams end; later calls on this registry's handles fail with [`Error::Closed`].
+    /// Returns once the actor has ended; calling it again, from any clone, waits for the same
+    /// end.
+    ///
+    /// `Endpoint::shutdown` calls this for a registry spawned on it, before it closes the
+    /// connections; dropping the last handle does the same in the background.
+    pub async fn shutdown(&self) {
+        shutdown(&self.inner.commands, &self.inner.done).await;
+    }
+}
+
+/// Asks the actor to shut down (unless it is ending already) and waits until it has.
+async fn shutdown(commands: &mpsc::Sender<Command>, done: &CancellationToken) {
+    // Fails only when the actor is ending already: then there is nothing to ask.
+    let _ = commands.send(Command::Shutdown).await;
+    done.cancelled().await;
+}
+
+/// Locks the subscribers; a panic elsewhere while holding the lock leaves them usable.
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Option<Subscribers<Event>>> {
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

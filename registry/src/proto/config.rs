@@ -41,6 +41,11 @@ pub struct Config {
     /// closest known holders of the key (1: only the closest does; more: redundancy against a
     /// closest node that missed the newcomer).
     pub handover_holders: usize,
+    /// How long a lookup's result is served from the lookup cache
+    /// ([`crate::proto::Node::lookup_cached`]); 0 turns the cache off.
+    pub cache_ttl_ms: u64,
+    /// Names kept in the lookup cache; the oldest fetch is dropped when full.
+    pub max_cache_entries: usize,
     /// Limits on the records this node stores and accepts.
     pub store: StoreConfig,
     /// Limits on what a single record may contain.
@@ -63,13 +68,68 @@ impl Default for Config {
             store_attempts: 3,
             max_handover: 256,
             handover_holders: 3,
+            cache_ttl_ms: 60_000,
+            max_cache_entries: 1024,
             store: StoreConfig::default(),
             limits: RecordLimits::default(),
         }
     }
 }
 
+/// Why a [`Config`] cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A count that must be at least one is zero.
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
+    /// A duration that must be positive is zero.
+    #[error("{0} must be more than 0 ms")]
+    NoTime(&'static str),
+    /// Records this node signs would outlive what holders accept.
+    #[error("record_ttl_ms {ttl} is above limits.max_ttl_ms {max}")]
+    TtlAboveLimit {
+        /// The TTL asked for.
+        ttl: u64,
+        /// The limit.
+        max: u64,
+    },
+}
+
 impl Config {
+    /// Checks that the settings can run: counts at least one, periods above zero, and a
+    /// record TTL that the node's own limits accept.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let counts = [
+            ("k", self.k),
+            ("alpha", self.alpha),
+            ("disjoint_paths", self.disjoint_paths),
+            ("max_lookups", self.max_lookups),
+            ("max_candidates", self.max_candidates),
+            ("store.max_per_key", self.store.max_per_key),
+            ("store.max_total", self.store.max_total),
+        ];
+        if let Some((name, _)) = counts.iter().find(|(_, n)| *n == 0) {
+            return Err(ConfigError::Zero(name));
+        }
+        let periods = [
+            ("request_timeout_ms", self.request_timeout_ms),
+            ("record_ttl_ms", self.record_ttl_ms),
+            ("refresh_interval_ms", self.refresh_interval_ms),
+            ("tick_interval_ms", self.tick_interval_ms),
+        ];
+        if let Some((name, _)) = periods.iter().find(|(_, ms)| *ms == 0) {
+            return Err(ConfigError::NoTime(name));
+        }
+        if self.record_ttl_ms > self.limits.max_ttl_ms {
+            return Err(ConfigError::TtlAboveLimit {
+                ttl: self.record_ttl_ms,
+                max: self.limits.max_ttl_ms,
+            });
+        }
+        Ok(())
+    }
+
     /// [`Config::request_timeout_ms`] as a duration.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)

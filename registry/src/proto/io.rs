@@ -163,4 +163,7 @@ pub enum CommandError {
     /// The record could not be signed.
     #[error("could not sign: {0}")]
     Sign(SignatureError),
+    /// The node is shutting down ([`crate::proto::Node::shutdown`]): it starts nothing new.
+    #[error("the node is shutting down")]
+    ShuttingDown,
 }

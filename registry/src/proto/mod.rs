@@ -5,6 +5,7 @@
 //! time for timers, ages and schedules, wall [`Time`] for signed records only. Randomness
 //! from an injected seeded RNG. The simulator ([`crate::sim`]) drives thousands of nodes in virtual time.
 
+mod cache;
 mod config;
 mod id;
 mod io;
@@ -13,10 +14,11 @@ mod node;
 mod ops;
 mod record;
 mod routing;
+mod shutdown;
 mod store;
 mod wire;
 
-pub use config::{Config, RecordLimits, StoreConfig};
+pub use config::{Config, ConfigError, RecordLimits, StoreConfig};
 pub use id::{DhtId, Distance, Now, Time};
 pub use io::{CommandError, Event, InboundId, Input, OpId, Output, RequestId, Timer};
 pub use lookup::{Lookup, LookupStats};

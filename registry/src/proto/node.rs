@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use weft_transport::{PeerAddr, PeerId, SecretKey, Signed, StepDetector};
 
 use super::{
+    cache::LookupCache,
     config::Config,
     id::{DhtId, Now, Time},
     io::{CommandError, InboundId, Input, OpId, Output, RequestId, Timer},
@@ -57,8 +58,10 @@ struct Own {
 /// The registry protocol of one node, with no IO.
 ///
 /// Feed it [`Input`]s with [`Node::handle`], issue commands ([`Node::register`],
-/// [`Node::withdraw`], [`Node::lookup`], [`Node::bootstrap`]), and carry out the [`Output`]s they
-/// return ([`Node::take_outputs`] drains what commands produced).
+/// [`Node::withdraw`], [`Node::lookup`], [`Node::lookup_cached`], [`Node::bootstrap`],
+/// [`Node::shutdown`]; each answers at once with an id or a refusal), and after each call take
+/// the [`Output`]s queued inside with [`Node::drain`] and carry them out. The runtime and the
+/// simulator drive it with the same calls.
 #[derive(Debug)]
 pub struct Node {
     pub(super) config: Config,
@@ -75,6 +78,10 @@ pub struct Node {
     pub(super) out: Vec<Output>,
     /// Notices wall-clock steps, after which every registration is republished at once.
     steps: StepDetector,
+    /// What recent network lookups found, by name.
+    pub(super) cache: LookupCache,
+    /// Set by [`Node::shutdown`]: withdrawals run to their end, nothing new starts.
+    pub(super) closing: bool,
 }
 
 impl Node {
@@ -86,6 +93,7 @@ impl Node {
         let table = RoutingTable::new(DhtId::of_peer(&addr.id), config.k, now.mono)
             .with_max_failures(config.max_failures);
         let store = Store::new(config.store.clone(), config.limits.clone());
+        let cache = LookupCache::new(&config);
         let tick = now.mono + config.tick_interval();
         let mut steps = StepDetector::default();
         steps.observe(now, Duration::MAX);
@@ -102,6 +110,8 @@ impl Node {
             next_request: 0,
             next_op: 0,
             steps,
+            cache,
+            closing: false,
             out: vec![Output::SetTimer {
                 at: tick,
                 timer: Timer::Tick,
@@ -129,6 +139,11 @@ impl Node {
         self.ops.len()
     }
 
+    /// The names this node has registered.
+    pub(super) fn registered_names(&self) -> Vec<String> {
+        self.own.keys().cloned().collect()
+    }
+
     /// Names this node has registered, with their current records.
     pub fn registrations(&self) -> impl Iterator<Item = &SignedRecord> {
         self.own.values().map(|own| &own.record)
@@ -140,18 +155,25 @@ impl Node {
         self.addr.relay = addr.relay;
     }
 
-    /// Drains the outputs produced by commands since the last drain.
-    pub fn take_outputs(&mut self) -> Vec<Output> {
+    /// Takes the outputs queued by inputs and commands since the last drain, in order.
+    pub fn drain(&mut self) -> Vec<Output> {
         std::mem::take(&mut self.out)
     }
 
-    /// Processes one input at `now` and returns every pending output.
-    pub fn handle(&mut self, input: Input, now: Now) -> Vec<Output> {
+    /// Processes one input at `now`; its outputs are queued for [`Node::drain`].
+    pub fn handle(&mut self, input: Input, now: Now) {
         self.notice_clock_step(now);
         match input {
             Input::AddPeers(peers) => {
+                // A table short of k peers cannot place records well: join the network
+                // properly (a self-lookup, then bucket refreshes) once it has someone to ask.
+                let short = self.table.len() < self.config.k;
                 for peer in &peers {
                     self.offer(peer, now);
+                }
+                if short && !self.table.is_empty() && !self.closing {
+                    // Busy: the refreshes of the coming ticks fill the table instead.
+                    let _ = self.bootstrap(now);
                 }
             }
             Input::Request { from, id, request } => self.on_request(&from, id, request, now),
@@ -160,7 +182,6 @@ impl Node {
             Input::Timer(Timer::Request(id)) => self.on_failed(id, now),
             Input::Timer(Timer::Tick) => self.on_tick(now),
         }
-        self.take_outputs()
     }
 
     /// Registers `name` with `metadata`: signs a record, keeps it locally and publishes it to the
@@ -172,6 +193,9 @@ impl Node {
         metadata: Vec<u8>,
         now: Now,
     ) -> Result<OpId, CommandError> {
+        if self.closing {
+            return Err(CommandError::ShuttingDown);
+        }
         if !self.own.contains_key(name) && self.own.len() >= self.config.store.max_per_provider {
             return Err(CommandError::TooManyRegistrations);
         }
@@ -204,6 +228,7 @@ impl Node {
         };
         record.validate(now.wall, &self.config.limits)?;
         let signed = Signed::sign(&self.key, record).map_err(CommandError::Sign)?;
+        self.cache.remove(name);
         // Our own store holds it too, so lookups that reach us find it; refusal (a full store)
         // only means this copy is missing.
         let _ = self.store.put_record(signed.clone(), now.wall);
@@ -237,6 +262,13 @@ impl Node {
         if self.ops.len() >= self.config.max_lookups {
             return Err(CommandError::Busy);
         }
+        self.start_withdrawal(name, now)
+    }
+
+    /// [`Node::withdraw`] without the bound on running operations (a shutdown withdraws
+    /// everything).
+    pub(super) fn start_withdrawal(&mut self, name: &str, now: Now) -> Result<OpId, CommandError> {
+        self.cache.remove(name);
         let Some(own) = self.own.remove(name) else {
             return Err(CommandError::NotRegistered(name.to_owned()));
         };
@@ -283,6 +315,9 @@ impl Node {
     /// [`super::Event::LookupDone`]. An unknown name ends with no providers, not an error.
     pub fn lookup(&mut self, name: &str, now: Now) -> Result<OpId, CommandError> {
         check_name_len(name, &self.config.limits)?;
+        if self.closing {
+            return Err(CommandError::ShuttingDown);
+        }
         if self.ops.len() >= self.config.max_lookups {
             return Err(CommandError::Busy);
         }
@@ -291,6 +326,7 @@ impl Node {
         let local = self.store.providers(&key, now.wall);
         let kind = OpKind::Lookup {
             key,
+            name: name.to_owned(),
             found: BTreeMap::new(),
         };
         let op = self.insert_op(kind, key, now);
@@ -302,8 +338,12 @@ impl Node {
     }
 
     /// Joins the network: a lookup of this node's own id, then a refresh of every bucket farther
-    /// than the closest neighbour found. Call it after [`Input::AddPeers`] with a few peers.
+    /// than the closest neighbour found. [`Input::AddPeers`] starts one by itself when the
+    /// table was short of `k` peers; call this to rejoin after a long partition.
     pub fn bootstrap(&mut self, now: Now) -> Result<OpId, CommandError> {
+        if self.closing {
+            return Err(CommandError::ShuttingDown);
+        }
         if self.ops.len() >= self.config.max_lookups {
             return Err(CommandError::Busy);
         }
@@ -452,6 +492,9 @@ impl Node {
             timer: Timer::Tick,
         });
         self.store.expire(now.wall);
+        if self.closing {
+            return;
+        }
         self.republish_due(now);
         self.refresh(now);
     }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use weft_transport::{PeerAddr, PeerId};
 
 use super::{
-    id::{DhtId, Now, Time},
+    id::{DhtId, Now},
     io::{Event, OpId, Output},
     lookup::Lookup,
     node::{Node, Purpose},
@@ -38,11 +38,13 @@ pub(super) struct StoreRound {
 
 #[derive(Debug)]
 pub(super) enum OpKind {
-    /// A user lookup of providers under `key`; `found` holds the newest `issued_at` reported
-    /// per provider, bounded by four times `max_per_key` (further providers are not reported).
+    /// A user lookup of providers of `name` under `key`; `found` holds the newest record
+    /// reported per provider (kept in the lookup cache at the end), bounded by four times
+    /// `max_per_key` (further providers are not reported).
     Lookup {
         key: DhtId,
-        found: BTreeMap<PeerId, Time>,
+        name: String,
+        found: BTreeMap<PeerId, SignedRecord>,
     },
     /// Publishing one of our records.
     Publish { record: SignedRecord },
@@ -87,7 +89,13 @@ impl Node {
         let closest = op.lookup.closest_answered();
         let (targets, request) = match &op.kind {
             OpKind::Lookup { .. } => {
-                self.ops.remove(&id);
+                if let Some(Op {
+                    kind: OpKind::Lookup { name, found, .. },
+                    ..
+                }) = self.ops.remove(&id)
+                {
+                    self.cache.insert(name, found.into_values().collect(), now);
+                }
                 self.emit(Event::LookupDone { op: id, stats });
                 return;
             }
@@ -277,7 +285,7 @@ impl Node {
         let Some(op) = self.ops.get_mut(&id) else {
             return;
         };
-        let OpKind::Lookup { key, found } = &mut op.kind else {
+        let OpKind::Lookup { key, found, .. } = &mut op.kind else {
             return;
         };
         let mut fresh = Vec::new();
@@ -287,11 +295,11 @@ impl Node {
                 continue; // A holder returned a record for another key, or a dead one.
             }
             match found.get(&payload.provider) {
-                Some(seen) if *seen >= payload.issued_at => continue,
+                Some(seen) if seen.payload().issued_at >= payload.issued_at => continue,
                 None if found.len() >= bound => continue,
                 _ => {}
             }
-            found.insert(payload.provider, payload.issued_at);
+            found.insert(payload.provider, record.clone());
             fresh.push(record);
         }
         if !fresh.is_empty() {

@@ -20,7 +20,7 @@ pub(super) const EPOCH: Time = Time(1_700_000_000_000);
 /// Something scheduled by the scenario.
 #[derive(Debug, Clone)]
 pub(super) enum Action {
-    /// Node joins: learns a few earlier nodes and bootstraps.
+    /// Node joins: learns a few earlier nodes (and so bootstraps).
     Join(usize),
     /// Node registers a name.
     Register { node: usize, name: String },
@@ -197,7 +197,8 @@ impl World {
         let Some(state) = self.nodes[node].as_mut() else {
             return;
         };
-        let outputs = state.handle(input, now);
+        state.handle(input, now);
+        let outputs = state.drain();
         self.route(node, outputs);
     }
 
@@ -205,7 +206,7 @@ impl World {
         let Some(state) = self.nodes[node].as_mut() else {
             return;
         };
-        let outputs = state.take_outputs();
+        let outputs = state.drain();
         self.route(node, outputs);
     }
 
@@ -219,11 +220,8 @@ impl World {
                 let peers: Vec<PeerAddr> = (0..self.bootstrap_peers)
                     .map(|_| PeerAddr::new(self.ids[self.rng.random_range(0..node)]))
                     .collect();
+                // An empty table is short of k peers: the node bootstraps by itself.
                 self.input(node, Input::AddPeers(peers));
-                if let Some(state) = self.nodes[node].as_mut() {
-                    let _ = state.bootstrap(clocks(now));
-                }
-                self.flush(node);
             }
             Action::Register { node, name } => {
                 if let Some(state) = self.nodes[node].as_mut() {

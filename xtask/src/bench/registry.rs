@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use weft_registry::{Config, Registry};
+use weft_registry::Registry;
 use weft_transport::{Endpoint, NetworkId, PeerAddr};
 
 use crate::{stats::percentile, table::Table};
@@ -26,7 +26,7 @@ pub(crate) async fn run(count: usize, rounds: usize) -> Result<()> {
             .bind_addr("127.0.0.1:0".parse()?)
             .bind()
             .await?;
-        let registry = Registry::builder(Config::default()).spawn(&endpoint)?;
+        let registry = Registry::builder().spawn(&endpoint).await?;
         nodes.push((endpoint, registry));
     }
     let addrs: Vec<PeerAddr> = nodes.iter().map(|(endpoint, _)| endpoint.addr()).collect();

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use weft_registry::{Config, Registry};
+use weft_registry::Registry;
 use weft_transport::Endpoint;
 
 use crate::table::Table;
@@ -14,7 +14,7 @@ const NAME: &str = "demo/echo-service";
 pub(super) async fn run(nodes: &[Endpoint]) -> Result<()> {
     let mut registries = Vec::with_capacity(nodes.len());
     for node in nodes {
-        registries.push(Registry::builder(Config::default()).spawn(node)?);
+        registries.push(Registry::builder().spawn(node).await?);
     }
     // Every node learns every other's address, as discovery would feed it.
     for (i, registry) in registries.iter().enumerate() {

@@ -2,6 +2,7 @@
 //! cases of the issue, one test each.
 
 mod bad_input;
+mod lifecycle;
 mod lookup;
 mod network;
 mod routing;
@@ -93,16 +94,14 @@ impl Net {
         }
     }
 
-    /// `n` nodes with the given config, each told about the first node, all bootstrapped.
+    /// `n` nodes with the given config, each told about the one before, all bootstrapped.
     pub(super) fn with_nodes(n: u32, config: &Config) -> (Self, Vec<PeerId>) {
         let mut net = Self::new();
         let ids: Vec<PeerId> = (0..n).map(|i| net.add_node(i, config.clone())).collect();
         for (i, id) in ids.iter().enumerate().skip(1) {
             // Chain them so the network is connected, then join.
+            // Short of k peers, the node bootstraps by itself.
             net.input(*id, Input::AddPeers(vec![PeerAddr::new(ids[i - 1])]));
-            let now = net.now;
-            net.node(*id).bootstrap(both(now)).unwrap();
-            net.flush(*id);
             net.run();
         }
         (net, ids)
@@ -125,17 +124,17 @@ impl Net {
     /// Feeds an input to a node and routes its outputs.
     pub(super) fn input(&mut self, id: PeerId, input: Input) {
         let now = self.now;
-        let outputs = self.node(id).handle(input, both(now));
-        self.route(id, outputs);
+        self.node(id).handle(input, both(now));
+        self.flush(id);
     }
 
     /// Routes the outputs a command left in the node.
     pub(super) fn flush(&mut self, id: PeerId) {
-        let outputs = self.node(id).take_outputs();
+        let outputs = self.node(id).drain();
         self.route(id, outputs);
     }
 
-    fn route(&mut self, from: PeerId, outputs: Vec<Output>) {
+    pub(super) fn route(&mut self, from: PeerId, outputs: Vec<Output>) {
         for output in outputs {
             match output {
                 Output::Send { id, to, request } => {
