@@ -10,7 +10,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::task::AbortOnDropHandle;
 use weft_gossip::{Gossip, TopicId};
 use weft_transport::{
-    Endpoint, PeerAddr, PeerId, RegisterError, Registration, SystemWallClock, TicketError,
+    Endpoint, HandlerRegistration, PeerAddr, PeerId, RegisterError, SystemWallClock, TicketError,
     WallClock,
 };
 
@@ -293,7 +293,7 @@ impl Builder {
 #[derive(Debug)]
 struct Unregister {
     endpoint: Endpoint,
-    registrations: [Registration; 2],
+    registrations: [HandlerRegistration; 2],
 }
 
 impl Unregister {

@@ -1,5 +1,6 @@
 //! Proto unit tests: catalog rules, bad input, loops and sync between in-memory nodes.
 
+mod admission;
 mod bad_input;
 mod catalog;
 mod node;
