@@ -292,6 +292,7 @@ impl Actor {
                 let _ = reply.send(CatalogSnapshot {
                     local: catalog.local().payload().clone(),
                     peers: catalog.iter().map(|(id, r)| (*id, r.clone())).collect(),
+                    taken: self.clock.now().mono,
                 });
             }
             Command::Stats(reply) => {

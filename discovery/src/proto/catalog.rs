@@ -9,13 +9,16 @@
 //!
 //! - **proven**: its peer is a direct neighbour, or has answered us directly (a pong, or its
 //!   own entry handed over in a sync with it) within `purge_after`;
-//! - **live**: refreshed within `stale_after` *and* held for at least `stale_after` (it has
+//! - **live**: refreshed at a time when it had already been held for `stale_after` (it has
 //!   kept itself fresh for a while under our own eyes);
-//! - **on probation**: refreshed within `stale_after` but held for less than `stale_after`;
-//! - **stale**: not refreshed within `stale_after`.
+//! - **on probation**: not live, refreshed within `stale_after`;
+//! - **stale**: not live, not refreshed within `stale_after`.
 //!
-//! Proven and live entries are never evicted, whoever the newcomer. A stale entry gives way to
-//! any newcomer. An entry on probation gives way only to a newcomer that came straight from
+//! Proven and live entries are never evicted, whoever the newcomer: they leave when they
+//! expire (`purge_after` after their last signature) or depart. A live peer that misses
+//! announcements stays live, because a flood is exactly when gossip deliveries to us are late:
+//! measured on the memory network, honest peers whose announcements were delayed by a flood
+//! went stale and were evicted. A stale entry gives way to any newcomer. An entry on probation gives way only to a newcomer that came straight from
 //! its peer (a direct hand-over), so strangers that reach us directly churn among themselves
 //! and never past a peer that has stayed. Among the candidates, stale ones go first, then the
 //! soonest to expire. Anything else is refused with [`UpsertOutcome::Full`]. A search that
@@ -27,11 +30,13 @@
 //! free. What it cannot mint is time in our catalog: a peer becomes live only by holding its
 //! slot and staying fresh for `stale_after`, which a stranger that was never admitted cannot
 //! have. Honest peers re-announce every `announce_interval` (shorter than `stale_after`), so
-//! once they have been held that long a flood of fresh strangers can only fill free room and
+//! once they have been held that long and announced again a flood of fresh strangers can only fill free room and
 //! displace each other, then bounces off. Per-source rate limits would not help here: every
 //! throwaway identity is its own source. The price: a catalog that strangers filled, and that
 //! they keep fresh, refuses honest newcomers until the strangers fall silent, and a newly
-//! admitted honest peer is on probation (displaceable by a direct stranger) for `stale_after`.
+//! admitted honest peer is on probation (displaceable by a direct stranger) until its first
+//! refresh after `stale_after`; and a live peer that went silent holds its slot until it
+//! expires rather than until it turns stale.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -190,6 +195,13 @@ impl Record {
         Duration::from_millis(self.held_ms(millis(now)))
     }
 
+    /// How long the entry had been held in the catalog when it was last refreshed. Once this
+    /// reaches `stale_after` the peer is live: it has kept itself fresh for that long under
+    /// our own eyes, and no stranger displaces it (see the module docs).
+    pub fn held_at_refresh(&self) -> Duration {
+        Duration::from_millis(u64::from(self.held))
+    }
+
     fn expires_ms(&self) -> u64 {
         self.refreshed + u64::from(self.life)
     }
@@ -239,11 +251,12 @@ impl Record {
 enum Standing {
     /// A neighbour, or answered us directly within `purge_after`: never evicted.
     Proven,
-    /// Fresh, and held for at least `stale_after`: never evicted.
+    /// Refreshed after it had been held for `stale_after`: never evicted (it leaves when it
+    /// expires or departs).
     Live,
-    /// Fresh but held for less than `stale_after`: evicted only for a direct newcomer.
+    /// Not live, refreshed within `stale_after`: evicted only for a direct newcomer.
     OnProbation,
-    /// Not refreshed within `stale_after`: evicted for any newcomer.
+    /// Not live, not refreshed within `stale_after`: evicted for any newcomer.
     Stale,
 }
 
@@ -598,10 +611,10 @@ impl Catalog {
         }
         let now_ms = millis(now);
         let stale_after = millis(self.config.stale_after);
-        if now_ms.saturating_sub(record.refreshed) >= stale_after {
-            Standing::Stale
-        } else if record.held_ms(now_ms) >= stale_after {
+        if u64::from(record.held) >= stale_after {
             Standing::Live
+        } else if now_ms.saturating_sub(record.refreshed) >= stale_after {
+            Standing::Stale
         } else {
             Standing::OnProbation
         }
