@@ -14,7 +14,7 @@ use crate::proto::{PeerEntry, Record};
 ///
 /// ```
 /// use std::{collections::BTreeMap, time::Duration};
-/// use weft_discovery::{CatalogSnapshot, PROTOCOL_VERSION, PeerEntry, Time, Version};
+/// use weft_discovery::{CatalogSnapshot, ENTRY_VERSION, PeerEntry, Time, Version};
 /// use weft_transport::{NetworkId, SecretKey};
 ///
 /// let local = PeerEntry {
@@ -26,7 +26,7 @@ use crate::proto::{PeerEntry, Record};
 ///     timestamp: Time::from_millis(1_000),
 ///     tags: ["storage".to_string()].into(),
 ///     metadata: [("region".to_string(), "eu".to_string())].into(),
-///     protocol: PROTOCOL_VERSION,
+///     protocol: ENTRY_VERSION,
 /// };
 /// let snapshot = CatalogSnapshot { local, peers: BTreeMap::new(), taken: Duration::ZERO };
 /// let table = snapshot.to_string();
