@@ -114,6 +114,10 @@ struct Seen {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(
+    clippy::print_stdout,
+    reason = "the figures the issue asks to report; shown with --nocapture"
+)]
 async fn a_flood_of_throwaway_identities_never_evicts_a_live_honest_peer() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())

@@ -72,6 +72,10 @@ fn default_scenario_file_parses() {
 /// throwaway identities (4× the bound), each handing its entry directly to the nodes it links
 /// to. No live honest peer is evicted, and every honest catalog still holds every honest peer.
 #[test]
+#[allow(
+    clippy::print_stdout,
+    reason = "the figures the issue asks to report; shown with --nocapture"
+)]
 fn a_flood_of_throwaway_identities_evicts_no_live_honest_peer() {
     let mut scenario = fast(60, 11);
     scenario.flood = 320;

@@ -20,9 +20,12 @@ const AFTER_LAST_JOIN: u32 = 3;
 /// Runs the flood and adds its phase, goal and counters to `report`.
 pub(super) fn flood_phase(world: &mut World, scenario: &Scenario, report: &mut ScenarioReport) {
     let config = &scenario.config;
-    // Every live honest peer announces once after the heal, so it is fresh again; it has been
-    // held since the join phase.
-    world.run_until(world.now + config.announce_interval + config.announce_jitter);
+    // The flood meets a settled network: every live honest peer is live in every honest
+    // catalog. After a long partition some entries expired and came back with the next
+    // announcement after the heal (delta sync does not resend an unchanged version), so they
+    // are on probation again until a refresh after `stale_after`: two announce periods on top.
+    let period = config.announce_interval + config.announce_jitter;
+    world.run_until(world.now + config.stale_after + period * 2);
     // Strangers' keys come from a stream of their own: the earlier phases draw exactly what
     // they drew without a flood.
     let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed ^ 0x0f10_0d00);

@@ -39,8 +39,8 @@ impl ScenarioFile {
 ///    `changed_fraction` of them change their metadata; then the halves heal. Measured: bytes
 ///    of delta sync after the heal, beside the bytes full-snapshot sync would have sent for the
 ///    same sessions, and time until every catalog is current again.
-/// 5. **flood** (when `flood > 0`): one announce interval after the heal, so that every live
-///    peer is fresh again, `flood` throwaway identities join one after another,
+/// 5. **flood** (when `flood > 0`): once every live honest peer is live again after the heal
+///    (`stale_after` and two announce periods later), `flood` throwaway identities join one after another,
 ///    `join_interval_ms` apart, each a real node that links to `active_view` nodes (so its
 ///    entry reaches them directly) and announces to all. Measured: how many times a live honest
 ///    peer was evicted from an honest catalog (the goal is never), and whether every honest
