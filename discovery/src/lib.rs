@@ -10,7 +10,7 @@
 //! (monotonic time for timers, ages and round trips; wall [`Time`] for signed entries only),
 //! carry out the [`Output`]s. [`sim`] drives thousands of them in virtual time. With the
 //! default feature `net`, [`Discovery`] runs a node on weft-transport and weft-gossip:
-//! `Discovery::builder(config).bootstrap(peers).spawn(&endpoint, &gossip)`. The wire
+//! `Discovery::builder().config(config).bootstrap(peers).spawn(&endpoint, &gossip)`. The wire
 //! format and rules are specified in `docs/protocols/discovery.md`.
 
 #[cfg(feature = "net")]
@@ -20,9 +20,9 @@ pub mod sim;
 
 pub use proto::{
     Announcement, Catalog, Command, Config, DepartReason, Departure, DepartureOutcome, DigestItem,
-    EntryError, Event, Input, Limits, LocalInfo, Message, MessageError, Node, Now, Output,
-    PING_PROTOCOL, PROTOCOL_VERSION, PeerEntry, Record, SYNC_PROTOCOL, SharedEntry, Source, Stats,
-    SyncMessage, Time, Timer, UpsertOutcome, Version, Violation, topic_bytes,
+    ENTRY_VERSION, EntryError, Event, Input, Limits, LocalInfo, Message, MessageError, Node, Now,
+    Output, PING_PROTOCOL, PROTOCOL, PeerEntry, Record, SharedEntry, Source, Stats, SyncMessage,
+    Time, Timer, UpsertOutcome, Version, Violation, topic_bytes,
 };
 
 #[cfg(feature = "net")]

@@ -57,7 +57,8 @@ async fn node(
         max_drift: Duration::from_secs(2),
         ..Config::for_tests()
     };
-    let discovery = Discovery::builder(config)
+    let discovery = Discovery::builder()
+        .config(config)
         .wall_clock(clock)
         .bootstrap(bootstrap.map(PeerAddr::new))
         .spawn(&endpoint, &gossip)

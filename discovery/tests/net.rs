@@ -11,8 +11,7 @@ use std::{
 use serde_bytes::ByteBuf;
 use tokio::time::timeout;
 use weft_discovery::{
-    CatalogEvent, CatalogSnapshot, Config, DepartReason, Discovery, Message, SYNC_PROTOCOL,
-    SyncMessage,
+    CatalogEvent, CatalogSnapshot, Config, DepartReason, Discovery, Message, PROTOCOL, SyncMessage,
 };
 use weft_gossip::Gossip;
 use weft_transport::{Endpoint, MemoryNetwork, PeerAddr, PeerId, SecretKey, encode_frame};
@@ -88,7 +87,9 @@ async fn node_with(
         .spawn(&endpoint)
         .await
         .unwrap();
-    let mut builder = Discovery::builder(config).departure_grace(Duration::from_millis(100));
+    let mut builder = Discovery::builder()
+        .config(config)
+        .departure_grace(Duration::from_millis(100));
     if let Some(first) = bootstrap {
         // Half the nodes bootstrap from a ticket, half from an address.
         builder = if seed.is_multiple_of(2) {
@@ -325,7 +326,7 @@ async fn malformed_sync_frames_do_no_harm() {
     let rogue = endpoint(&net, 99).await;
 
     // A frame that is not a message: the node drops the connection.
-    let conn = rogue.dial(&target, SYNC_PROTOCOL).await.unwrap();
+    let conn = rogue.dial(&target, PROTOCOL).await.unwrap();
     let mut stream = conn.open_uni().await.unwrap();
     stream
         .write_all(&[0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff])
@@ -338,7 +339,7 @@ async fn malformed_sync_frames_do_no_harm() {
     );
 
     // A header announcing more than the maximum message size: refused before reading it.
-    let conn = rogue.dial(&target, SYNC_PROTOCOL).await.unwrap();
+    let conn = rogue.dial(&target, PROTOCOL).await.unwrap();
     let mut stream = conn.open_uni().await.unwrap();
     stream.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
     let _ = stream.finish();
@@ -348,7 +349,7 @@ async fn malformed_sync_frames_do_no_harm() {
     );
 
     // Well-formed messages that fit no session, and a bad offer: protocol violations, counted.
-    let conn = rogue.dial(&target, SYNC_PROTOCOL).await.unwrap();
+    let conn = rogue.dial(&target, PROTOCOL).await.unwrap();
     let messages = [
         Message::Sync(SyncMessage::Entries {
             session: 7,
@@ -408,7 +409,7 @@ async fn loopback_quic_nodes_learn_addresses_and_dial_by_id() {
             .spawn(&endpoint)
             .await
             .unwrap();
-        let mut builder = Discovery::builder(config());
+        let mut builder = Discovery::builder().config(config());
         if let Some(first) = nodes.first() {
             builder = builder.bootstrap_tickets([first.endpoint.addr().to_ticket()]);
         }
@@ -428,7 +429,7 @@ async fn loopback_quic_nodes_learn_addresses_and_dial_by_id() {
     nodes[2].discovery.ping(nodes[1].id()).await.unwrap();
     nodes[1]
         .endpoint
-        .connect(&PeerAddr::new(nodes[2].id()), SYNC_PROTOCOL)
+        .connect(&PeerAddr::new(nodes[2].id()), PROTOCOL)
         .await
         .unwrap();
     // A stranger syncs with a node that knows nothing of it: the answer finds its way back.
@@ -439,7 +440,8 @@ async fn loopback_quic_nodes_learn_addresses_and_dial_by_id() {
         .await
         .unwrap();
     let gossip = Gossip::builder().spawn(&endpoint).await.unwrap();
-    let stranger = Discovery::builder(config())
+    let stranger = Discovery::builder()
+        .config(config())
         .spawn(&endpoint, &gossip)
         .await
         .unwrap();
@@ -462,7 +464,8 @@ async fn a_subscriber_that_falls_behind_is_told_it_lagged() {
         .spawn(&endpoint)
         .await
         .unwrap();
-    let discovery = Discovery::builder(config())
+    let discovery = Discovery::builder()
+        .config(config())
         .event_capacity(1)
         .spawn(&endpoint, &gossip)
         .await

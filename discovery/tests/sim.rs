@@ -67,3 +67,25 @@ fn default_scenario_file_parses() {
     assert!(!file.scenarios.is_empty());
     assert_eq!(file.scenarios[0].nodes, 1000);
 }
+
+/// Issue 9's attack in the simulator: 60 honest nodes with catalogs bounded at 80, then 320
+/// throwaway identities (4× the bound), each handing its entry directly to the nodes it links
+/// to. No live honest peer is evicted, and every honest catalog still holds every honest peer.
+#[test]
+#[allow(
+    clippy::print_stdout,
+    reason = "the figures the issue asks to report; shown with --nocapture"
+)]
+fn a_flood_of_throwaway_identities_evicts_no_live_honest_peer() {
+    let mut scenario = fast(60, 11);
+    scenario.flood = 320;
+    scenario.config.max_entries = 80;
+    let report = run_scenario(&scenario);
+    for goal in &report.goals {
+        assert!(goal.met, "{}: {}\n{report}", goal.goal, goal.measured);
+    }
+    assert_eq!(report.flood_honest_evicted, Some(0), "{report}");
+    assert!(report.phase("flood").is_some());
+    let flood = report.goals.last().unwrap();
+    println!("{}: {}", flood.goal, flood.measured);
+}

@@ -70,7 +70,7 @@ fn entry() -> PeerEntry {
         timestamp: weft_discovery::Time::from_millis(1_700_000_100_000),
         tags: ["relay".to_string(), "storage".to_string()].into(),
         metadata: [("region".to_string(), "eu".to_string())].into(),
-        protocol: weft_discovery::PROTOCOL_VERSION,
+        protocol: weft_discovery::ENTRY_VERSION,
     }
 }
 

@@ -134,6 +134,7 @@ impl SimReport for weft_discovery::sim::Report {
             "crash_s" => slack(0.1, 1.0),
             "depart_ms" => slack(0.1, 10.0),
             "heal_ratio" => slack(0.1, 0.002),
+            "flood_honest_evicted" => Tolerance::NoIncrease,
             _ => Tolerance::Shown,
         }
     }

@@ -23,8 +23,8 @@ use super::{
     wire::{Inbound, Writers},
 };
 use crate::proto::{
-    self, EntryError, Event, Input, LocalInfo, Message, Node, Output, PING_PROTOCOL, PeerEntry,
-    SYNC_PROTOCOL, Timer,
+    self, EntryError, Event, Input, LocalInfo, Message, Node, Output, PING_PROTOCOL, PROTOCOL,
+    PeerEntry, Timer,
 };
 
 /// How long a departure may wait to be handed to gossip.
@@ -190,7 +190,7 @@ impl Actor {
     fn send(&mut self, to: PeerId, message: &Message) {
         let protocol = match message {
             Message::Ping { .. } | Message::Pong { .. } => PING_PROTOCOL,
-            _ => SYNC_PROTOCOL,
+            _ => PROTOCOL,
         };
         match encode_frame(message, self.max_message) {
             Ok(frame) => self.writers.send(to, protocol, frame),
@@ -292,6 +292,7 @@ impl Actor {
                 let _ = reply.send(CatalogSnapshot {
                     local: catalog.local().payload().clone(),
                     peers: catalog.iter().map(|(id, r)| (*id, r.clone())).collect(),
+                    taken: self.clock.now().mono,
                 });
             }
             Command::Stats(reply) => {

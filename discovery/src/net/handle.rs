@@ -16,7 +16,7 @@ use weft_transport::{
 
 use super::{actor::Actor, snapshot::CatalogSnapshot, wire};
 use crate::proto::{
-    Config, DepartReason, EntryError, LocalInfo, PING_PROTOCOL, PeerEntry, SYNC_PROTOCOL, Stats,
+    Config, DepartReason, EntryError, LocalInfo, PING_PROTOCOL, PROTOCOL, PeerEntry, Stats,
     topic_bytes,
 };
 
@@ -128,7 +128,8 @@ pub(super) enum Command {
 /// #     ticket: String) -> Result<(), Box<dyn std::error::Error>> {
 /// use weft_discovery::{Config, Discovery};
 ///
-/// let discovery = Discovery::builder(Config::default())
+/// let discovery = Discovery::builder()
+///     .config(Config::default())
 ///     .tags(["storage".to_string()])
 ///     .bootstrap_tickets([ticket])
 ///     .spawn(&endpoint, &gossip)
@@ -152,9 +153,9 @@ pub struct Builder {
 }
 
 impl Builder {
-    fn new(config: Config) -> Self {
+    fn new() -> Self {
         Self {
-            config,
+            config: Config::default(),
             bootstrap: Vec::new(),
             tickets: Vec::new(),
             tags: BTreeSet::new(),
@@ -165,6 +166,12 @@ impl Builder {
             departure_grace: Duration::from_millis(200),
             wall_clock: Arc::new(SystemWallClock),
         }
+    }
+
+    /// The protocol's settings (default: [`Config::default`]).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
     }
 
     /// Joins through these peers (added to the ones given before).
@@ -234,8 +241,8 @@ impl Builder {
         let (inbound_tx, inbound_rx) = mpsc::channel(self.inbound_capacity);
         let max_message = self.config.max_sync_message_bytes;
         let sync = endpoint.register(
-            SYNC_PROTOCOL,
-            wire::Handler::new(SYNC_PROTOCOL, inbound_tx.clone(), max_message),
+            PROTOCOL,
+            wire::Handler::new(PROTOCOL, inbound_tx.clone(), max_message),
         )?;
         let ping = match endpoint.register(
             PING_PROTOCOL,
@@ -330,9 +337,9 @@ struct Inner {
 }
 
 impl Discovery {
-    /// Starts building a discovery instance with `config`.
-    pub fn builder(config: Config) -> Builder {
-        Builder::new(config)
+    /// Starts building a discovery instance (set its [`Config`] with [`Builder::config`]).
+    pub fn builder() -> Builder {
+        Builder::new()
     }
 
     /// The local peer id.

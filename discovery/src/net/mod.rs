@@ -3,7 +3,7 @@
 //!
 //! - Announcements and departures ride the gossip topic `topic_bytes(network)`.
 //! - Catalog sync and ping travel as one-way framed messages on their own protocols
-//!   ([`SYNC_PROTOCOL`](crate::SYNC_PROTOCOL), [`PING_PROTOCOL`](crate::PING_PROTOCOL)): one
+//!   ([`PROTOCOL`](crate::PROTOCOL), [`PING_PROTOCOL`](crate::PING_PROTOCOL)): one
 //!   unidirectional QUIC stream per message, on the connection the endpoint caches per (peer,
 //!   protocol). The proto is a message-passing machine (offer, digest, exchange, entries; ping,
 //!   pong), so the runtime only carries its messages and never pairs requests with responses.

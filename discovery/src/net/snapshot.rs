@@ -3,6 +3,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     fmt,
+    time::Duration,
 };
 
 use weft_transport::PeerId;
@@ -12,8 +13,8 @@ use crate::proto::{PeerEntry, Record};
 /// A copy of a node's catalog at one moment. Prints as a table, one line per peer:
 ///
 /// ```
-/// use std::collections::BTreeMap;
-/// use weft_discovery::{CatalogSnapshot, PROTOCOL_VERSION, PeerEntry, Time, Version};
+/// use std::{collections::BTreeMap, time::Duration};
+/// use weft_discovery::{CatalogSnapshot, ENTRY_VERSION, PeerEntry, Time, Version};
 /// use weft_transport::{NetworkId, SecretKey};
 ///
 /// let local = PeerEntry {
@@ -25,9 +26,10 @@ use crate::proto::{PeerEntry, Record};
 ///     timestamp: Time::from_millis(1_000),
 ///     tags: ["storage".to_string()].into(),
 ///     metadata: [("region".to_string(), "eu".to_string())].into(),
-///     protocol: PROTOCOL_VERSION,
+///     protocol: ENTRY_VERSION,
 /// };
-/// let table = CatalogSnapshot { local, peers: BTreeMap::new() }.to_string();
+/// let snapshot = CatalogSnapshot { local, peers: BTreeMap::new(), taken: Duration::ZERO };
+/// let table = snapshot.to_string();
 /// assert!(table.lines().nth(1).unwrap().contains("storage"));
 /// ```
 #[derive(Debug, Clone)]
@@ -36,6 +38,9 @@ pub struct CatalogSnapshot {
     pub local: PeerEntry,
     /// The remote entries, by peer id.
     pub peers: BTreeMap<PeerId, Record>,
+    /// When the snapshot was taken, on the node's monotonic clock: the `now` against which
+    /// the records' times ([`Record::refreshed`], [`Record::expires`], [`Record::held`]) read.
+    pub taken: Duration,
 }
 
 impl CatalogSnapshot {

@@ -4,28 +4,39 @@
 //! # Policy when full
 //!
 //! The catalog holds at most `max_entries` remote entries. Updates of entries already held never
-//! need room. A *new* entry that finds the catalog full may take the place of one victim, chosen
-//! among the entries without evidence of liveness, least recently refreshed first:
+//! need room. A *new* entry that finds the catalog full may take the place of one victim. Every
+//! held entry is in one of four classes, judged on evidence this node gathered itself:
 //!
-//! - an entry is **proven** when its peer is a direct neighbour, or has answered us directly
-//!   (a pong, or its own entry handed over in a sync with it) within `purge_after`;
-//! - otherwise it is **fresh** when it was refreshed within `stale_after`;
-//! - otherwise it is **stale**.
+//! - **proven**: its peer is a direct neighbour, or has answered us directly (a pong, or its
+//!   own entry handed over in a sync with it) within `purge_after`;
+//! - **live**: refreshed at a time when it had already been held for `stale_after` (it has
+//!   kept itself fresh for a while under our own eyes);
+//! - **on probation**: not live, refreshed within `stale_after`;
+//! - **stale**: not live, not refreshed within `stale_after`.
 //!
-//! A stale victim is always evicted. A fresh victim is evicted only for a new entry that is
-//! itself proven (it came straight from its peer). Proven entries are never evicted. Anything
-//! else is refused with [`UpsertOutcome::Full`]. A search that finds no victim for a relayed
-//! newcomer is not repeated for other relayed newcomers within `purge_tick`, so a flood costs
-//! one pass over the catalog per tick.
+//! Proven and live entries are never evicted, whoever the newcomer: they leave when they
+//! expire (`purge_after` after their last signature) or depart. A live peer that misses
+//! announcements stays live, because a flood is exactly when gossip deliveries to us are late:
+//! measured on the memory network, honest peers whose announcements were delayed by a flood
+//! went stale and were evicted. A stale entry gives way to any newcomer. An entry on probation gives way only to a newcomer that came straight from
+//! its peer (a direct hand-over), so strangers that reach us directly churn among themselves
+//! and never past a peer that has stayed. Among the candidates, stale ones go first, then the
+//! soonest to expire. Anything else is refused with [`UpsertOutcome::Full`]. A search that
+//! finds no victim for a relayed newcomer is not repeated for other relayed newcomers within
+//! `purge_tick`, so a flood costs one pass over the catalog per tick.
 //!
-//! Why: an attacker can mint any number of keys and sign fresh entries for them, so "fresh" is
-//! cheap and "newest wins" eviction would let a flood replace every honest peer. Honest live
-//! peers re-announce every `announce_interval` (shorter than `stale_after`), so they stay fresh
-//! and a flood of fresh fakes can only fill free slots, then bounces off. The fakes themselves
-//! turn stale unless the attacker keeps re-signing and sending every one of them, and stale
-//! entries give way to newcomers. What an attacker can do is fill free room and keep it, which
-//! refuses *unknown* honest newcomers that only reach us through relays; a newcomer that
-//! connects to us directly is proven and displaces a fake.
+//! Why: an attacker can mint any number of keys, sign fresh entries for them and run each as
+//! a real node that talks to us directly, so freshness and direct contact *of a newcomer* are
+//! free. What it cannot mint is time in our catalog: a peer becomes live only by holding its
+//! slot and staying fresh for `stale_after`, which a stranger that was never admitted cannot
+//! have. Honest peers re-announce every `announce_interval` (shorter than `stale_after`), so
+//! once they have been held that long and announced again a flood of fresh strangers can only fill free room and
+//! displace each other, then bounces off. Per-source rate limits would not help here: every
+//! throwaway identity is its own source. The price: a catalog that strangers filled, and that
+//! they keep fresh, refuses honest newcomers until the strangers fall silent, and a newly
+//! admitted honest peer is on probation (displaceable by a direct stranger) until its first
+//! refresh after `stale_after`; and a live peer that went silent holds its slot until it
+//! expires rather than until it turns stale.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -128,9 +139,18 @@ pub struct Record {
     /// Monotonic milliseconds (`Now::mono`), like every local age here; whole milliseconds
     /// keep a record within one cache line.
     refreshed: u64,
-    /// Monotonic milliseconds: the entry's signed life left on receipt, counted from then.
-    expires: u64,
+    /// Milliseconds from `refreshed` to the purge: the entry's signed life left on receipt
+    /// (at most `purge_after`, saturating at `u32::MAX`, 49 days).
+    life: u32,
+    /// Milliseconds the entry had been held when it was last refreshed (saturating at
+    /// `u32::MAX`): how long it has held its slot is this plus the time since `refreshed`.
+    held: u32,
     contact: Option<Box<Contact>>,
+}
+
+/// Milliseconds as a `u32`, saturating (ages and lives longer than 49 days compare as 49 days).
+fn saturating_u32(ms: u64) -> u32 {
+    u32::try_from(ms).unwrap_or(u32::MAX)
 }
 
 /// Evidence that a peer is alive, from direct contact with it.
@@ -166,7 +186,35 @@ impl Record {
     /// signed timestamp had left when it arrived, counted from then, so that a step of the wall
     /// clock neither purges it early nor keeps it late.
     pub fn expires(&self) -> Duration {
-        Duration::from_millis(self.expires)
+        Duration::from_millis(self.expires_ms())
+    }
+
+    /// How long the entry has been held in the catalog at `now` (monotonic): its age here, the
+    /// evidence of liveness that no stranger can mint (see the module docs).
+    pub fn held(&self, now: Duration) -> Duration {
+        Duration::from_millis(self.held_ms(millis(now)))
+    }
+
+    /// How long the entry had been held in the catalog when it was last refreshed. Once this
+    /// reaches `stale_after` the peer is live: it has kept itself fresh for that long under
+    /// our own eyes, and no stranger displaces it (see the module docs).
+    pub fn held_at_refresh(&self) -> Duration {
+        Duration::from_millis(u64::from(self.held))
+    }
+
+    fn expires_ms(&self) -> u64 {
+        self.refreshed + u64::from(self.life)
+    }
+
+    fn held_ms(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.refreshed) + u64::from(self.held)
+    }
+
+    /// Stores a refresh at `now_ms` that lives `life` milliseconds.
+    fn refresh(&mut self, now_ms: u64, life: u32) {
+        self.held = saturating_u32(self.held_ms(now_ms));
+        self.refreshed = now_ms;
+        self.life = life;
     }
 
     /// The last round-trip time measured by a ping.
@@ -195,6 +243,21 @@ impl Record {
                     .is_some_and(|t| now.saturating_sub(t) < purge_after)
         })
     }
+}
+
+/// How much evidence of liveness this node holds for an entry: what decides whether it may be
+/// evicted for a newcomer when the catalog is full (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    /// A neighbour, or answered us directly within `purge_after`: never evicted.
+    Proven,
+    /// Refreshed after it had been held for `stale_after`: never evicted (it leaves when it
+    /// expires or departs).
+    Live,
+    /// Not live, refreshed within `stale_after`: evicted only for a direct newcomer.
+    OnProbation,
+    /// Not live, not refreshed within `stale_after`: evicted for any newcomer.
+    Stale,
 }
 
 /// The hash of `(peer, version)` that sync fingerprints are built from.
@@ -416,7 +479,9 @@ impl Catalog {
         else {
             return UpsertOutcome::Outdated;
         };
-        let expires = millis(now.mono.saturating_add(left));
+        let now_ms = millis(now.mono);
+        let life = saturating_u32(millis(now.mono.saturating_add(left)).saturating_sub(now_ms));
+        let expires = now_ms.saturating_add(u64::from(life));
         if !self.tombstones.is_empty()
             && let Some((version, _)) = self.tombstones.get(&peer)
             && payload.version <= *version
@@ -435,8 +500,7 @@ impl Catalog {
             let updated = payload.version != record.entry().version;
             self.wire_bytes = self.wire_bytes - record.entry.wire_size() + entry.wire_size();
             record.entry = entry;
-            record.refreshed = millis(now.mono);
-            record.expires = expires;
+            record.refresh(now_ms, life);
             if direct {
                 record.contact_mut().last_contact = Some(now.mono);
             }
@@ -457,8 +521,9 @@ impl Catalog {
             key,
             Record {
                 entry,
-                refreshed: millis(now.mono),
-                expires,
+                refreshed: now_ms,
+                life,
+                held: 0,
                 contact: direct.then(|| {
                     Box::new(Contact {
                         last_contact: Some(now.mono),
@@ -489,49 +554,70 @@ impl Catalog {
         }
     }
 
-    /// Makes room for one new entry, following the policy in the module docs: the victim is
-    /// the first entry without evidence of liveness among the `EVICTION_SCAN` soonest to expire
-    /// (ties by peer id). One pass over the catalog, only when it is full, and for relayed
-    /// newcomers at most once per `purge_tick` while it finds nothing.
+    /// Makes room for one new entry, following the policy in the module docs. One pass over
+    /// the catalog, only when it is full, and for relayed newcomers at most once per
+    /// `purge_tick` while it finds nothing.
     fn evict_for(&mut self, source: Source, now: Duration) -> bool {
-        let newcomer_proven = source == Source::Direct;
-        if !newcomer_proven && now < self.relayed_refused_until {
+        let direct = source == Source::Direct;
+        if !direct && now < self.relayed_refused_until {
             return false;
         }
-        let found = self.find_victim(newcomer_proven, now);
-        if !found && !newcomer_proven {
+        let found = self.find_victim(direct, now);
+        if !found && !direct {
             self.relayed_refused_until = now.saturating_add(self.config.purge_tick);
         }
         found
     }
 
-    fn find_victim(&mut self, newcomer_proven: bool, now: Duration) -> bool {
+    /// Evicts one victim among the `EVICTION_SCAN` entries soonest to expire (ties by peer id):
+    /// the first stale one, else (for a direct newcomer only) the first on probation.
+    fn find_victim(&mut self, direct: bool, now: Duration) -> bool {
         let mut soonest: Vec<(u64, PeerId)> = self
             .iter_unordered()
-            .map(|(p, r)| (r.expires, *p))
+            .map(|(p, r)| (r.expires_ms(), *p))
             .collect();
         if soonest.len() > EVICTION_SCAN {
             soonest.select_nth_unstable(EVICTION_SCAN - 1);
             soonest.truncate(EVICTION_SCAN);
         }
         soonest.sort_unstable();
-        let purge_after = self.config.purge_after;
-        let victim = soonest
-            .iter()
-            .filter_map(|(_, peer)| Some((peer, self.entries.get(&Key::of(peer))?)))
-            .find(|(_, record)| !record.is_proven(now, purge_after));
-        let Some((victim, record)) = victim else {
+        let mut on_probation = None;
+        let mut stale = None;
+        for (_, peer) in &soonest {
+            let Some(record) = self.entries.get(&Key::of(peer)) else {
+                continue;
+            };
+            match self.standing(record, now) {
+                Standing::Stale => {
+                    stale = Some(*peer);
+                    break;
+                }
+                Standing::OnProbation if on_probation.is_none() => on_probation = Some(*peer),
+                _ => {}
+            }
+        }
+        let Some(victim) = stale.or(on_probation.filter(|_| direct)) else {
             return false;
         };
-        let age = Duration::from_millis(millis(now).saturating_sub(record.refreshed));
-        let stale = age >= self.config.stale_after;
-        if !(stale || newcomer_proven) {
-            return false;
-        }
-        let victim = *victim;
         self.remove(&victim);
         self.evicted = Some(victim);
         true
+    }
+
+    /// The class of a held entry at `now` (see the module docs).
+    fn standing(&self, record: &Record, now: Duration) -> Standing {
+        if record.is_proven(now, self.config.purge_after) {
+            return Standing::Proven;
+        }
+        let now_ms = millis(now);
+        let stale_after = millis(self.config.stale_after);
+        if u64::from(record.held) >= stale_after {
+            Standing::Live
+        } else if now_ms.saturating_sub(record.refreshed) >= stale_after {
+            Standing::Stale
+        } else {
+            Standing::OnProbation
+        }
     }
 
     /// Applies a departure notice. See [`DepartureOutcome`].
@@ -618,10 +704,11 @@ impl Catalog {
         let mut next: Option<u64> = None;
         let now_ms = millis(now.mono);
         for record in self.entries.values() {
-            if record.expires <= now_ms {
-                purged.push((record.expires, record.entry().peer));
-            } else if next.is_none_or(|t| record.expires < t) {
-                next = Some(record.expires);
+            let expires = record.expires_ms();
+            if expires <= now_ms {
+                purged.push((expires, record.entry().peer));
+            } else if next.is_none_or(|t| expires < t) {
+                next = Some(expires);
             }
         }
         for (_, peer) in &purged {

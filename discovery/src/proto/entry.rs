@@ -12,8 +12,8 @@ use weft_transport::{
 
 use super::{config::Limits, shared::SharedEntry, time::Time};
 
-/// The discovery protocol version written into every entry.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The version of the entry format, written into every entry (its `protocol` field).
+pub const ENTRY_VERSION: u32 = 1;
 
 /// Which copy of a peer's entry is newer.
 ///

@@ -13,8 +13,9 @@ use super::{
     sync::SyncMessage,
 };
 
-/// The direct-stream protocol that carries catalog sync ([`Message::Sync`]).
-pub const SYNC_PROTOCOL: Protocol = Protocol::new("discovery-sync", 1);
+/// The layer's protocol: the direct stream that carries catalog sync ([`Message::Sync`]).
+/// Pings have their own, [`PING_PROTOCOL`].
+pub const PROTOCOL: Protocol = Protocol::new("discovery-sync", 1);
 
 /// The direct-stream protocol that carries [`Message::Ping`] and [`Message::Pong`].
 pub const PING_PROTOCOL: Protocol = Protocol::new("discovery-ping", 1);

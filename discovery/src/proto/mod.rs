@@ -14,9 +14,9 @@ mod time;
 
 pub use catalog::{Catalog, DepartureOutcome, Record, Source, UpsertOutcome};
 pub use config::{Config, Limits};
-pub use entry::{Departure, EntryError, PROTOCOL_VERSION, PeerEntry, Version};
+pub use entry::{Departure, ENTRY_VERSION, EntryError, PeerEntry, Version};
 pub use io::{Command, DepartReason, Event, Input, Output, Timer, Violation};
-pub use message::{Announcement, Message, MessageError, PING_PROTOCOL, SYNC_PROTOCOL, topic_bytes};
+pub use message::{Announcement, Message, MessageError, PING_PROTOCOL, PROTOCOL, topic_bytes};
 pub use node::{LocalInfo, Node, Stats};
 pub use shared::SharedEntry;
 pub use sync::{DigestItem, SyncMessage};

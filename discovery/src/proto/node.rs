@@ -13,7 +13,7 @@ use weft_transport::{NetworkId, PeerId, RelayUrl, SecretKey, Signed, StepDetecto
 use super::{
     catalog::{Catalog, DepartureOutcome, Source, UpsertOutcome},
     config::Config,
-    entry::{Departure, EntryError, PROTOCOL_VERSION, PeerEntry, Version},
+    entry::{Departure, ENTRY_VERSION, EntryError, PeerEntry, Version},
     io::{Command, DepartReason, Event, Input, Output, Timer, Violation},
     message::{Announcement, Message},
     shared::SharedEntry,
@@ -163,7 +163,7 @@ impl Node {
             timestamp: now.wall,
             tags: info.tags,
             metadata: info.metadata,
-            protocol: PROTOCOL_VERSION,
+            protocol: ENTRY_VERSION,
         };
         entry.check_limits(&config.limits)?;
         let local = SharedEntry::new(sign(&key, entry));

@@ -46,6 +46,7 @@
 //! heal after a half/half partition sends 0.009 × the bytes of full-snapshot sync.
 //! `docs/protocols/discovery.md` has the full table.
 
+mod flood;
 mod report;
 mod scenario;
 mod world;
@@ -209,6 +210,12 @@ pub fn run_scenario(scenario: &Scenario) -> ScenarioReport {
         met: heal.full_snapshot_bytes > 0 && heal.delta_ratio() <= 0.1,
     });
     report.phases.push(heal);
+
+    // 5. A flood of throwaway identities, when asked for.
+    if scenario.flood > 0 {
+        world.run_until(world.now + SETTLE);
+        flood::flood_phase(&mut world, scenario, &mut report);
+    }
     report
 }
 

@@ -31,7 +31,7 @@ impl Report {
                         .and_then(|p| p.converged_ms)
                         .map_or(f64::INFINITY, |ms| ms as f64)
                 };
-                let figures = vec![
+                let mut figures = vec![
                     (
                         "join_rounds",
                         phase("join")
@@ -46,6 +46,9 @@ impl Report {
                     ("depart_ms", converged_ms("depart")),
                     ("heal_ratio", phase("heal").map_or(0.0, |p| p.delta_ratio())),
                 ];
+                if let Some(evicted) = s.flood_honest_evicted {
+                    figures.push(("flood_honest_evicted", evicted as f64));
+                }
                 (s.name.clone(), figures)
             })
             .collect()
@@ -61,6 +64,9 @@ pub struct ScenarioReport {
     pub seed: u64,
     /// Nodes in the network.
     pub nodes: usize,
+    /// Times a live honest peer was evicted from an honest catalog in the flood phase (`None`
+    /// without one).
+    pub flood_honest_evicted: Option<u64>,
     /// Announce interval, in milliseconds (the unit of "rounds").
     pub announce_interval_ms: u64,
     /// One row per phase.

@@ -27,7 +27,7 @@ impl ScenarioFile {
     }
 }
 
-/// One simulated network and what happens in it, in four phases:
+/// One simulated network and what happens in it, in four phases and an optional fifth:
 ///
 /// 1. **join**: `nodes` nodes join one after another, `join_interval_ms` apart, each knowing
 ///    only the first node (the bootstrap). Measured: time until every catalog is complete.
@@ -39,6 +39,13 @@ impl ScenarioFile {
 ///    `changed_fraction` of them change their metadata; then the halves heal. Measured: bytes
 ///    of delta sync after the heal, beside the bytes full-snapshot sync would have sent for the
 ///    same sessions, and time until every catalog is current again.
+/// 5. **flood** (when `flood > 0`): once every live honest peer is live again after the heal
+///    (`stale_after` and two announce periods later), `flood` throwaway identities join one after another,
+///    `join_interval_ms` apart, each a real node that links to `active_view` nodes (so its
+///    entry reaches them directly) and announces to all. Measured: how many times a live honest
+///    peer was evicted from an honest catalog (the goal is never), and whether every honest
+///    catalog still holds every live honest peer `max_phase_intervals` announce intervals on.
+///    Meaningful with a `config.max_entries` below the flood, so that catalogs fill.
 ///
 /// Network model: a direct message arrives after a latency drawn uniformly in
 /// `[latency_min_ms, latency_max_ms]`. The gossip topic is modelled simply: a broadcast reaches
@@ -75,6 +82,8 @@ pub struct Scenario {
     /// How often completeness is checked, in virtual milliseconds (the resolution of the
     /// convergence times).
     pub check_interval_ms: u64,
+    /// Throwaway identities in the flood phase (0: no flood phase).
+    pub flood: usize,
     /// The longest a phase may take to converge, in announce intervals, before it is reported
     /// as not converged.
     pub max_phase_intervals: u64,
@@ -98,6 +107,7 @@ impl Default for Scenario {
             latency_max_ms: 100,
             check_interval_ms: 100,
             max_phase_intervals: 10,
+            flood: 0,
             config: Config::default(),
         }
     }

@@ -12,8 +12,8 @@ use weft_transport::{NetworkId, PeerId, SecretKey};
 
 use super::scenario::Scenario;
 use crate::proto::{
-    Announcement, Command, Config, Event, Input, LocalInfo, Message, Node, Now, Output,
-    SharedEntry, SyncMessage, Time, Timer, time_millis,
+    Announcement, Command, Config, DepartReason, Event, Input, LocalInfo, Message, Node, Now,
+    Output, SharedEntry, SyncMessage, Time, Timer, UpsertOutcome, time_millis,
 };
 
 /// Receivers of a broadcast whose catalogs are looked up together before the deliveries.
@@ -98,6 +98,23 @@ pub(super) struct World {
     pub(super) counters: Counters,
     /// Peers whose removal from catalogs is being timed: removals seen and the last one's time.
     pub(super) tracked: BTreeMap<PeerId, (usize, Time)>,
+    /// Nodes below this index are honest; the flood's strangers are added after them.
+    pub(super) honest: usize,
+    /// What the flood did to honest catalogs.
+    pub(super) flood: FloodCounters,
+}
+
+/// Admissions to honest catalogs during the flood phase.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct FloodCounters {
+    /// Times an honest node evicted an honest peer.
+    pub(super) honest_evicted: u64,
+    /// Times an honest node admitted a stranger.
+    pub(super) strangers_admitted: u64,
+    /// Times an honest node evicted a stranger.
+    pub(super) strangers_evicted: u64,
+    /// Times an honest node refused an entry for want of room.
+    pub(super) refused_full: u64,
 }
 
 impl World {
@@ -131,7 +148,18 @@ impl World {
             cut: Vec::new(),
             counters: Counters::default(),
             tracked: BTreeMap::new(),
+            honest: n,
+            flood: FloodCounters::default(),
         }
+    }
+
+    /// Adds a node that has not joined yet, with its own key; returns its index.
+    pub(super) fn add_node(&mut self, key: SecretKey) -> usize {
+        let i = self.nodes.len();
+        self.ids.insert(key.peer_id(), i);
+        self.keys.push(key);
+        self.nodes.push(SimNode::default());
+        i
     }
 
     pub(super) fn id(&self, i: usize) -> PeerId {
@@ -234,15 +262,44 @@ impl World {
                     let at = Time::from_millis(time_millis(at));
                     self.push(at, Scheduled::Timer { node: i, timer })
                 }
-                Output::Event(Event::PeerDeparted { peer, .. }) => {
-                    let now = self.now;
-                    if let Some((count, last)) = self.tracked.get_mut(&peer) {
-                        *count += 1;
-                        *last = now;
+                Output::Event(event) => {
+                    if i < self.honest {
+                        self.count_admission(&event);
+                    }
+                    if let Event::PeerDeparted { peer, .. } = event {
+                        let now = self.now;
+                        if let Some((count, last)) = self.tracked.get_mut(&peer) {
+                            *count += 1;
+                            *last = now;
+                        }
                     }
                 }
-                Output::Event(_) => {}
             }
+        }
+    }
+
+    /// Counts what an honest node's event says about admission to its catalog.
+    fn count_admission(&mut self, event: &Event) {
+        let honest = |w: &Self, peer: &PeerId| w.ids.get(peer).is_some_and(|&j| j < w.honest);
+        match event {
+            Event::PeerDiscovered(entry) if !honest(self, &entry.payload().peer) => {
+                self.flood.strangers_admitted += 1;
+            }
+            Event::PeerDeparted {
+                peer,
+                reason: DepartReason::Evicted,
+            } => {
+                if honest(self, peer) {
+                    self.flood.honest_evicted += 1;
+                } else {
+                    self.flood.strangers_evicted += 1;
+                }
+            }
+            Event::EntryRefused {
+                outcome: UpsertOutcome::Full,
+                ..
+            } => self.flood.refused_full += 1,
+            _ => {}
         }
     }
 

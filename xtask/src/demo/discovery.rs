@@ -29,7 +29,8 @@ pub(super) async fn run(nodes: &[Endpoint], gossips: &[Gossip]) -> Result<()> {
         } else {
             vec![nodes[0].addr()]
         };
-        let discovery = Discovery::builder(config.clone())
+        let discovery = Discovery::builder()
+            .config(config.clone())
             .bootstrap(bootstrap)
             .tags(["demo".to_string(), format!("n{i}")])
             .metadata([("role".to_string(), role(i).to_string())])

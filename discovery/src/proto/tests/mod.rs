@@ -1,5 +1,6 @@
 //! Proto unit tests: catalog rules, bad input, loops and sync between in-memory nodes.
 
+mod admission;
 mod bad_input;
 mod catalog;
 mod node;
@@ -9,8 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use weft_transport::{NetworkId, PeerId, SecretKey, Signed};
 
 use super::{
-    Config, Input, LocalInfo, Message, Node, Now, Output, PROTOCOL_VERSION, PeerEntry, Time,
-    Version,
+    Config, ENTRY_VERSION, Input, LocalInfo, Message, Node, Now, Output, PeerEntry, Time, Version,
 };
 
 pub(super) fn key(n: u32) -> SecretKey {
@@ -57,7 +57,7 @@ pub(super) fn entry(key: &SecretKey, version: Version, timestamp: Time) -> PeerE
         timestamp,
         tags: BTreeSet::from(["role:test".to_string()]),
         metadata: BTreeMap::new(),
-        protocol: PROTOCOL_VERSION,
+        protocol: ENTRY_VERSION,
     }
 }
 
