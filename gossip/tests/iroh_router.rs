@@ -70,7 +70,7 @@ async fn gossip_mounted_on_a_plain_iroh_router_talks_to_a_weft_node() {
         .unwrap();
     let router = Router::builder(iroh_endpoint)
         .accept(wrapped.alpn(PROTOCOL), wrapped.mount(PROTOCOL))
-        .accept(b"my-app/hello/1".to_vec(), Hello)
+        .accept(b"my-app/hello/1", Hello)
         .spawn();
 
     // A plain weft node joins the topic through it.

@@ -17,7 +17,7 @@ use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 use tracing::{debug, warn};
 use weft_transport::{
     Clock, Endpoint, EventSender, FrameError, FramedRecv, FramedSend, HandlerRegistration,
-    PeerAddr, PeerId, TimerQueue,
+    PeerAddr, PeerId, Sent, TimerQueue, WriterPool,
     iroh::{AcceptError, Connection, ProtocolHandler},
 };
 
@@ -141,12 +141,9 @@ pub(super) struct Actor {
     conns: mpsc::Receiver<Connection>,
     inbound_rx: mpsc::Receiver<FromNet>,
     inbound_tx: mpsc::Sender<FromNet>,
-    /// Writer queues by peer, with the tick of their last use. At most `MAX_WRITERS`; the
-    /// least recently used one goes first.
-    writers: HashMap<PeerId, (mpsc::Sender<Vec<u8>>, u64)>,
-    writer_tick: u64,
-    /// Writer tasks; a writer ends with its queue closed and flushed, returning its connection.
-    writer_tasks: JoinSet<Option<Connection>>,
+    /// A writer per peer (at most `MAX_WRITERS`, the least recently used closed first), each
+    /// ending with its queue closed and flushed and returning the connection it dialled.
+    writers: WriterPool<Vec<u8>, Option<Connection>>,
     readers: Vec<AbortOnDropHandle<()>>,
     subscribers: HashMap<TopicId, Subscribers>,
     /// One task per subscriber, ending (with its topic and id) when the subscriber is dropped.
@@ -180,9 +177,7 @@ impl Actor {
             conns,
             inbound_rx,
             inbound_tx,
-            writers: HashMap::new(),
-            writer_tick: 0,
-            writer_tasks: JoinSet::new(),
+            writers: WriterPool::new(MAX_WRITERS, builder.send_queue_capacity),
             readers: Vec::new(),
             subscribers: HashMap::new(),
             subscriber_watch: JoinSet::new(),
@@ -221,7 +216,6 @@ impl Actor {
                 },
                 Some(Ok((topic, id))) = self.subscriber_watch.join_next(),
                     if !self.subscriber_watch.is_empty() => self.unsubscribe(topic, id),
-                Some(_) = self.writer_tasks.join_next(), if !self.writer_tasks.is_empty() => {}
                 Some(conn) = self.conns.recv() => self.on_connection(conn),
                 Some(event) = self.inbound_rx.recv() => {
                     let input = match event {
@@ -258,24 +252,14 @@ impl Actor {
         self.subscribers.clear();
         self.subscriber_watch.abort_all();
         // Closing the queues lets each writer flush, finish its stream and wait for the ack.
-        self.writers.clear();
-        let grace = self.builder.shutdown_grace;
-        let mut dialled = Vec::new();
-        let flushed = tokio::time::timeout(grace, async {
-            while let Some(result) = self.writer_tasks.join_next().await {
-                if let Ok(Some(conn)) = result {
-                    dialled.push(conn);
-                }
-            }
-        })
-        .await;
-        if flushed.is_err() {
+        let (finished, cut_off) = self.writers.close(self.builder.shutdown_grace).await;
+        if cut_off > 0 {
             debug!(
-                left = self.writer_tasks.len(),
+                left = cut_off,
                 "gossip: writers cut off after the shutdown grace period"
             );
-            self.writer_tasks.abort_all();
         }
+        let dialled = finished.into_iter().flatten();
         for conn in dialled {
             conn.close(0u32.into(), b"gossip shut down");
         }
@@ -483,33 +467,15 @@ impl Actor {
                 return;
             }
         };
-        self.writer_tick += 1;
-        let tick = self.writer_tick;
-        if let Some((writer, used)) = self.writers.get_mut(&to)
-            && !writer.is_closed()
-        {
-            *used = tick;
-            if writer.try_send(frame).is_err() {
-                debug!(peer = %to.fmt_short(), "gossip: send queue full, frame dropped");
-            }
-            return;
-        }
-        if self.writers.len() >= MAX_WRITERS
-            && let Some(oldest) = self
-                .writers
-                .iter()
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(p, _)| *p)
-        {
-            self.writers.remove(&oldest);
-        }
-        let (tx, rx) = mpsc::channel(self.builder.send_queue_capacity);
-        let _ = tx.try_send(frame);
-        self.writers.insert(to, (tx, tick));
         let endpoint = self.endpoint.clone();
         let gone = self.inbound_tx.clone();
-        self.writer_tasks
-            .spawn(write_loop(endpoint, to, rx, gone, self.bytes_sent.clone()));
+        let bytes_sent = self.bytes_sent.clone();
+        let sent = self.writers.send(to, frame, move |rx| {
+            write_loop(endpoint, to, rx, gone, bytes_sent)
+        });
+        if sent == Sent::Full {
+            debug!(peer = %to.fmt_short(), "gossip: send queue full, frame dropped");
+        }
     }
 
     fn on_connection(&mut self, conn: Connection) {
