@@ -4,13 +4,12 @@
 //! Each message is one CBOR frame on its own unidirectional stream. A connection's streams are
 //! read one after another, so a peer's messages reach the actor in the order it sent them.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio_util::task::AbortOnDropHandle;
 use tracing::debug;
 use weft_transport::{
-    Endpoint, FrameError, FramedRecv, PeerAddr, PeerId, Protocol,
+    Endpoint, FrameError, FramedRecv, PeerAddr, PeerId, Protocol, Sent, WriterPool,
     iroh::{AcceptError, Connection, ProtocolHandler},
 };
 
@@ -91,78 +90,33 @@ impl ProtocolHandler for Handler {
 /// An encoded frame and the protocol it goes on.
 type Outgoing = (Protocol, Vec<u8>);
 
-/// A writer: its queue, the tick of its last use, and its task (aborted when dropped, so no
-/// writer outlives the actor).
-#[derive(Debug)]
-struct Writer {
-    queue: mpsc::Sender<Outgoing>,
-    used: u64,
-    _task: AbortOnDropHandle<()>,
-}
-
-/// The writers of one actor: a task per peer with a bounded queue of encoded frames.
+/// The writers of one actor: a task per peer with a bounded queue of encoded frames
+/// ([`WriterPool`]: at most `MAX_WRITERS`, the least recently used closed first; a frame that
+/// finds its peer's queue full is dropped).
 #[derive(Debug)]
 pub(super) struct Writers {
     endpoint: Endpoint,
-    writers: HashMap<PeerId, Writer>,
-    tick: u64,
+    pool: WriterPool<Outgoing>,
 }
 
 impl Writers {
     pub(super) fn new(endpoint: Endpoint) -> Self {
         Self {
             endpoint,
-            writers: HashMap::new(),
-            tick: 0,
+            pool: WriterPool::new(MAX_WRITERS, SEND_QUEUE_CAPACITY),
         }
     }
 
-    /// Queues `frame` for `to` on `protocol`; drops it when that peer's queue is full.
+    /// Queues `frame` for `to` on `protocol`; drops it when that peer's queue is full (the
+    /// proto's time-outs and retries, and the announcements, make up for it).
     pub(super) fn send(&mut self, to: PeerId, protocol: Protocol, frame: Vec<u8>) {
-        self.tick += 1;
-        let tick = self.tick;
-        if let Some(writer) = self.writers.get_mut(&to)
-            && !writer.queue.is_closed()
-        {
-            writer.used = tick;
-            match writer.queue.try_send((protocol, frame)) {
-                Ok(()) => return,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    debug!(peer = %to.fmt_short(), "discovery: send queue full, message dropped");
-                    return;
-                }
-                // The writer just idled out: start a new one below.
-                Err(mpsc::error::TrySendError::Closed((_, returned))) => {
-                    return self.spawn(to, protocol, returned, tick);
-                }
-            }
+        let endpoint = self.endpoint.clone();
+        let sent = self.pool.send(to, (protocol, frame), move |rx| {
+            write_loop(endpoint, to, rx)
+        });
+        if sent == Sent::Full {
+            debug!(peer = %to.fmt_short(), "discovery: send queue full, message dropped");
         }
-        self.spawn(to, protocol, frame, tick);
-    }
-
-    fn spawn(&mut self, to: PeerId, protocol: Protocol, frame: Vec<u8>, tick: u64) {
-        self.writers.remove(&to);
-        if self.writers.len() >= MAX_WRITERS
-            && let Some(oldest) = self
-                .writers
-                .iter()
-                .min_by_key(|(_, writer)| writer.used)
-                .map(|(peer, _)| *peer)
-        {
-            // Its queued messages are lost; the proto's timeouts recover.
-            self.writers.remove(&oldest);
-        }
-        let (queue, rx) = mpsc::channel(SEND_QUEUE_CAPACITY);
-        let _ = queue.try_send((protocol, frame));
-        let task = tokio::spawn(write_loop(self.endpoint.clone(), to, rx));
-        self.writers.insert(
-            to,
-            Writer {
-                queue,
-                used: tick,
-                _task: AbortOnDropHandle::new(task),
-            },
-        );
     }
 }
 
