@@ -1,6 +1,7 @@
 //! `cbor_decode` of a frame body, as any CBOR value and as the transport's own types.
 //!
-//! Checks: the scratch buffer size never changes the result; what decodes re-encodes stably.
+//! Checks: the scratch buffer size never changes the result; what decodes re-encodes stably
+//! (after at most one normalisation by ciborium).
 
 #![no_main]
 
@@ -25,9 +26,14 @@ fuzz_target!(|data: &[u8]| {
     if let Some(small) = small {
         assert_eq!(Some(small), default, "a small scratch decoded differently");
     }
+    // One re-encoding may normalise (ciborium reads a bignum tag around an indefinite-length
+    // byte string as a tag, but the definite one it writes back as an integer: `c2 5f ff` →
+    // `c2 40` → `00`, kept in the seeds); from then on the encoding is a fixed point.
     if let Some(bytes) = &default {
         let again: Value = cbor_decode(bytes).expect("a re-encoded value decodes");
-        assert_eq!(&encode(&again), bytes, "value encoding is not stable");
+        let normalised = encode(&again);
+        let thrice: Value = cbor_decode(&normalised).expect("a normalised value decodes");
+        assert_eq!(encode(&thrice), normalised, "value encoding is not stable");
     }
 
     if let Ok(addr) = cbor_decode::<PeerAddr>(data) {

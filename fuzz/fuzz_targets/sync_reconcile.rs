@@ -8,7 +8,8 @@
 //!   reconcilers run to completion.
 //!
 //! Checks: replies stay within the limit; an acceptor always replies; an initiator's `have`
-//! are ours and its `need` are not; two honest sides finish and find exactly the difference.
+//! are ours and its `need` no more than the peer named; two honest sides finish and find
+//! exactly the difference.
 
 #![no_main]
 
@@ -82,7 +83,15 @@ fn initiator(limit: usize, rest: &[u8]) {
             round.have.iter().all(|id| ours.contains(id)),
             "have: not ours"
         );
-        assert!(!round.need.iter().any(|id| ours.contains(id)), "need: ours");
+        // No `need: not ours` check: a peer chooses the bounds of the ranges it lists ids for,
+        // so it can list one of our ids in a range where we do not hold it (we hold it under
+        // another timestamp) and we then "need" it. Negentropy's reference does the same; the
+        // cost is one wasted fetch per id named, bounded by the message size and the
+        // manager's claims (crasher kept in the seeds).
+        assert!(
+            round.need.len() <= message.len() / 32,
+            "need: more ids than the message named"
+        );
     }
 }
 
