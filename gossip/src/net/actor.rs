@@ -1,7 +1,7 @@
 //! The actor: owns the proto state, runs the select loop, and the reader and writer tasks.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::HashMap,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -25,8 +25,8 @@ use super::{Builder, Error};
 use crate::{
     PROTOCOL,
     proto::{
-        Command, Content, Event, Input, Message, MessageId, Output, Scope, State, Timer, TopicId,
-        TopicMessage,
+        AddressBook, Command, Content, Event, Input, Message, MessageId, Output, Scope, State,
+        Timer, TopicId,
     },
 };
 
@@ -154,8 +154,7 @@ pub(super) struct Actor {
     overdue: Vec<Timer<PeerId>>,
     pub(super) bytes_sent: Arc<AtomicU64>,
     /// Known peer addresses (at most `MAX_ADDRS`, oldest forgotten first).
-    addrs: HashMap<PeerId, PeerAddr>,
-    addr_order: VecDeque<PeerId>,
+    addrs: AddressBook<PeerId, PeerAddr>,
     builder: Builder,
 }
 
@@ -185,8 +184,7 @@ impl Actor {
             timers: TimerQueue::new(MAX_TIMERS, Timer::is_periodic),
             overdue: Vec::new(),
             bytes_sent: Arc::new(AtomicU64::new(0)),
-            addrs: HashMap::new(),
-            addr_order: VecDeque::new(),
+            addrs: AddressBook::new(MAX_ADDRS),
             builder,
         }
     }
@@ -376,38 +374,8 @@ impl Actor {
                 continue;
             }
             self.endpoint.add_peer_addr(&addr);
-            if self.addrs.insert(addr.id, addr.clone()).is_none() {
-                self.addr_order.push_back(addr.id);
-                while self.addr_order.len() > MAX_ADDRS {
-                    if let Some(old) = self.addr_order.pop_front() {
-                        self.addrs.remove(&old);
-                    }
-                }
-            }
+            self.addrs.learn(addr.id, addr);
         }
-    }
-
-    /// The addresses to ship with a message: for membership messages, ours and those of the
-    /// peers it names, so the receiver can dial them (the proto speaks of ids only).
-    fn addrs_for(&self, message: &Message<PeerId>) -> Vec<PeerAddr> {
-        use crate::proto::hyparview::Message as M;
-        let TopicMessage::Membership(membership) = &message.message else {
-            return Vec::new();
-        };
-        let named: Vec<PeerId> = match membership {
-            M::ForwardJoin { peer, .. } => vec![*peer],
-            M::Shuffle { origin, peers, .. } => std::iter::once(*origin)
-                .chain(peers.iter().copied())
-                .collect(),
-            M::ShuffleReply { peers } => peers.clone(),
-            M::Swap { drop } => vec![*drop],
-            M::SwapReply { dropped, .. } => dropped.iter().copied().collect(),
-            M::Replace { with } => with.iter().copied().collect(),
-            _ => Vec::new(),
-        };
-        let mut addrs = vec![self.endpoint.addr()];
-        addrs.extend(named.iter().filter_map(|id| self.addrs.get(id).cloned()));
-        addrs
     }
 
     /// Carries out the proto's queued outputs.
@@ -459,7 +427,7 @@ impl Actor {
 
     fn send_to(&mut self, to: PeerId, message: &Message<PeerId>) {
         let max = self.state.config().max_message_size;
-        let addrs = self.addrs_for(message);
+        let addrs = self.addrs.for_message(message, self.endpoint.addr());
         let frame = match weft_transport::encode_frame(&NetFrameRef(message, &addrs), max) {
             Ok(frame) => frame,
             Err(err) => {
