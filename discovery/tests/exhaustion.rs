@@ -228,7 +228,7 @@ async fn honest_syncs_and_pings_succeed_against_a_node_under_attack() {
     println!(
         "discovery under attack: {ATTACKERS} throwaway identities on {} and {} (half idle, half \
          half-sent), limit {LIMIT}; honest: {HONEST} peers, {syncs} catalog syncs and {pings} \
-         pings completed ({retries} tries repeated in all), all honest peers in the victim's \
+         pings completed (tries repeated after a failure: {retries}), all honest peers in the victim's \
          catalog; admission: held {}, displaced {}, refused {}",
         PROTOCOL, PING_PROTOCOL, stats.held, stats.displaced, stats.refused
     );
