@@ -214,15 +214,15 @@ impl Actor {
             NodeEvent::PeerDiscovered(entry) => {
                 let entry = entry.payload().clone();
                 self.learn_addr(&entry);
-                self.publish(Event::PeerDiscovered(entry));
+                self.publish(&Event::PeerDiscovered(entry));
             }
             NodeEvent::PeerUpdated(entry) => {
                 let entry = entry.payload().clone();
                 self.learn_addr(&entry);
-                self.publish(Event::PeerUpdated(entry));
+                self.publish(&Event::PeerUpdated(entry));
             }
             NodeEvent::PeerDeparted { peer, reason } => {
-                self.publish(Event::PeerDeparted { peer, reason });
+                self.publish(&Event::PeerDeparted { peer, reason });
             }
             NodeEvent::Pong { peer, rtt } => resolve(&mut self.pings, peer, &Ok(rtt)),
             NodeEvent::PingFailed { peer } => {
@@ -250,9 +250,9 @@ impl Actor {
         }
     }
 
-    fn publish(&mut self, event: Event) {
+    fn publish(&mut self, event: &Event) {
         if let Some(subscribers) = lock(&self.events).as_mut() {
-            subscribers.deliver(&event);
+            subscribers.deliver(event);
         }
         self.watch.send_modify(|version| *version += 1);
     }
