@@ -168,7 +168,7 @@ impl Node {
         };
         entry.check_limits(&config.limits)?;
         let local = SharedEntry::new(sign(&key, entry));
-        super::entry::check_signed_entry(&local, &config.limits)?;
+        super::shared::check_signed_entry(&local, &config.limits)?;
         Ok(Self {
             // The catalog derives its hash keys from the seed (it draws nothing from `rng`).
             catalog: Catalog::new(config.clone(), local, seed),
@@ -405,7 +405,7 @@ impl Node {
             return;
         }
         let signed = SharedEntry::new(sign(&self.key, entry));
-        if let Err(err) = super::entry::check_signed_entry(&signed, &self.config.limits) {
+        if let Err(err) = super::shared::check_signed_entry(&signed, &self.config.limits) {
             self.emit(Event::LocalUpdateRefused(err));
             return;
         }
