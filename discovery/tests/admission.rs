@@ -13,7 +13,7 @@ use std::{
 };
 
 use tokio::time::timeout;
-use weft_discovery::{CatalogEvent, CatalogSnapshot, Config, DepartReason, Discovery};
+use weft_discovery::{CatalogSnapshot, Config, DepartReason, Discovery, Event};
 use weft_gossip::Gossip;
 use weft_transport::{Endpoint, MemoryNetwork, PeerAddr, PeerId, SecretKey};
 
@@ -141,11 +141,11 @@ async fn a_flood_of_throwaway_identities_never_evicts_a_live_honest_peer() {
             while let Some(event) = events.recv().await {
                 let mut seen = seen.lock().unwrap();
                 match event {
-                    CatalogEvent::PeerDiscovered(entry) => seen.discovered.push(entry.peer),
-                    CatalogEvent::PeerDeparted { peer, reason } => {
+                    Event::PeerDiscovered(entry) => seen.discovered.push(entry.peer),
+                    Event::PeerDeparted { peer, reason } => {
                         seen.departed.push((peer, reason));
                     }
-                    CatalogEvent::Lagged(n) => seen.lagged += n,
+                    Event::Lagged(n) => seen.lagged += n,
                     _ => {}
                 }
             }
@@ -210,7 +210,7 @@ async fn a_flood_of_throwaway_identities_never_evicts_a_live_honest_peer() {
         .collect();
     // The events the victim emitted are queued for the recorder by now; it ends when the
     // stream does, or is left behind once it has drained them.
-    victim.discovery.shutdown().await.unwrap();
+    victim.discovery.shutdown().await;
     let _ = timeout(Duration::from_secs(10), recorder).await;
 
     let seen = seen.lock().unwrap();

@@ -11,7 +11,7 @@ use std::{
 };
 
 use tokio::time::{Instant, timeout};
-use weft_discovery::{CatalogEvent, Config, Discovery};
+use weft_discovery::{Config, Discovery, Event};
 use weft_gossip::Gossip;
 use weft_transport::{
     Endpoint, MemoryNetwork, OffsetWallClock, PeerAddr, PeerId, SecretKey, WallClock,
@@ -112,7 +112,7 @@ async fn wall_clock_steps_both_ways_evict_nothing_and_stall_nothing() {
         let me = n.endpoint.id();
         tokio::spawn(async move {
             while let Some(event) = events.recv().await {
-                if let CatalogEvent::PeerDeparted { peer, reason } = event {
+                if let Event::PeerDeparted { peer, reason } = event {
                     departures.lock().unwrap().push((me, peer, reason));
                 }
             }

@@ -11,7 +11,7 @@ use std::{
 use serde_bytes::ByteBuf;
 use tokio::time::timeout;
 use weft_discovery::{
-    CatalogEvent, CatalogSnapshot, Config, DepartReason, Discovery, Message, PROTOCOL, SyncMessage,
+    CatalogSnapshot, Config, DepartReason, Discovery, Event, Message, PROTOCOL, SyncMessage,
 };
 use weft_gossip::Gossip;
 use weft_transport::{Endpoint, MemoryNetwork, PeerAddr, PeerId, SecretKey, encode_frame};
@@ -168,11 +168,11 @@ fn ids(nodes: &[TestNode]) -> BTreeSet<PeerId> {
 }
 
 /// Waits for `peer` to depart from `discovery`'s catalog and returns why.
-async fn wait_departed(events: &mut weft_discovery::Events, peer: PeerId) -> DepartReason {
+async fn wait_departed(events: &mut weft_transport::Events<Event>, peer: PeerId) -> DepartReason {
     timeout(WITHIN, async {
         loop {
             match events.recv().await {
-                Some(CatalogEvent::PeerDeparted { peer: p, reason }) if p == peer => {
+                Some(Event::PeerDeparted { peer: p, reason }) if p == peer => {
                     return reason;
                 }
                 Some(_) => {}
@@ -255,11 +255,14 @@ async fn a_departure_propagates() {
     let mut events: Vec<_> = nodes[..4].iter().map(|n| n.discovery.events()).collect();
     let leaving = nodes.pop().unwrap();
     let leaving_id = leaving.id();
-    leaving.discovery.shutdown().await.unwrap();
+    leaving.discovery.shutdown().await;
     assert!(matches!(
         leaving.discovery.catalog().await,
         Err(weft_discovery::Error::Closed)
     ));
+    // Idempotent, and a stream asked for after the end has ended too.
+    leaving.discovery.shutdown().await;
+    assert_eq!(leaving.discovery.events().recv().await, None);
     for events in &mut events {
         assert_eq!(
             wait_departed(events, leaving_id).await,
@@ -482,14 +485,26 @@ async fn a_subscriber_that_falls_behind_is_told_it_lagged() {
         nodes.push(node);
     }
     wait_complete(&nodes, &ids(&nodes)).await;
-    // Three discoveries into a buffer of one: the subscriber hears that it missed some, then
-    // the latest event.
-    let Some(CatalogEvent::Lagged(missed)) = events.recv().await else {
-        panic!("expected Lagged first");
+    // Three discoveries into a queue of two (the least a queue holds): the first two are
+    // queued, the third is missed.
+    for _ in 0..2 {
+        assert!(matches!(
+            events.recv().await,
+            Some(Event::PeerDiscovered(_) | Event::PeerUpdated(_))
+        ));
+    }
+    // The gap is reported together with the next event: a peer's update.
+    nodes[1]
+        .discovery
+        .update_local(["lagging".to_string()].into(), Default::default())
+        .await
+        .unwrap();
+    let Some(Event::Lagged(missed)) = events.recv().await else {
+        panic!("expected Lagged before the next event");
     };
-    assert!(missed >= 2, "{missed}");
+    assert!(missed >= 1, "{missed}");
     assert!(matches!(
         events.recv().await,
-        Some(CatalogEvent::PeerDiscovered(_) | CatalogEvent::PeerUpdated(_))
+        Some(Event::PeerDiscovered(_) | Event::PeerUpdated(_))
     ));
 }

@@ -8,7 +8,8 @@ use std::{
     time::Duration,
 };
 
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 use weft_gossip::{Event as GossipEvent, Topic, TopicEvents, TopicSender};
 use weft_transport::{
@@ -17,14 +18,15 @@ use weft_transport::{
 
 use super::{
     BROADCAST_QUEUE_CAPACITY, MAX_WAITERS,
-    handle::{Builder, CatalogEvent, Command, Error},
+    event::Event,
+    handle::{Builder, Command, Error, Shared, lock},
     snapshot::CatalogSnapshot,
     timers::{self, MAX_TIMERS},
     wire::{Inbound, Writers},
 };
 use crate::proto::{
-    self, EntryError, Event, Input, LocalInfo, Message, Node, Output, PING_PROTOCOL, PROTOCOL,
-    PeerEntry, Timer,
+    self, EntryError, Event as NodeEvent, Input, LocalInfo, Message, Node, Output, PING_PROTOCOL,
+    PROTOCOL, PeerEntry, Timer,
 };
 
 /// How long a departure may wait to be handed to gossip.
@@ -50,8 +52,10 @@ pub(super) struct Actor {
     timers: TimerQueue<Timer>,
     /// Timers the full queue refused: fired at the next turn of the loop.
     overdue: Vec<Timer>,
-    events: broadcast::Sender<CatalogEvent>,
+    events: Shared,
     watch: watch::Sender<u64>,
+    /// Cancelled when the actor ends, however it ends (see `run`).
+    done: CancellationToken,
     pings: Waiters<Duration>,
     syncs: Waiters<usize>,
     /// Set by the last `LocalUpdateRefused` the node emitted.
@@ -70,8 +74,9 @@ impl Actor {
         topic: Topic,
         commands: mpsc::Receiver<Command>,
         inbound: mpsc::Receiver<Inbound>,
-        events: broadcast::Sender<CatalogEvent>,
+        events: Shared,
         watch: watch::Sender<u64>,
+        done: CancellationToken,
     ) -> Result<Self, EntryError> {
         let key = SecretKey::from_bytes(&endpoint.iroh().secret_key().to_bytes());
         let clock = Clock::new(builder.wall_clock.clone());
@@ -104,6 +109,7 @@ impl Actor {
             overdue: Vec::new(),
             events,
             watch,
+            done,
             pings: BTreeMap::new(),
             syncs: BTreeMap::new(),
             refused: None,
@@ -114,7 +120,10 @@ impl Actor {
     }
 
     pub(super) async fn run(mut self) {
-        let outputs = self.node.start(self.clock.now());
+        // Tells `Discovery::shutdown` the actor has ended, even if it panicked or was aborted.
+        let _done = self.done.clone().drop_guard();
+        self.node.start(self.clock.now());
+        let outputs = self.node.drain();
         self.apply(outputs);
         let mut gossip_open = true;
         loop {
@@ -132,9 +141,8 @@ impl Actor {
             };
             tokio::select! {
                 command = self.commands.recv() => match command {
-                    Some(Command::Shutdown(reply)) => {
+                    Some(Command::Shutdown) => {
                         self.depart().await;
-                        let _ = reply.send(());
                         break;
                     }
                     Some(command) => self.on_command(command),
@@ -153,10 +161,13 @@ impl Actor {
                 () = sleep => self.fire_timers(),
             }
         }
+        // Event streams end.
+        lock(&self.events).take();
     }
 
     fn handle(&mut self, input: Input) {
-        let outputs = self.node.handle(input, self.clock.now());
+        self.node.handle(input, self.clock.now());
+        let outputs = self.node.drain();
         self.apply(outputs);
     }
 
@@ -198,37 +209,37 @@ impl Actor {
         }
     }
 
-    fn on_event(&mut self, event: Event) {
+    fn on_event(&mut self, event: NodeEvent) {
         match event {
-            Event::PeerDiscovered(entry) => {
+            NodeEvent::PeerDiscovered(entry) => {
                 let entry = entry.payload().clone();
                 self.learn_addr(&entry);
-                self.publish(CatalogEvent::PeerDiscovered(entry));
+                self.publish(&Event::PeerDiscovered(entry));
             }
-            Event::PeerUpdated(entry) => {
+            NodeEvent::PeerUpdated(entry) => {
                 let entry = entry.payload().clone();
                 self.learn_addr(&entry);
-                self.publish(CatalogEvent::PeerUpdated(entry));
+                self.publish(&Event::PeerUpdated(entry));
             }
-            Event::PeerDeparted { peer, reason } => {
-                self.publish(CatalogEvent::PeerDeparted { peer, reason });
+            NodeEvent::PeerDeparted { peer, reason } => {
+                self.publish(&Event::PeerDeparted { peer, reason });
             }
-            Event::Pong { peer, rtt } => resolve(&mut self.pings, peer, &Ok(rtt)),
-            Event::PingFailed { peer } => {
+            NodeEvent::Pong { peer, rtt } => resolve(&mut self.pings, peer, &Ok(rtt)),
+            NodeEvent::PingFailed { peer } => {
                 resolve(&mut self.pings, peer, &Err(Error::PingFailed(peer)));
             }
-            Event::SyncFinished { peer, learnt } => resolve(&mut self.syncs, peer, &Ok(learnt)),
-            Event::SyncFailed { peer } => {
+            NodeEvent::SyncFinished { peer, learnt } => resolve(&mut self.syncs, peer, &Ok(learnt)),
+            NodeEvent::SyncFailed { peer } => {
                 resolve(&mut self.syncs, peer, &Err(Error::SyncFailed(peer)));
             }
-            Event::LocalUpdateRefused(err) => self.refused = Some(err),
-            Event::EntryRefused { from, outcome } => {
+            NodeEvent::LocalUpdateRefused(err) => self.refused = Some(err),
+            NodeEvent::EntryRefused { from, outcome } => {
                 debug!(from = ?from.map(|p| p.fmt_short()), ?outcome, "discovery: entry refused");
             }
-            Event::Violation { peer, violation } => {
+            NodeEvent::Violation { peer, violation } => {
                 debug!(peer = %peer.fmt_short(), ?violation, "discovery: protocol violation");
             }
-            Event::BadAnnouncement(err) => debug!(%err, "discovery: bad announcement"),
+            NodeEvent::BadAnnouncement(err) => debug!(%err, "discovery: bad announcement"),
         }
     }
 
@@ -239,9 +250,10 @@ impl Actor {
         }
     }
 
-    fn publish(&mut self, event: CatalogEvent) {
-        // No subscriber is not an error.
-        let _ = self.events.send(event);
+    fn publish(&mut self, event: &Event) {
+        if let Some(subscribers) = lock(&self.events).as_mut() {
+            subscribers.deliver(event);
+        }
         self.watch.send_modify(|version| *version += 1);
     }
 
@@ -321,9 +333,7 @@ impl Actor {
                 self.handle(Input::Command(proto::Command::Ping(peer)));
             }
             // Handled in the loop, which stops after it.
-            Command::Shutdown(reply) => {
-                let _ = reply.send(());
-            }
+            Command::Shutdown => {}
         }
     }
 
@@ -360,9 +370,9 @@ impl Actor {
 
     /// Broadcasts the signed departure and waits until gossip took it, plus the grace.
     async fn depart(&mut self) {
-        let outputs = self
-            .node
+        self.node
             .handle(Input::Command(proto::Command::Depart), self.clock.now());
+        let outputs = self.node.drain();
         let mut acks = Vec::new();
         for output in outputs {
             if let Output::Broadcast(announcement) = output {

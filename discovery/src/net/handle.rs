@@ -6,56 +6,16 @@ use std::{
     time::Duration,
 };
 
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
-use tokio_util::task::AbortOnDropHandle;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 use weft_gossip::{Gossip, TopicId};
 use weft_transport::{
-    Endpoint, HandlerRegistration, PeerAddr, PeerId, RegisterError, SystemWallClock, TicketError,
-    WallClock,
+    Endpoint, EventSender, Events, HandlerRegistration, PeerAddr, PeerId, RegisterError,
+    Subscribers, SystemWallClock, TicketError, WallClock,
 };
 
-use super::{actor::Actor, snapshot::CatalogSnapshot, wire};
-use crate::proto::{
-    Config, DepartReason, EntryError, LocalInfo, PING_PROTOCOL, PROTOCOL, PeerEntry, Stats,
-    topic_bytes,
-};
-
-/// What a [`Discovery`] subscriber hears about the catalog.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CatalogEvent {
-    /// A peer we did not know entered the catalog.
-    PeerDiscovered(PeerEntry),
-    /// A known peer's entry changed (addresses, tags, metadata, or a restart).
-    PeerUpdated(PeerEntry),
-    /// A peer left the catalog.
-    PeerDeparted {
-        /// The peer.
-        peer: PeerId,
-        /// Why: it announced its departure, it was purged, or it was evicted.
-        reason: DepartReason,
-    },
-    /// This subscriber fell behind and missed this many events; take a fresh
-    /// [`Discovery::catalog`] snapshot to catch up.
-    Lagged(u64),
-}
-
-/// The stream of [`CatalogEvent`]s of one subscriber (see [`Discovery::events`]).
-#[derive(Debug)]
-pub struct Events {
-    rx: broadcast::Receiver<CatalogEvent>,
-}
-
-impl Events {
-    /// The next event; `None` once the discovery actor has stopped.
-    pub async fn recv(&mut self) -> Option<CatalogEvent> {
-        match self.rx.recv().await {
-            Ok(event) => Some(event),
-            Err(broadcast::error::RecvError::Lagged(n)) => Some(CatalogEvent::Lagged(n)),
-            Err(broadcast::error::RecvError::Closed) => None,
-        }
-    }
-}
+use super::{actor::Actor, event::Event, snapshot::CatalogSnapshot, wire};
+use crate::proto::{Config, EntryError, LocalInfo, PING_PROTOCOL, PROTOCOL, Stats, topic_bytes};
 
 /// Why [`Builder::spawn`] failed.
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +78,18 @@ pub(super) enum Command {
         peer: PeerId,
         reply: oneshot::Sender<Result<Duration, Error>>,
     },
-    Shutdown(oneshot::Sender<()>),
+    Shutdown,
+}
+
+/// The subscribers to [`Discovery::events`], shared by the handles (which add subscribers) and
+/// the actor (which delivers); `None` once the actor has stopped, which ends every stream.
+pub(super) type Shared = Arc<Mutex<Option<Subscribers<Event>>>>;
+
+/// Locks the subscribers; a panic elsewhere while holding the lock leaves them usable.
+pub(super) fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Option<Subscribers<Event>>> {
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Builds a [`Discovery`].
@@ -201,7 +172,8 @@ impl Builder {
         self
     }
 
-    /// Events buffered per subscriber before it lags (default 1024).
+    /// Events queued per [`Discovery::events`] subscriber before it gets [`Event::Lagged`]
+    /// (default 1024; at least 2, room for the notice and the event after it).
     pub fn event_capacity(mut self, capacity: usize) -> Self {
         self.event_capacity = capacity.max(1);
         self
@@ -261,7 +233,8 @@ impl Builder {
         let topic = TopicId(topic_bytes(&endpoint.network()));
         let topic = gossip.subscribe(topic, bootstrap).await?;
         let (commands_tx, commands_rx) = mpsc::channel(self.command_capacity);
-        let (events_tx, _) = broadcast::channel(self.event_capacity);
+        let events: Shared = Arc::new(Mutex::new(Some(Subscribers::new())));
+        let done = CancellationToken::new();
         let (watch_tx, watch_rx) = watch::channel(0);
         let info = LocalInfo {
             direct: endpoint.addr().direct,
@@ -276,19 +249,22 @@ impl Builder {
             topic,
             commands_rx,
             inbound_rx,
-            events_tx.clone(),
+            events.clone(),
             watch_tx,
+            done.clone(),
         )?;
         let task = AbortOnDropHandle::new(tokio::spawn(actor.run()));
         Ok(Discovery {
             inner: Arc::new(Inner {
                 id: endpoint.id(),
                 commands: commands_tx,
-                events: events_tx,
+                events,
+                event_capacity: self.event_capacity,
                 watch: watch_rx,
                 ping_timeout: self.config.ping_timeout,
                 sync_timeout: self.config.sync_timeout,
-                actor: Mutex::new(Some(task)),
+                done,
+                _actor: task,
                 unregister,
             }),
         })
@@ -328,11 +304,14 @@ pub struct Discovery {
 struct Inner {
     id: PeerId,
     commands: mpsc::Sender<Command>,
-    events: broadcast::Sender<CatalogEvent>,
+    events: Shared,
+    event_capacity: usize,
     watch: watch::Receiver<u64>,
     ping_timeout: Duration,
     sync_timeout: Duration,
-    actor: Mutex<Option<AbortOnDropHandle<()>>>,
+    /// Cancelled once the actor has ended (however it ended).
+    done: CancellationToken,
+    _actor: AbortOnDropHandle<()>,
     unregister: Unregister,
 }
 
@@ -374,11 +353,15 @@ impl Discovery {
         self.inner.watch.clone()
     }
 
-    /// The catalog events from now on (bounded: a subscriber that falls behind gets
-    /// [`CatalogEvent::Lagged`]).
-    pub fn events(&self) -> Events {
-        Events {
-            rx: self.inner.events.subscribe(),
+    /// A new subscriber to the catalog [`Event`]s, from now on. Its queue holds
+    /// [`Builder::event_capacity`] events; a subscriber that falls behind gets
+    /// [`Event::Lagged`] before the next event that fits, and never slows the actor. The stream
+    /// ends (`recv` returns `None`) once discovery has stopped.
+    pub fn events(&self) -> Events<Event> {
+        match lock(&self.inner.events).as_mut() {
+            Some(subscribers) => subscribers.subscribe(self.inner.event_capacity),
+            // Stopped: a stream that has ended.
+            None => EventSender::channel(1).1,
         }
     }
 
@@ -430,20 +413,13 @@ impl Discovery {
     }
 
     /// Leaves gracefully: broadcasts the signed departure, waits the departure grace so it is
-    /// written out, and stops the actor. Later calls on any clone fail with [`Error::Closed`].
-    /// The endpoint and gossip stay the caller's to shut down.
-    pub async fn shutdown(&self) -> Result<(), Error> {
-        self.call(Command::Shutdown).await?;
-        let task = self
-            .inner
-            .actor
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
-        if let Some(task) = task {
-            let _ = task.await;
-        }
+    /// written out, and stops the actor; event streams end. Later calls on any clone fail with
+    /// [`Error::Closed`]. Returns once the actor has ended; calling it again, from any clone,
+    /// waits for the same end. The endpoint and gossip stay the caller's to shut down.
+    pub async fn shutdown(&self) {
+        // Fails only when the actor is ending already: then there is nothing to ask.
+        let _ = self.inner.commands.send(Command::Shutdown).await;
+        self.inner.done.cancelled().await;
         self.inner.unregister.run();
-        Ok(())
     }
 }

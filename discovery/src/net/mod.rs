@@ -20,18 +20,21 @@
 //!   recently used writer is closed to make room for a new one;
 //! - broadcasts waiting for gossip: [`BROADCAST_QUEUE_CAPACITY`]; when full the announcement is
 //!   dropped (the next announcement carries the same, current entry);
-//! - catalog events: `event_capacity` (default 1024) per subscriber; a subscriber that falls
-//!   behind loses the oldest and is told so with [`CatalogEvent::Lagged`];
+//! - catalog events: `event_capacity` (default 1024) per subscriber
+//!   (`weft_transport::Subscribers`); the actor never waits for a subscriber: an event that
+//!   finds its queue full is missed, and the next one that fits comes after [`Event::Lagged`];
 //! - callers waiting for a ping or a sync: [`MAX_WAITERS`] in all; more fail with
 //!   [`Error::Busy`].
 
 mod actor;
+mod event;
 mod handle;
 mod snapshot;
 mod timers;
 mod wire;
 
-pub use handle::{Builder, CatalogEvent, Discovery, Error, Events, SpawnError};
+pub use event::Event;
+pub use handle::{Builder, Discovery, Error, SpawnError};
 pub use snapshot::CatalogSnapshot;
 
 /// Messages queued to one peer before new ones are dropped.

@@ -40,7 +40,6 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    hash::BuildHasher,
     time::Duration,
 };
 
@@ -48,9 +47,9 @@ use weft_transport::{NetworkId, PeerId, SignatureError, Signed};
 
 use super::{
     config::Config,
-    entry::{Departure, EntryError, PeerEntry, Version, check_signed_entry},
-    shared::SharedEntry,
-    table::{Key, Table},
+    entry::{Departure, EntryError, PeerEntry, Version},
+    shared::{SharedEntry, check_signed_entry},
+    table::{Key, PeerHashKeys, Table},
     time::{Now, Time, millis},
 };
 
@@ -258,48 +257,6 @@ enum Standing {
     OnProbation,
     /// Not live, not refreshed within `stale_after`: evicted for any newcomer.
     Stale,
-}
-
-/// The hash of `(peer, version)` that sync fingerprints are built from.
-pub(crate) fn fingerprint(peer: &PeerId, version: Version) -> u64 {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(b"weft/discovery/digest/1\0");
-    hasher.update(peer.as_bytes());
-    hasher.update(&version.started.to_be_bytes());
-    hasher.update(&version.seq.to_be_bytes());
-    let digest = hasher.finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest.as_bytes()[..8]);
-    u64::from_be_bytes(first)
-}
-
-/// Hash keys for the catalog's table of peers. Peer ids are chosen by whoever makes the keys,
-/// so the table is keyed by a secret (SipHash with keys from the node's seeded RNG, as std's
-/// `HashMap` does with its own random keys): nobody can mint ids that collide in it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct PeerHashKeys(u64, u64);
-
-impl PeerHashKeys {
-    pub(crate) fn from_seed(seed: u64) -> Self {
-        let digest = blake3::derive_key("weft/discovery/catalog-hash/1", &seed.to_le_bytes());
-        let mut k0 = [0u8; 8];
-        let mut k1 = [0u8; 8];
-        k0.copy_from_slice(&digest[..8]);
-        k1.copy_from_slice(&digest[8..16]);
-        Self(u64::from_le_bytes(k0), u64::from_le_bytes(k1))
-    }
-}
-
-impl BuildHasher for PeerHashKeys {
-    // `SipHasher` is deprecated only in favour of `DefaultHasher`, which cannot be given keys;
-    // it is SipHash-2-4, and keyed SipHash is what std's `HashMap` relies on against flooding.
-    #[allow(deprecated)]
-    type Hasher = std::hash::SipHasher;
-
-    #[allow(deprecated)]
-    fn build_hasher(&self) -> Self::Hasher {
-        std::hash::SipHasher::new_with_keys(self.0, self.1)
-    }
 }
 
 /// The peers a node knows: the local entry plus at most `max_entries` verified remote entries.

@@ -10,7 +10,7 @@ use weft_transport::{
     DomainTag, NetworkId, PeerAddr, PeerId, RelayUrl, Signed, SignedPayload, cbor_encode,
 };
 
-use super::{config::Limits, shared::SharedEntry, time::Time};
+use super::{config::Limits, time::Time};
 
 /// The version of the entry format, written into every entry (its `protocol` field).
 pub const ENTRY_VERSION: u32 = 1;
@@ -192,23 +192,6 @@ pub enum EntryError {
     /// The signed bytes are not the canonical encoding of the entry they decode to.
     #[error("entry bytes are not canonical CBOR")]
     NotCanonical,
-}
-
-/// Checks a verified entry's size, canonical encoding (checked once, when the [`SharedEntry`]
-/// was made) and content limits.
-pub(crate) fn check_signed_entry(entry: &SharedEntry, limits: &Limits) -> Result<(), EntryError> {
-    let bytes = entry.payload_bytes();
-    if bytes.len() > limits.max_entry_bytes {
-        return Err(EntryError::TooLarge(bytes.len()));
-    }
-    entry.payload().check_limits(limits)?;
-    // Canonical form: one content has one encoding, so equal entries have equal bytes and a
-    // relay cannot re-encode an entry into a variant (duplicate keys, other integer widths).
-    if entry.is_canonical() {
-        Ok(())
-    } else {
-        Err(EntryError::NotCanonical)
-    }
 }
 
 /// Whether the signed bytes are the canonical encoding of the entry they decode to.

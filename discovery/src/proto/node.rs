@@ -95,8 +95,8 @@ impl Session {
 
 /// One discovery instance as a deterministic state machine (sans-IO).
 ///
-/// Feed it [`Input`]s with the current time through [`Node::handle`]; carry out the
-/// [`Output`]s it returns. It reads no clock, does no IO, and draws randomness only from the
+/// Feed it [`Input`]s with the current time through [`Node::handle`]; take the [`Output`]s it
+/// queued with [`Node::drain`] after each call and carry them out. It reads no clock, does no IO, and draws randomness only from the
 /// seeded RNG it was built with, so a run replays exactly.
 ///
 /// ```
@@ -107,7 +107,8 @@ impl Session {
 /// let now = Now::virtual_millis(1_000);
 /// let mut node = Node::new(key, NetworkId::from_name("demo"), LocalInfo::default(),
 ///     Config::for_tests(), 7, now).unwrap();
-/// let outputs = node.start(now);
+/// node.start(now);
+/// let outputs = node.drain();
 /// assert!(outputs.iter().any(|o| matches!(o, Output::Broadcast(_))));
 /// assert!(outputs.iter().any(|o| matches!(o, Output::ArmTimer { timer: Timer::Announce, .. })));
 /// ```
@@ -167,7 +168,7 @@ impl Node {
         };
         entry.check_limits(&config.limits)?;
         let local = SharedEntry::new(sign(&key, entry));
-        super::entry::check_signed_entry(&local, &config.limits)?;
+        super::shared::check_signed_entry(&local, &config.limits)?;
         Ok(Self {
             // The catalog derives its hash keys from the seed (it draws nothing from `rng`).
             catalog: Catalog::new(config.clone(), local, seed),
@@ -222,14 +223,20 @@ impl Node {
         self.departed
     }
 
-    /// Starts the loops: announces the local entry and arms the announce timer.
-    pub fn start(&mut self, now: Now) -> Vec<Output> {
+    /// Starts the loops: announces the local entry and arms the announce timer (the outputs
+    /// are queued for [`Node::drain`]).
+    pub fn start(&mut self, now: Now) {
         self.announce(now);
+    }
+
+    /// Takes the outputs queued by [`Node::start`] and [`Node::handle`] since the last drain,
+    /// in order. The runtime and the simulator call it after each call.
+    pub fn drain(&mut self) -> Vec<Output> {
         std::mem::take(&mut self.out)
     }
 
-    /// Handles one input at time `now` and returns what to do.
-    pub fn handle(&mut self, input: Input, now: Now) -> Vec<Output> {
+    /// Handles one input at time `now`; what to do is queued for [`Node::drain`].
+    pub fn handle(&mut self, input: Input, now: Now) {
         self.notice_clock_step(now);
         match input {
             Input::Timer(timer) => self.on_timer(timer, now),
@@ -255,7 +262,6 @@ impl Node {
             Input::Message { from, message } => self.on_message(from, message, now),
             Input::Command(command) => self.on_command(command, now),
         }
-        std::mem::take(&mut self.out)
     }
 
     /// After a step of the wall clock (detected as a jump between the two clocks of `now`
@@ -399,7 +405,7 @@ impl Node {
             return;
         }
         let signed = SharedEntry::new(sign(&self.key, entry));
-        if let Err(err) = super::entry::check_signed_entry(&signed, &self.config.limits) {
+        if let Err(err) = super::shared::check_signed_entry(&signed, &self.config.limits) {
             self.emit(Event::LocalUpdateRefused(err));
             return;
         }

@@ -11,11 +11,11 @@
 use std::{fmt, ops::Deref, sync::Arc};
 
 use serde::{Deserialize, Serialize};
-use weft_transport::Signed;
+use weft_transport::{PeerId, Signed};
 
 use super::{
-    catalog::fingerprint,
-    entry::{PeerEntry, is_canonical},
+    config::Limits,
+    entry::{EntryError, PeerEntry, Version, is_canonical},
 };
 
 /// A verified `Signed<PeerEntry>`, cheap to clone and share, with its canonical-encoding check,
@@ -104,4 +104,34 @@ impl<'de> Deserialize<'de> for SharedEntry {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         Signed::<PeerEntry>::deserialize(deserializer).map(Self::new)
     }
+}
+
+/// Checks a verified entry's size, canonical encoding (checked once, when the [`SharedEntry`]
+/// was made) and content limits.
+pub(crate) fn check_signed_entry(entry: &SharedEntry, limits: &Limits) -> Result<(), EntryError> {
+    let bytes = entry.payload_bytes();
+    if bytes.len() > limits.max_entry_bytes {
+        return Err(EntryError::TooLarge(bytes.len()));
+    }
+    entry.payload().check_limits(limits)?;
+    // Canonical form: one content has one encoding, so equal entries have equal bytes and a
+    // relay cannot re-encode an entry into a variant (duplicate keys, other integer widths).
+    if entry.is_canonical() {
+        Ok(())
+    } else {
+        Err(EntryError::NotCanonical)
+    }
+}
+
+/// The hash of `(peer, version)` that sync fingerprints are built from.
+pub(crate) fn fingerprint(peer: &PeerId, version: Version) -> u64 {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"weft/discovery/digest/1\0");
+    hasher.update(peer.as_bytes());
+    hasher.update(&version.started.to_be_bytes());
+    hasher.update(&version.seq.to_be_bytes());
+    let digest = hasher.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest.as_bytes()[..8]);
+    u64::from_be_bytes(first)
 }

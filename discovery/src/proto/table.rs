@@ -12,8 +12,6 @@
 
 use std::hash::BuildHasher;
 
-use super::catalog::PeerHashKeys;
-
 /// A peer id as the table's key: its 32 bytes, compared as plain bytes. (`PeerId`'s own
 /// equality is constant-time, which a public key does not need and every probe would pay.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -177,6 +175,41 @@ impl<V> Table<V> {
     }
 }
 
+/// Hash keys for the catalog's table of peers. Peer ids are chosen by whoever makes the keys,
+/// so the table is keyed by a secret (SipHash with keys from the node's seeded RNG, as std's
+/// `HashMap` does with its own random keys): nobody can mint ids that collide in it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PeerHashKeys(u64, u64);
+
+impl PeerHashKeys {
+    pub(crate) fn from_seed(seed: u64) -> Self {
+        let digest = blake3::derive_key("weft/discovery/catalog-hash/1", &seed.to_le_bytes());
+        let mut k0 = [0u8; 8];
+        let mut k1 = [0u8; 8];
+        k0.copy_from_slice(&digest[..8]);
+        k1.copy_from_slice(&digest[8..16]);
+        Self(u64::from_le_bytes(k0), u64::from_le_bytes(k1))
+    }
+}
+
+impl BuildHasher for PeerHashKeys {
+    // `SipHasher` is deprecated only in favour of `DefaultHasher`, which cannot be given keys;
+    // it is SipHash-2-4, and keyed SipHash is what std's `HashMap` relies on against flooding.
+    #[allow(deprecated)]
+    type Hasher = std::hash::SipHasher;
+
+    #[allow(deprecated)]
+    fn build_hasher(&self) -> Self::Hasher {
+        std::hash::SipHasher::new_with_keys(self.0, self.1)
+    }
+}
+
+/// The size of one slot holding `V` (the catalog checks its records fill one cache line).
+#[cfg(test)]
+pub(super) fn slot_size<V>() -> usize {
+    std::mem::size_of::<Slot<V>>()
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -185,12 +218,6 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
-    use crate::proto::catalog::Record;
-
-    #[test]
-    fn a_record_and_its_key_fill_one_cache_line() {
-        assert_eq!(std::mem::size_of::<Slot<Record>>(), 64);
-    }
 
     /// Random inserts and removes over few distinct keys (long probe runs, many shifts), checked
     /// against an ordered map after every step.

@@ -248,7 +248,8 @@ impl World {
         let Some(node) = self.nodes[i].node.as_mut() else {
             return;
         };
-        let outputs = node.handle(input, now);
+        node.handle(input, now);
+        let outputs = node.drain();
         self.outputs(i, outputs);
     }
 
@@ -439,7 +440,8 @@ impl World {
         ) else {
             return;
         };
-        let outputs = node.start(clocks(now));
+        node.start(clocks(now));
+        let outputs = node.drain();
         self.nodes[i].node = Some(node);
         self.nodes[i].alive = true;
         self.outputs(i, outputs);

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use weft_discovery::{CatalogEvent, Config, DepartReason, Discovery};
+use weft_discovery::{Config, DepartReason, Discovery, Event};
 use weft_gossip::Gossip;
 use weft_transport::Endpoint;
 
@@ -84,13 +84,13 @@ pub(super) async fn run(nodes: &[Endpoint], gossips: &[Gossip]) -> Result<()> {
     let leaving = nodes[last].id();
     let mut events = discoveries[0].events();
     let left_at = Instant::now();
-    discoveries[last].shutdown().await?;
+    discoveries[last].shutdown().await;
     loop {
         let Ok(event) = tokio::time::timeout(PATIENCE, events.recv()).await else {
             bail!("n0 did not see n{last} leave within {PATIENCE:?}");
         };
         match event {
-            Some(CatalogEvent::PeerDeparted { peer, reason }) if peer == leaving => {
+            Some(Event::PeerDeparted { peer, reason }) if peer == leaving => {
                 let how = match reason {
                     DepartReason::Departed => "its signed departure",
                     _ => "a purge (the departure did not arrive)",
@@ -106,7 +106,7 @@ pub(super) async fn run(nodes: &[Endpoint], gossips: &[Gossip]) -> Result<()> {
         }
     }
     for discovery in &discoveries[..last] {
-        discovery.shutdown().await?;
+        discovery.shutdown().await;
     }
     Ok(())
 }

@@ -51,13 +51,13 @@ fn forged_signature() {
     // The same forgery on the gossip topic: reported, nothing stored, the node keeps working.
     let mut n = node(0, both(t(1000)));
     let wire = cbor_encode(&WireAnnouncement::Entry(ByteBuf::from(forged))).unwrap();
-    let out = n.handle(Input::Gossip(wire), now_ms(1000));
+    let out = n.step(Input::Gossip(wire), now_ms(1000));
     assert!(
         out.iter()
             .any(|o| matches!(o, Output::Event(Event::BadAnnouncement(_))))
     );
     assert!(n.catalog().is_empty());
-    n.handle(Input::Announcement(Announcement::from(good)), now_ms(1000));
+    n.step(Input::Announcement(Announcement::from(good)), now_ms(1000));
     assert_eq!(n.catalog().len(), 1);
 }
 
@@ -137,11 +137,11 @@ fn replay_of_older_version() {
     let k = key(1);
     let old = signed(&k, Version::new(500, 1), t(1000));
     let new = signed(&k, Version::new(500, 2), t(1100));
-    n.handle(
+    n.step(
         Input::Announcement(Announcement::from(new.clone())),
         now_ms(1100),
     );
-    let out = n.handle(Input::Announcement(Announcement::from(old)), now_ms(1200));
+    let out = n.step(Input::Announcement(Announcement::from(old)), now_ms(1200));
     assert!(
         out.iter().all(|o| !matches!(o, Output::Event(_))),
         "a replay is silent: {out:?}"
@@ -152,7 +152,7 @@ fn replay_of_older_version() {
     );
     // Replaying the current copy is rejected too, and does not extend its life.
     let expires = n.catalog().get(&k.peer_id()).unwrap().expires();
-    n.handle(Input::Announcement(Announcement::from(new)), now_ms(1300));
+    n.step(Input::Announcement(Announcement::from(new)), now_ms(1300));
     assert_eq!(n.catalog().get(&k.peer_id()).unwrap().expires(), expires);
     assert_eq!(n.stats().ignored, 2);
 }
@@ -193,7 +193,7 @@ fn oversized_tags_or_metadata() {
     // The local node refuses to sign an oversized update and keeps its entry.
     let mut n = node(0, both(t(1000)));
     let before = n.catalog().local().payload().clone();
-    let out = n.handle(
+    let out = n.step(
         Input::Command(crate::proto::Command::SetTags(
             (0..100).map(|i| i.to_string()).collect(),
         )),
@@ -316,7 +316,7 @@ fn malformed_sync_frames() {
         items: vec![],
         entries: vec![],
     };
-    let out = n.handle(
+    let out = n.step(
         Input::Message {
             from: other,
             message: Message::Sync(digest),
@@ -328,7 +328,7 @@ fn malformed_sync_frames() {
         session: 5,
         entries: vec![],
     };
-    let out = n.handle(
+    let out = n.step(
         Input::Message {
             from: other,
             message: Message::Sync(entries),
@@ -347,7 +347,7 @@ fn malformed_sync_frames() {
             buckets,
             fingerprints: ByteBuf::from(vec![0; len]),
         };
-        let out = n.handle(
+        let out = n.step(
             Input::Message {
                 from: other,
                 message: Message::Sync(offer),
@@ -364,7 +364,7 @@ fn malformed_sync_frames() {
         items: vec![],
         entries: vec![],
     };
-    let out = n.handle(
+    let out = n.step(
         Input::Message {
             from: other,
             message: Message::Sync(bad),
@@ -386,7 +386,7 @@ fn malformed_sync_frames() {
         items: vec![],
         entries: vec![signed(&same_bucket, Version::new(1, 0), t(1000)).into()],
     };
-    let out = n.handle(
+    let out = n.step(
         Input::Message {
             from: other,
             message: Message::Sync(pushy),
@@ -399,7 +399,7 @@ fn malformed_sync_frames() {
     // The node still works: it syncs with an honest peer afterwards.
     let mut nodes = vec![n, node(1, both(t(1000)))];
     let id1 = nodes[1].id();
-    let out = nodes[0].handle(Input::NeighborUp(id1), now_ms(1000));
+    let out = nodes[0].step(Input::NeighborUp(id1), now_ms(1000));
     let id0 = nodes[0].id();
     pump(
         &mut nodes,
@@ -412,7 +412,7 @@ fn malformed_sync_frames() {
 
 /// Starts a sync with `other` and returns the session id of the offer `n` sends.
 fn start_sync(n: &mut Node, other: PeerId) -> u64 {
-    let out = n.handle(
+    let out = n.step(
         Input::Command(crate::proto::Command::SyncWith(other)),
         now_ms(1000),
     );
@@ -435,7 +435,7 @@ fn oversized_or_garbage_gossip_is_reported() {
         b"\x00\x01garbage".to_vec(),
         Vec::new(),
     ] {
-        let out = n.handle(Input::Gossip(bytes), now_ms(1000));
+        let out = n.step(Input::Gossip(bytes), now_ms(1000));
         assert!(
             out.iter()
                 .any(|o| matches!(o, Output::Event(Event::BadAnnouncement(_))))

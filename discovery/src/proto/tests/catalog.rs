@@ -322,3 +322,8 @@ fn neighbours_are_never_evicted() {
         UpsertOutcome::Full
     );
 }
+
+#[test]
+fn a_record_and_its_key_fill_one_cache_line() {
+    assert_eq!(crate::proto::table::slot_size::<crate::proto::Record>(), 64);
+}

@@ -13,6 +13,26 @@ use super::{
     Config, ENTRY_VERSION, Input, LocalInfo, Message, Node, Now, Output, PeerEntry, Time, Version,
 };
 
+/// Calls a node and takes what it queued, as the runtime does.
+pub(super) trait Step {
+    /// `handle` then `drain`.
+    fn step(&mut self, input: Input, now: Now) -> Vec<Output>;
+    /// `start` then `drain`.
+    fn begin(&mut self, now: Now) -> Vec<Output>;
+}
+
+impl Step for Node {
+    fn step(&mut self, input: Input, now: Now) -> Vec<Output> {
+        self.handle(input, now);
+        self.drain()
+    }
+
+    fn begin(&mut self, now: Now) -> Vec<Output> {
+        self.start(now);
+        self.drain()
+    }
+}
+
 pub(super) fn key(n: u32) -> SecretKey {
     let mut bytes = [7u8; 32];
     bytes[..4].copy_from_slice(&n.to_be_bytes());
@@ -95,7 +115,7 @@ pub(super) fn pump(
                 let message = Message::decode(&bytes, usize::MAX).unwrap();
                 if let Some(target) = nodes.iter_mut().find(|n| n.id() == to) {
                     delivered += 1;
-                    let produced = target.handle(Input::Message { from, message }, now);
+                    let produced = target.step(Input::Message { from, message }, now);
                     pending.extend(produced.into_iter().map(|o| (to, o)));
                 }
             }

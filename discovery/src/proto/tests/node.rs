@@ -40,7 +40,7 @@ fn announce_loop_with_jitter_and_immediate_on_change() {
     let config = Config::for_tests();
     let (interval, jitter) = (config.announce_interval, config.announce_jitter);
     let mut n = node(0, both(t(1000)));
-    let out = n.start(now_ms(1000));
+    let out = n.begin(now_ms(1000));
     assert_eq!(broadcasts(&out).len(), 1);
     let mut now = t(1000);
     let mut at = timer_at(&out, Timer::Announce).unwrap();
@@ -55,14 +55,14 @@ fn announce_loop_with_jitter_and_immediate_on_change() {
         gaps.insert(gap);
         // A timer firing early is ignored.
         assert!(
-            n.handle(
+            n.step(
                 Input::Timer(Timer::Announce),
                 both(at.saturating_sub(Duration::from_millis(1)))
             )
             .is_empty()
         );
         now = at;
-        let out = n.handle(Input::Timer(Timer::Announce), both(now));
+        let out = n.step(Input::Timer(Timer::Announce), both(now));
         let Ok::<[Announcement; 1], _>([Announcement::Entry(e)]) = broadcasts(&out).try_into()
         else {
             panic!()
@@ -74,7 +74,7 @@ fn announce_loop_with_jitter_and_immediate_on_change() {
     }
     assert!(gaps.len() > 5, "jitter varies the interval");
     // A local change is announced at once, with the next version.
-    let out = n.handle(
+    let out = n.step(
         Input::Command(Command::SetTags(BTreeSet::from(["gpu".to_string()]))),
         both(now.saturating_add(Duration::from_millis(5))),
     );
@@ -84,7 +84,7 @@ fn announce_loop_with_jitter_and_immediate_on_change() {
     assert_eq!(e.payload().version, version.next());
     assert!(e.payload().tags.contains("gpu"));
     // Setting the same tags again changes nothing and announces nothing.
-    let out = n.handle(
+    let out = n.step(
         Input::Command(Command::SetTags(BTreeSet::from(["gpu".to_string()]))),
         both(now.saturating_add(Duration::from_millis(6))),
     );
@@ -94,11 +94,11 @@ fn announce_loop_with_jitter_and_immediate_on_change() {
 #[test]
 fn set_content_changes_tags_and_metadata_in_one_version() {
     let mut n = node(0, both(t(1000)));
-    n.start(now_ms(1000));
+    n.begin(now_ms(1000));
     let version = n.catalog().local().payload().version;
     let tags = BTreeSet::from(["gpu".to_string()]);
     let metadata = std::collections::BTreeMap::from([("region".to_string(), "eu".to_string())]);
-    let out = n.handle(
+    let out = n.step(
         Input::Command(Command::SetContent {
             tags: tags.clone(),
             metadata: metadata.clone(),
@@ -119,30 +119,30 @@ fn set_content_changes_tags_and_metadata_in_one_version() {
 fn purge_loop_reports_departed() {
     let config = Config::for_tests();
     let mut n = node(0, both(t(1000)));
-    n.start(now_ms(1000));
+    n.begin(now_ms(1000));
     let k1 = key(1);
     let k2 = key(2);
-    let out = n.handle(
+    let out = n.step(
         Input::Announcement(Announcement::from(signed(&k1, Version::new(1, 0), t(1000)))),
         now_ms(1000),
     );
     let first = timer_at(&out, Timer::Purge).unwrap();
     assert_eq!(first, t(1000).saturating_add(config.purge_after));
-    n.handle(
+    n.step(
         Input::Announcement(Announcement::from(signed(&k2, Version::new(1, 0), t(1500)))),
         now_ms(1500),
     );
     // k1 keeps announcing, k2 goes silent.
-    n.handle(
+    n.step(
         Input::Announcement(Announcement::from(signed(&k1, Version::new(1, 0), t(2500)))),
         now_ms(2500),
     );
     // The timer armed for k1's first expiry fires; nothing is due yet, so it re-arms at k2's.
-    let out = n.handle(Input::Timer(Timer::Purge), both(first));
+    let out = n.step(Input::Timer(Timer::Purge), both(first));
     assert!(events(&out).is_empty());
     let next = timer_at(&out, Timer::Purge).unwrap();
     assert_eq!(next, t(1500).saturating_add(config.purge_after));
-    let out = n.handle(Input::Timer(Timer::Purge), both(next));
+    let out = n.step(Input::Timer(Timer::Purge), both(next));
     assert_eq!(
         events(&out),
         vec![Event::PeerDeparted {
@@ -158,15 +158,15 @@ fn purge_loop_reports_departed() {
 fn departure_propagates_and_stops_announcing() {
     let mut a = node(0, both(t(1000)));
     let mut b = node(1, both(t(1000)));
-    let out = a.start(now_ms(1000));
+    let out = a.begin(now_ms(1000));
     for ann in broadcasts(&out) {
-        b.handle(Input::Announcement(ann), now_ms(1010));
+        b.step(Input::Announcement(ann), now_ms(1010));
     }
     assert!(b.catalog().contains(&a.id()));
-    let out = a.handle(Input::Command(Command::Depart), now_ms(1500));
+    let out = a.step(Input::Command(Command::Depart), now_ms(1500));
     let anns = broadcasts(&out);
     assert!(matches!(anns.as_slice(), [Announcement::Departure(_)]));
-    let out = b.handle(Input::Announcement(anns[0].clone()), now_ms(1510));
+    let out = b.step(Input::Announcement(anns[0].clone()), now_ms(1510));
     assert_eq!(
         events(&out),
         vec![Event::PeerDeparted {
@@ -177,11 +177,11 @@ fn departure_propagates_and_stops_announcing() {
     assert!(!b.catalog().contains(&a.id()));
     // A departed node announces no more.
     assert!(
-        a.handle(Input::Timer(Timer::Announce), now_ms(9000))
+        a.step(Input::Timer(Timer::Announce), now_ms(9000))
             .is_empty()
     );
     // The departure, re-encoded as gossip bytes, decodes and is idempotent.
-    let out = b.handle(Input::Gossip(anns[0].encode()), now_ms(1520));
+    let out = b.step(Input::Gossip(anns[0].encode()), now_ms(1520));
     assert!(events(&out).is_empty());
 }
 
@@ -189,7 +189,7 @@ fn departure_propagates_and_stops_announcing() {
 fn ping_measures_rtt_with_a_fresh_entry() {
     let mut a = node(0, both(t(1000)));
     let mut b = node(1, both(t(1000)));
-    let out = a.handle(Input::Command(Command::Ping(b.id())), now_ms(2000));
+    let out = a.step(Input::Command(Command::Ping(b.id())), now_ms(2000));
     let Some(Output::Send { message, .. }) = out
         .iter()
         .find(|o| matches!(o, Output::Send { .. }))
@@ -197,7 +197,7 @@ fn ping_measures_rtt_with_a_fresh_entry() {
     else {
         panic!()
     };
-    let out = b.handle(
+    let out = b.step(
         Input::Message {
             from: a.id(),
             message,
@@ -217,7 +217,7 @@ fn ping_measures_rtt_with_a_fresh_entry() {
         t(2020),
         "the pong carries a freshly signed entry"
     );
-    let out = a.handle(
+    let out = a.step(
         Input::Message {
             from: b.id(),
             message: pong.clone(),
@@ -234,7 +234,7 @@ fn ping_measures_rtt_with_a_fresh_entry() {
     );
     // A second pong with the same nonce is ignored.
     assert!(
-        events(&a.handle(
+        events(&a.step(
             Input::Message {
                 from: b.id(),
                 message: pong
@@ -244,7 +244,7 @@ fn ping_measures_rtt_with_a_fresh_entry() {
         .is_empty()
     );
     // No answer: the ping fails at its deadline.
-    let out = a.handle(
+    let out = a.step(
         Input::Command(Command::Ping(key(5).peer_id())),
         now_ms(3000),
     );
@@ -258,7 +258,7 @@ fn ping_measures_rtt_with_a_fresh_entry() {
             _ => None,
         })
         .unwrap();
-    let out = a.handle(Input::Timer(at.1), mono(at.0));
+    let out = a.step(Input::Timer(at.1), mono(at.0));
     assert_eq!(
         events(&out),
         vec![Event::PingFailed {
@@ -270,7 +270,7 @@ fn ping_measures_rtt_with_a_fresh_entry() {
 /// Feeds `count` peers' entries into a node.
 fn feed(n: &mut Node, peers: std::ops::Range<u32>, now: Now) {
     for i in peers {
-        n.handle(
+        n.step(
             Input::Announcement(Announcement::from(signed(
                 &key(i),
                 Version::new(1, 0),
@@ -297,7 +297,7 @@ fn sync_pair(nodes: &mut [Node], now: Now) -> usize {
     let id1 = nodes[1].id();
     let mut bytes = 0;
     let mut pending: Vec<(PeerId, Output)> = nodes[0]
-        .handle(Input::NeighborUp(id1), now)
+        .step(Input::NeighborUp(id1), now)
         .into_iter()
         .map(|o| (id0, o))
         .collect();
@@ -311,7 +311,7 @@ fn sync_pair(nodes: &mut [Node], now: Now) -> usize {
                 let target = nodes.iter_mut().find(|n| n.id() == to).unwrap();
                 next.extend(
                     target
-                        .handle(Input::Message { from, message }, now)
+                        .step(Input::Message { from, message }, now)
                         .into_iter()
                         .map(|o| (to, o)),
                 );
@@ -342,7 +342,7 @@ fn delta_sync_sends_only_the_difference() {
     assert_eq!(sync_pair(&mut nodes, both(now)), 0);
     // After the neighbour went down and up again, catalogs are equal: one offer, one empty digest.
     let id1 = nodes[1].id();
-    nodes[0].handle(Input::NeighborDown(id1), both(now));
+    nodes[0].step(Input::NeighborDown(id1), both(now));
     let bytes = sync_pair(&mut nodes, both(now));
     assert!(bytes * 100 < nodes[0].catalog().wire_bytes(), "{bytes}");
 }
@@ -354,7 +354,7 @@ fn newer_versions_travel_in_sync() {
     feed(&mut nodes[0], 100..150, both(now));
     feed(&mut nodes[1], 100..150, both(now));
     let updated = signed(&key(120), Version::new(1, 1), now);
-    nodes[1].handle(Input::Announcement(Announcement::from(updated)), both(now));
+    nodes[1].step(Input::Announcement(Announcement::from(updated)), both(now));
     sync_pair(&mut nodes, both(now));
     assert_eq!(
         nodes[0]
@@ -375,13 +375,13 @@ fn simultaneous_offers_resolve_to_one_session() {
     feed(&mut nodes[1], 110..120, both(now));
     let (id0, id1) = (nodes[0].id(), nodes[1].id());
     let mut outputs: Vec<(PeerId, Output)> = nodes[0]
-        .handle(Input::NeighborUp(id1), both(now))
+        .step(Input::NeighborUp(id1), both(now))
         .into_iter()
         .map(|o| (id0, o))
         .collect();
     outputs.extend(
         nodes[1]
-            .handle(Input::NeighborUp(id0), both(now))
+            .step(Input::NeighborUp(id0), both(now))
             .into_iter()
             .map(|o| (id1, o)),
     );
@@ -413,11 +413,11 @@ fn sync_cascades_to_newly_learnt_peers() {
     let mut nodes = vec![node(0, both(now)), node(1, both(now)), node(2, both(now))];
     // Node 1 knows node 2; node 2 knows peers 100..120 that nobody else knows.
     let entry2 = nodes[2].catalog().local().clone();
-    nodes[1].handle(Input::Announcement(Announcement::from(entry2)), both(now));
+    nodes[1].step(Input::Announcement(Announcement::from(entry2)), both(now));
     feed(&mut nodes[2], 100..120, both(now));
     let id0 = nodes[0].id();
     let id1 = nodes[1].id();
-    let out = nodes[0].handle(Input::NeighborUp(id1), both(now));
+    let out = nodes[0].step(Input::NeighborUp(id1), both(now));
     pump(
         &mut nodes,
         out.into_iter().map(|o| (id0, o)).collect(),
@@ -435,19 +435,19 @@ fn fresh_node_imports_from_one_peer_at_a_time() {
     feed(&mut nodes[2], 100..150, both(now));
     let (id0, id1, id2) = (nodes[0].id(), nodes[1].id(), nodes[2].id());
     // The fresh node 0 offers to node 1; node 2 offers to node 0 meanwhile.
-    let first = nodes[0].handle(Input::NeighborUp(id1), both(now));
+    let first = nodes[0].step(Input::NeighborUp(id1), both(now));
     assert!(
         first
             .iter()
             .any(|o| matches!(o, Output::Send { to, .. } if *to == id1))
     );
-    let out = nodes[2].handle(Input::NeighborUp(id0), both(now));
+    let out = nodes[2].step(Input::NeighborUp(id0), both(now));
     let Some(Output::Send { message: offer, .. }) =
         out.into_iter().find(|o| matches!(o, Output::Send { .. }))
     else {
         panic!()
     };
-    let out = nodes[0].handle(
+    let out = nodes[0].step(
         Input::Message {
             from: id2,
             message: offer,
@@ -461,7 +461,7 @@ fn fresh_node_imports_from_one_peer_at_a_time() {
     };
     assert!(matches!(busy, Message::Sync(SyncMessage::Busy { .. })));
     // Node 2 schedules a retry.
-    let out = nodes[2].handle(
+    let out = nodes[2].step(
         Input::Message {
             from: id0,
             message: busy,
@@ -487,7 +487,7 @@ fn fresh_node_imports_from_one_peer_at_a_time() {
     );
     assert_eq!(nodes[0].catalog().len(), 51);
     let later = mono(retry.0);
-    let out = nodes[2].handle(Input::Timer(retry.1), later);
+    let out = nodes[2].step(Input::Timer(retry.1), later);
     let (_, delivered) = pump(
         &mut nodes,
         out.into_iter().map(|o| (id2, o)).collect(),
@@ -502,7 +502,7 @@ fn a_wall_clock_step_re_signs_at_once_and_moves_no_timer() {
     let config = Config::for_tests();
     let base = 10_000_000;
     let mut a = node(0, now_ms(base));
-    a.start(now_ms(base));
+    a.begin(now_ms(base));
     let version = a.catalog().local().payload().version;
     let hour = Duration::from_secs(3600);
     // An hour ahead on the wall clock, 10 ms later on the monotonic one.
@@ -510,7 +510,7 @@ fn a_wall_clock_step_re_signs_at_once_and_moves_no_timer() {
         mono: m(base + 10),
         wall: t(base + 10) + hour,
     };
-    let out = a.handle(Input::NeighborDown(key(9).peer_id()), ahead);
+    let out = a.step(Input::NeighborDown(key(9).peer_id()), ahead);
     let Ok::<[Announcement; 1], _>([Announcement::Entry(e1)]) = broadcasts(&out).try_into() else {
         panic!("re-announced at once")
     };
@@ -534,7 +534,7 @@ fn a_wall_clock_step_re_signs_at_once_and_moves_no_timer() {
         mono: m(base + 20),
         wall: t(base + 20) - hour,
     };
-    let out = a.handle(Input::NeighborDown(key(9).peer_id()), behind);
+    let out = a.step(Input::NeighborDown(key(9).peer_id()), behind);
     let Ok::<[Announcement; 1], _>([Announcement::Entry(e2)]) = broadcasts(&out).try_into() else {
         panic!("re-announced at once")
     };
