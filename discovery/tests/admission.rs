@@ -73,7 +73,7 @@ async fn node(net: &MemoryNetwork, seed: u8, config: Config, via: Option<PeerId>
         .unwrap();
     let mut builder = Discovery::builder()
         .config(config)
-        .departure_grace(Duration::from_millis(100))
+        .shutdown_grace(Duration::from_millis(100))
         .event_capacity(8192);
     if let Some(via) = via {
         builder = builder.bootstrap([PeerAddr::new(via)]);

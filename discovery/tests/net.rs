@@ -89,7 +89,7 @@ async fn node_with(
         .unwrap();
     let mut builder = Discovery::builder()
         .config(config)
-        .departure_grace(Duration::from_millis(100));
+        .shutdown_grace(Duration::from_millis(100));
     if let Some(first) = bootstrap {
         // Half the nodes bootstrap from a ticket, half from an address.
         builder = if seed.is_multiple_of(2) {
@@ -273,17 +273,57 @@ async fn a_departure_propagates() {
     leaving.endpoint.shutdown().await;
 }
 
+/// The two other ways a layer ends, in the order users write them: the endpoint's shutdown
+/// (which shuts every layer down), and dropping the last handle. Both depart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_shutdown_or_the_last_handles_drop_departs() {
+    let net = MemoryNetwork::new(5);
+    let mut nodes = swarm(&net, 5).await;
+    wait_complete(&nodes, &ids(&nodes)).await;
+    let mut events: Vec<_> = nodes[..3].iter().map(|n| n.discovery.events()).collect();
+
+    let by_endpoint = nodes.pop().unwrap();
+    let by_endpoint_id = by_endpoint.id();
+    by_endpoint.endpoint.shutdown().await;
+    assert!(matches!(
+        by_endpoint.discovery.catalog().await,
+        Err(weft_discovery::Error::Closed)
+    ));
+    for events in &mut events {
+        assert_eq!(
+            wait_departed(events, by_endpoint_id).await,
+            DepartReason::Departed
+        );
+    }
+
+    let dropped = nodes.pop().unwrap();
+    let dropped_id = dropped.id();
+    let TestNode {
+        endpoint,
+        _gossip: gossip,
+        discovery,
+    } = dropped;
+    drop(discovery);
+    for events in &mut events {
+        assert_eq!(
+            wait_departed(events, dropped_id).await,
+            DepartReason::Departed
+        );
+    }
+    drop(gossip);
+    endpoint.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_node_is_purged() {
     let net = MemoryNetwork::new(4);
     let mut nodes = swarm(&net, 4).await;
     wait_complete(&nodes, &ids(&nodes)).await;
     let mut events: Vec<_> = nodes[..3].iter().map(|n| n.discovery.events()).collect();
-    // Crash: the endpoint goes away without a departure.
+    // Crash: the node falls silent without a departure (an endpoint shutdown would depart).
     let crashed = nodes.pop().unwrap();
     let crashed_id = crashed.id();
-    crashed.endpoint.shutdown().await;
-    drop(crashed);
+    net.isolate(crashed_id);
     for events in &mut events {
         assert_eq!(
             wait_departed(events, crashed_id).await,

@@ -62,7 +62,7 @@ pub(super) struct Actor {
     refused: Option<EntryError>,
     addresses: (BTreeSet<SocketAddr>, Option<RelayUrl>),
     max_message: usize,
-    departure_grace: Duration,
+    shutdown_grace: Duration,
 }
 
 impl Actor {
@@ -115,7 +115,7 @@ impl Actor {
             refused: None,
             addresses,
             max_message: builder.config.max_sync_message_bytes,
-            departure_grace: builder.departure_grace,
+            shutdown_grace: builder.shutdown_grace,
         })
     }
 
@@ -146,7 +146,11 @@ impl Actor {
                         break;
                     }
                     Some(command) => self.on_command(command),
-                    None => break,
+                    // The last handle is gone: leave as `shutdown` would.
+                    None => {
+                        self.depart().await;
+                        break;
+                    }
                 },
                 Some((from, message)) = self.inbound.recv() => {
                     self.handle(Input::Message { from, message });
@@ -387,7 +391,7 @@ impl Actor {
         for done in acks {
             let _ = tokio::time::timeout(DEPARTURE_TIMEOUT, done).await;
         }
-        tokio::time::sleep(self.departure_grace).await;
+        tokio::time::sleep(self.shutdown_grace).await;
     }
 }
 

@@ -7,7 +7,7 @@ use std::{
 };
 
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
+use tokio_util::sync::CancellationToken;
 use weft_gossip::{Gossip, TopicId};
 use weft_transport::{
     Endpoint, EventSender, Events, HandlerRegistration, PeerAddr, PeerId, RegisterError,
@@ -119,7 +119,7 @@ pub struct Builder {
     event_capacity: usize,
     command_capacity: usize,
     inbound_capacity: usize,
-    pub(super) departure_grace: Duration,
+    pub(super) shutdown_grace: Duration,
     pub(super) wall_clock: Arc<dyn WallClock>,
 }
 
@@ -134,7 +134,7 @@ impl Builder {
             event_capacity: 1024,
             command_capacity: 256,
             inbound_capacity: 1024,
-            departure_grace: Duration::from_millis(200),
+            shutdown_grace: Duration::from_millis(200),
             wall_clock: Arc::new(SystemWallClock),
         }
     }
@@ -181,8 +181,8 @@ impl Builder {
 
     /// How long [`Discovery::shutdown`] waits after handing the departure to gossip, so that
     /// it is written out before the caller closes the endpoint (default 200 ms).
-    pub fn departure_grace(mut self, grace: Duration) -> Self {
-        self.departure_grace = grace;
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
         self
     }
 
@@ -211,14 +211,20 @@ impl Builder {
             endpoint.add_peer_addr(addr);
         }
         let (inbound_tx, inbound_rx) = mpsc::channel(self.inbound_capacity);
+        let (commands_tx, commands_rx) = mpsc::channel(self.command_capacity);
+        let done = CancellationToken::new();
+        let stop = wire::Stop {
+            commands: commands_tx.downgrade(),
+            done: done.clone(),
+        };
         let max_message = self.config.max_sync_message_bytes;
         let sync = endpoint.register(
             PROTOCOL,
-            wire::Handler::new(PROTOCOL, inbound_tx.clone(), max_message),
+            wire::Handler::new(PROTOCOL, inbound_tx.clone(), max_message, stop.clone()),
         )?;
         let ping = match endpoint.register(
             PING_PROTOCOL,
-            wire::Handler::new(PING_PROTOCOL, inbound_tx, max_message),
+            wire::Handler::new(PING_PROTOCOL, inbound_tx, max_message, stop),
         ) {
             Ok(ping) => ping,
             Err(err) => {
@@ -232,9 +238,7 @@ impl Builder {
         };
         let topic = TopicId(topic_bytes(&endpoint.network()));
         let topic = gossip.subscribe(topic, bootstrap).await?;
-        let (commands_tx, commands_rx) = mpsc::channel(self.command_capacity);
         let events: Shared = Arc::new(Mutex::new(Some(Subscribers::new())));
-        let done = CancellationToken::new();
         let (watch_tx, watch_rx) = watch::channel(0);
         let info = LocalInfo {
             direct: endpoint.addr().direct,
@@ -253,7 +257,9 @@ impl Builder {
             watch_tx,
             done.clone(),
         )?;
-        let task = AbortOnDropHandle::new(tokio::spawn(actor.run()));
+        // Not aborted with the last handle: the actor sees its command channel close and
+        // departs, as `shutdown` would.
+        tokio::spawn(actor.run());
         Ok(Discovery {
             inner: Arc::new(Inner {
                 id: endpoint.id(),
@@ -264,7 +270,6 @@ impl Builder {
                 ping_timeout: self.config.ping_timeout,
                 sync_timeout: self.config.sync_timeout,
                 done,
-                _actor: task,
                 unregister,
             }),
         })
@@ -293,8 +298,9 @@ impl Drop for Unregister {
     }
 }
 
-/// A running discovery instance. Cheap to clone; the actor stops when the last clone is dropped
-/// (without a departure: call [`Discovery::shutdown`] to leave gracefully).
+/// A running discovery instance. Cheap to clone. The actor departs and stops on
+/// [`Discovery::shutdown`], on `Endpoint::shutdown`, or when the last clone is dropped (the
+/// same departure, in the background).
 #[derive(Debug, Clone)]
 pub struct Discovery {
     inner: Arc<Inner>,
@@ -311,7 +317,6 @@ struct Inner {
     sync_timeout: Duration,
     /// Cancelled once the actor has ended (however it ended).
     done: CancellationToken,
-    _actor: AbortOnDropHandle<()>,
     unregister: Unregister,
 }
 

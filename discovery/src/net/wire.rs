@@ -7,13 +7,14 @@
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tracing::debug;
 use weft_transport::{
     Endpoint, FrameError, FramedRecv, PeerAddr, PeerId, Protocol, Sent, WriterPool,
     iroh::{AcceptError, Connection, ProtocolHandler},
 };
 
-use super::{MAX_WRITERS, SEND_QUEUE_CAPACITY};
+use super::{MAX_WRITERS, SEND_QUEUE_CAPACITY, handle::Command};
 use crate::proto::{Message, PING_PROTOCOL};
 
 /// How long a peer may take to deliver one message on a stream it opened. A stream that stalls
@@ -35,6 +36,17 @@ pub(super) struct Handler {
     protocol: Protocol,
     inbound: mpsc::Sender<Inbound>,
     max_message: usize,
+    stop: Stop,
+}
+
+/// How a handler shuts the layer down when the endpoint (or an iroh `Router`) does: the same
+/// command as `Discovery::shutdown`, through a weak sender, so the handler never keeps the actor
+/// alive after the last handle is gone.
+#[derive(Debug, Clone)]
+pub(super) struct Stop {
+    pub(super) commands: mpsc::WeakSender<Command>,
+    /// Cancelled once the actor has ended.
+    pub(super) done: CancellationToken,
 }
 
 impl Handler {
@@ -42,11 +54,13 @@ impl Handler {
         protocol: Protocol,
         inbound: mpsc::Sender<Inbound>,
         max_message: usize,
+        stop: Stop,
     ) -> Self {
         Self {
             protocol,
             inbound,
             max_message,
+            stop,
         }
     }
 
@@ -84,6 +98,15 @@ impl ProtocolHandler for Handler {
             }
         }
         Ok(())
+    }
+
+    /// Called by `Endpoint::shutdown` (or iroh's `Router::shutdown`): departs as
+    /// `Discovery::shutdown` does, and returns once the actor has ended.
+    async fn shutdown(&self) {
+        if let Some(commands) = self.stop.commands.upgrade() {
+            let _ = commands.send(Command::Shutdown).await;
+        }
+        self.stop.done.cancelled().await;
     }
 }
 
