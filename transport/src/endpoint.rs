@@ -247,23 +247,6 @@ impl Builder {
     }
 }
 
-impl Builder {
-    /// Wraps an iroh endpoint you already run, whose iroh `Router` accepts connections: weft's
-    /// layers then spawn on the returned [`Endpoint`] as usual, and you mount each of them on
-    /// your router with [`Endpoint::mount`]. Only the network, the connect timeout, the
-    /// connection cache and the inbound admission settings of this builder apply (the key,
-    /// addresses and relays are the iroh endpoint's). Shutting the returned endpoint down shuts
-    /// the layers down but leaves the iroh endpoint open: it is yours (your router's
-    /// `shutdown` closes it).
-    pub fn wrap_iroh(self, endpoint: iroh::Endpoint) -> Endpoint {
-        let known_addrs = MemoryLookup::new();
-        if let Ok(lookup) = endpoint.address_lookup() {
-            lookup.add(known_addrs.clone());
-        }
-        Endpoint::new(endpoint, &self, known_addrs, false)
-    }
-}
-
 /// Inbound admission's counters ([`Endpoint::inbound_stats`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -398,7 +381,7 @@ impl Endpoint {
 
     /// An endpoint on `endpoint`; `owns_accept` says whether weft runs the accept loop (or a
     /// user's iroh `Router` does, see [`Builder::wrap_iroh`]).
-    fn new(
+    pub(crate) fn new(
         endpoint: iroh::Endpoint,
         config: &Builder,
         known_addrs: MemoryLookup,

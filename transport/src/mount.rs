@@ -27,8 +27,10 @@ use iroh::{
     protocol::{AcceptError, ProtocolHandler},
 };
 
+use iroh::address_lookup::memory::MemoryLookup;
+
 use crate::{
-    Protocol,
+    Endpoint, EndpointBuilder as Builder, Protocol,
     accept::{Handler, HandlerTable, serve_admitted},
     admission::InboundTable,
 };
@@ -78,5 +80,22 @@ impl ProtocolHandler for MountedProtocol {
         if let Some(handler) = self.handler() {
             handler.shutdown().await;
         }
+    }
+}
+
+impl Builder {
+    /// Wraps an iroh endpoint you already run, whose iroh `Router` accepts connections: weft's
+    /// layers then spawn on the returned [`Endpoint`] as usual, and you mount each of them on
+    /// your router with [`Endpoint::mount`]. Only the network, the connect timeout, the
+    /// connection cache and the inbound admission settings of this builder apply (the key,
+    /// addresses and relays are the iroh endpoint's). Shutting the returned endpoint down shuts
+    /// the layers down but leaves the iroh endpoint open: it is yours (your router's
+    /// `shutdown` closes it).
+    pub fn wrap_iroh(self, endpoint: iroh::Endpoint) -> Endpoint {
+        let known_addrs = MemoryLookup::new();
+        if let Ok(lookup) = endpoint.address_lookup() {
+            lookup.add(known_addrs.clone());
+        }
+        Endpoint::new(endpoint, &self, known_addrs, false)
     }
 }
