@@ -1,0 +1,55 @@
+//! The commented config file that `weft init` writes ([`crate::Config::template`]).
+//!
+//! Every value shown is the default, so the file parses to `Config::default()` (a unit test
+//! holds it to that); uncomment and change what you need.
+
+/// The template text.
+pub(crate) const TEMPLATE: &str = r#"# weft node configuration.
+#
+# Precedence, lowest first: defaults < this file < WEFT_* environment variables < flags.
+# Unknown keys are errors. Durations in [node] and [admin] read "250ms", "5s", "2m", "1h";
+# the layer sections below use integer milliseconds (keys ending in _ms).
+# `weft config show` prints every key with its effective value.
+
+[node]
+# The network's name. Nodes of different networks cannot talk to each other.
+# (env: WEFT_NODE_NETWORK)
+network = "weft"
+
+# The UDP socket. Loopback by default: nothing is reachable from other machines until you
+# opt in, e.g. bind = "0.0.0.0:4433" (a fixed port keeps your ticket stable across restarts).
+# (env: WEFT_NODE_BIND)
+bind = "127.0.0.1:0"
+
+# The longest a graceful shutdown may take: sync sessions end, registrations are withdrawn,
+# the departure is announced, gossip topics are left, then connections close.
+# (env: WEFT_NODE_SHUTDOWN_GRACE)
+shutdown_grace = "5s"
+
+[bootstrap]
+# Peers to join through at the first start: tickets (weft1...) or "<peer id>@<ip:port>".
+# After that the node also remembers the peers it saw (state.toml in the data directory).
+# (env: WEFT_BOOTSTRAP_PEERS, comma-separated)
+peers = []
+
+[admin]
+# The local admin API that the `weft` command talks to, on loopback only.
+# (env: WEFT_ADMIN_ENABLED, WEFT_ADMIN_BIND)
+enabled = true
+bind = "127.0.0.1:0"
+
+# Each layer's own settings; every key is optional. See `weft config show` for all of them.
+[gossip]
+# max_message_size = 65536
+
+[discovery]
+# announce_interval_ms = 30000
+# purge_after_ms = 90000
+
+[registry]
+# k = 20
+# record_ttl_ms = 300000
+
+[sync]
+# max_topics = 256
+"#;
