@@ -1,17 +1,61 @@
 //! weft-node: every weft layer behind one builder, a config file and a data directory.
 //!
-//! A node composes `weft-transport`, `weft-gossip`, `weft-discovery`,
-//! `weft-registry` and `weft-sync` on one endpoint and wires them to each other; the `weft`
-//! command runs one as a daemon. Nothing but `xtask` depends on this crate.
+//! A [`Node`] runs `weft-transport`, `weft-gossip`, `weft-discovery`, `weft-registry` and
+//! `weft-sync` on one endpoint and wires them to each other: discovery's catalog feeds the
+//! registry's routing table and bootstraps the gossip and sync topics the node joins, the
+//! bootstrap peers reach every layer, and a peer discovered is dialable by every layer. The
+//! `weft` command runs one as a daemon. Nothing but `xtask` depends on this crate.
 //!
 //! - [`Config`]: the TOML file (`[node]`, `[bootstrap]`, `[admin]`, one section per layer),
 //!   `WEFT_*` overrides, [`Config::to_toml`] and the commented [`Config::template`].
+//! - The data directory: the secret key (mode 0600, written by write-then-rename, read
+//!   strictly), an exclusive lock, the sync store, and a warm-restart state file:
+//!
+//!   ```text
+//!   <data dir>/            created with mode 0700
+//!     secret.key           the node's identity: 64 hex characters and a newline, mode 0600
+//!     node.lock            locked (OS file lock) while a node runs; holds its pid
+//!     sync.redb            the sync store: every synced topic's items
+//!     state.toml           warm-restart state (recently seen peers), rewritten at shutdown
+//!   ```
+//! - [`Node::builder`] → [`Builder::spawn`] → [`Node`]; [`Node::shutdown`] ends every layer in
+//!   order within the grace period.
+//!
+//! ```no_run
+//! use weft_node::{Config, Node};
+//! use weft_transport::Ticket;
+//!
+//! # async fn example(ticket: &str) -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::from_toml_str("[node]\nnetwork = \"my-app\"")?;
+//! let node = Node::builder()
+//!     .data_dir("/var/lib/my-app")
+//!     .config(config)
+//!     .bootstrap([ticket.parse::<Ticket>()?.into()])
+//!     .spawn()
+//!     .await?;
+//! println!("{} is up, ticket {}", node.id(), node.ticket());
+//!
+//! let chat = node.subscribe_gossip(weft_gossip::TopicId::from_name("chat")).await?;
+//! chat.sender().broadcast("hello").await?;
+//! let _provider = node.registry().ok_or("no registry")?.register("echo", vec![]).await?;
+//! node.shutdown().await; // withdraws, departs, leaves, closes; the next start keeps the id
+//! # Ok(()) }
+//! ```
 
+mod builder;
 mod config;
+mod data_dir;
 mod duration;
+mod key_file;
+mod node;
+mod state;
 mod template;
+mod wiring;
 
+pub use builder::{Builder, SpawnError};
 pub use config::{
     AdminConfig, BootstrapConfig, Config, ConfigError, DEFAULT_BIND, DEFAULT_SHUTDOWN_GRACE,
     ENV_VARS, NodeConfig,
 };
+pub use data_dir::{DataDirError, KEY_FILE, LOCK_FILE, STATE_FILE, SYNC_STORE_FILE};
+pub use node::{Error, MAX_TOPIC_BOOTSTRAP, Node};
