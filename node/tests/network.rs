@@ -1,0 +1,170 @@
+//! Three nodes on loopback QUIC that bootstrap from one ticket: discovery, gossip, registry and
+//! sync across the composed node, and what peers see of a graceful shutdown.
+
+mod common;
+
+use common::{PATIENCE, catalogs_complete, shutdown_all, three_nodes, within};
+use weft_discovery::{DepartReason, Event as DiscoveryEvent};
+use weft_gossip::{Event as GossipEvent, TopicId};
+use weft_registry::{Event as RegistryEvent, Registration};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_from_one_ticket_discover_each_other() {
+    let nodes = three_nodes(None).await;
+    catalogs_complete(&nodes).await;
+    for node in &nodes {
+        let catalog = node.discovery().expect("discovery").catalog().await.expect("catalog");
+        assert_eq!(catalog.peers.len(), 2, "{catalog}");
+    }
+    shutdown_all(&nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gossip_message_reaches_the_other_nodes() {
+    let nodes = three_nodes(None).await;
+    catalogs_complete(&nodes).await;
+    let topic = TopicId::from_name("node-tests/chat");
+    let mut topics = Vec::new();
+    for node in &nodes {
+        topics.push(node.subscribe_gossip(topic).await.expect("subscribe"));
+    }
+    for (i, topic) in topics.iter_mut().enumerate() {
+        within(&format!("node {i} to join the topic"), async {
+            loop {
+                match topic.recv().await {
+                    Some(GossipEvent::Joined) => return,
+                    Some(_) => {}
+                    None => panic!("gossip stopped"),
+                }
+            }
+        })
+        .await;
+    }
+    topics[0].sender().broadcast("hello from a").await.expect("broadcast");
+    for (i, topic) in topics.iter_mut().enumerate().skip(1) {
+        within(&format!("node {i} to receive the message"), async {
+            loop {
+                match topic.recv().await {
+                    Some(GossipEvent::Received { content, .. })
+                        if content.as_bytes() == b"hello from a" =>
+                    {
+                        return;
+                    }
+                    Some(_) => {}
+                    None => panic!("gossip stopped"),
+                }
+            }
+        })
+        .await;
+    }
+    drop(topics);
+    shutdown_all(&nodes).await;
+}
+
+/// Registers `name` on `node`'s registry and waits until at least `holders` nodes acknowledged
+/// the record (a publish that found no peer yet is repeated when the registry learns some).
+async fn register(node: &weft_node::Node, name: &str, holders: usize) -> Registration {
+    let registry = node.registry().expect("registry");
+    let mut events = registry.events();
+    let registration = registry.register(name, b"meta".to_vec()).await.expect("register");
+    if registration.holders() < holders {
+        within(&format!("{name} to reach {holders} holders"), async {
+            loop {
+                match events.recv().await {
+                    Some(RegistryEvent::Published { holders: n, .. }) if n >= holders => return,
+                    Some(_) => {}
+                    None => panic!("registry stopped"),
+                }
+            }
+        })
+        .await;
+    }
+    registration
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_registered_on_one_node_is_found_from_another() {
+    let nodes = three_nodes(None).await;
+    catalogs_complete(&nodes).await;
+    // The provider bootstrapped from the first node, so its registry knew that node from the
+    // start: the first node holds the record, and the second (which also bootstrapped from
+    // it) finds the record through it.
+    let _registration = register(&nodes[2], "node-tests/echo", 1).await;
+    let found = nodes[1]
+        .registry()
+        .expect("registry")
+        .lookup_all_refresh("node-tests/echo")
+        .await
+        .expect("lookup");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].provider, nodes[2].id());
+    shutdown_all(&nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synced_item_inserted_on_one_node_arrives_on_the_others() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let nodes = three_nodes(Some(root.path())).await;
+    catalogs_complete(&nodes).await;
+    let topic = TopicId::from_name("node-tests/notes");
+    let first = nodes[0].subscribe_sync(topic).await.expect("subscribe");
+    let id = first.insert(1_700_000_000, b"a note").await.expect("insert");
+    for (i, node) in nodes.iter().enumerate().skip(1) {
+        let mut synced = node.subscribe_sync(topic).await.expect("subscribe");
+        within(&format!("node {i} to receive the item"), async {
+            while synced.get(id).await.expect("get").is_none() {
+                match synced.recv().await {
+                    Some(_) => {}
+                    None => panic!("sync stopped"),
+                }
+            }
+        })
+        .await;
+    }
+    drop(first);
+    shutdown_all(&nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_see_the_departure_and_the_withdrawal_of_a_node_that_shuts_down() {
+    let nodes = three_nodes(None).await;
+    catalogs_complete(&nodes).await;
+    let leaving = &nodes[2];
+    // Kept alive: the shutdown, not a drop, must withdraw it.
+    // The leaving node bootstrapped from the observer: the observer holds its record.
+    let _registration = register(leaving, "node-tests/leaving", 1).await;
+    let observer = &nodes[0];
+    let registry = observer.registry().expect("registry");
+    let before = registry.lookup_all_refresh("node-tests/leaving").await.expect("lookup");
+    assert_eq!(before.len(), 1, "found before the shutdown");
+    let mut events = observer.discovery().expect("discovery").events();
+
+    tokio::time::timeout(PATIENCE, leaving.shutdown())
+        .await
+        .expect("the shutdown ends within its grace");
+    leaving.shutdown().await; // idempotent
+    assert!(leaving.is_shut_down());
+
+    within("the observer to see the departure", async {
+        loop {
+            match events.recv().await {
+                Some(DiscoveryEvent::PeerDeparted { peer, reason }) if peer == leaving.id() => {
+                    assert_eq!(reason, DepartReason::Departed, "a departure, not a purge");
+                    return;
+                }
+                Some(_) => {}
+                None => panic!("discovery stopped"),
+            }
+        }
+    })
+    .await;
+    // The shutdown waited for the holders' acknowledgements of the removal: no holder keeps
+    // the record (which would otherwise live out its TTL, minutes).
+    assert!(registry.held("node-tests/leaving").await.expect("held").is_empty());
+    let found = registry
+        .lookup_all_refresh("node-tests/leaving")
+        .await
+        .expect("lookup");
+    assert!(found.is_empty(), "{found:?}");
+    shutdown_all(&nodes[..2]).await;
+}
