@@ -70,7 +70,7 @@ pub(crate) fn format(duration: Duration) -> String {
         return "0ms".into();
     }
     for (unit, per) in [("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
-        if millis % per == 0 {
+        if millis.is_multiple_of(per) {
             return format!("{}{unit}", millis / per);
         }
     }
@@ -107,7 +107,15 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_duration() {
-        for bad in ["", "5", "s", "5 parsecs", "-1s", "1.5s", "99999999999999999999s"] {
+        for bad in [
+            "",
+            "5",
+            "s",
+            "5 parsecs",
+            "-1s",
+            "1.5s",
+            "99999999999999999999s",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} parsed");
         }
     }

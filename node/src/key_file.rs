@@ -52,7 +52,9 @@ pub(crate) fn load(path: &Path) -> Result<Option<SecretKey>, DataDirError> {
     {
         use std::io::Read;
         let file = fs::File::open(path).map_err(unreadable)?;
-        file.take(4096).read_to_end(&mut bytes).map_err(unreadable)?;
+        file.take(4096)
+            .read_to_end(&mut bytes)
+            .map_err(unreadable)?;
     }
     parse(&bytes)
         .map(Some)

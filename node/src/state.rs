@@ -91,8 +91,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("state.toml");
         assert_eq!(WarmState::read(&path), WarmState::default());
-        let peer =
-            PeerAddr::new(SecretKey::generate().peer_id()).with_direct("127.0.0.1:1".parse().expect("addr"));
+        let peer = PeerAddr::new(SecretKey::generate().peer_id())
+            .with_direct("127.0.0.1:1".parse().expect("addr"));
         let state = WarmState::new(vec![peer]);
         state.write(&path).expect("write");
         assert_eq!(WarmState::read(&path), state);

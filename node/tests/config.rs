@@ -16,7 +16,16 @@ fn parse_err(text: &str) -> ConfigError {
 fn an_unknown_key_is_an_error_naming_it_and_its_line() {
     let err = parse_err("[node]\nnetwork = \"x\"\nbogus_key = 1\n");
     let text = err.to_string();
-    assert!(matches!(err, ConfigError::Parse { line: Some((3, _)), .. }), "{text}");
+    assert!(
+        matches!(
+            err,
+            ConfigError::Parse {
+                line: Some((3, _)),
+                ..
+            }
+        ),
+        "{text}"
+    );
     assert!(text.contains("bogus_key"), "{text}");
     assert!(text.contains("line 3"), "{text}");
 }
@@ -64,13 +73,19 @@ fn a_bad_bootstrap_peer_is_an_error() {
 #[test]
 fn the_admin_api_must_stay_on_loopback() {
     let err = parse_err("[admin]\nbind = \"0.0.0.0:7000\"\n");
-    assert!(matches!(&err, ConfigError::Invalid { key, .. } if key == "admin.bind"), "{err}");
+    assert!(
+        matches!(&err, ConfigError::Invalid { key, .. } if key == "admin.bind"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_layer_config_that_cannot_run_is_refused() {
     let err = parse_err("[registry]\nk = 0\n");
-    assert!(matches!(&err, ConfigError::Invalid { key, .. } if key == "registry"), "{err}");
+    assert!(
+        matches!(&err, ConfigError::Invalid { key, .. } if key == "registry"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -125,23 +140,30 @@ fn a_bad_or_unknown_node_variable_is_an_error_naming_it() {
             .apply_env([(var.to_string(), value.to_string())])
             .expect_err(var)
             .to_string();
-        assert!(err.contains(var) || err.contains("admin.bind"), "{var}: {err}");
+        assert!(
+            err.contains(var) || err.contains("admin.bind"),
+            "{var}: {err}"
+        );
         config = Config::default();
     }
 }
 
 #[test]
 fn the_template_parses_to_the_defaults() {
-    assert_eq!(Config::from_toml_str(Config::template()).expect("parses"), Config::default());
+    assert_eq!(
+        Config::from_toml_str(Config::template()).expect("parses"),
+        Config::default()
+    );
 }
 
 #[test]
 fn the_printed_config_reads_back_the_same() {
     let mut config = Config::default();
     config.node.shutdown_grace = Duration::from_millis(1500);
-    config.bootstrap.peers =
-        vec![weft_transport::PeerAddr::new(weft_transport::SecretKey::generate().peer_id())
-            .with_direct("127.0.0.1:9".parse().expect("addr"))];
+    config.bootstrap.peers = vec![
+        weft_transport::PeerAddr::new(weft_transport::SecretKey::generate().peer_id())
+            .with_direct("127.0.0.1:9".parse().expect("addr")),
+    ];
     config.discovery.announce_interval = Duration::from_secs(3);
     let text = config.to_toml();
     assert!(text.contains("shutdown_grace = \"1500ms\""), "{text}");

@@ -37,7 +37,10 @@ async fn a_missing_key_file_is_created_on_the_first_start_owner_only() {
     let dir = tempfile::tempdir().expect("temp dir");
     let node = spawn(Some(dir.path()), None).await;
     let path = dir.path().join(KEY_FILE);
-    let mode = std::fs::metadata(&path).expect("key file").permissions().mode();
+    let mode = std::fs::metadata(&path)
+        .expect("key file")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     let text = std::fs::read_to_string(&path).expect("read");
     let hex = text.trim();
@@ -52,7 +55,12 @@ async fn a_missing_key_file_is_created_on_the_first_start_owner_only() {
         .expect("list")
         .map(|entry| entry.expect("entry").file_name())
         .collect();
-    assert!(!names.iter().any(|name| name.to_string_lossy().ends_with(".tmp")), "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|name| name.to_string_lossy().ends_with(".tmp")),
+        "{names:?}"
+    );
     node.shutdown().await;
 }
 
@@ -76,7 +84,10 @@ async fn a_given_key_is_saved_and_a_different_one_refused_later() {
         .spawn()
         .await
         .expect_err("another key");
-    assert!(matches!(err, SpawnError::DataDir(DataDirError::KeyConflict { .. })), "{err}");
+    assert!(
+        matches!(err, SpawnError::DataDir(DataDirError::KeyConflict { .. })),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,8 +95,15 @@ async fn a_corrupt_key_file_is_an_error_naming_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_key(dir.path(), b"this is not a key at all\n", 0o600);
     let err = spawn_err(dir.path()).await;
-    assert!(matches!(err, SpawnError::DataDir(DataDirError::KeyCorrupt { .. })), "{err}");
-    assert!(err.to_string().contains(&dir.path().join(KEY_FILE).display().to_string()), "{err}");
+    assert!(
+        matches!(err, SpawnError::DataDir(DataDirError::KeyCorrupt { .. })),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains(&dir.path().join(KEY_FILE).display().to_string()),
+        "{err}"
+    );
     // The bad file is left as it was: never replaced by a new identity.
     assert_eq!(
         std::fs::read(dir.path().join(KEY_FILE)).expect("read"),
@@ -99,14 +117,20 @@ async fn a_truncated_key_file_is_an_error_naming_it() {
     write_key(dir.path(), &[b'a'; 40], 0o600);
     let err = spawn_err(dir.path()).await;
     assert!(
-        matches!(err, SpawnError::DataDir(DataDirError::KeyTruncated { found: 40, .. })),
+        matches!(
+            err,
+            SpawnError::DataDir(DataDirError::KeyTruncated { found: 40, .. })
+        ),
         "{err}"
     );
     assert!(err.to_string().contains(KEY_FILE), "{err}");
     write_key(dir.path(), b"", 0o600);
     let err = spawn_err(dir.path()).await;
     assert!(
-        matches!(err, SpawnError::DataDir(DataDirError::KeyTruncated { found: 0, .. })),
+        matches!(
+            err,
+            SpawnError::DataDir(DataDirError::KeyTruncated { found: 0, .. })
+        ),
         "{err}"
     );
 }
@@ -121,7 +145,10 @@ async fn a_world_readable_key_file_is_refused() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let err = spawn_err(dir.path()).await;
     assert!(
-        matches!(err, SpawnError::DataDir(DataDirError::KeyPermissions { mode: 0o644, .. })),
+        matches!(
+            err,
+            SpawnError::DataDir(DataDirError::KeyPermissions { mode: 0o644, .. })
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("chmod 600"), "{err}");
@@ -134,8 +161,14 @@ async fn a_key_file_deleted_from_a_used_directory_is_not_silently_replaced() {
     node.shutdown().await;
     std::fs::remove_file(dir.path().join(KEY_FILE)).expect("remove");
     let err = spawn_err(dir.path()).await;
-    assert!(matches!(err, SpawnError::DataDir(DataDirError::KeyMissing { .. })), "{err}");
-    assert!(!dir.path().join(KEY_FILE).exists(), "no new key was written");
+    assert!(
+        matches!(err, SpawnError::DataDir(DataDirError::KeyMissing { .. })),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join(KEY_FILE).exists(),
+        "no new key was written"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,9 +176,18 @@ async fn a_second_node_on_a_locked_directory_gets_an_error_naming_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     let first = spawn(Some(dir.path()), None).await;
     let err = spawn_err(dir.path()).await;
-    assert!(matches!(err, SpawnError::DataDir(DataDirError::Locked { .. })), "{err}");
-    assert!(err.to_string().contains(&dir.path().display().to_string()), "{err}");
-    assert!(err.to_string().contains(&std::process::id().to_string()), "{err}");
+    assert!(
+        matches!(err, SpawnError::DataDir(DataDirError::Locked { .. })),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains(&dir.path().display().to_string()),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains(&std::process::id().to_string()),
+        "{err}"
+    );
     // The first node keeps running, and once it has shut down the directory is free again.
     assert!(!first.is_shut_down());
     first.shutdown().await;
@@ -160,7 +202,11 @@ async fn a_damaged_state_file_is_ignored_and_the_node_starts_cold() {
     let node = spawn(Some(dir.path()), None).await;
     let id = node.id();
     node.shutdown().await;
-    std::fs::write(dir.path().join(weft_node::STATE_FILE), b"\xff\xfe not toml [[[").expect("write");
+    std::fs::write(
+        dir.path().join(weft_node::STATE_FILE),
+        b"\xff\xfe not toml [[[",
+    )
+    .expect("write");
     let again = spawn(Some(dir.path()), None).await;
     assert_eq!(again.id(), id);
     again.shutdown().await;

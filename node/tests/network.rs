@@ -13,7 +13,12 @@ async fn three_nodes_from_one_ticket_discover_each_other() {
     let nodes = three_nodes(None).await;
     catalogs_complete(&nodes).await;
     for node in &nodes {
-        let catalog = node.discovery().expect("discovery").catalog().await.expect("catalog");
+        let catalog = node
+            .discovery()
+            .expect("discovery")
+            .catalog()
+            .await
+            .expect("catalog");
         assert_eq!(catalog.peers.len(), 2, "{catalog}");
     }
     shutdown_all(&nodes).await;
@@ -40,7 +45,11 @@ async fn a_gossip_message_reaches_the_other_nodes() {
         })
         .await;
     }
-    topics[0].sender().broadcast("hello from a").await.expect("broadcast");
+    topics[0]
+        .sender()
+        .broadcast("hello from a")
+        .await
+        .expect("broadcast");
     for (i, topic) in topics.iter_mut().enumerate().skip(1) {
         within(&format!("node {i} to receive the message"), async {
             loop {
@@ -66,7 +75,10 @@ async fn a_gossip_message_reaches_the_other_nodes() {
 async fn register(node: &weft_node::Node, name: &str, holders: usize) -> Registration {
     let registry = node.registry().expect("registry");
     let mut events = registry.events();
-    let registration = registry.register(name, b"meta".to_vec()).await.expect("register");
+    let registration = registry
+        .register(name, b"meta".to_vec())
+        .await
+        .expect("register");
     if registration.holders() < holders {
         within(&format!("{name} to reach {holders} holders"), async {
             loop {
@@ -108,7 +120,10 @@ async fn a_synced_item_inserted_on_one_node_arrives_on_the_others() {
     catalogs_complete(&nodes).await;
     let topic = TopicId::from_name("node-tests/notes");
     let first = nodes[0].subscribe_sync(topic).await.expect("subscribe");
-    let id = first.insert(1_700_000_000, b"a note").await.expect("insert");
+    let id = first
+        .insert(1_700_000_000, b"a note")
+        .await
+        .expect("insert");
     for (i, node) in nodes.iter().enumerate().skip(1) {
         let mut synced = node.subscribe_sync(topic).await.expect("subscribe");
         within(&format!("node {i} to receive the item"), async {
@@ -135,7 +150,10 @@ async fn peers_see_the_departure_and_the_withdrawal_of_a_node_that_shuts_down() 
     let _registration = register(leaving, "node-tests/leaving", 1).await;
     let observer = &nodes[0];
     let registry = observer.registry().expect("registry");
-    let before = registry.lookup_all_refresh("node-tests/leaving").await.expect("lookup");
+    let before = registry
+        .lookup_all_refresh("node-tests/leaving")
+        .await
+        .expect("lookup");
     assert_eq!(before.len(), 1, "found before the shutdown");
     let mut events = observer.discovery().expect("discovery").events();
 
@@ -160,7 +178,13 @@ async fn peers_see_the_departure_and_the_withdrawal_of_a_node_that_shuts_down() 
     .await;
     // The shutdown waited for the holders' acknowledgements of the removal: no holder keeps
     // the record (which would otherwise live out its TTL, minutes).
-    assert!(registry.held("node-tests/leaving").await.expect("held").is_empty());
+    assert!(
+        registry
+            .held("node-tests/leaving")
+            .await
+            .expect("held")
+            .is_empty()
+    );
     let found = registry
         .lookup_all_refresh("node-tests/leaving")
         .await

@@ -23,7 +23,10 @@ async fn a_restarted_node_keeps_its_id_and_its_synced_items() {
     let again = spawn(Some(dir.path()), None).await;
     assert_eq!(again.id(), id, "a restart keeps the identity");
     let synced = again.subscribe_sync(topic).await.expect("subscribe");
-    assert!(synced.get(item).await.expect("get").is_some(), "the store kept the item");
+    assert!(
+        synced.get(item).await.expect("get").is_some(),
+        "the store kept the item"
+    );
     drop(synced);
     again.shutdown().await;
 }

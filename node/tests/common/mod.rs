@@ -18,8 +18,7 @@ pub fn test_config() -> Config {
     config.node.network = "weft-node-tests".into();
     config.node.bind = "127.0.0.1:0".parse().expect("loopback address");
     config.discovery = weft_discovery::Config::for_tests();
-    config.gossip.broadcast =
-        weft_gossip::PlumtreeConfig::for_link_rtt(Duration::from_millis(2));
+    config.gossip.broadcast = weft_gossip::PlumtreeConfig::for_link_rtt(Duration::from_millis(2));
     config.sync.fallback_wait = Duration::from_millis(200);
     config.sync.retry_base = Duration::from_millis(50);
     config
@@ -56,15 +55,18 @@ pub async fn catalogs_complete(nodes: &[Node]) {
     for (i, node) in nodes.iter().enumerate() {
         let discovery = node.discovery().expect("discovery runs");
         let mut changes = discovery.watch();
-        within(&format!("node {i}'s catalog to hold all {}", all.len()), async {
-            loop {
-                let ids = discovery.catalog().await.expect("catalog").ids();
-                if all.is_subset(&ids) {
-                    return;
+        within(
+            &format!("node {i}'s catalog to hold all {}", all.len()),
+            async {
+                loop {
+                    let ids = discovery.catalog().await.expect("catalog").ids();
+                    if all.is_subset(&ids) {
+                        return;
+                    }
+                    changes.changed().await.expect("discovery runs");
                 }
-                changes.changed().await.expect("discovery runs");
-            }
-        })
+            },
+        )
         .await;
     }
 }
