@@ -62,7 +62,7 @@ pub enum DataDirError {
     /// The key file is missing from a directory a node has used before: generating a new one
     /// would silently change the node's identity.
     #[error(
-        "key file {path} is missing, but {evidence} shows a node used this directory before; restore the key, or delete {evidence} to start with a new identity"
+        "key file {path} is missing, but {evidence} shows a node used this directory before; restore the key from a backup, or start a new identity in a new data directory"
     )]
     KeyMissing {
         /// The key file.

@@ -211,3 +211,18 @@ async fn a_damaged_state_file_is_ignored_and_the_node_starts_cold() {
     assert_eq!(again.id(), id);
     again.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_sync_store_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = spawn(Some(dir.path()), None).await;
+    node.shutdown().await;
+    let store = dir.path().join(weft_node::SYNC_STORE_FILE);
+    std::fs::write(&store, vec![7u8; 10_000]).expect("write");
+    let err = spawn_err(dir.path()).await;
+    assert!(matches!(err, SpawnError::Store(_)), "{err}");
+    assert!(
+        err.to_string().contains(&store.display().to_string()),
+        "{err}"
+    );
+}
