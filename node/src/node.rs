@@ -2,7 +2,10 @@
 
 use std::{
     path::Path,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -85,6 +88,8 @@ pub(crate) struct Inner {
     store: Mutex<Option<RedbDatabase>>,
     /// The task that feeds discovery's peers to the registry.
     wiring: Mutex<Option<JoinHandle<()>>>,
+    /// Set when the shutdown begins; `shutdown` completes once it has ended.
+    shutting_down: AtomicBool,
     shutdown: OnceCell<()>,
 }
 
@@ -107,6 +112,7 @@ impl Inner {
             data_dir: Mutex::new(data_dir),
             store: Mutex::new(store),
             wiring: Mutex::new(wiring),
+            shutting_down: AtomicBool::new(false),
             shutdown: OnceCell::new(),
         }
     }
@@ -239,7 +245,7 @@ impl Node {
 
     /// Whether [`Node::shutdown`] has begun.
     pub fn is_shut_down(&self) -> bool {
-        self.inner.shutdown.initialized() || self.inner.endpoint.is_shut_down()
+        self.inner.shutting_down.load(Ordering::Relaxed) || self.inner.endpoint.is_shut_down()
     }
 
     /// Shuts down gracefully within `[node] shutdown_grace`, in this order: sync sessions end,
@@ -256,6 +262,7 @@ impl Node {
 
     async fn run_shutdown(&self) {
         let inner = &self.inner;
+        inner.shutting_down.store(true, Ordering::Relaxed);
         let deadline = Instant::now() + inner.config.node.shutdown_grace;
         // Taken while discovery still runs: the peers a restart rejoins through.
         let peers = tokio::time::timeout_at(deadline, self.recent_peers())

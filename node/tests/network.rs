@@ -226,3 +226,30 @@ async fn layers_left_out_are_absent_and_say_so() {
         .expect("gossip runs");
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builder_setters_override_the_config() {
+    let mut config = common::test_config();
+    config.node.network = "from-config".into();
+    config.node.bind = "127.0.0.1:1".parse().expect("addr");
+    let peer = weft_transport::PeerAddr::new(weft_transport::SecretKey::generate().peer_id())
+        .with_direct("127.0.0.1:9".parse().expect("addr"));
+    let node = weft_node::Node::builder()
+        .network("from-builder")
+        .bind_addr("127.0.0.1:0".parse().expect("addr"))
+        .bootstrap([peer.clone()])
+        .config(config) // after the setters: they win all the same
+        .without_discovery()
+        .spawn()
+        .await
+        .expect("spawn");
+    assert_eq!(node.config().node.network, "from-builder");
+    assert_eq!(
+        node.endpoint().network(),
+        weft_transport::NetworkId::from_name("from-builder")
+    );
+    assert_ne!(node.addr().direct.iter().next().map(|a| a.port()), Some(1));
+    assert_eq!(node.config().bootstrap.peers, vec![peer.clone()]);
+    assert!(node.topic_bootstrap().await.contains(&peer));
+    node.shutdown().await;
+}
