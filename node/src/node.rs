@@ -66,8 +66,8 @@ pub(crate) struct Layers {
 /// the call, and code that can do without checks once.
 ///
 /// Dropping the last clone without [`Node::shutdown`] lets every layer end in the background
-/// (each layer's drop does its own shutdown) but writes no warm-restart state; call
-/// `shutdown` to leave cleanly.
+/// (each layer's drop does its own shutdown) but writes no warm-restart state, and unlocks the
+/// data directory while the sync store may still be closing; call `shutdown` to leave cleanly.
 #[derive(Debug, Clone)]
 pub struct Node {
     inner: Arc<Inner>,

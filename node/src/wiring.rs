@@ -4,7 +4,8 @@
 //!   endpoint, so any layer can dial a discovered peer by id.
 //! - Discovery → registry: this module's task. The registry learns peers only through
 //!   `add_peers` (it depends on the transport alone), so every peer discovered or updated is
-//!   pushed into its routing table.
+//!   pushed into its routing table. Departures are not pushed: the registry has no removal
+//!   input, and its own failure detection drops a peer that stops answering.
 //! - Discovery → gossip and sync topics: the catalog is their bootstrap when the node
 //!   subscribes ([`crate::Node::subscribe_gossip`], [`crate::Node::subscribe_sync`]); after
 //!   that HyParView's own joins and shuffles spread new members.
