@@ -3,3 +3,5 @@
 //! A node composes `weft-transport`, `weft-gossip`, `weft-discovery`,
 //! `weft-registry` and `weft-sync` on one endpoint and wires them to each other; the `weft`
 //! command runs one as a daemon. Nothing but `xtask` depends on this crate.
+
+pub mod admin;
