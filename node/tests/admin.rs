@@ -404,6 +404,23 @@ async fn an_oversize_body_gets_413() {
 }
 
 #[tokio::test]
+async fn a_body_up_to_the_limit_is_read_whole() {
+    // Far larger than the server's 16 KiB head buffer: the body is read in many pieces.
+    let running = start(ServerConfig::default()).await;
+    let client = Client::from_data_dir(running.dir.path()).unwrap();
+    let mut events = client.gossip_subscribe("big").await.unwrap();
+    running.node.wait_for_subscribers("big", 1).await;
+    let content: Vec<u8> = (0..700 * 1024).map(|i| (i % 251) as u8).collect();
+    client.gossip_publish("big", content.clone()).await.unwrap();
+    match within(events.next()).await.unwrap().unwrap() {
+        GossipEvent::Message {
+            content: received, ..
+        } => assert!(received.as_bytes() == content),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn a_silent_connection_is_closed_after_the_header_timeout() {
     let config = ServerConfig {
         header_read_timeout: Duration::from_millis(50),
