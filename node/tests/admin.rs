@@ -325,6 +325,27 @@ async fn the_admin_files_are_written_private_and_removed_on_shutdown() {
 }
 
 #[tokio::test]
+async fn a_stopping_server_leaves_the_files_of_a_newer_one() {
+    let first = start(ServerConfig::default()).await;
+    let dir = first.dir.path();
+    let second = Server::spawn(
+        ServerConfig::default(),
+        dir,
+        first.node.clone(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    first.server.shutdown().await;
+    let client = Client::from_data_dir(dir).unwrap();
+    assert_eq!(client.addr(), second.addr());
+    client.status().await.unwrap();
+    second.shutdown().await;
+    assert!(!dir.join(admin::ADDR_FILE).exists());
+    assert!(!dir.join(admin::TOKEN_FILE).exists());
+}
+
+#[tokio::test]
 async fn cancelling_the_callers_token_stops_the_server_and_dropping_it_does_not_cancel_the_caller()
 {
     let dir = tempfile::tempdir().unwrap();

@@ -17,10 +17,11 @@ use super::types::{
 ///
 /// One method per route (see the table in [`Server`](super::Server)); the server authenticates,
 /// bounds and decodes the request before calling a method, and encodes what it returns. A
-/// method's error goes back to the client as its [`ErrorKind`]'s status code and message, so the
-/// message should say what to do in a line. Methods run concurrently (one task per
+/// method's error goes back to the client as its [`ErrorKind`]'s status code and message, so
+/// the message should say what to do in a line. Methods run concurrently (one task per
 /// connection); a method that can block for long should bound itself, and the server also
-/// bounds every answer but a subscription by [`ServerConfig::request_timeout`](super::ServerConfig).
+/// bounds every answer but a subscription by
+/// [`ServerConfig::request_timeout`](super::ServerConfig).
 ///
 /// Implementations write plain `async fn` methods; `node/tests/common/mod.rs` has a complete
 /// in-memory one.

@@ -49,7 +49,8 @@ pub enum ClientError {
     },
     /// The node refused the token.
     #[error(
-        "the node refused the admin token in {} (a token from another run of the node, or a changed file)",
+        "the node refused the admin token in {} (a token from another run of the node, or a \
+         changed file)",
         token_file.display()
     )]
     Unauthorized {

@@ -109,6 +109,16 @@ pub(crate) fn remove_if_present(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Removes a file if it still holds `expected`; one that is gone or was rewritten is left.
+pub(crate) fn remove_if_unchanged(path: &Path, expected: &[u8]) -> io::Result<()> {
+    match fs::read(path) {
+        Ok(contents) if contents == expected => remove_if_present(path),
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
 /// Where a data directory's admin files are.
 #[derive(Debug, Clone)]
 pub(crate) struct AdminFiles {

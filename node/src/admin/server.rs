@@ -186,14 +186,12 @@ impl Server {
 
         let token = Token::generate().map_err(StartError::Token)?;
         let files = AdminFiles::in_dir(data_dir);
-        files::write_atomic(
-            &files.token,
-            format!("{}\n", token.as_str()).as_bytes(),
-            0o600,
-        )
-        .map_err(|source| StartError::Write {
-            path: files.token.clone(),
-            source,
+        let token_line = format!("{}\n", token.as_str());
+        files::write_atomic(&files.token, token_line.as_bytes(), 0o600).map_err(|source| {
+            StartError::Write {
+                path: files.token.clone(),
+                source,
+            }
         })?;
         if let Err(source) =
             files::write_atomic(&files.addr, format!("{bound}\n").as_bytes(), 0o644)
@@ -213,7 +211,7 @@ impl Server {
             config,
             shutdown: cancel.clone(),
         });
-        let task = tokio::spawn(serve(listener, shared, files.clone()));
+        let task = tokio::spawn(serve(listener, bound, shared, files.clone()));
         tracing::info!(addr = %bound, "admin API listening");
         Ok(Self {
             addr: bound,
@@ -257,11 +255,20 @@ impl Drop for Server {
 }
 
 /// The accept loop, then the drain, then the files.
-async fn serve<A: Api>(listener: TcpListener, shared: Arc<Shared<A>>, files: AdminFiles) {
+async fn serve<A: Api>(
+    listener: TcpListener,
+    bound: SocketAddr,
+    shared: Arc<Shared<A>>,
+    files: AdminFiles,
+) {
     let cancel = shared.shutdown.clone();
     let slots = Arc::new(Semaphore::new(shared.config.max_connections));
     let busy_slots = Arc::new(Semaphore::new(BUSY_ANSWERS));
-    let header_read_timeout = shared.config.header_read_timeout;
+    let timeout = shared.config.header_read_timeout;
+    let busy = ApiError::unavailable(format_args!(
+        "the admin API is serving its limit of {} connections; try again when one ends",
+        shared.config.max_connections
+    ));
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -283,15 +290,16 @@ async fn serve<A: Api>(listener: TcpListener, shared: Arc<Shared<A>>, files: Adm
                     let service = service_fn(move |request: Request<Incoming>| {
                         routes::handle(shared.clone(), request)
                     });
-                    connections.spawn(connection(stream, service, permit, cancel.clone(), header_read_timeout, true));
+                    let conn = connection(stream, service, permit, cancel.clone(), timeout, true);
+                    connections.spawn(conn);
                 } else if let Ok(permit) = busy_slots.clone().try_acquire_owned() {
-                    let limit = shared.config.max_connections;
-                    let service = service_fn(move |_: Request<Incoming>| async move {
-                        Ok::<_, Infallible>(body::error(&ApiError::unavailable(format_args!(
-                            "the admin API is serving its limit of {limit} connections; try again when one ends"
-                        ))))
+                    let busy = busy.clone();
+                    let service = service_fn(move |_: Request<Incoming>| {
+                        let answer = body::error(&busy);
+                        async move { Ok::<_, Infallible>(answer) }
                     });
-                    connections.spawn(connection(stream, service, permit, cancel.clone(), header_read_timeout, false));
+                    let conn = connection(stream, service, permit, cancel.clone(), timeout, false);
+                    connections.spawn(conn);
                 } else {
                     // Even the busy answers are taken: a flood. Closing costs nothing.
                     drop(stream);
@@ -312,8 +320,14 @@ async fn serve<A: Api>(listener: TcpListener, shared: Arc<Shared<A>>, files: Adm
         );
         connections.shutdown().await;
     }
-    for path in [&files.addr, &files.token] {
-        if let Err(err) = files::remove_if_present(path) {
+    // Only our own files: a server started since on the same directory (a restart in the
+    // same process) has replaced them, and its files must stay.
+    let ours = [
+        (&files.addr, format!("{bound}\n")),
+        (&files.token, format!("{}\n", shared.token.as_str())),
+    ];
+    for (path, contents) in ours {
+        if let Err(err) = files::remove_if_unchanged(path, contents.as_bytes()) {
             tracing::warn!(%err, path = %path.display(), "admin API: cannot remove");
         }
     }
