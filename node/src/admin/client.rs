@@ -74,6 +74,9 @@ pub enum ClientError {
     /// The connection to the node failed mid-call.
     #[error("the admin connection failed: {0}")]
     Connection(String),
+    /// The request could not be encoded (not expected of the request types).
+    #[error("cannot encode the request: {0}")]
+    Encode(String),
     /// The node answered something this client cannot read (a different `weft` version?).
     #[error("unreadable answer from the node: {0}")]
     InvalidResponse(String),
@@ -182,8 +185,8 @@ impl Client {
         let request = TopicRequest {
             topic: topic.to_owned(),
         };
-        let body = serde_json::to_vec(&request)
-            .map_err(|err| ClientError::InvalidResponse(err.to_string()))?;
+        let body =
+            serde_json::to_vec(&request).map_err(|err| ClientError::Encode(err.to_string()))?;
         let response = self
             .within(self.send(Method::POST, paths::GOSSIP_SUBSCRIBE, body.into()))
             .await?;
@@ -253,8 +256,8 @@ impl Client {
         path: &str,
         request: &T,
     ) -> Result<R, ClientError> {
-        let body = serde_json::to_vec(request)
-            .map_err(|err| ClientError::InvalidResponse(err.to_string()))?;
+        let body =
+            serde_json::to_vec(request).map_err(|err| ClientError::Encode(err.to_string()))?;
         self.unary(Method::POST, path, body.into()).await
     }
 

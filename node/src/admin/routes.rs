@@ -2,7 +2,9 @@
 //!
 //! To add a route: a path in [`paths`], a method on [`Api`] (or whatever produces the
 //! answer: `/metrics` will want text, `/` HTML), and a line in [`route`]. Authentication and
-//! the body limits apply to every route without more code.
+//! the body limits apply to every route without more code; a route that must answer without
+//! the token (`/metrics` for a scraper, when the config opens it) is matched in [`handle`]
+//! before the token check.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -90,40 +92,40 @@ async fn route<A: Api>(
         (&Method::GET, STATUS) => unary(shared, api.status()).await,
         (&Method::GET, PEERS) => unary(shared, api.peers()).await,
         (&Method::POST, GOSSIP_PUBLISH) => {
-            let body = read_json(shared, request).await?;
-            unary(shared, api.gossip_publish(body)).await
+            let input = read_json(shared, request).await?;
+            unary(shared, api.gossip_publish(input)).await
         }
         (&Method::POST, GOSSIP_SUBSCRIBE) => {
-            let body = read_json(shared, request).await?;
-            let subscription = answer_within(shared, api.gossip_subscribe(body)).await?;
+            let input = read_json(shared, request).await?;
+            let subscription = answer_within(shared, api.gossip_subscribe(input)).await?;
             Ok(body::json_lines(JsonLines::new(
                 subscription.receiver,
                 shared.shutdown.clone(),
             )))
         }
         (&Method::POST, REGISTRY_PROVIDE) => {
-            let body = read_json(shared, request).await?;
-            unary(shared, api.registry_provide(body)).await
+            let input = read_json(shared, request).await?;
+            unary(shared, api.registry_provide(input)).await
         }
         (&Method::POST, REGISTRY_FIND) => {
-            let body = read_json(shared, request).await?;
-            unary(shared, api.registry_find(body)).await
+            let input = read_json(shared, request).await?;
+            unary(shared, api.registry_find(input)).await
         }
         (&Method::POST, CALL) => {
-            let body = read_json(shared, request).await?;
-            unary(shared, api.call(body)).await
+            let input = read_json(shared, request).await?;
+            unary(shared, api.call(input)).await
         }
         (&Method::POST, SYNC_ADD) => {
-            let body = read_json(shared, request).await?;
-            unary(shared, api.sync_add(body)).await
+            let input = read_json(shared, request).await?;
+            unary(shared, api.sync_add(input)).await
         }
         (&Method::POST, SYNC_LIST) => {
-            let body = read_json(shared, request).await?;
-            unary(shared, api.sync_list(body)).await
+            let input = read_json(shared, request).await?;
+            unary(shared, api.sync_list(input)).await
         }
         (&Method::POST, SYNC_STATUS) => {
-            let body = read_json(shared, request).await?;
-            unary(shared, api.sync_status(body)).await
+            let input = read_json(shared, request).await?;
+            unary(shared, api.sync_status(input)).await
         }
         (&Method::POST, SHUTDOWN) => unary(shared, api.shutdown()).await,
         (_, path) if ALL.contains(&path) => Err(ApiError::new(
