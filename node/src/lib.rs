@@ -18,6 +18,8 @@
 //!     sync.redb            the sync store: every synced topic's items
 //!     state.toml           warm-restart state (recently seen peers), rewritten at shutdown
 //!   ```
+//! - [`admin`]: the local admin API (HTTP/JSON on loopback behind a token) that the `weft`
+//!   command talks to.
 //! - [`Node::builder`] → [`Builder::spawn`] → [`Node`]; [`Node::shutdown`] ends every layer in
 //!   order within the grace period.
 //!
@@ -42,6 +44,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admin;
 mod builder;
 mod config;
 mod data_dir;

@@ -1,0 +1,377 @@
+//! The commands that talk to a running node through its admin API.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use weft_node::admin::{Call, Client, ClientError, GossipEvent, SyncAdd, SyncList};
+
+use crate::output::{self, Output};
+use crate::{CallArgs, Command, Global, GossipCommand, RegistryCommand, SyncCommand};
+
+/// Why a command failed; its `Display` is the one line the user sees.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("no data directory: pass --data-dir, set WEFT_DATA_DIR, or set HOME")]
+    NoDataDir,
+    #[error("config file {}: {reason}", path.display())]
+    Config { path: PathBuf, reason: String },
+    #[error("writing the output failed: {0}")]
+    Output(#[from] io::Error),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(io::Error),
+}
+
+impl CliError {
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self {
+            Self::Client(ClientError::NoRunningNode { .. }) => 3,
+            _ => 1,
+        }
+    }
+
+    pub(crate) fn is_broken_pipe(&self) -> bool {
+        matches!(self, Self::Output(err) if err.kind() == io::ErrorKind::BrokenPipe)
+    }
+}
+
+/// Runs a command against the node on the data directory `global` names.
+pub(crate) async fn run(command: Command, global: &Global) -> Result<(), CliError> {
+    let data_dir = data_dir(global)?;
+    let client = Client::from_data_dir(&data_dir)?;
+    let mut out = Output::new(global.json);
+    match command {
+        Command::Id => {
+            let status = client.status().await?;
+            if out.is_json() {
+                out.json(&Id { id: &status.id })?;
+            } else {
+                out.line(format_args!("{}", status.id))?;
+            }
+        }
+        Command::Ticket => {
+            let status = client.status().await?;
+            if out.is_json() {
+                out.json(&Ticket {
+                    ticket: &status.ticket,
+                })?;
+            } else {
+                out.line(format_args!("{}", status.ticket))?;
+            }
+        }
+        Command::Status => status(&client, &mut out).await?,
+        Command::Peers => peers(&client, &mut out).await?,
+        Command::Gossip(command) => gossip(&client, &mut out, command).await?,
+        Command::Registry(command) => registry(&client, &mut out, command).await?,
+        Command::Call(args) => call(&client, &mut out, args).await?,
+        Command::Sync(command) => sync(&client, &mut out, command).await?,
+        Command::Shutdown => {
+            let answer = client.shutdown().await?;
+            if out.is_json() {
+                out.json(&answer)?;
+            } else {
+                out.line(format_args!("the node is shutting down"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Id<'a> {
+    id: &'a str,
+}
+
+#[derive(Serialize)]
+struct Ticket<'a> {
+    ticket: &'a str,
+}
+
+async fn status(client: &Client, out: &mut Output) -> Result<(), CliError> {
+    let status = client.status().await?;
+    if out.is_json() {
+        out.json(&status)?;
+        return Ok(());
+    }
+    let addresses: Vec<String> = status.addresses.iter().map(ToString::to_string).collect();
+    let layers: Vec<&str> = status
+        .layers
+        .iter()
+        .map(|layer| {
+            if layer.running {
+                layer.name.as_str()
+            } else {
+                "(stopped)"
+            }
+        })
+        .collect();
+    out.line(format_args!("id        {}", status.id))?;
+    out.line(format_args!("network   {}", status.network))?;
+    out.line(format_args!("addresses {}", addresses.join(" ")))?;
+    if let Some(relay) = &status.relay {
+        out.line(format_args!("relay     {relay}"))?;
+    }
+    out.line(format_args!(
+        "uptime    {}",
+        output::duration_ms(status.uptime_ms)
+    ))?;
+    out.line(format_args!("version   {}", status.version))?;
+    out.line(format_args!("layers    {}", layers.join(" ")))?;
+    out.line(format_args!("ticket    {}", status.ticket))?;
+    Ok(())
+}
+
+async fn peers(client: &Client, out: &mut Output) -> Result<(), CliError> {
+    let peers = client.peers().await?;
+    if out.is_json() {
+        out.json(&peers)?;
+        return Ok(());
+    }
+    if peers.peers.is_empty() {
+        output::note(format_args!("no peers"));
+    }
+    for peer in &peers.peers {
+        let addresses: Vec<String> = peer.addresses.iter().map(ToString::to_string).collect();
+        out.line(format_args!(
+            "{}  {}  {}",
+            peer.id,
+            output::rtt(peer.rtt_us),
+            addresses.join(" ")
+        ))?;
+    }
+    Ok(())
+}
+
+async fn gossip(client: &Client, out: &mut Output, command: GossipCommand) -> Result<(), CliError> {
+    match command {
+        GossipCommand::Publish { topic, message } => {
+            let published = client.gossip_publish(&topic, message.as_str()).await?;
+            if out.is_json() {
+                out.json(&published)?;
+            } else {
+                out.line(format_args!("published {}", published.message_id))?;
+            }
+        }
+        GossipCommand::Subscribe { topic } => {
+            let mut events = client.gossip_subscribe(&topic).await?;
+            while let Some(event) = events.next().await {
+                let event = event?;
+                if out.is_json() {
+                    out.json(&event)?;
+                    continue;
+                }
+                match event {
+                    GossipEvent::Message { from, content } => {
+                        out.line(format_args!("{from}: {}", content.to_text_lossy()))?;
+                    }
+                    GossipEvent::NeighborUp { peer } => {
+                        output::note(format_args!("neighbour up: {peer}"))
+                    }
+                    GossipEvent::NeighborDown { peer } => {
+                        output::note(format_args!("neighbour down: {peer}"))
+                    }
+                    GossipEvent::Lagged { missed } => {
+                        output::note(format_args!("read too slowly: {missed} events dropped"));
+                    }
+                    // A newer node's event this `weft` does not know: JSON shows it, text skips it.
+                    _ => {}
+                }
+            }
+            if !out.is_json() {
+                output::note(format_args!("the node ended the subscription"));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn registry(
+    client: &Client,
+    out: &mut Output,
+    command: RegistryCommand,
+) -> Result<(), CliError> {
+    match command {
+        RegistryCommand::Provide { name, metadata } => {
+            let provided = client.registry_provide(&name, metadata.as_str()).await?;
+            if out.is_json() {
+                out.json(&provided)?;
+            } else {
+                out.line(format_args!(
+                    "providing {} (record held by {} nodes)",
+                    provided.name, provided.holders
+                ))?;
+            }
+        }
+        RegistryCommand::Find { name } => {
+            let found = client.registry_find(&name).await?;
+            if out.is_json() {
+                out.json(&found)?;
+                return Ok(());
+            }
+            if found.providers.is_empty() {
+                output::note(format_args!("no providers of {name}"));
+            }
+            for provider in &found.providers {
+                let addresses: Vec<String> =
+                    provider.addresses.iter().map(ToString::to_string).collect();
+                out.line(format_args!(
+                    "{}  expires in {}  {}",
+                    provider.id,
+                    output::duration_ms(provider.expires_in_ms),
+                    addresses.join(" ")
+                ))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn call(client: &Client, out: &mut Output, args: CallArgs) -> Result<(), CliError> {
+    let request = Call {
+        name: args.name,
+        request: args.request.as_str().into(),
+        timeout_ms: args.timeout_ms,
+    };
+    let reply = client.call(&request).await?;
+    if out.is_json() {
+        out.json(&reply)?;
+        return Ok(());
+    }
+    for failure in &reply.failed {
+        output::note(format_args!(
+            "{} failed: {}",
+            failure.provider, failure.error
+        ));
+    }
+    output::note(format_args!(
+        "answered by {} in {} ms",
+        reply.provider, reply.elapsed_ms
+    ));
+    out.raw(reply.response.as_bytes())?;
+    Ok(())
+}
+
+async fn sync(client: &Client, out: &mut Output, command: SyncCommand) -> Result<(), CliError> {
+    match command {
+        SyncCommand::Add { topic, item } => {
+            let request = SyncAdd {
+                topic,
+                content: item.map(|item| item.as_str().into()),
+                timestamp: None,
+            };
+            let added = client.sync_add(&request).await?;
+            if out.is_json() {
+                out.json(&added)?;
+            } else if let Some(item) = &added.item {
+                out.line(format_args!("added {item} to {}", added.topic))?;
+            } else {
+                out.line(format_args!("syncing {}", added.topic))?;
+            }
+        }
+        SyncCommand::List {
+            topic,
+            since,
+            limit,
+        } => {
+            let items = client
+                .sync_list(&SyncList {
+                    topic,
+                    since,
+                    limit,
+                })
+                .await?;
+            if out.is_json() {
+                out.json(&items)?;
+                return Ok(());
+            }
+            for item in &items.items {
+                out.line(format_args!(
+                    "{}  {}  {}",
+                    item.timestamp,
+                    item.id,
+                    item.content.to_text_lossy()
+                ))?;
+            }
+            if items.more {
+                output::note(format_args!("more items follow; use --since to page"));
+            }
+        }
+        SyncCommand::Status { topic } => {
+            let status = client.sync_status(&topic).await?;
+            if out.is_json() {
+                out.json(&status)?;
+                return Ok(());
+            }
+            let joined = if status.joined {
+                "syncing"
+            } else {
+                "not syncing"
+            };
+            out.line(format_args!(
+                "{}: {joined}, {} items",
+                status.topic, status.items
+            ))?;
+            for session in &status.sessions {
+                let role = if session.initiator {
+                    "initiator"
+                } else {
+                    "acceptor"
+                };
+                let state = if session.live { "live" } else { "catching up" };
+                out.line(format_args!("  {}  {role}  {state}", session.peer))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The data directory: `--data-dir` (or `WEFT_DATA_DIR`), else the config file's
+/// `[node] data_dir`, else the platform's data directory.
+pub(crate) fn data_dir(global: &Global) -> Result<PathBuf, CliError> {
+    if let Some(dir) = &global.data_dir {
+        return Ok(dir.clone());
+    }
+    if let Some(config) = &global.config
+        && let Some(dir) = config_data_dir(config)?
+    {
+        return Ok(dir);
+    }
+    default_data_dir().ok_or(CliError::NoDataDir)
+}
+
+/// `[node] data_dir` from a config file, relative to the file's directory.
+///
+/// Only this key is read here: checking the whole file is `weft config check`'s job, and a
+/// client command should not fail on a key the running node's version understands.
+fn config_data_dir(path: &Path) -> Result<Option<PathBuf>, CliError> {
+    let config_error = |reason: String| CliError::Config {
+        path: path.to_owned(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|err| config_error(err.to_string()))?;
+    let value: toml::Table = text
+        .parse()
+        .map_err(|err: toml::de::Error| config_error(err.message().to_owned()))?;
+    let Some(dir) = value.get("node").and_then(|node| node.get("data_dir")) else {
+        return Ok(None);
+    };
+    let dir = dir
+        .as_str()
+        .ok_or_else(|| config_error("`node.data_dir` is not a string".to_owned()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    Ok(Some(base.join(dir)))
+}
+
+/// `$XDG_DATA_HOME/weft`, else `$HOME/.local/share/weft`.
+fn default_data_dir() -> Option<PathBuf> {
+    let absolute = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|path| path.is_absolute())
+    };
+    absolute("XDG_DATA_HOME")
+        .map(|dir| dir.join("weft"))
+        .or_else(|| absolute("HOME").map(|home| home.join(".local/share/weft")))
+}
