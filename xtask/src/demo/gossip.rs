@@ -7,24 +7,25 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use weft_gossip::{Event, Gossip, Topic, TopicId};
-use weft_transport::{Endpoint, PeerId};
+use weft_gossip::{Event, Topic, TopicId};
+use weft_node::Node;
+use weft_transport::PeerId;
 
 use crate::table::Table;
 
 /// How long the demo waits for any one gossip event before it calls the run failed.
 const PATIENCE: Duration = Duration::from_secs(10);
 
-pub(super) async fn run(nodes: &[Endpoint], gossips: &[Gossip]) -> Result<()> {
+pub(super) async fn run(nodes: &[Node]) -> Result<()> {
     let topic_id = TopicId::from_name("weft-demo/chat");
     let mut topics: Vec<Topic> = Vec::with_capacity(nodes.len());
-    for (i, gossip) in gossips.iter().enumerate() {
+    for (i, node) in nodes.iter().enumerate() {
         let bootstrap = if i == 0 {
             vec![]
         } else {
             vec![nodes[0].addr()]
         };
-        topics.push(gossip.subscribe(topic_id, bootstrap).await?);
+        topics.push(node.gossip().subscribe(topic_id, bootstrap).await?);
     }
     // Wait until every node but the first has joined (the first is joined by the others).
     for (i, topic) in topics.iter_mut().enumerate().skip(1) {

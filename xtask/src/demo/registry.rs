@@ -3,28 +3,20 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use weft_node::Node;
 use weft_registry::Registry;
-use weft_transport::Endpoint;
 
 use crate::table::Table;
 
 /// The name the demo registers.
 const NAME: &str = "demo/echo-service";
 
-pub(super) async fn run(nodes: &[Endpoint]) -> Result<()> {
-    let mut registries = Vec::with_capacity(nodes.len());
-    for node in nodes {
-        registries.push(Registry::builder().spawn(node).await?);
-    }
-    // Every node learns every other's address, as discovery would feed it.
-    for (i, registry) in registries.iter().enumerate() {
-        let others = nodes
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(_, node)| node.addr());
-        registry.add_peers(others).await?;
-    }
+pub(super) async fn run(nodes: &[Node]) -> Result<()> {
+    // No peer is added by hand: each node's discovery catalog feeds its registry.
+    let registries: Vec<&Registry> = nodes
+        .iter()
+        .map(|node| node.registry().context("the demo's nodes run the registry"))
+        .collect::<Result<_>>()?;
     let providers = nodes.len().min(2);
     let mut registrations = Vec::with_capacity(providers);
     for (i, registry) in registries.iter().take(providers).enumerate() {

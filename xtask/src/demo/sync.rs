@@ -5,36 +5,26 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use weft_gossip::Gossip;
+use weft_node::Node;
 use weft_sync::{
     Item, SyncManager, SyncTopic, TopicId,
-    proto::{CatchUpStats, Config, Event},
+    proto::{CatchUpStats, Event},
     store::{MemoryStore, Store},
 };
-use weft_transport::Endpoint;
 
 use crate::table::Table;
 
 /// How long the demo waits for any one sync event before it calls the run failed.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-pub(super) async fn run(nodes: &[Endpoint], gossips: &[Gossip]) -> Result<()> {
+pub(super) async fn run(nodes: &[Node]) -> Result<()> {
     let topic_id = TopicId::from_name("weft-demo/notes");
-    // Loopback: retry a lost session quickly.
-    let config = Config {
-        fallback_wait: Duration::from_millis(200),
-        retry_base: Duration::from_millis(50),
-        ..Config::default()
-    };
-    let mut managers = Vec::with_capacity(nodes.len());
-    for (node, gossip) in nodes.iter().zip(gossips) {
-        managers.push(
-            SyncManager::builder()
-                .config(config.clone())
-                .spawn(node, gossip)
-                .await?,
-        );
-    }
+    // The nodes' own sync managers, with in-memory stores chosen here so two nodes can start
+    // with different items (`Node::subscribe_sync` would open the node's store).
+    let managers: Vec<&SyncManager> = nodes
+        .iter()
+        .map(|node| node.sync().context("the demo's nodes run sync"))
+        .collect::<Result<_>>()?;
     let items: Vec<Item> = (0..2_500u64)
         .map(|i| Item::new(1_700_000_000 + i, format!("note {i}").as_bytes()))
         .collect();
@@ -116,10 +106,6 @@ pub(super) async fn run(nodes: &[Endpoint], gossips: &[Gossip]) -> Result<()> {
         topics.len() - 1,
         slowest.as_secs_f64() * 1e3
     );
-    drop(topics);
-    for manager in &managers {
-        manager.shutdown().await;
-    }
     Ok(())
 }
 
