@@ -91,6 +91,38 @@ async fn caught_up_reports_what_moved_and_a_shutdown_ends_the_peer_s_session() {
     assert!(tb.insert(1, b"after shutdown").await.is_err());
 }
 
+#[tokio::test]
+async fn an_endpoint_shutdown_after_the_last_handle_is_gone_still_ends_the_sessions_first() {
+    let net = Net::memory(8);
+    let topic = TopicId::from_name("handles gone");
+    let a = Node::start(&net, 1).await;
+    let b = Node::start(&net, 2).await;
+    let mut ta = a.subscribe(topic, store_with(&items(0..10)), vec![]).await;
+    let tb = b.subscribe(topic, MemoryStore::new(), vec![a.addr()]).await;
+    wait_for(&mut ta, "caught up", |e| {
+        matches!(e, Event::CaughtUp { .. }).then_some(())
+    })
+    .await;
+
+    // Every handle of b's sync is gone: its actor ends the sessions on its own, and the
+    // endpoint's shutdown (through the sync handler) waits for that before the connections
+    // close, so a sees a clean end, not a lost connection.
+    let Node {
+        endpoint,
+        gossip,
+        sync,
+    } = b;
+    drop((sync, tb));
+    endpoint.shutdown().await;
+    let reason = wait_for(&mut ta, "the session to end", |e| match e {
+        Event::SessionEnded { reason, .. } => Some(reason.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, EndReason::PeerClosed);
+    drop(gossip);
+}
+
 /// A raw peer: opens a `sync/1` stream and speaks frames by hand.
 async fn raw_session(attacker: &Node, victim: PeerAddr) -> (FramedSend<Frame>, FramedRecv<Frame>) {
     let conn = attacker

@@ -10,6 +10,9 @@
 //! - With the default feature `net`: an [`Endpoint`] on iroh QUIC that routes protocols by ALPN
 //!   and reuses connections, framed streams, request/response, and a [`MemoryNetwork`] for tests
 //!   with injectable latency, loss and partitions.
+//! - With `net`, the pieces every layer's runtime shares: [`WriterPool`] (writers per peer),
+//!   [`Subscribers`] (event delivery), [`Handoff`] (a protocol handler's bounded channel to its
+//!   actor, with a [`WhenFull`] policy) and [`ActorLink`] (a handler's shutdown of its actor).
 //!
 //! With default features off, this crate is identity, ids, signatures and framing types only
 //! (no iroh, no tokio), so the sans-IO `proto` halves of the layers above can use it.
@@ -25,6 +28,8 @@ mod timers;
 #[cfg(feature = "net")]
 mod accept;
 #[cfg(feature = "net")]
+mod actor_link;
+#[cfg(feature = "net")]
 mod admission;
 #[cfg(feature = "net")]
 mod cache;
@@ -32,6 +37,8 @@ mod cache;
 mod endpoint;
 #[cfg(feature = "net")]
 mod events;
+#[cfg(feature = "net")]
+mod handoff;
 #[cfg(feature = "net")]
 mod memory;
 #[cfg(feature = "net")]
@@ -54,6 +61,8 @@ pub use time::{Now, StepDetector, WallTime};
 pub use timers::{Full, TimerQueue};
 
 #[cfg(feature = "net")]
+pub use actor_link::{ActorGuard, ActorLink};
+#[cfg(feature = "net")]
 pub use endpoint::{
     BindError, Builder as EndpointBuilder, ConnectError, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_DISPLACE_AFTER_IDLE, DEFAULT_FIRST_DATA_DEADLINE, DEFAULT_MAX_CACHED_CONNECTIONS,
@@ -63,6 +72,8 @@ pub use endpoint::{
 };
 #[cfg(feature = "net")]
 pub use events::{Delivery, EventSender, Events, LayerEvent, Subscribers};
+#[cfg(feature = "net")]
+pub use handoff::{Handed, Handoff, WhenFull};
 #[cfg(feature = "net")]
 pub use memory::{
     DELAY_LINE_CAPACITY, INBOX_CAPACITY, LinkConfig, MEMORY_TRANSPORT_ID, MemoryNetwork,

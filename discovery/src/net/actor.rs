@@ -9,11 +9,10 @@ use std::{
 };
 
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 use weft_gossip::{Event as GossipEvent, Topic, TopicEvents, TopicSender};
 use weft_transport::{
-    Clock, Endpoint, PeerAddr, PeerId, RelayUrl, SecretKey, TimerQueue, encode_frame,
+    ActorGuard, Clock, Endpoint, PeerAddr, PeerId, RelayUrl, SecretKey, TimerQueue, encode_frame,
 };
 
 use super::{
@@ -54,8 +53,6 @@ pub(super) struct Actor {
     overdue: Vec<Timer>,
     events: Shared,
     watch: watch::Sender<u64>,
-    /// Cancelled when the actor ends, however it ends (see `run`).
-    done: CancellationToken,
     pings: Waiters<Duration>,
     syncs: Waiters<usize>,
     /// Set by the last `LocalUpdateRefused` the node emitted.
@@ -76,7 +73,6 @@ impl Actor {
         inbound: mpsc::Receiver<Inbound>,
         events: Shared,
         watch: watch::Sender<u64>,
-        done: CancellationToken,
     ) -> Result<Self, EntryError> {
         let key = SecretKey::from_bytes(&endpoint.iroh().secret_key().to_bytes());
         let clock = Clock::new(builder.wall_clock.clone());
@@ -109,7 +105,6 @@ impl Actor {
             overdue: Vec::new(),
             events,
             watch,
-            done,
             pings: BTreeMap::new(),
             syncs: BTreeMap::new(),
             refused: None,
@@ -119,9 +114,10 @@ impl Actor {
         })
     }
 
-    pub(super) async fn run(mut self) {
-        // Tells `Discovery::shutdown` the actor has ended, even if it panicked or was aborted.
-        let _done = self.done.clone().drop_guard();
+    /// Runs until a shutdown command or the last handle's drop, then departs; `ended` tells
+    /// `Discovery::shutdown` and the handlers the actor has ended, even if it panicked.
+    pub(super) async fn run(mut self, ended: ActorGuard) {
+        let _ended = ended;
         self.node.start(self.clock.now());
         let outputs = self.node.drain();
         self.apply(outputs);

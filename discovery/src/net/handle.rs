@@ -7,10 +7,9 @@ use std::{
 };
 
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_util::sync::CancellationToken;
 use weft_gossip::{Gossip, TopicId};
 use weft_transport::{
-    Endpoint, EventSender, Events, HandlerRegistration, PeerAddr, PeerId, RegisterError,
+    ActorLink, Endpoint, EventSender, Events, HandlerRegistration, PeerAddr, PeerId, RegisterError,
     Subscribers, SystemWallClock, TicketError, WallClock,
 };
 
@@ -118,7 +117,6 @@ pub struct Builder {
     pub(super) metadata: BTreeMap<String, String>,
     event_capacity: usize,
     command_capacity: usize,
-    inbound_capacity: usize,
     pub(super) shutdown_grace: Duration,
     pub(super) wall_clock: Arc<dyn WallClock>,
 }
@@ -133,7 +131,6 @@ impl Builder {
             metadata: BTreeMap::new(),
             event_capacity: 1024,
             command_capacity: 256,
-            inbound_capacity: 1024,
             shutdown_grace: Duration::from_millis(200),
             wall_clock: Arc::new(SystemWallClock),
         }
@@ -210,21 +207,18 @@ impl Builder {
         for addr in &bootstrap {
             endpoint.add_peer_addr(addr);
         }
-        let (inbound_tx, inbound_rx) = mpsc::channel(self.inbound_capacity);
+        let (inbound, inbound_rx) = wire::inbound();
         let (commands_tx, commands_rx) = mpsc::channel(self.command_capacity);
-        let done = CancellationToken::new();
-        let stop = wire::Stop {
-            commands: commands_tx.downgrade(),
-            done: done.clone(),
-        };
+        // Weak: the registered handlers must not keep the actor alive once every handle is gone.
+        let (actor_link, actor_guard) = ActorLink::new(&commands_tx);
         let max_message = self.config.max_sync_message_bytes;
         let sync = endpoint.register(
             PROTOCOL,
-            wire::Handler::new(PROTOCOL, inbound_tx.clone(), max_message, stop.clone()),
+            wire::Handler::new(PROTOCOL, inbound.clone(), max_message, actor_link.clone()),
         )?;
         let ping = match endpoint.register(
             PING_PROTOCOL,
-            wire::Handler::new(PING_PROTOCOL, inbound_tx, max_message, stop),
+            wire::Handler::new(PING_PROTOCOL, inbound, max_message, actor_link.clone()),
         ) {
             Ok(ping) => ping,
             Err(err) => {
@@ -255,11 +249,10 @@ impl Builder {
             inbound_rx,
             events.clone(),
             watch_tx,
-            done.clone(),
         )?;
         // Not aborted with the last handle: the actor sees its command channel close and
         // departs, as `shutdown` would.
-        tokio::spawn(actor.run());
+        tokio::spawn(actor.run(actor_guard));
         Ok(Discovery {
             inner: Arc::new(Inner {
                 id: endpoint.id(),
@@ -269,7 +262,7 @@ impl Builder {
                 watch: watch_rx,
                 ping_timeout: self.config.ping_timeout,
                 sync_timeout: self.config.sync_timeout,
-                done,
+                actor: actor_link,
                 unregister,
             }),
         })
@@ -315,8 +308,8 @@ struct Inner {
     watch: watch::Receiver<u64>,
     ping_timeout: Duration,
     sync_timeout: Duration,
-    /// Cancelled once the actor has ended (however it ended).
-    done: CancellationToken,
+    /// Shuts the actor down and sees it end (however it ended).
+    actor: ActorLink<Command>,
     unregister: Unregister,
 }
 
@@ -422,9 +415,7 @@ impl Discovery {
     /// [`Error::Closed`]. Returns once the actor has ended; calling it again, from any clone,
     /// waits for the same end. The endpoint and gossip stay the caller's to shut down.
     pub async fn shutdown(&self) {
-        // Fails only when the actor is ending already: then there is nothing to ask.
-        let _ = self.inner.commands.send(Command::Shutdown).await;
-        self.inner.done.cancelled().await;
+        self.inner.actor.shutdown(Command::Shutdown).await;
         self.inner.unregister.run();
     }
 }

@@ -13,8 +13,8 @@
 //!
 //! Bounds and policies when full:
 //! - commands from handles: `command_capacity` (default 256), callers wait;
-//! - inbound messages from connection readers: `inbound_capacity` (default 1024), readers wait
-//!   (QUIC flow control pushes back on the sender);
+//! - inbound messages from connection readers: 1024, handed to the actor by the protocol
+//!   handlers (their policy when full is stated in `wire.rs`);
 //! - messages to one peer: [`SEND_QUEUE_CAPACITY`] per peer, at most [`MAX_WRITERS`] peers;
 //!   a full queue drops the message (the proto's timeouts and retries recover), and the least
 //!   recently used writer is closed to make room for a new one;

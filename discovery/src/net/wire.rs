@@ -4,13 +4,13 @@
 //! Each message is one CBOR frame on its own unidirectional stream. A connection's streams are
 //! read one after another, so a peer's messages reach the actor in the order it sent them.
 
-use std::time::Duration;
+use std::{num::NonZeroUsize, time::Duration};
 
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 use tracing::debug;
 use weft_transport::{
-    Endpoint, FrameError, FramedRecv, PeerAddr, PeerId, Protocol, Sent, WriterPool,
+    ActorLink, Endpoint, FrameError, FramedRecv, Handoff, PeerAddr, PeerId, Protocol, Sent,
+    WhenFull, WriterPool,
     iroh::{AcceptError, Connection, ProtocolHandler},
 };
 
@@ -30,37 +30,43 @@ const BAD_FRAME: u32 = 1;
 /// A message from a peer, for the actor.
 pub(super) type Inbound = (PeerId, Message);
 
+/// Messages from peers waiting for the actor.
+const INBOUND_CAPACITY: NonZeroUsize = NonZeroUsize::new(1024).unwrap();
+
+/// The channel both discovery handlers hand their messages to the actor through.
+///
+/// Policy when full: wait ([`WhenFull::Wait`]). The handler then reads no further stream on
+/// that connection, so QUIC flow control holds its peer back and nothing is lost: the catalog
+/// sync and ping are conversations whose next step is the answer to this message, and a
+/// dropped message would stall them until a time-out. Only that peer's connection waits; the
+/// endpoint's inbound admission bounds how many do.
+pub(super) fn inbound() -> (Handoff<Inbound>, mpsc::Receiver<Inbound>) {
+    Handoff::channel(INBOUND_CAPACITY, WhenFull::Wait)
+}
+
 /// Accepts connections for one discovery protocol and hands their messages to the actor.
 #[derive(Debug, Clone)]
 pub(super) struct Handler {
     protocol: Protocol,
-    inbound: mpsc::Sender<Inbound>,
+    inbound: Handoff<Inbound>,
     max_message: usize,
-    stop: Stop,
-}
-
-/// How a handler shuts the layer down when the endpoint (or an iroh `Router`) does: the same
-/// command as `Discovery::shutdown`, through a weak sender, so the handler never keeps the actor
-/// alive after the last handle is gone.
-#[derive(Debug, Clone)]
-pub(super) struct Stop {
-    pub(super) commands: mpsc::WeakSender<Command>,
-    /// Cancelled once the actor has ended.
-    pub(super) done: CancellationToken,
+    /// Shuts the layer down when the endpoint (or an iroh `Router`) does: the same command as
+    /// `Discovery::shutdown`.
+    actor: ActorLink<Command>,
 }
 
 impl Handler {
     pub(super) fn new(
         protocol: Protocol,
-        inbound: mpsc::Sender<Inbound>,
+        inbound: Handoff<Inbound>,
         max_message: usize,
-        stop: Stop,
+        actor: ActorLink<Command>,
     ) -> Self {
         Self {
             protocol,
             inbound,
             max_message,
-            stop,
+            actor,
         }
     }
 
@@ -93,7 +99,7 @@ impl ProtocolHandler for Handler {
                     break;
                 }
             };
-            if self.inbound.send((peer, message)).await.is_err() {
+            if self.inbound.hand((peer, message)).await.is_closed() {
                 break;
             }
         }
@@ -103,10 +109,7 @@ impl ProtocolHandler for Handler {
     /// Called by `Endpoint::shutdown` (or iroh's `Router::shutdown`): departs as
     /// `Discovery::shutdown` does, and returns once the actor has ended.
     async fn shutdown(&self) {
-        if let Some(commands) = self.stop.commands.upgrade() {
-            let _ = commands.send(Command::Shutdown).await;
-        }
-        self.stop.done.cancelled().await;
+        self.actor.shutdown(Command::Shutdown).await;
     }
 }
 

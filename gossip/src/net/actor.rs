@@ -13,12 +13,11 @@ use tokio::{
     sync::{mpsc, oneshot},
     task::JoinSet,
 };
-use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
+use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, warn};
 use weft_transport::{
-    Clock, Endpoint, EventSender, FrameError, FramedRecv, FramedSend, HandlerRegistration,
-    PeerAddr, PeerId, Sent, TimerQueue, WriterPool,
-    iroh::{AcceptError, Connection, ProtocolHandler},
+    ActorGuard, Clock, Endpoint, EventSender, FrameError, FramedRecv, FramedSend,
+    HandlerRegistration, PeerAddr, PeerId, Sent, TimerQueue, WriterPool, iroh::Connection,
 };
 
 use super::{Builder, Error};
@@ -97,32 +96,6 @@ pub(super) enum FromNet {
     Gone(PeerId),
 }
 
-/// Accepts `gossip/1` connections for the actor, and shuts it down with the endpoint.
-#[derive(Debug, Clone)]
-pub(super) struct Handler {
-    pub(super) conns: mpsc::Sender<Connection>,
-    pub(super) commands: mpsc::WeakSender<ToActor>,
-    pub(super) done: CancellationToken,
-}
-
-impl ProtocolHandler for Handler {
-    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
-        // Full: wait; the accept loop runs one task per connection, so this only delays this one.
-        let _ = self.conns.send(conn).await;
-        Ok(())
-    }
-
-    /// Called by `Endpoint::shutdown` (and iroh's `Router::shutdown`) before the connections
-    /// close: the topics' goodbyes go out first.
-    async fn shutdown(&self) {
-        match self.commands.upgrade() {
-            Some(commands) => super::shutdown(&commands, &self.done).await,
-            // Every handle is gone: the actor is leaving on its own; wait for it.
-            None => self.done.cancelled().await,
-        }
-    }
-}
-
 /// The subscribers of a joined topic (never empty: the last one's departure leaves the topic),
 /// each with its own bounded queue and `Lagged` count. By id, because a subscriber stays until
 /// both halves of its `Topic` are gone, not only its event stream.
@@ -190,10 +163,10 @@ impl Actor {
     }
 
     /// Runs until [`ToActor::Shutdown`] or until every handle is gone (the command channel
-    /// closes), then leaves every topic and flushes ([`Actor::finish`]); `done` is cancelled
-    /// at the end, however the task ends.
-    pub(super) async fn run(mut self, done: CancellationToken) {
-        let _done = done.drop_guard();
+    /// closes), then leaves every topic and flushes ([`Actor::finish`]); `ended` is dropped at
+    /// the end, however the task ends.
+    pub(super) async fn run(mut self, ended: ActorGuard) {
+        let _ended = ended;
         loop {
             let deadline = if self.overdue.is_empty() {
                 self.timers.next_deadline()

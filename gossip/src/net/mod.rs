@@ -8,6 +8,8 @@
 //! in the actor, on the monotonic half of a [`Clock`](weft_transport::Clock). Bounds and
 //! policies:
 //! - commands from handles: `command_capacity`, callers wait when full;
+//! - connections accepted: handed to the actor by the protocol handler (its policy when full
+//!   is stated in `handler.rs`);
 //! - frames from readers: `inbound_capacity`, readers wait (QUIC flow control pushes back);
 //! - frames to one peer: `send_queue_capacity`; when full the frame is dropped (the tree
 //!   repairs it: IHAVE and graft), so a slow peer never stalls the actor;
@@ -34,14 +36,17 @@ use std::{
 };
 
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
 use weft_transport::{
-    Endpoint, Events, HandlerRegistration, LayerEvent, PeerAddr, PeerId, RegisterError,
+    ActorLink, Endpoint, Events, HandlerRegistration, LayerEvent, PeerAddr, PeerId, RegisterError,
 };
 
 mod actor;
+mod handler;
 
-use self::actor::{Actor, Handler, ToActor};
+use self::{
+    actor::{Actor, ToActor},
+    handler::Handler,
+};
 use crate::{
     PROTOCOL,
     proto::{BroadcastError, Config, Content, Event, JoinError, MessageId, Scope, State, TopicId},
@@ -133,14 +138,9 @@ impl Builder {
     /// Registers `gossip/1` on `endpoint` and starts the actor (needs a tokio runtime).
     pub async fn spawn(self, endpoint: &Endpoint) -> Result<Gossip, SpawnError> {
         let (commands_tx, commands_rx) = mpsc::channel(self.command_capacity);
-        let (conns_tx, conns_rx) = mpsc::channel(64);
-        let done = CancellationToken::new();
-        let handler = Handler {
-            conns: conns_tx,
-            // Weak: a registered handler must not keep the actor alive once every handle is gone.
-            commands: commands_tx.downgrade(),
-            done: done.clone(),
-        };
+        // Weak: a registered handler must not keep the actor alive once every handle is gone.
+        let (actor_link, actor_guard) = ActorLink::new(&commands_tx);
+        let (handler, conns_rx) = Handler::new(actor_link.clone());
         let registration = endpoint.register(PROTOCOL, handler)?;
         let me = endpoint.id();
         // Secret: peers must not predict our random walks and choices.
@@ -159,7 +159,7 @@ impl Builder {
         let bytes_sent = actor.bytes_sent.clone();
         // Not aborted on drop: the actor ends when its command channel closes, after leaving
         // its topics (see `Actor::run`).
-        tokio::spawn(actor.run(done.clone()));
+        tokio::spawn(actor.run(actor_guard));
         Ok(Gossip {
             inner: Arc::new(Inner {
                 commands: commands_tx,
@@ -170,7 +170,7 @@ impl Builder {
                 me,
                 endpoint: endpoint.clone(),
                 registration,
-                done,
+                actor: actor_link,
             }),
         })
     }
@@ -194,8 +194,8 @@ struct Inner {
     endpoint: Endpoint,
     /// Our `gossip/1` handler: removed on drop, and only if it is still ours.
     registration: HandlerRegistration,
-    /// Cancelled when the actor has ended.
-    done: CancellationToken,
+    /// Shuts the actor down and sees it end.
+    actor: ActorLink<ToActor>,
 }
 
 impl Drop for Inner {
@@ -285,7 +285,7 @@ impl Gossip {
     /// `Endpoint::shutdown` calls this for a gossip registered on it, before it closes the
     /// connections.
     pub async fn shutdown(&self) {
-        shutdown(&self.inner.commands, &self.inner.done).await;
+        self.inner.actor.shutdown(ToActor::Shutdown).await;
     }
 
     async fn send(&self, command: ToActor) -> Result<(), Error> {
@@ -319,13 +319,6 @@ impl Topic {
     pub async fn recv(&mut self) -> Option<Event<PeerId>> {
         self.events.recv().await
     }
-}
-
-/// Asks the actor to shut down (unless it is ending already) and waits until it has.
-async fn shutdown(commands: &mpsc::Sender<ToActor>, done: &CancellationToken) {
-    // Fails only when the actor has ended (or is ending): then there is nothing to ask.
-    let _ = commands.send(ToActor::Shutdown).await;
-    done.cancelled().await;
 }
 
 /// One subscriber: alive while either half of its `Topic` is. Its drop tells the actor (which

@@ -9,10 +9,10 @@ use std::{
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
 use tracing::warn;
 use weft_transport::{
-    Clock, Endpoint, HandlerRegistration, PeerAddr, PeerId, RequestError, TimerQueue, request,
+    ActorGuard, Clock, Endpoint, HandlerRegistration, PeerAddr, PeerId, RequestError, TimerQueue,
+    request,
 };
 
 use super::{Builder, Command, Error, Event, PROTOCOL, Shared, handler::Inbound, lock};
@@ -74,7 +74,6 @@ pub(super) struct Actor {
     request_timeout: Duration,
     pub(super) shutdown_grace: Duration,
     pub(super) events: Shared,
-    pub(super) done: CancellationToken,
 }
 
 impl Actor {
@@ -85,7 +84,6 @@ impl Actor {
         commands: mpsc::Receiver<Command>,
         inbound: mpsc::Receiver<Inbound>,
         events: Shared,
-        done: CancellationToken,
     ) -> Self {
         let (results_tx, results) = mpsc::channel(RESULT_CAPACITY);
         let key = endpoint_key(&endpoint);
@@ -119,17 +117,17 @@ impl Actor {
             request_timeout,
             shutdown_grace: builder.shutdown_grace,
             events,
-            done,
         }
     }
 
-    pub(super) fn spawn(self) {
-        tokio::spawn(self.run());
+    /// Runs the actor on its own task; `ended` goes with the task, however it ends (even with
+    /// a runtime shutting down), so waiters on the actor's end go on.
+    pub(super) fn spawn(self, ended: ActorGuard) {
+        tokio::spawn(self.run(ended));
     }
 
-    async fn run(mut self) {
-        // Whatever ends this task (even a runtime shutting down), waiters on `done` go on.
-        let _done = self.done.clone().drop_guard();
+    async fn run(mut self, ended: ActorGuard) {
+        let _ended = ended;
         self.flush();
         loop {
             let sleep = self.next_timer();

@@ -1,13 +1,13 @@
 //! Builds and spawns a [`Registry`].
 
 use std::{
+    num::NonZeroUsize,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-use weft_transport::{Endpoint, Subscribers, SystemWallClock, WallClock};
+use weft_transport::{ActorLink, Endpoint, Subscribers, SystemWallClock, WallClock};
 
 use super::{COMMAND_CAPACITY, Inner, PROTOCOL, Registry, SpawnError, actor::Actor, handler};
 use crate::proto::Config;
@@ -44,8 +44,8 @@ impl Builder {
         self
     }
 
-    /// Inbound requests waiting for the actor (default 256); further requests are dropped
-    /// (their streams reset) until it catches up.
+    /// Inbound requests waiting for the actor (default 256, at least 1); further requests are
+    /// refused (their streams reset) until it catches up.
     pub fn max_inbound(mut self, max: usize) -> Self {
         self.max_inbound = max;
         self
@@ -79,15 +79,12 @@ impl Builder {
     pub async fn spawn(self, endpoint: &Endpoint) -> Result<Registry, SpawnError> {
         self.config.validate()?;
         let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
-        let (inbound, inbound_rx) = mpsc::channel(self.max_inbound.max(1));
-        let done = CancellationToken::new();
-        let handler = handler::Handler::new(
-            inbound,
+        // Weak: the registered handler must not keep the actor alive once every handle is gone.
+        let (actor_link, actor_guard) = ActorLink::new(&commands);
+        let (handler, inbound_rx) = handler::Handler::new(
+            NonZeroUsize::new(self.max_inbound).unwrap_or(NonZeroUsize::MIN),
             self.config.request_timeout(),
-            // Weak: the registered handler must not keep the actor alive once every handle is
-            // gone.
-            commands.downgrade(),
-            done.clone(),
+            actor_link.clone(),
         );
         let registration = endpoint.register(PROTOCOL, handler)?;
         let events: super::Shared = Arc::new(Mutex::new(Some(Subscribers::new())));
@@ -99,14 +96,13 @@ impl Builder {
             command_rx,
             inbound_rx,
             events.clone(),
-            done.clone(),
         )
-        .spawn();
+        .spawn(actor_guard);
         Ok(Registry {
             inner: Arc::new(Inner {
                 commands,
                 id: endpoint.id(),
-                done,
+                actor: actor_link,
                 events,
                 event_capacity,
             }),

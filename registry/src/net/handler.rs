@@ -1,12 +1,11 @@
 //! Accepts `registry/1` connections and hands each request to the actor; shuts the registry
 //! down with the endpoint.
 
-use std::time::Duration;
+use std::{num::NonZeroUsize, time::Duration};
 
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
 use weft_transport::{
-    PeerId, RequestError, accept_request,
+    ActorLink, Handed, Handoff, PeerId, RequestError, WhenFull, accept_request,
     iroh::{AcceptError, Connection, ProtocolHandler},
 };
 
@@ -24,25 +23,32 @@ pub(super) struct Inbound {
 /// The protocol handler registered on the endpoint.
 #[derive(Debug, Clone)]
 pub(super) struct Handler {
-    inbound: mpsc::Sender<Inbound>,
+    inbound: Handoff<Inbound>,
     timeout: Duration,
-    commands: mpsc::WeakSender<Command>,
-    done: CancellationToken,
+    actor: ActorLink<Command>,
 }
 
 impl Handler {
+    /// A handler for the actor behind `actor`, and the receiver of the requests it accepts (at
+    /// most `capacity` waiting); each answer waits at most `timeout`.
+    ///
+    /// Policy when full: refuse ([`WhenFull::Refuse`]). The request is dropped, which resets
+    /// its stream, and the asker counts us as failed for it and goes on with the other nodes
+    /// of its lookup at once. A request queued behind a backlog would be answered after the
+    /// asker's own time-out, work for nobody; and waiting would also hold up the requests
+    /// behind it on the same connection.
     pub(super) fn new(
-        inbound: mpsc::Sender<Inbound>,
+        capacity: NonZeroUsize,
         timeout: Duration,
-        commands: mpsc::WeakSender<Command>,
-        done: CancellationToken,
-    ) -> Self {
-        Self {
+        actor: ActorLink<Command>,
+    ) -> (Self, mpsc::Receiver<Inbound>) {
+        let (inbound, receiver) = Handoff::channel(capacity, WhenFull::Refuse);
+        let handler = Self {
             inbound,
             timeout,
-            commands,
-            done,
-        }
+            actor,
+        };
+        (handler, receiver)
     }
 }
 
@@ -63,10 +69,12 @@ impl ProtocolHandler for Handler {
                 request,
                 reply,
             };
-            // Full: the actor is behind; dropping the request resets its stream and the asker
-            // treats us as failed for this request.
-            if self.inbound.try_send(inbound).is_err() {
-                continue;
+            match self.inbound.hand(inbound).await {
+                Handed::Queued => {}
+                // Dropping the responder resets the stream (see `Handler::new`).
+                Handed::Refused(_) => continue,
+                // The registry has ended: nothing here will be answered again.
+                _ => break,
             }
             let timeout = self.timeout;
             tokio::spawn(async move {
@@ -81,10 +89,6 @@ impl ProtocolHandler for Handler {
     /// Called by `Endpoint::shutdown` (and iroh's `Router::shutdown`) while dials still work:
     /// the withdrawals go out before the connections close.
     async fn shutdown(&self) {
-        match self.commands.upgrade() {
-            Some(commands) => super::shutdown(&commands, &self.done).await,
-            // Every handle is gone: the actor is finishing on its own; wait for it.
-            None => self.done.cancelled().await,
-        }
+        self.actor.shutdown(Command::Shutdown).await;
     }
 }

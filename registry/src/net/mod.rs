@@ -17,8 +17,9 @@ mod registration;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
-use weft_transport::{EventSender, Events, PeerAddr, PeerId, Protocol, RegisterError, Subscribers};
+use weft_transport::{
+    ActorLink, EventSender, Events, PeerAddr, PeerId, Protocol, RegisterError, Subscribers,
+};
 
 pub use builder::{Builder, DEFAULT_SHUTDOWN_GRACE};
 pub use event::Event;
@@ -72,8 +73,8 @@ pub struct Registry {
 struct Inner {
     commands: mpsc::Sender<Command>,
     id: PeerId,
-    /// Cancelled when the actor has ended.
-    done: CancellationToken,
+    /// Shuts the actor down and sees it end.
+    actor: ActorLink<Command>,
     /// The event subscribers, shared with the actor; `None` once it has ended.
     events: Shared,
     event_capacity: usize,
@@ -237,15 +238,8 @@ impl Registry {
     /// `Endpoint::shutdown` calls this for a registry spawned on it, before it closes the
     /// connections; dropping the last handle does the same in the background.
     pub async fn shutdown(&self) {
-        shutdown(&self.inner.commands, &self.inner.done).await;
+        self.inner.actor.shutdown(Command::Shutdown).await;
     }
-}
-
-/// Asks the actor to shut down (unless it is ending already) and waits until it has.
-async fn shutdown(commands: &mpsc::Sender<Command>, done: &CancellationToken) {
-    // Fails only when the actor is ending already: then there is nothing to ask.
-    let _ = commands.send(Command::Shutdown).await;
-    done.cancelled().await;
 }
 
 /// Locks the subscribers; a panic elsewhere while holding the lock leaves them usable.

@@ -10,7 +10,7 @@ use tokio::{
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, warn};
 use weft_gossip::{Event as GossipEvent, Topic as GossipTopic, TopicId};
-use weft_transport::{Clock, Endpoint, EventSender, PeerId, TimerQueue, encode_frame};
+use weft_transport::{ActorGuard, Clock, Endpoint, EventSender, PeerId, TimerQueue, encode_frame};
 
 use super::{
     Error,
@@ -66,9 +66,9 @@ pub(super) enum ToActor {
         topic: TopicId,
         peers: Vec<weft_transport::PeerAddr>,
     },
-    Shutdown {
-        reply: oneshot::Sender<()>,
-    },
+    /// End every session and stop; the handle waits for the actor's end through its
+    /// `ActorLink`.
+    Shutdown,
 }
 
 impl std::fmt::Debug for ToActor {
@@ -158,8 +158,10 @@ impl Actor {
         }
     }
 
-    /// Runs until every handle is gone or `shutdown` finished.
-    pub(super) async fn run(mut self) {
+    /// Runs until every handle is gone or `shutdown` finished; `ended` tells the handles and
+    /// the protocol handler the actor has ended, however it ended.
+    pub(super) async fn run(mut self, ended: ActorGuard) {
+        let _ended = ended;
         loop {
             let deadline = if self.overdue.is_empty() {
                 self.timers.next_deadline()
@@ -175,9 +177,8 @@ impl Actor {
             };
             tokio::select! {
                 command = self.commands.recv() => match command {
-                    Some(ToActor::Shutdown { reply }) => {
+                    Some(ToActor::Shutdown) => {
                         self.shutdown().await;
-                        let _ = reply.send(());
                         return;
                     }
                     Some(command) => self.on_command(command),
@@ -295,7 +296,7 @@ impl Actor {
                     });
                 }
             }
-            ToActor::Shutdown { .. } => unreachable!("handled in run"),
+            ToActor::Shutdown => unreachable!("handled in run"),
         }
     }
 

@@ -6,7 +6,8 @@
 //! sessions. Each session is one bidirectional QUIC stream with a task that moves its frames.
 //! Bounds and policies:
 //! - commands from handles: `command_capacity`, callers wait when full;
-//! - streams opened by peers: 64 waiting for the actor, further ones wait (QUIC flow control);
+//! - streams opened by peers: 64 waiting for the actor, handed over by the protocol handler
+//!   (its policy when full is stated in `streams.rs`);
 //! - frames queued to one session: `max_queued_bytes` (and 4,096 frames), and to all sessions
 //!   together: `max_total_queued_bytes`; when over either the session fails and is retried
 //!   later, and the next session reconciles what was not sent, so nothing is lost, only
@@ -28,7 +29,8 @@ use std::{sync::Arc, time::Duration};
 use tokio::sync::{mpsc, oneshot};
 use weft_gossip::{Gossip, TopicId};
 use weft_transport::{
-    Endpoint, EventSender, Events, HandlerRegistration, LayerEvent, PeerAddr, PeerId, RegisterError,
+    ActorLink, Endpoint, EventSender, Events, HandlerRegistration, LayerEvent, PeerAddr, PeerId,
+    RegisterError,
 };
 
 use self::{
@@ -144,11 +146,9 @@ impl Builder {
         gossip: &Gossip,
     ) -> Result<SyncManager, SpawnError> {
         let (commands_tx, commands_rx) = mpsc::channel(self.command_capacity);
-        let (inbound_tx, inbound_rx) = mpsc::channel(64);
-        let handler = Handler {
-            inbound: inbound_tx,
-            commands: commands_tx.downgrade(),
-        };
+        // Weak: the registered handler must not keep the actor alive once every handle is gone.
+        let (actor_link, actor_guard) = ActorLink::new(&commands_tx);
+        let (handler, inbound_rx) = Handler::new(actor_link.clone());
         let registration = endpoint.register(PROTOCOL, handler)?;
         let seed = endpoint.secret_seed("weft/sync/manager");
         let manager = Manager::new(endpoint.id(), self.config.clone(), seed);
@@ -160,7 +160,7 @@ impl Builder {
             shutdown_grace: self.shutdown_grace,
         };
         let actor = Actor::new(manager, endpoint.clone(), limits, commands_rx, inbound_rx);
-        tokio::spawn(actor.run());
+        tokio::spawn(actor.run(actor_guard));
         Ok(SyncManager {
             inner: Arc::new(Inner {
                 commands: commands_tx,
@@ -169,6 +169,7 @@ impl Builder {
                 gossip: gossip.clone(),
                 endpoint: endpoint.clone(),
                 registration,
+                actor: actor_link,
             }),
         })
     }
@@ -189,6 +190,8 @@ struct Inner {
     gossip: Gossip,
     endpoint: Endpoint,
     registration: HandlerRegistration,
+    /// Shuts the actor down and sees it end.
+    actor: ActorLink<ToActor>,
 }
 
 impl Drop for Inner {
@@ -273,12 +276,10 @@ impl SyncManager {
     }
 
     /// Ends every session cleanly (streams finished, within the grace period), leaves every
-    /// overlay and stops the actor. Later calls fail with [`Error::Closed`].
+    /// overlay and stops the actor. Later calls fail with [`Error::Closed`]. Returns once the
+    /// actor has ended; calling it again, from any clone, waits for the same end.
     pub async fn shutdown(&self) {
-        let (reply, done) = oneshot::channel();
-        if self.send(ToActor::Shutdown { reply }).await.is_ok() {
-            let _ = done.await;
-        }
+        self.inner.actor.shutdown(ToActor::Shutdown).await;
         self.inner
             .endpoint
             .unregister_exact(self.inner.registration);

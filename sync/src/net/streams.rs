@@ -7,6 +7,7 @@
 //! `LINGER`), so both ends see a clean close.
 
 use std::{
+    num::NonZeroUsize,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -16,7 +17,7 @@ use std::{
 
 use tokio::sync::mpsc;
 use weft_transport::{
-    Endpoint, FrameError, FramedRecv, FramedSend, PeerAddr, PeerId,
+    ActorLink, Endpoint, FrameError, FramedRecv, FramedSend, Handoff, PeerAddr, PeerId, WhenFull,
     iroh::{AcceptError, Connection, ProtocolHandler, RecvStream, SendStream},
 };
 
@@ -216,36 +217,45 @@ pub(super) async fn run_stream(
     let _ = to_actor.send(FromStream::Closed(session, outcome)).await;
 }
 
+/// Streams opened by peers waiting for the actor to start their sessions.
+const WAITING: NonZeroUsize = NonZeroUsize::new(64).unwrap();
+
 /// Accepts `sync/1` connections and hands every stream the peer opens to the actor.
 #[derive(Debug, Clone)]
 pub(super) struct Handler {
-    pub(super) inbound: mpsc::Sender<Inbound>,
-    pub(super) commands: mpsc::WeakSender<ToActor>,
+    inbound: Handoff<Inbound>,
+    actor: ActorLink<ToActor>,
+}
+
+impl Handler {
+    /// A handler for the actor behind `actor`, and the receiver of the streams it accepts.
+    ///
+    /// Policy when full: wait ([`WhenFull::Wait`]). A stream is a whole session, which the
+    /// peer opened because gossip made us neighbours; refusing it would only make the peer
+    /// retry later. While the handler waits it accepts no further stream on that connection,
+    /// so QUIC flow control holds the peer's next ones; the endpoint's stream and connection
+    /// limits bound the rest.
+    pub(super) fn new(actor: ActorLink<ToActor>) -> (Self, mpsc::Receiver<Inbound>) {
+        let (inbound, receiver) = Handoff::channel(WAITING, WhenFull::Wait);
+        (Self { inbound, actor }, receiver)
+    }
 }
 
 impl ProtocolHandler for Handler {
     async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
         let peer = PeerId::from(conn.remote_id());
         while let Ok((send, recv)) = conn.accept_bi().await {
-            // Full: wait. QUIC flow control holds the peer's further streams meanwhile.
-            if self
-                .inbound
-                .send(Inbound { peer, send, recv })
-                .await
-                .is_err()
-            {
+            let inbound = Inbound { peer, send, recv };
+            if self.inbound.hand(inbound).await.is_closed() {
                 break;
             }
         }
         Ok(())
     }
 
+    /// Called by `Endpoint::shutdown` (and iroh's `Router::shutdown`): ends every session as
+    /// `SyncManager::shutdown` does, and returns once the actor has ended.
     async fn shutdown(&self) {
-        if let Some(commands) = self.commands.upgrade() {
-            let (reply, done) = tokio::sync::oneshot::channel();
-            if commands.send(ToActor::Shutdown { reply }).await.is_ok() {
-                let _ = done.await;
-            }
-        }
+        self.actor.shutdown(ToActor::Shutdown).await;
     }
 }

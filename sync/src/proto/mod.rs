@@ -21,7 +21,7 @@ pub use manager::{
     SubscribeError, Timer,
 };
 pub use negentropy::{
-    MIN_FRAME_SIZE_LIMIT, MessageError, PROTOCOL_VERSION_V1, ReconcileError, Reconciled, Reconciler,
+    MIN_FRAME_SIZE_LIMIT, MessageError, NEGENTROPY_V1, ReconcileError, Reconciled, Reconciler,
 };
 pub use protocol::{
     CatchUpStats, Context, Origin, ProtocolError, ProtocolFactory, Role, SyncProtocol,

@@ -18,8 +18,8 @@ use crate::proto::{
     fingerprint::{FINGERPRINT_LEN, Fingerprint},
 };
 
-/// The version byte of Negentropy protocol v1.
-pub const PROTOCOL_VERSION_V1: u8 = 0x61;
+/// The version byte that opens every Negentropy v1 message.
+pub const NEGENTROPY_V1: u8 = 0x61;
 
 /// Bytes of an id in an id list.
 const ID_LEN: usize = 32;

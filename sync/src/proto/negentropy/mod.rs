@@ -22,7 +22,7 @@ mod reconciler;
 pub(crate) mod varint;
 
 pub use error::{MessageError, ReconcileError};
-pub use message::PROTOCOL_VERSION_V1;
+pub use message::NEGENTROPY_V1;
 pub use reconciler::{MIN_FRAME_SIZE_LIMIT, Reconciled, Reconciler};
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 use super::{
     MessageError, ReconcileError,
     bound::{Bound, BoundWriter},
-    message::{self, IdList, Mode, PROTOCOL_VERSION_V1, Payload, RangeReader},
+    message::{self, IdList, Mode, NEGENTROPY_V1, Payload, RangeReader},
 };
 use crate::proto::{Index, ItemId};
 
@@ -125,7 +125,7 @@ impl Reconciler {
             Role::Acceptor => return Err(ReconcileError::AlreadyAccepting),
             Role::Open | Role::Uninitiated => self.role = Role::Initiator,
         }
-        let mut out = vec![PROTOCOL_VERSION_V1];
+        let mut out = vec![NEGENTROPY_V1];
         split_range(
             index,
             0,
@@ -166,13 +166,13 @@ impl Reconciler {
         if !(0x60..=0x6f).contains(&version) {
             return Err(ReconcileError::InvalidProtocolVersion(version));
         }
-        if version != PROTOCOL_VERSION_V1 {
+        if version != NEGENTROPY_V1 {
             if initiator {
                 return Err(ReconcileError::UnsupportedProtocolVersion(version));
             }
             // The protocol's answer to a version we do not speak: the one we do, alone.
             return Ok(Reconciled {
-                reply: Some(vec![PROTOCOL_VERSION_V1]),
+                reply: Some(vec![NEGENTROPY_V1]),
                 ..Reconciled::default()
             });
         }
@@ -180,7 +180,7 @@ impl Reconciler {
             index,
             initiator,
             limit: self.frame_size_limit,
-            out: vec![PROTOCOL_VERSION_V1],
+            out: vec![NEGENTROPY_V1],
             bounds: BoundWriter::default(),
             have: Vec::new(),
             need: Vec::new(),

@@ -39,7 +39,7 @@ fn roles_are_fixed_by_the_first_call() {
     );
 
     let mut acceptor = Reconciler::new(0).unwrap();
-    acceptor.reconcile(&set, &[PROTOCOL_VERSION_V1]).unwrap();
+    acceptor.reconcile(&set, &[NEGENTROPY_V1]).unwrap();
     assert_eq!(
         acceptor.initiate(&set),
         Err(ReconcileError::AlreadyAccepting)
@@ -47,13 +47,13 @@ fn roles_are_fixed_by_the_first_call() {
 
     let mut uninitiated = Reconciler::initiator(0).unwrap();
     assert_eq!(
-        uninitiated.reconcile(&set, &[PROTOCOL_VERSION_V1]),
+        uninitiated.reconcile(&set, &[NEGENTROPY_V1]),
         Err(ReconcileError::NotInitiated)
     );
     uninitiated.initiate(&set).unwrap();
     // The acceptor's "nothing left" reply ends reconciliation.
     assert_eq!(
-        uninitiated.reconcile(&set, &[PROTOCOL_VERSION_V1]),
+        uninitiated.reconcile(&set, &[NEGENTROPY_V1]),
         Ok(Reconciled::default())
     );
 }
@@ -61,7 +61,7 @@ fn roles_are_fixed_by_the_first_call() {
 #[test]
 fn acceptor_answers_other_versions_with_its_own() {
     let reply = accept(&[0x62, 0xff, 0xff]).unwrap();
-    assert_eq!(reply.reply, Some(vec![PROTOCOL_VERSION_V1]));
+    assert_eq!(reply.reply, Some(vec![NEGENTROPY_V1]));
     assert_eq!(
         accept(&[0x42]),
         Err(ReconcileError::InvalidProtocolVersion(0x42))
@@ -87,7 +87,7 @@ fn initiator_refuses_other_versions() {
 #[test]
 fn messages_over_the_limit_are_refused() {
     let mut acceptor = Reconciler::new(4096).unwrap();
-    let mut message = vec![PROTOCOL_VERSION_V1];
+    let mut message = vec![NEGENTROPY_V1];
     message.resize(4097, 0);
     assert_eq!(
         acceptor.reconcile(&index(1), &message),
@@ -200,7 +200,7 @@ fn random_bytes_never_panic() {
         if let Some(first) = message.first_mut() {
             // Mostly valid versions, so the parser behind them gets exercised.
             if rng.random_bool(0.9) {
-                *first = PROTOCOL_VERSION_V1;
+                *first = NEGENTROPY_V1;
             }
         }
         let _ = Reconciler::new(0).unwrap().reconcile(&set, &message);
