@@ -76,6 +76,13 @@ pub struct NodeConfig {
     /// The longest a graceful shutdown may take, all layers together (default `"5s"`).
     #[serde(with = "duration::serde_human")]
     pub shutdown_grace: Duration,
+    /// Where the `weft` command keeps the node's data directory when neither `--data-dir` nor
+    /// `WEFT_DATA_DIR` says (default: none, so `$XDG_DATA_HOME/weft`, else
+    /// `~/.local/share/weft`). Read from a file given with `--config`; a relative path is
+    /// relative to that file's directory ([`Config::load`] resolves it). The library takes the
+    /// directory from [`crate::Builder::data_dir`] and ignores this key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for NodeConfig {
@@ -84,6 +91,7 @@ impl Default for NodeConfig {
             network: "weft".into(),
             bind: DEFAULT_BIND,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            data_dir: None,
         }
     }
 }
@@ -184,14 +192,21 @@ pub const ENV_VARS: &[(&str, &str)] = &[
 
 impl Config {
     /// Reads and parses the TOML file at `path`. Errors name the file, and the line and key of
-    /// a bad value.
+    /// a bad value. A relative `[node] data_dir` is made relative to the file's directory.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text, &path.display().to_string())
+        let mut config = Self::parse(&text, &path.display().to_string())?;
+        if let Some(dir) = &config.node.data_dir
+            && dir.is_relative()
+        {
+            let base = path.parent().unwrap_or(Path::new("."));
+            config.node.data_dir = Some(base.join(dir));
+        }
+        Ok(config)
     }
 
     /// Parses TOML text (what [`Config::load`] does after reading the file).
@@ -337,8 +352,9 @@ fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// A bootstrap peer from a ticket (`weft1...`) or `<peer id>@<ip:port>`.
-pub(crate) fn parse_peer(text: &str) -> Result<PeerAddr, String> {
+/// A bootstrap peer from a ticket (`weft1...`) or `<peer id>@<ip:port>`, the forms
+/// `[bootstrap] peers` and `weft run --bootstrap` take; the error says what is wrong in a line.
+pub fn parse_peer(text: &str) -> Result<PeerAddr, String> {
     let text = text.trim();
     if text.starts_with(weft_transport::Ticket::PREFIX) {
         return PeerAddr::from_ticket(text).map_err(|err| format!("bad ticket {text:?}: {err}"));

@@ -112,6 +112,12 @@ pub enum DataDirError {
         /// Why.
         source: io::Error,
     },
+    /// `weft init` found a key already: a new one would replace the node's identity.
+    #[error("key file {path} exists already; this data directory has an identity")]
+    KeyExists {
+        /// The key file.
+        path: PathBuf,
+    },
     /// A key was given to the builder, but the directory holds a different one.
     #[error(
         "key file {path} holds the identity {on_disk}, not the key given to the builder ({given})"
@@ -131,6 +137,18 @@ fn holder_suffix(holder: &Option<String>) -> String {
         .as_ref()
         .map(|pid| format!(" (pid {pid})"))
         .unwrap_or_default()
+}
+
+/// Creates the data directory at `path` (mode 0700) and a new key in it, and returns the new
+/// identity: what `weft init` does. Refuses a directory that has a key already
+/// ([`DataDirError::KeyExists`]), or one a running node holds ([`DataDirError::Locked`]).
+pub fn init_data_dir(path: &Path) -> Result<weft_transport::PeerId, DataDirError> {
+    let dir = DataDir::open(path)?;
+    let key_path = dir.key_path();
+    if key_path.exists() {
+        return Err(DataDirError::KeyExists { path: key_path });
+    }
+    Ok(dir.key(None)?.peer_id())
 }
 
 /// An open, locked data directory. The lock is held until this is dropped.

@@ -47,6 +47,7 @@
 pub mod admin;
 mod builder;
 mod config;
+mod daemon;
 mod data_dir;
 mod duration;
 mod key_file;
@@ -58,7 +59,11 @@ mod wiring;
 pub use builder::{Builder, SpawnError};
 pub use config::{
     AdminConfig, BootstrapConfig, Config, ConfigError, DEFAULT_BIND, DEFAULT_SHUTDOWN_GRACE,
-    ENV_VARS, NodeConfig,
+    ENV_VARS, NodeConfig, parse_peer,
 };
-pub use data_dir::{DataDirError, KEY_FILE, LOCK_FILE, STATE_FILE, SYNC_STORE_FILE};
+pub use daemon::{
+    MAX_GOSSIP_SUBSCRIBERS, MAX_GOSSIP_TOPICS, MAX_LIST_ITEMS, MAX_PROVIDED_NAMES, MAX_SYNC_TOPICS,
+    NodeApi,
+};
+pub use data_dir::{DataDirError, KEY_FILE, LOCK_FILE, STATE_FILE, SYNC_STORE_FILE, init_data_dir};
 pub use node::{Error, MAX_TOPIC_BOOTSTRAP, Node};

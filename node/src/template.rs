@@ -26,6 +26,10 @@ bind = "127.0.0.1:0"
 # (env: WEFT_NODE_SHUTDOWN_GRACE)
 shutdown_grace = "5s"
 
+# The data directory, for `weft --config FILE ...` (relative to FILE's directory). Without
+# it: --data-dir, else WEFT_DATA_DIR, else $XDG_DATA_HOME/weft or ~/.local/share/weft.
+# data_dir = "data"
+
 [bootstrap]
 # Peers to join through at the first start: tickets (weft1...) or "<peer id>@<ip:port>".
 # After that the node also remembers the peers it saw (state.toml in the data directory).

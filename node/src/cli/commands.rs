@@ -1,12 +1,12 @@
 //! The commands that talk to a running node through its admin API.
 
 use std::io;
-use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use weft_node::admin::{Call, Client, ClientError, GossipEvent, SyncAdd, SyncList};
 
 use crate::output::{self, Output};
+use crate::paths;
 use crate::{CallArgs, Command, Global, GossipCommand, RegistryCommand, SyncCommand};
 
 /// Why a command failed; its `Display` is the one line the user sees.
@@ -16,8 +16,16 @@ pub(crate) enum CliError {
     Client(#[from] ClientError),
     #[error("no data directory: pass --data-dir, set WEFT_DATA_DIR, or set HOME")]
     NoDataDir,
-    #[error("config file {}: {reason}", path.display())]
-    Config { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Config(#[from] weft_node::ConfigError),
+    #[error(transparent)]
+    Spawn(#[from] weft_node::SpawnError),
+    #[error(transparent)]
+    DataDir(#[from] weft_node::DataDirError),
+    #[error("cannot start the admin API: {0}")]
+    Admin(#[from] weft_node::admin::StartError),
+    #[error("{0}")]
+    Usage(String),
     #[error("writing the output failed: {0}")]
     Output(#[from] io::Error),
     #[error("cannot start the async runtime: {0}")]
@@ -39,7 +47,7 @@ impl CliError {
 
 /// Runs a command against the node on the data directory `global` names.
 pub(crate) async fn run(command: Command, global: &Global) -> Result<(), CliError> {
-    let data_dir = data_dir(global)?;
+    let data_dir = paths::data_dir(global)?;
     let client = Client::from_data_dir(&data_dir)?;
     let mut out = Output::new(global.json);
     match command {
@@ -67,6 +75,12 @@ pub(crate) async fn run(command: Command, global: &Global) -> Result<(), CliErro
         Command::Registry(command) => registry(&client, &mut out, command).await?,
         Command::Call(args) => call(&client, &mut out, args).await?,
         Command::Sync(command) => sync(&client, &mut out, command).await?,
+        // `main` runs these without a client; reaching here is a wiring mistake, said in a line.
+        Command::Init | Command::Run(_) | Command::Config(_) => {
+            return Err(CliError::Usage(
+                "this command does not talk to a running node".into(),
+            ));
+        }
         Command::Shutdown => {
             let answer = client.shutdown().await?;
             if out.is_json() {
@@ -325,53 +339,4 @@ async fn sync(client: &Client, out: &mut Output, command: SyncCommand) -> Result
         }
     }
     Ok(())
-}
-
-/// The data directory: `--data-dir` (or `WEFT_DATA_DIR`), else the config file's
-/// `[node] data_dir`, else the platform's data directory.
-pub(crate) fn data_dir(global: &Global) -> Result<PathBuf, CliError> {
-    if let Some(dir) = &global.data_dir {
-        return Ok(dir.clone());
-    }
-    if let Some(config) = &global.config
-        && let Some(dir) = config_data_dir(config)?
-    {
-        return Ok(dir);
-    }
-    default_data_dir().ok_or(CliError::NoDataDir)
-}
-
-/// `[node] data_dir` from a config file, relative to the file's directory.
-///
-/// Only this key is read here: checking the whole file is `weft config check`'s job, and a
-/// client command should not fail on a key the running node's version understands.
-fn config_data_dir(path: &Path) -> Result<Option<PathBuf>, CliError> {
-    let config_error = |reason: String| CliError::Config {
-        path: path.to_owned(),
-        reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|err| config_error(err.to_string()))?;
-    let value: toml::Table = text
-        .parse()
-        .map_err(|err: toml::de::Error| config_error(err.message().to_owned()))?;
-    let Some(dir) = value.get("node").and_then(|node| node.get("data_dir")) else {
-        return Ok(None);
-    };
-    let dir = dir
-        .as_str()
-        .ok_or_else(|| config_error("`node.data_dir` is not a string".to_owned()))?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    Ok(Some(base.join(dir)))
-}
-
-/// `$XDG_DATA_HOME/weft`, else `$HOME/.local/share/weft`.
-fn default_data_dir() -> Option<PathBuf> {
-    let absolute = |var: &str| {
-        std::env::var_os(var)
-            .map(PathBuf::from)
-            .filter(|path| path.is_absolute())
-    };
-    absolute("XDG_DATA_HOME")
-        .map(|dir| dir.join("weft"))
-        .or_else(|| absolute("HOME").map(|home| home.join(".local/share/weft")))
 }

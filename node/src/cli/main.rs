@@ -1,4 +1,4 @@
-//! `weft`: talk to a running weft node (and, with the node library, run one).
+//! `weft`: run a weft node (`weft init`, `weft run`) and talk to a running one.
 //!
 //! Exit codes: 0 done; 1 failed; 2 bad usage; 3 no node runs on the data directory. A failure
 //! prints one line, `weft: <what went wrong>`, on stderr.
@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod commands;
+mod daemon;
 mod output;
+mod paths;
 
 use commands::CliError;
 
@@ -26,11 +28,11 @@ struct Cli {
 /// Options every command takes.
 #[derive(Debug, Args)]
 struct Global {
-    /// The node's data directory [default: the config file's `[node] data_dir`, else
+    /// The node's data directory [default: the `--config` file's `[node] data_dir`, else
     /// $XDG_DATA_HOME/weft or ~/.local/share/weft]
     #[arg(long, global = true, env = "WEFT_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// The config file
+    /// The config file [default: config.toml in the data directory, if there is one]
     #[arg(long, global = true, env = "WEFT_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Print JSON (one document, or one per line for streams) instead of text
@@ -40,12 +42,14 @@ struct Global {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    // Merge with the node library: the commands that need `weft_node::{Node, Config}` go
-    // here, implemented in `cli/daemon.rs`:
-    //   Init(daemon::InitArgs)     `weft init`: a commented config file and a key
-    //   Run(daemon::RunArgs)       `weft run`: the node, its admin server, SIGINT/SIGTERM
-    //   Config(daemon::ConfigCommand)  `weft config check|show`
-    // and `commands::data_dir` then resolves the data directory through `Config::load`.
+    /// Create the data directory with a new key, and a commented config file
+    Init,
+    /// Run the node (logs on stderr; prints its id and ticket when ready), until SIGINT,
+    /// SIGTERM or `weft shutdown`
+    Run(daemon::RunArgs),
+    /// Check the effective config, or print it
+    #[command(subcommand)]
+    Config(daemon::ConfigCommand),
     /// Print the node's id
     Id,
     /// Print a ticket other nodes can bootstrap from
@@ -143,14 +147,23 @@ enum SyncCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => return fail(&CliError::Runtime(err)),
+    let result = match cli.command {
+        Command::Init => daemon::init(&cli.global),
+        Command::Config(command) => daemon::config(&cli.global, command),
+        // The node runs every layer's actor: give it every core.
+        Command::Run(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(CliError::Runtime)
+            .and_then(|runtime| runtime.block_on(daemon::run(&cli.global, args))),
+        // A client makes one call at a time: one thread is plenty.
+        command => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(CliError::Runtime)
+            .and_then(|runtime| runtime.block_on(commands::run(command, &cli.global))),
     };
-    match runtime.block_on(commands::run(cli.command, &cli.global)) {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => fail(&err),
     }

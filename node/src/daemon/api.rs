@@ -1,0 +1,186 @@
+//! [`NodeApi`]: a running [`Node`] behind the admin API.
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::Node;
+use crate::admin::{
+    Api, ApiError, Call, CallReply, GossipEvent, GossipPublish, LayerStatus, Peer, Peers, Provided,
+    Providers, Published, RegistryFind, RegistryProvide, ShuttingDown, Status, Subscription,
+    SyncAdd, SyncAdded, SyncItems, SyncList, SyncStatus, TopicRequest,
+};
+use crate::daemon::{gossip::GossipTopics, registry, registry::ProvidedNames, sync::SyncTopics};
+
+/// A [`Node`] serving the admin API ([`crate::admin::Server::spawn`] takes it in an `Arc`).
+///
+/// What a command starts lasts until the node shuts down: gossip topics stay joined, names
+/// stay provided, sync topics stay synced. Each kind is held in a map with a limit
+/// ([`crate::MAX_GOSSIP_TOPICS`], [`crate::MAX_PROVIDED_NAMES`], [`crate::MAX_SYNC_TOPICS`]);
+/// past it, the command is refused with a message saying so.
+///
+/// `shutdown` only cancels the token given to [`NodeApi::new`]: whoever runs the node waits
+/// on it, shuts the node down, then stops the admin server (which is waiting for this very
+/// answer, so it cannot be stopped from inside the request).
+#[derive(Debug)]
+pub struct NodeApi {
+    node: Node,
+    started: Instant,
+    shutdown: CancellationToken,
+    gossip: GossipTopics,
+    provided: ProvidedNames,
+    sync: SyncTopics,
+}
+
+impl NodeApi {
+    /// The admin API of `node`; its `shutdown` cancels `shutdown`.
+    pub fn new(node: Node, shutdown: CancellationToken) -> Self {
+        Self {
+            node,
+            started: Instant::now(),
+            shutdown,
+            gossip: GossipTopics::default(),
+            provided: ProvidedNames::default(),
+            sync: SyncTopics::default(),
+        }
+    }
+
+    /// The node.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    fn registry(&self) -> Result<&weft_registry::Registry, ApiError> {
+        self.node
+            .registry()
+            .ok_or_else(|| ApiError::unavailable("the registry layer is not running on this node"))
+    }
+
+    fn running(&self) -> Result<(), ApiError> {
+        if self.node.is_shut_down() {
+            return Err(ApiError::unavailable("the node is shutting down"));
+        }
+        Ok(())
+    }
+}
+
+impl Api for NodeApi {
+    async fn status(&self) -> Result<Status, ApiError> {
+        let node = &self.node;
+        let addr = node.addr();
+        let up = !node.is_shut_down();
+        let layers = [
+            ("transport", true),
+            ("gossip", true),
+            ("discovery", node.discovery().is_some()),
+            ("registry", node.registry().is_some()),
+            ("sync", node.sync().is_some()),
+        ]
+        .into_iter()
+        .map(|(name, present)| LayerStatus {
+            name: name.to_owned(),
+            running: up && present,
+        })
+        .collect();
+        Ok(Status {
+            id: node.id().to_string(),
+            ticket: node.ticket().to_string(),
+            network: node.config().node.network.clone(),
+            addresses: addr.direct.into_iter().collect(),
+            relay: addr.relay.map(|relay| relay.to_string()),
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            layers,
+        })
+    }
+
+    /// Discovery's catalog, with the round-trip time of discovery's last ping of each peer
+    /// (no ping is sent for the listing: it would cost a round trip per peer per call).
+    async fn peers(&self) -> Result<Peers, ApiError> {
+        let Some(discovery) = self.node.discovery() else {
+            return Err(ApiError::unavailable(
+                "the discovery layer is not running on this node",
+            ));
+        };
+        let catalog = discovery
+            .catalog()
+            .await
+            .map_err(|err| ApiError::unavailable(format_args!("discovery has stopped: {err}")))?;
+        let peers = catalog
+            .peers
+            .values()
+            .map(|record| {
+                let entry = record.entry();
+                Peer {
+                    id: entry.peer.to_string(),
+                    addresses: entry.direct.iter().copied().collect(),
+                    relay: entry.relay.as_ref().map(ToString::to_string),
+                    rtt_us: record.rtt().map(|rtt| rtt.as_micros() as u64),
+                }
+            })
+            .collect();
+        Ok(Peers { peers })
+    }
+
+    async fn gossip_publish(&self, request: GossipPublish) -> Result<Published, ApiError> {
+        self.running()?;
+        let message_id = self
+            .gossip
+            .publish(&self.node, &request.topic, request.content)
+            .await?;
+        Ok(Published { message_id })
+    }
+
+    async fn gossip_subscribe(
+        &self,
+        request: TopicRequest,
+    ) -> Result<Subscription<GossipEvent>, ApiError> {
+        self.running()?;
+        self.gossip.subscribe(&self.node, &request.topic).await
+    }
+
+    async fn registry_provide(&self, request: RegistryProvide) -> Result<Provided, ApiError> {
+        self.running()?;
+        self.provided
+            .provide(self.registry()?, request.name, request.metadata)
+            .await
+    }
+
+    async fn registry_find(&self, request: RegistryFind) -> Result<Providers, ApiError> {
+        self.running()?;
+        registry::find(self.registry()?, request.name).await
+    }
+
+    async fn call(&self, request: Call) -> Result<CallReply, ApiError> {
+        self.running()?;
+        call(&self.node, request).await
+    }
+
+    async fn sync_add(&self, request: SyncAdd) -> Result<SyncAdded, ApiError> {
+        self.running()?;
+        self.sync.add(&self.node, request).await
+    }
+
+    async fn sync_list(&self, request: SyncList) -> Result<SyncItems, ApiError> {
+        self.running()?;
+        self.sync.list(request).await
+    }
+
+    async fn sync_status(&self, request: TopicRequest) -> Result<SyncStatus, ApiError> {
+        self.running()?;
+        self.sync.status(request.topic).await
+    }
+
+    /// Asks whoever runs the node to shut it down, and answers at once.
+    async fn shutdown(&self) -> Result<ShuttingDown, ApiError> {
+        self.shutdown.cancel();
+        Ok(ShuttingDown {})
+    }
+}
+
+/// A service call through the node.
+async fn call(_node: &Node, _request: Call) -> Result<CallReply, ApiError> {
+    // MERGE: node.call
+    Err(ApiError::unavailable(
+        "service calls are not available on this node yet",
+    ))
+}
