@@ -111,7 +111,7 @@ impl Daemon {
             id: String::new(),
             ticket: String::new(),
         };
-        let mut lines = read_lines(stdout);
+        let lines = read_lines(stdout);
         daemon.id = lines.recv_timeout(PATIENCE).expect("the id line");
         daemon.ticket = lines.recv_timeout(PATIENCE).expect("the ticket line");
         assert_eq!(daemon.id.len(), 64, "{}", daemon.id);
