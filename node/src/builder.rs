@@ -51,6 +51,9 @@ pub enum SpawnError {
     /// The sync layer did not start.
     #[error("sync did not start: {0}")]
     Sync(#[from] weft_sync::SpawnError),
+    /// The service call protocol (`call/1`) could not be registered on the endpoint.
+    #[error("the call protocol did not start: {0}")]
+    Calls(#[from] weft_transport::RegisterError),
 }
 
 /// Where a node keeps its key, sync store and state.
@@ -301,11 +304,14 @@ async fn spawn_layers(
     } else {
         None
     };
+    // Registered last, so `Endpoint::shutdown` stops answering calls first.
+    let (calls, _) = crate::service::Server::spawn(endpoint)?;
     Ok(Layers {
         gossip,
         discovery,
         registry,
         sync,
+        calls,
     })
 }
 

@@ -20,6 +20,8 @@
 //!   ```
 //! - [`admin`]: the local admin API (HTTP/JSON on loopback behind a token) that the `weft`
 //!   command talks to.
+//! - [`service`]: service calls with failover: [`Node::serve`] answers calls for a name,
+//!   [`Node::call`] tries its providers nearest first.
 //! - [`Node::builder`] → [`Builder::spawn`] → [`Node`]; [`Node::shutdown`] ends every layer in
 //!   order within the grace period.
 //!
@@ -52,6 +54,7 @@ mod data_dir;
 mod duration;
 mod key_file;
 mod node;
+pub mod service;
 mod state;
 mod template;
 mod wiring;
@@ -67,3 +70,4 @@ pub use daemon::{
 };
 pub use data_dir::{DataDirError, KEY_FILE, LOCK_FILE, STATE_FILE, SYNC_STORE_FILE, init_data_dir};
 pub use node::{Error, MAX_TOPIC_BOOTSTRAP, Node};
+pub use service::{CallError, CallOptions, CallReply, ServeError, ServeOptions, Service};

@@ -57,6 +57,9 @@ pub(crate) struct Layers {
     pub(crate) discovery: Option<Discovery>,
     pub(crate) registry: Option<Registry>,
     pub(crate) sync: Option<SyncManager>,
+    /// The provider side of service calls (`call/1`): always on, serving nothing until
+    /// [`Node::serve`].
+    pub(crate) calls: crate::service::Server,
 }
 
 /// A running weft node: every layer on one endpoint, wired to each other. Cheap to clone.
@@ -191,6 +194,11 @@ impl Node {
         Ticket::from(self.addr())
     }
 
+    /// The provider side of service calls (see [`Node::serve`]).
+    pub(crate) fn calls(&self) -> &crate::service::Server {
+        &self.inner.layers.calls
+    }
+
     /// The data directory, `None` for an ephemeral node.
     pub fn data_dir(&self) -> Option<&Path> {
         self.inner.data_path.as_deref()
@@ -274,6 +282,8 @@ impl Node {
             let _ = task.await;
         }
         let layers = &inner.layers;
+        // Callers fail over to other providers from now on.
+        layers.calls.stop();
         let in_order = async {
             if let Some(sync) = &layers.sync {
                 sync.shutdown().await;
