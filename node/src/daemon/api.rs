@@ -177,10 +177,41 @@ impl Api for NodeApi {
     }
 }
 
-/// A service call through the node.
-async fn call(_node: &Node, _request: Call) -> Result<CallReply, ApiError> {
-    // MERGE: node.call
-    Err(ApiError::unavailable(
-        "service calls are not available on this node yet",
-    ))
+/// A service call through the node: providers from the registry, tried fastest first, failing
+/// over on error or time-out ([`Node::call_with`]).
+async fn call(node: &Node, request: Call) -> Result<CallReply, ApiError> {
+    let mut options = crate::CallOptions::default();
+    if let Some(ms) = request.timeout_ms {
+        options.timeout = std::time::Duration::from_millis(ms);
+    }
+    match node
+        .call_with(&request.name, request.request.0, &options)
+        .await
+    {
+        Ok(reply) => Ok(CallReply {
+            provider: reply.provider.to_string(),
+            response: reply.response.into(),
+            elapsed_ms: u64::try_from(reply.elapsed.as_millis()).unwrap_or(u64::MAX),
+            failed: reply
+                .failed
+                .iter()
+                .map(|attempt| crate::admin::CallFailure {
+                    provider: attempt.provider.to_string(),
+                    error: attempt.error.to_string(),
+                })
+                .collect(),
+        }),
+        Err(err) => Err(call_error(&err)),
+    }
+}
+
+/// The admin error kind of a failed call: the caller's mistakes are 400s, an unknown name 404.
+fn call_error(err: &crate::CallError) -> ApiError {
+    use crate::CallError as E;
+    match err {
+        E::InvalidName(_) | E::RequestTooLarge { .. } => ApiError::bad_request(err),
+        E::NoProvider { .. } => ApiError::not_found(err),
+        E::TimedOut { .. } => ApiError::timeout(err),
+        _ => ApiError::unavailable(err),
+    }
 }
