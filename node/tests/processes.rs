@@ -156,9 +156,10 @@ impl Drop for Daemon {
     }
 }
 
-/// The process's stdout lines, read on a thread so a wait for one can time out.
+/// The process's stdout lines, read on a thread so a wait for one can time out. Bounded: `weft
+/// run` prints two lines (id, ticket); a dropped receiver ends the thread.
 fn read_lines(stdout: ChildStdout) -> mpsc::Receiver<String> {
-    let (sender, receiver) = mpsc::channel();
+    let (sender, receiver) = mpsc::sync_channel(16);
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { return };

@@ -36,7 +36,7 @@ pub(crate) struct RunArgs {
 }
 
 /// `weft config ...`.
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Copy, Subcommand)]
 pub(crate) enum ConfigCommand {
     /// Load and validate the effective config (file and WEFT_* environment)
     Check,

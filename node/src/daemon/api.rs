@@ -87,7 +87,7 @@ impl Api for NodeApi {
             network: node.config().node.network.clone(),
             addresses: addr.direct.into_iter().collect(),
             relay: addr.relay.map(|relay| relay.to_string()),
-            uptime_ms: self.started.elapsed().as_millis() as u64,
+            uptime_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             layers,
         })
@@ -114,7 +114,9 @@ impl Api for NodeApi {
                     id: entry.peer.to_string(),
                     addresses: entry.direct.iter().copied().collect(),
                     relay: entry.relay.as_ref().map(ToString::to_string),
-                    rtt_us: record.rtt().map(|rtt| rtt.as_micros() as u64),
+                    rtt_us: record
+                        .rtt()
+                        .map(|rtt| u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX)),
                 }
             })
             .collect();

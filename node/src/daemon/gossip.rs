@@ -94,7 +94,11 @@ impl GossipTopics {
     ) -> Result<Subscription<GossipEvent>, ApiError> {
         let mut topics = self.topics.lock().await;
         let joined = join(&mut topics, node, name).await?;
-        let neighbours = joined.sender.neighbors().await.map_err(closed)?;
+        let neighbours = joined
+            .sender
+            .neighbors()
+            .await
+            .map_err(|err| closed(&err))?;
         let (sender, subscription) = Subscription::channel(SUBSCRIBER_CAPACITY);
         for peer in neighbours {
             // The channel is new and larger than any active view: this cannot be full.
@@ -225,7 +229,7 @@ fn message(from: PeerId, content: Vec<u8>) -> GossipEvent {
     }
 }
 
-fn closed(err: weft_gossip::Error) -> ApiError {
+fn closed(err: &weft_gossip::Error) -> ApiError {
     ApiError::unavailable(format_args!("gossip has stopped: {err}"))
 }
 

@@ -37,7 +37,7 @@ impl ProvidedNames {
         }
         let mut names = self.names.lock().await;
         if let Some(old) = names.remove(&name) {
-            old.withdraw().await.map_err(stopped)?;
+            old.withdraw().await.map_err(|err| stopped(&err))?;
         } else if names.len() >= MAX_PROVIDED_NAMES {
             return Err(ApiError::unavailable(format_args!(
                 "this node provides its limit of {MAX_PROVIDED_NAMES} names through the admin \
@@ -60,7 +60,10 @@ pub(crate) async fn find(registry: &Registry, name: String) -> Result<Providers,
     if name.is_empty() {
         return Err(ApiError::bad_request("the name is empty"));
     }
-    let records = registry.lookup_all_refresh(&name).await.map_err(stopped)?;
+    let records = registry
+        .lookup_all_refresh(&name)
+        .await
+        .map_err(|err| stopped(&err))?;
     let now = unix_millis();
     Ok(Providers {
         providers: records
@@ -86,9 +89,11 @@ fn provider(record: ProviderRecord, now_ms: u64) -> Provider {
 pub(crate) fn unix_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
 }
 
-fn stopped(err: weft_registry::Error) -> ApiError {
+fn stopped(err: &weft_registry::Error) -> ApiError {
     ApiError::unavailable(format_args!("the registry has stopped: {err}"))
 }

@@ -70,12 +70,12 @@ impl SyncTopics {
         let keys = topic
             .keys_since(request.since, limit + 1)
             .await
-            .map_err(stopped)?;
+            .map_err(|err| stopped(&err))?;
         let more = keys.len() > limit;
         let mut items = Vec::with_capacity(keys.len().min(limit));
         for ItemKey { timestamp, id } in keys.into_iter().take(limit) {
             // An item is never removed, so a key just listed has its item.
-            if let Some(item) = topic.get(id).await.map_err(stopped)? {
+            if let Some(item) = topic.get(id).await.map_err(|err| stopped(&err))? {
                 items.push(SyncItem {
                     id: id.to_string(),
                     timestamp,
@@ -101,11 +101,11 @@ impl SyncTopics {
                 sessions: Vec::new(),
             });
         };
-        let items = topic.item_count().await.map_err(stopped)? as u64;
+        let items = topic.item_count().await.map_err(|err| stopped(&err))? as u64;
         let sessions = topic
             .sessions()
             .await
-            .map_err(stopped)?
+            .map_err(|err| stopped(&err))?
             .into_iter()
             .map(|session| SyncSession {
                 peer: session.peer.to_string(),
@@ -140,6 +140,6 @@ fn joined<'a>(
     Ok(topic)
 }
 
-fn stopped(err: weft_sync::Error) -> ApiError {
+fn stopped(err: &weft_sync::Error) -> ApiError {
     ApiError::unavailable(format_args!("sync has stopped: {err}"))
 }
