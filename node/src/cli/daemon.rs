@@ -23,7 +23,7 @@ pub(crate) struct RunArgs {
     /// The UDP socket address [overrides `[node] bind`]
     #[arg(long, value_name = "IP:PORT")]
     bind: Option<SocketAddr>,
-    /// A peer to join through: a ticket (weft1...) or <peer id>@<ip:port>; repeatable, added
+    /// A peer to join through: a ticket (weft1...) or PEER_ID@IP:PORT; repeatable, added
     /// to `[bootstrap] peers`
     #[arg(long, value_name = "TICKET")]
     bootstrap: Vec<String>,
