@@ -47,6 +47,7 @@
 //! ```
 
 pub mod admin;
+mod atomic_file;
 mod builder;
 mod config;
 mod daemon;

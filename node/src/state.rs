@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tracing::warn;
 use weft_transport::PeerAddr;
 
-use crate::key_file::write_atomic;
+use crate::atomic_file::write_atomic;
 
 /// The format version written; another version is ignored like a damaged file.
 const VERSION: u32 = 1;

@@ -5,8 +5,8 @@
 //! so there is no moment when another user could read it.
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -60,47 +60,6 @@ impl fmt::Debug for Token {
     }
 }
 
-/// Writes `contents` to `path` through a temporary file in the same directory (mode `mode` on
-/// Unix) and a rename, syncing the file and then the directory so the rename survives a crash.
-pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::other("the path names no file"))?;
-    let mut temporary = name.to_os_string();
-    temporary.push(format!(".tmp.{}", std::process::id()));
-    let temporary = dir.join(temporary);
-    // A leftover from a process that died mid-write (same pid reused) would make
-    // `create_new` fail; nothing else writes here while the node holds the directory lock.
-    match fs::remove_file(&temporary) {
-        Ok(()) => {}
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-        Err(err) => return Err(err),
-    }
-    let result = (|| {
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
-        #[cfg(not(unix))]
-        let _ = mode;
-        let mut file = options.open(&temporary)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        fs::rename(&temporary, path)?;
-        // The directory entry is what makes the rename durable; not every platform can open a
-        // directory, and the file is complete either way, so a failure here is not one.
-        if let Ok(dir) = File::open(dir) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temporary);
-    }
-    result
-}
-
 /// Removes a file, treating "already gone" as done.
 pub(crate) fn remove_if_present(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
@@ -145,6 +104,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn removing_a_file_twice_is_fine() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, b"one").unwrap();
+        remove_if_present(&path).unwrap();
+        remove_if_present(&path).unwrap();
+        assert!(!path.exists());
+    }
+
+    #[test]
     fn tokens_are_64_hex_digits_and_differ() {
         let a = Token::generate().unwrap();
         let b = Token::generate().unwrap();
@@ -161,21 +130,5 @@ mod tests {
         assert!(!token.matches(b"abc"));
         assert!(!token.matches(b"abce"));
         assert!(!token.matches(b"abcde"));
-    }
-
-    #[test]
-    fn write_atomic_replaces_and_leaves_no_temporary() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        write_atomic(&path, b"one", 0o600).unwrap();
-        write_atomic(&path, b"two", 0o600).unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"two");
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("f")]);
-        remove_if_present(&path).unwrap();
-        remove_if_present(&path).unwrap();
     }
 }

@@ -187,14 +187,14 @@ impl Server {
         let token = Token::generate().map_err(StartError::Token)?;
         let files = AdminFiles::in_dir(data_dir);
         let token_line = format!("{}\n", token.as_str());
-        files::write_atomic(&files.token, token_line.as_bytes(), 0o600).map_err(|source| {
-            StartError::Write {
+        crate::atomic_file::write_atomic(&files.token, token_line.as_bytes(), 0o600).map_err(
+            |source| StartError::Write {
                 path: files.token.clone(),
                 source,
-            }
-        })?;
+            },
+        )?;
         if let Err(source) =
-            files::write_atomic(&files.addr, format!("{bound}\n").as_bytes(), 0o644)
+            crate::atomic_file::write_atomic(&files.addr, format!("{bound}\n").as_bytes(), 0o644)
         {
             let _ = files::remove_if_present(&files.token);
             return Err(StartError::Write {
