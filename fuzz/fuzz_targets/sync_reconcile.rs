@@ -20,7 +20,15 @@ use weft_fuzz::chunks;
 use weft_sync::proto::{Index, ItemId, ItemKey, MIN_FRAME_SIZE_LIMIT, Reconciler};
 
 /// The fixed index: 48 keys, timestamps shared by three keys each, some near the top.
-static INDEX: LazyLock<Index> = LazyLock::new(|| Index::from_keys((0..48).map(key)));
+static INDEX: LazyLock<Index> = LazyLock::new(|| Index::from_keys(KEYS[..48].iter().copied()));
+
+/// The ids of [`INDEX`], for the initiator's `have` check.
+static INDEX_IDS: LazyLock<BTreeSet<ItemId>> =
+    LazyLock::new(|| INDEX.iter().map(|key| key.id).collect());
+
+/// The universe both honest sets draw from, hashed once: a blake3 per key per input made the
+/// honest-pair mode the slowest part of the run.
+static KEYS: LazyLock<Vec<ItemKey>> = LazyLock::new(|| (0..0x1000).map(key).collect());
 
 /// Key `n` of the universe both sets draw from.
 fn key(n: u16) -> ItemKey {
@@ -69,7 +77,7 @@ fn acceptor(limit: usize, rest: &[u8]) {
 }
 
 fn initiator(limit: usize, rest: &[u8]) {
-    let ours: BTreeSet<ItemId> = INDEX.iter().map(|key| key.id).collect();
+    let ours = &*INDEX_IDS;
     let mut reconciler = Reconciler::initiator(limit).unwrap();
     within(limit, &reconciler.initiate(&INDEX).unwrap());
     for message in chunks(rest) {
@@ -99,7 +107,7 @@ fn honest_pair(limit: usize, rest: &[u8]) {
     let (mut a, mut b) = (BTreeSet::new(), BTreeSet::new());
     for pair in rest.chunks_exact(2) {
         let word = u16::from_be_bytes([pair[0], pair[1]]);
-        let key = key(word & 0x0fff);
+        let key = KEYS[usize::from(word & 0x0fff)];
         match word >> 14 {
             0 => a.insert(key),
             1 => b.insert(key),
