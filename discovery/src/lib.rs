@@ -30,5 +30,5 @@ pub use proto::{
 #[cfg(feature = "net")]
 pub use net::{
     BROADCAST_QUEUE_CAPACITY, Builder, CatalogSnapshot, Discovery, Error, Event, MAX_WAITERS,
-    MAX_WRITERS, SEND_QUEUE_CAPACITY, SpawnError,
+    MAX_WRITERS, Metrics, SEND_QUEUE_CAPACITY, SpawnError,
 };

@@ -18,7 +18,8 @@ pub mod proto;
 
 #[cfg(feature = "net")]
 pub use net::{
-    Builder, DEFAULT_SHUTDOWN_GRACE, Error, Gossip, SpawnError, Topic, TopicEvents, TopicSender,
+    Builder, DEFAULT_SHUTDOWN_GRACE, Error, Gossip, Metrics, SpawnError, Topic, TopicEvents,
+    TopicSender,
 };
 
 pub use proto::sim;

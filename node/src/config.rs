@@ -121,6 +121,9 @@ pub struct AdminConfig {
     pub enabled: bool,
     /// Where it listens; must be a loopback address (default `127.0.0.1:0`, any port).
     pub bind: SocketAddr,
+    /// Whether `GET /metrics` answers without the admin token, for a Prometheus scraper on
+    /// this machine (default `false`; every other route keeps requiring the token).
+    pub open_metrics: bool,
 }
 
 impl Default for AdminConfig {
@@ -128,6 +131,7 @@ impl Default for AdminConfig {
         Self {
             enabled: true,
             bind: DEFAULT_BIND,
+            open_metrics: false,
         }
     }
 }
@@ -180,6 +184,15 @@ fn line_col(at: &Option<(usize, usize)>) -> String {
         .unwrap_or_default()
 }
 
+/// A boolean from an environment variable: `true`/`1`/`yes` or `false`/`0`/`no`.
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        other => Err(format!("{other:?} is not true or false")),
+    }
+}
+
 /// The node-level keys that `WEFT_*` variables override, and the variable of each.
 pub const ENV_VARS: &[(&str, &str)] = &[
     ("WEFT_NODE_NETWORK", "node.network"),
@@ -188,6 +201,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("WEFT_BOOTSTRAP_PEERS", "bootstrap.peers"),
     ("WEFT_ADMIN_ENABLED", "admin.enabled"),
     ("WEFT_ADMIN_BIND", "admin.bind"),
+    ("WEFT_ADMIN_OPEN_METRICS", "admin.open_metrics"),
 ];
 
 impl Config {
@@ -263,14 +277,9 @@ impl Config {
                         .collect::<Result<_, _>>()
                         .map_err(env_err)?;
                 }
-                "WEFT_ADMIN_ENABLED" => {
-                    self.admin.enabled = match value {
-                        "true" | "1" | "yes" => true,
-                        "false" | "0" | "no" => false,
-                        other => {
-                            return Err(env_err(format!("{other:?} is not true or false")));
-                        }
-                    };
+                "WEFT_ADMIN_ENABLED" => self.admin.enabled = parse_bool(value).map_err(env_err)?,
+                "WEFT_ADMIN_OPEN_METRICS" => {
+                    self.admin.open_metrics = parse_bool(value).map_err(env_err)?;
                 }
                 "WEFT_ADMIN_BIND" => {
                     self.admin.bind = value

@@ -54,6 +54,7 @@ mod daemon;
 mod data_dir;
 mod duration;
 mod key_file;
+mod metrics;
 mod node;
 pub mod service;
 mod state;
@@ -70,5 +71,6 @@ pub use daemon::{
     NodeApi,
 };
 pub use data_dir::{DataDirError, KEY_FILE, LOCK_FILE, STATE_FILE, SYNC_STORE_FILE, init_data_dir};
+pub use metrics::METRICS_PREFIX;
 pub use node::{Error, MAX_TOPIC_BOOTSTRAP, Node};
 pub use service::{CallError, CallOptions, CallReply, ServeError, ServeOptions, Service};

@@ -38,9 +38,11 @@ peers = []
 
 [admin]
 # The local admin API that the `weft` command talks to, on loopback only.
-# (env: WEFT_ADMIN_ENABLED, WEFT_ADMIN_BIND)
+# (env: WEFT_ADMIN_ENABLED, WEFT_ADMIN_BIND, WEFT_ADMIN_OPEN_METRICS)
 enabled = true
 bind = "127.0.0.1:0"
+# GET /metrics without the token, for a Prometheus scraper on this machine.
+open_metrics = false
 
 # Each layer's own settings; every key is optional. See `weft config show` for all of them.
 [gossip]

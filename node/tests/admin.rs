@@ -568,3 +568,44 @@ async fn with_no_running_node_the_client_says_so() {
     let err = Client::from_data_dir(&data_dir).unwrap_err();
     assert!(err.to_string().contains("admin.addr"), "{err}");
 }
+
+#[tokio::test]
+async fn metrics_need_the_token_unless_the_config_opens_them() {
+    // Closed (the default): `/metrics` is like any route.
+    let running = start(ServerConfig::default()).await;
+    let addr = running.server.addr();
+    let (status, _) = raw(addr, Method::GET, "/metrics", None, Vec::new()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let bearer = format!("Bearer {}", token(&running));
+    let (status, body) = raw(addr, Method::GET, "/metrics", Some(&bearer), Vec::new()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        String::from_utf8(body.to_vec())
+            .unwrap()
+            .ends_with("# EOF\n")
+    );
+    let client = Client::from_data_dir(running.dir.path()).unwrap();
+    let text = client.metrics().await.unwrap();
+    assert!(text.contains("weft_test_requests_total 1"), "{text}");
+    running.server.shutdown().await;
+
+    // Opened: a scraper reads `/metrics` without the token, and nothing else.
+    let running = start(ServerConfig {
+        open_metrics: true,
+        ..ServerConfig::default()
+    })
+    .await;
+    let addr = running.server.addr();
+    let (status, body) = raw(addr, Method::GET, "/metrics", None, Vec::new()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        String::from_utf8(body.to_vec())
+            .unwrap()
+            .contains("weft_test_requests_total")
+    );
+    let (status, _) = raw(addr, Method::GET, "/v1/status", None, Vec::new()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = raw(addr, Method::POST, "/metrics", None, Vec::new()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    running.server.shutdown().await;
+}

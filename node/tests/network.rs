@@ -66,8 +66,39 @@ async fn a_gossip_message_reaches_the_other_nodes() {
         })
         .await;
     }
+    // Every layer's counters saw it (read through the node's registry, as `/metrics` does).
+    let sender = counters(&nodes[0]);
+    assert!(sender["weft_gossip_pushes_sent_total"] >= 1.0, "{sender:?}");
+    for node in &nodes[1..] {
+        let counters = counters(node);
+        assert!(
+            counters["weft_gossip_delivered_total"] >= 1.0,
+            "{counters:?}"
+        );
+        assert!(counters["weft_gossip_neighbors"] >= 1.0, "{counters:?}");
+        assert!(
+            counters["weft_gossip_bytes_received_total"] > 0.0,
+            "{counters:?}"
+        );
+        assert_eq!(counters["weft_discovery_catalog_size"], 2.0, "{counters:?}");
+        assert!(
+            counters["weft_transport_inbound_admitted_total"] >= 1.0,
+            "{counters:?}"
+        );
+        assert!(
+            counters["weft_transport_dials_total"] >= 1.0,
+            "{counters:?}"
+        );
+    }
     drop(topics);
     shutdown_all(&nodes).await;
+}
+
+/// A node's counters by sample name, parsed from the text `/metrics` serves.
+fn counters(node: &weft_node::Node) -> std::collections::HashMap<String, f64> {
+    let text = node.encode_metrics();
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    iroh_metrics::parse_prometheus_metrics(&text)
 }
 
 /// Registers `name` on `node`'s registry and waits until at least `holders` nodes acknowledged
@@ -108,6 +139,16 @@ async fn a_name_registered_on_one_node_is_found_from_another() {
         .lookup_all_refresh("node-tests/echo")
         .await
         .expect("lookup");
+    let looked_up = counters(&nodes[1]);
+    assert!(
+        looked_up["weft_registry_lookups_total"] >= 1.0,
+        "{looked_up:?}"
+    );
+    assert!(
+        looked_up["weft_registry_lookups_found_total"] >= 1.0,
+        "{looked_up:?}"
+    );
+    assert!(counters(&nodes[2])["weft_registry_names_provided"] >= 1.0);
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].provider, nodes[2].id());
     shutdown_all(&nodes).await;

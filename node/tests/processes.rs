@@ -231,6 +231,13 @@ fn three_nodes_see_each_other_publish_provide_and_sync() {
     assert_eq!(received["content"], "aGVsbG8gd2VmdA==", "{received}");
     let _ = subscriber.kill();
     let _ = subscriber.wait();
+    // The running node's counters, scraped through the admin API and parsed.
+    let counters = json(&c.dir, &["metrics"]).expect("weft metrics");
+    assert!(
+        counters["weft_gossip_delivered_total"].as_f64() >= Some(1.0),
+        "{counters}"
+    );
+    assert_eq!(counters["weft_discovery_catalog_size"].as_f64(), Some(2.0));
 
     // Registry: provide on a, find from c.
     stdout(&run(

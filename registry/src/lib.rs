@@ -46,8 +46,8 @@ pub mod sim;
 
 #[cfg(feature = "net")]
 pub use net::{
-    Builder, DEFAULT_SHUTDOWN_GRACE, Error, Event, LookupStream, PROTOCOL, Registration, Registry,
-    SpawnError,
+    Builder, DEFAULT_SHUTDOWN_GRACE, Error, Event, LookupStream, Metrics, PROTOCOL, Registration,
+    Registry, SpawnError,
 };
 
 pub use proto::{

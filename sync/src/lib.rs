@@ -45,7 +45,7 @@ pub use proto::{Item, ItemError, ItemId, ItemKey};
 mod net;
 
 #[cfg(feature = "net")]
-pub use net::{Builder, Error, SpawnError, SyncManager, SyncTopic, overlay_topic};
+pub use net::{Builder, Error, Metrics, SpawnError, SyncManager, SyncTopic, overlay_topic};
 
 pub use weft_gossip::TopicId;
 

@@ -48,6 +48,7 @@ pub(crate) async fn accept_loop(endpoint: iroh::Endpoint, config: AcceptConfig) 
                 let Some(incoming) = incoming else { break };
                 let Ok(handshake) = config.handshakes.clone().try_acquire_owned() else {
                     debug!("refusing an inbound connection: too many handshakes in progress");
+                    config.inbound.metrics().handshakes_refused.inc();
                     incoming.refuse();
                     continue;
                 };

@@ -22,7 +22,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::PeerId;
+use crate::{PeerId, metrics::Metrics};
 
 /// What admission needs from a connection: its activity counter and a way to close it.
 pub(crate) trait Link: Send + Sync + 'static {
@@ -86,6 +86,7 @@ struct Entry {
 pub(crate) struct InboundTable {
     config: AdmissionConfig,
     state: Arc<Mutex<State>>,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Default)]
@@ -98,6 +99,18 @@ struct State {
     refused: u64,
 }
 
+/// Inbound admission's counters ([`Endpoint::inbound_stats`](crate::Endpoint::inbound_stats)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InboundStats {
+    /// Inbound connections held now.
+    pub held: usize,
+    /// Connections closed to make room for a newcomer (quiet longest).
+    pub displaced: u64,
+    /// Connections refused (per-peer limit, or full of active connections).
+    pub refused: u64,
+}
+
 /// A connection's slot; dropping it frees the slot.
 pub(crate) struct Slot {
     table: InboundTable,
@@ -106,7 +119,9 @@ pub(crate) struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        lock(&self.table.state).entries.remove(&self.id);
+        if lock(&self.table.state).entries.remove(&self.id).is_some() {
+            self.table.metrics.inbound_held.dec();
+        }
     }
 }
 
@@ -130,11 +145,17 @@ impl InboundTable {
         Self {
             config,
             state: Arc::new(Mutex::new(State::default())),
+            metrics: Arc::default(),
         }
     }
 
     pub(crate) fn config(&self) -> AdmissionConfig {
         self.config
+    }
+
+    /// The endpoint's counters, kept here because admission sees every inbound connection.
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Admits a connection that finished its handshake, displacing the longest-quiet one when
@@ -149,11 +170,13 @@ impl InboundTable {
         let from_peer = state.entries.values().filter(|e| e.peer == peer).count();
         if from_peer >= self.config.max_per_peer {
             state.refused += 1;
+            self.metrics.inbound_refused.inc();
             return Err(Refused::PerPeer);
         }
         if state.entries.len() >= self.config.max_inbound {
             let Some(victim) = self.quietest(&mut state, now) else {
                 state.refused += 1;
+                self.metrics.inbound_refused.inc();
                 return Err(Refused::Full);
             };
             if let Some(entry) = state.entries.remove(&victim) {
@@ -161,8 +184,12 @@ impl InboundTable {
                     .link
                     .close(b"displaced: idle while the endpoint is full");
                 state.displaced += 1;
+                self.metrics.inbound_displaced.inc();
+                self.metrics.inbound_held.dec();
             }
         }
+        self.metrics.inbound_admitted.inc();
+        self.metrics.inbound_held.inc();
         state.next += 1;
         let id = state.next;
         let frames = link.stream_frames_received();

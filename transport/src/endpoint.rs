@@ -29,8 +29,9 @@ use tracing::{Instrument, warn};
 use crate::{
     MemoryNetwork, NetworkId, PeerAddr, PeerId, Protocol, SecretKey,
     accept::{AcceptConfig, Handler, HandlerTable, accept_loop},
-    admission::{AdmissionConfig, InboundTable},
+    admission::{AdmissionConfig, InboundStats, InboundTable},
     cache::ConnectionCache,
+    metrics::Metrics,
     mount::MountedProtocol,
 };
 
@@ -245,18 +246,6 @@ impl Builder {
             .map_err(|err| BindError::Iroh(err.to_string()))?;
         Ok(Endpoint::new(endpoint, &self, known_addrs, true))
     }
-}
-
-/// Inbound admission's counters ([`Endpoint::inbound_stats`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct InboundStats {
-    /// Inbound connections held now.
-    pub held: usize,
-    /// Connections closed to make room for a newcomer (quiet longest).
-    pub displaced: u64,
-    /// Connections refused (per-peer limit, or full of active connections).
-    pub refused: u64,
 }
 
 /// Why an endpoint could not be bound.
@@ -601,7 +590,12 @@ impl Endpoint {
         let timeout = self.inner.connect_timeout;
         let alpn = self.alpn(protocol);
         let dial = self.inner.endpoint.connect(to_endpoint_addr(addr), &alpn);
-        match tokio::time::timeout(timeout, dial).await {
+        let dialled = tokio::time::timeout(timeout, dial).await;
+        self.metrics().dials.inc();
+        if !matches!(dialled, Ok(Ok(_))) {
+            self.metrics().dial_failures.inc();
+        }
+        match dialled {
             Err(_) => Err(ConnectError::Timeout {
                 peer: addr.id,
                 protocol,
@@ -671,6 +665,11 @@ impl Endpoint {
             displaced: stats.displaced,
             refused: stats.refused,
         }
+    }
+
+    /// This endpoint's counters (connections admitted, held, displaced, refused; dials).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        self.inner.inbound.metrics()
     }
 
     /// Whether [`Endpoint::shutdown`] has begun.

@@ -42,6 +42,8 @@ mod handoff;
 #[cfg(feature = "net")]
 mod memory;
 #[cfg(feature = "net")]
+mod metrics;
+#[cfg(feature = "net")]
 mod mount;
 #[cfg(feature = "net")]
 mod stream;
@@ -63,12 +65,14 @@ pub use timers::{Full, TimerQueue};
 #[cfg(feature = "net")]
 pub use actor_link::{ActorGuard, ActorLink};
 #[cfg(feature = "net")]
+pub use admission::InboundStats;
+#[cfg(feature = "net")]
 pub use endpoint::{
     BindError, Builder as EndpointBuilder, ConnectError, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_DISPLACE_AFTER_IDLE, DEFAULT_FIRST_DATA_DEADLINE, DEFAULT_MAX_CACHED_CONNECTIONS,
     DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_INBOUND, DEFAULT_MAX_INBOUND_PER_PEER,
     DEFAULT_MAX_KNOWN_ADDRS, DEFAULT_MAX_STREAMS_PER_CONNECTION, Endpoint, HandlerRegistration,
-    InboundStats, RegisterError, RelayChoice,
+    RegisterError, RelayChoice,
 };
 #[cfg(feature = "net")]
 pub use events::{Delivery, EventSender, Events, LayerEvent, Subscribers};
@@ -79,6 +83,8 @@ pub use memory::{
     DELAY_LINE_CAPACITY, INBOX_CAPACITY, LinkConfig, MEMORY_TRANSPORT_ID, MemoryNetwork,
     MemoryStats,
 };
+#[cfg(feature = "net")]
+pub use metrics::Metrics;
 #[cfg(feature = "net")]
 pub use mount::MountedProtocol;
 #[cfg(feature = "net")]

@@ -93,6 +93,8 @@ pub struct FramedRecv<T, R = RecvStream> {
     buf: Vec<u8>,
     pos: usize,
     scratch: Vec<u8>,
+    /// Bytes taken from `reader` so far.
+    bytes_read: u64,
     _message: PhantomData<fn() -> T>,
 }
 
@@ -105,8 +107,15 @@ impl<T: DeserializeOwned, R: AsyncRead + Unpin> FramedRecv<T, R> {
             buf: Vec::new(),
             pos: 0,
             scratch: Vec::new(),
+            bytes_read: 0,
             _message: PhantomData,
         }
+    }
+
+    /// Bytes taken from the reader so far, framing included (the read-ahead too, so the count
+    /// may run ahead of the frames returned by up to 64 KiB).
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
     }
 
     /// Reads the next message.
@@ -159,9 +168,11 @@ impl<T: DeserializeOwned, R: AsyncRead + Unpin> FramedRecv<T, R> {
             // maximum frame size, checked by the caller.
             let wanted = need.max(self.buf.len() + READ_AHEAD);
             self.buf.reserve_exact(wanted - self.buf.len());
-            if self.reader.read_buf(&mut self.buf).await? == 0 {
+            let read = self.reader.read_buf(&mut self.buf).await?;
+            if read == 0 {
                 break;
             }
+            self.bytes_read += read as u64;
         }
         Ok(self.buf.len() - self.pos)
     }

@@ -5,6 +5,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::SocketAddr,
+    sync::Arc,
     time::Duration,
 };
 
@@ -19,6 +20,7 @@ use super::{
     BROADCAST_QUEUE_CAPACITY, MAX_WAITERS,
     event::Event,
     handle::{Builder, Command, Error, Shared, lock},
+    metrics::Metrics,
     snapshot::CatalogSnapshot,
     timers::{self, MAX_TIMERS},
     wire::{Inbound, Writers},
@@ -60,6 +62,7 @@ pub(super) struct Actor {
     addresses: (BTreeSet<SocketAddr>, Option<RelayUrl>),
     max_message: usize,
     shutdown_grace: Duration,
+    pub(super) metrics: Arc<Metrics>,
 }
 
 impl Actor {
@@ -111,6 +114,7 @@ impl Actor {
             addresses,
             max_message: builder.config.max_sync_message_bytes,
             shutdown_grace: builder.shutdown_grace,
+            metrics: Arc::default(),
         })
     }
 
@@ -169,18 +173,21 @@ impl Actor {
         self.node.handle(input, self.clock.now());
         let outputs = self.node.drain();
         self.apply(outputs);
+        self.metrics
+            .copy_stats(&self.node.stats(), self.node.catalog().len());
     }
 
     fn apply(&mut self, outputs: Vec<Output>) {
         for output in outputs {
             match output {
                 Output::Broadcast(announcement) => {
-                    if self
-                        .broadcasts
-                        .try_send((announcement.encode(), None))
-                        .is_err()
-                    {
+                    let bytes = announcement.encode();
+                    let len = bytes.len() as u64;
+                    if self.broadcasts.try_send((bytes, None)).is_err() {
+                        self.metrics.broadcasts_dropped.inc();
                         debug!("discovery: broadcast queue full, announcement dropped");
+                    } else {
+                        self.metrics.broadcast_bytes_sent.inc_by(len);
                     }
                 }
                 Output::Send { to, message } => self.send(to, &message),
@@ -204,7 +211,11 @@ impl Actor {
             _ => PROTOCOL,
         };
         match encode_frame(message, self.max_message) {
-            Ok(frame) => self.writers.send(to, protocol, frame),
+            Ok(frame) => {
+                self.metrics.direct_messages_sent.inc();
+                self.metrics.direct_bytes_sent.inc_by(frame.len() as u64);
+                self.writers.send(to, protocol, frame);
+            }
             Err(err) => debug!(%err, "discovery: message not encoded"),
         }
     }
@@ -222,10 +233,15 @@ impl Actor {
                 self.publish(&Event::PeerUpdated(entry));
             }
             NodeEvent::PeerDeparted { peer, reason } => {
+                self.metrics.departed(reason);
                 self.publish(&Event::PeerDeparted { peer, reason });
             }
-            NodeEvent::Pong { peer, rtt } => resolve(&mut self.pings, peer, &Ok(rtt)),
+            NodeEvent::Pong { peer, rtt } => {
+                self.metrics.pong(rtt);
+                resolve(&mut self.pings, peer, &Ok(rtt));
+            }
             NodeEvent::PingFailed { peer } => {
+                self.metrics.ping_failures.inc();
                 resolve(&mut self.pings, peer, &Err(Error::PingFailed(peer)));
             }
             NodeEvent::SyncFinished { peer, learnt } => resolve(&mut self.syncs, peer, &Ok(learnt)),

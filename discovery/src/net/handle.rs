@@ -13,7 +13,7 @@ use weft_transport::{
     Subscribers, SystemWallClock, TicketError, WallClock,
 };
 
-use super::{actor::Actor, event::Event, snapshot::CatalogSnapshot, wire};
+use super::{actor::Actor, event::Event, metrics::Metrics, snapshot::CatalogSnapshot, wire};
 use crate::proto::{Config, EntryError, LocalInfo, PING_PROTOCOL, PROTOCOL, Stats, topic_bytes};
 
 /// Why [`Builder::spawn`] failed.
@@ -250,6 +250,7 @@ impl Builder {
             events.clone(),
             watch_tx,
         )?;
+        let metrics = actor.metrics.clone();
         // Not aborted with the last handle: the actor sees its command channel close and
         // departs, as `shutdown` would.
         tokio::spawn(actor.run(actor_guard));
@@ -264,6 +265,7 @@ impl Builder {
                 sync_timeout: self.config.sync_timeout,
                 actor: actor_link,
                 unregister,
+                metrics,
             }),
         })
     }
@@ -311,6 +313,7 @@ struct Inner {
     /// Shuts the actor down and sees it end (however it ended).
     actor: ActorLink<Command>,
     unregister: Unregister,
+    metrics: Arc<Metrics>,
 }
 
 impl Discovery {
@@ -322,6 +325,13 @@ impl Discovery {
     /// The local peer id.
     pub fn id(&self) -> PeerId {
         self.inner.id
+    }
+
+    /// This instance's counters (catalog size, upserts by outcome, purges, departures, sync
+    /// and ping figures), shared with the running actor; register them in an
+    /// `iroh_metrics::Registry` to export.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
     }
 
     async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {

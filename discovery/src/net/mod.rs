@@ -29,12 +29,14 @@
 mod actor;
 mod event;
 mod handle;
+mod metrics;
 mod snapshot;
 mod timers;
 mod wire;
 
 pub use event::Event;
 pub use handle::{Builder, Discovery, Error, SpawnError};
+pub use metrics::Metrics;
 pub use snapshot::CatalogSnapshot;
 
 /// Messages queued to one peer before new ones are dropped.

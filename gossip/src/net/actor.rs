@@ -1,13 +1,6 @@
 //! The actor: owns the proto state, runs the select loop, and the reader and writer tasks.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use tokio::{
     sync::{mpsc, oneshot},
@@ -20,7 +13,10 @@ use weft_transport::{
     HandlerRegistration, PeerAddr, PeerId, Sent, TimerQueue, WriterPool, iroh::Connection,
 };
 
-use super::{Builder, Error};
+use super::{
+    Builder, Error,
+    metrics::{Direction, Metrics, is_push},
+};
 use crate::{
     PROTOCOL,
     proto::{
@@ -125,7 +121,7 @@ pub(super) struct Actor {
     timers: TimerQueue<Timer<PeerId>>,
     /// One-shot timers the full queue handed back: fired at the next turn of the loop.
     overdue: Vec<Timer<PeerId>>,
-    pub(super) bytes_sent: Arc<AtomicU64>,
+    pub(super) metrics: Arc<Metrics>,
     /// Known peer addresses (at most `MAX_ADDRS`, oldest forgotten first).
     addrs: AddressBook<PeerId, PeerAddr>,
     builder: Builder,
@@ -156,7 +152,7 @@ impl Actor {
             registration,
             timers: TimerQueue::new(MAX_TIMERS, Timer::is_periodic),
             overdue: Vec::new(),
-            bytes_sent: Arc::new(AtomicU64::new(0)),
+            metrics: Arc::default(),
             addrs: AddressBook::new(MAX_ADDRS),
             builder,
         }
@@ -193,6 +189,7 @@ impl Actor {
                         FromNet::Message(from, frame) => {
                             let NetFrame(message, addrs) = *frame;
                             self.learn_addrs(addrs);
+                            self.metrics.message(&message, Direction::Received);
                             Input::RecvMessage(from, message)
                         }
                         FromNet::Gone(peer) => {
@@ -238,8 +235,14 @@ impl Actor {
     }
 
     fn handle(&mut self, input: Input<PeerId>) {
+        let push = matches!(&input, Input::RecvMessage(_, message) if is_push(message));
+        let delivered = self.metrics.delivered.get();
         self.state.handle(input, self.clock.now());
         self.apply();
+        // A push that delivered nothing new had been seen: a duplicate.
+        if push && self.metrics.delivered.get() == delivered {
+            self.metrics.duplicates.inc();
+        }
     }
 
     fn fire_timers(&mut self) {
@@ -310,6 +313,7 @@ impl Actor {
             events.deliver(Event::Joined);
         }
         subscribers.by_id.insert(id, events);
+        self.count_views();
         self.subscriber_watch.spawn(async move {
             // Err: the sender (in the subscriber's guard) is dropped; nothing is ever sent.
             let _ = alive.await;
@@ -328,6 +332,7 @@ impl Actor {
         if subscribers.by_id.remove(&id).is_some() && subscribers.by_id.is_empty() {
             self.subscribers.remove(&topic);
             self.handle(Input::Command(topic, Command::Quit));
+            self.count_views();
         }
     }
 
@@ -380,6 +385,10 @@ impl Actor {
     }
 
     fn emit(&mut self, topic: TopicId, event: Event<PeerId>) {
+        self.count(&event);
+        if matches!(event, Event::NeighborUp(_) | Event::NeighborDown(_)) {
+            self.count_views();
+        }
         let Some(subscribers) = self.subscribers.get_mut(&topic) else {
             return;
         };
@@ -398,6 +407,35 @@ impl Actor {
         }
     }
 
+    /// Sets the gauges of topics and neighbours from the state (on membership changes only:
+    /// a sum over topics).
+    fn count_views(&self) {
+        let neighbors: usize = self
+            .subscribers
+            .keys()
+            .map(|topic| self.state.neighbors(topic).len())
+            .sum();
+        self.metrics.neighbors.set(neighbors as i64);
+        self.metrics.topics.set(self.subscribers.len() as i64);
+    }
+
+    /// Counts what an event says about the overlay and delivery.
+    fn count(&self, event: &Event<PeerId>) {
+        match event {
+            Event::NeighborUp(_) => {
+                self.metrics.neighbor_up.inc();
+            }
+            Event::NeighborDown(_) => {
+                self.metrics.neighbor_down.inc();
+            }
+            Event::Received { hops, .. } => {
+                self.metrics.delivered.inc();
+                self.metrics.delivery_hops.observe(f64::from(*hops));
+            }
+            _ => {}
+        }
+    }
+
     fn send_to(&mut self, to: PeerId, message: &Message<PeerId>) {
         let max = self.state.config().max_message_size;
         let addrs = self.addrs.for_message(message, self.endpoint.addr());
@@ -410,12 +448,15 @@ impl Actor {
         };
         let endpoint = self.endpoint.clone();
         let gone = self.inbound_tx.clone();
-        let bytes_sent = self.bytes_sent.clone();
+        let metrics = self.metrics.clone();
         let sent = self.writers.send(to, frame, move |rx| {
-            write_loop(endpoint, to, rx, gone, bytes_sent)
+            write_loop(endpoint, to, rx, gone, metrics)
         });
         if sent == Sent::Full {
+            self.metrics.send_queue_full.inc();
             debug!(peer = %to.fmt_short(), "gossip: send queue full, frame dropped");
+        } else {
+            self.metrics.message(message, Direction::Sent);
         }
     }
 
@@ -423,10 +464,11 @@ impl Actor {
         let peer = PeerId::from(conn.remote_id());
         let max = self.state.config().max_message_size;
         let tx = self.inbound_tx.clone();
+        let metrics = self.metrics.clone();
         self.readers.retain(|task| !task.is_finished());
         self.readers
             .push(AbortOnDropHandle::new(tokio::spawn(read_connection(
-                conn, peer, max, tx,
+                conn, peer, max, tx, metrics,
             ))));
     }
 }
@@ -447,7 +489,7 @@ pub(super) async fn write_loop(
     peer: PeerId,
     mut rx: mpsc::Receiver<Vec<u8>>,
     gone: mpsc::Sender<FromNet>,
-    bytes_sent: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
 ) -> Option<Connection> {
     let result: Result<Connection, String> = async {
         let conn = endpoint
@@ -467,7 +509,7 @@ pub(super) async fn write_loop(
                 batch.extend_from_slice(&more);
             }
             send.send_encoded(&batch).await.map_err(|e| e.to_string())?;
-            bytes_sent.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            metrics.bytes_sent.inc_by(batch.len() as u64);
         }
         if send.finish().is_ok() {
             let _ = send.get_mut().stopped().await;
@@ -491,15 +533,20 @@ pub(super) async fn read_connection(
     peer: PeerId,
     max: usize,
     tx: mpsc::Sender<FromNet>,
+    metrics: Arc<Metrics>,
 ) {
     let mut streams = Vec::new();
     while let Ok(stream) = conn.accept_uni().await {
-        let (conn, tx) = (conn.clone(), tx.clone());
+        let (conn, tx, metrics) = (conn.clone(), tx.clone(), metrics.clone());
         streams.push(AbortOnDropHandle::new(tokio::spawn(async move {
             let mut recv = FramedRecv::<NetFrame, _>::new(stream, max);
             loop {
+                let read_before = recv.bytes_read();
                 match recv.recv().await {
                     Ok(frame) => {
+                        metrics
+                            .bytes_received
+                            .inc_by(recv.bytes_read().saturating_sub(read_before));
                         if tx
                             .send(FromNet::Message(peer, Box::new(frame)))
                             .await

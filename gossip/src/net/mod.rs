@@ -42,6 +42,9 @@ use weft_transport::{
 
 mod actor;
 mod handler;
+mod metrics;
+
+pub use self::metrics::Metrics;
 
 use self::{
     actor::{Actor, ToActor},
@@ -156,7 +159,7 @@ impl Builder {
             conns_rx,
             self,
         );
-        let bytes_sent = actor.bytes_sent.clone();
+        let metrics = actor.metrics.clone();
         // Not aborted on drop: the actor ends when its command channel closes, after leaving
         // its topics (see `Actor::run`).
         tokio::spawn(actor.run(actor_guard));
@@ -166,7 +169,7 @@ impl Builder {
                 max_content,
                 event_capacity,
                 next_subscriber: AtomicU64::new(0),
-                bytes_sent,
+                metrics,
                 me,
                 endpoint: endpoint.clone(),
                 registration,
@@ -189,7 +192,7 @@ struct Inner {
     max_content: usize,
     event_capacity: usize,
     next_subscriber: AtomicU64,
-    bytes_sent: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
     me: PeerId,
     endpoint: Endpoint,
     /// Our `gossip/1` handler: removed on drop, and only if it is still ours.
@@ -217,7 +220,13 @@ impl Gossip {
 
     /// Bytes of gossip frames written to peers so far (framing included, QUIC overhead not).
     pub fn bytes_sent(&self) -> u64 {
-        self.inner.bytes_sent.load(Ordering::Relaxed)
+        self.inner.metrics.bytes_sent.get()
+    }
+
+    /// This instance's counters (messages by kind, duplicates, neighbours, delivery hops),
+    /// shared with the running actor; register them in an `iroh_metrics::Registry` to export.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
     }
 
     /// The largest broadcast content accepted.

@@ -32,6 +32,10 @@ pub trait Api: Send + Sync + 'static {
     /// `GET /v1/peers`: the peers the node knows, with round-trip times where measured.
     fn peers(&self) -> impl Future<Output = Result<Peers, ApiError>> + Send;
 
+    /// `GET /metrics`: the node's counters as OpenMetrics text (Prometheus scrapes it), ending
+    /// with `# EOF`.
+    fn metrics(&self) -> impl Future<Output = Result<String, ApiError>> + Send;
+
     /// `POST /v1/gossip/publish`: broadcast on a topic (joining it if needed).
     fn gossip_publish(
         &self,

@@ -23,6 +23,9 @@ pub(crate) type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
 
 pub(crate) const JSON: HeaderValue = HeaderValue::from_static("application/json");
 pub(crate) const JSON_LINES: HeaderValue = HeaderValue::from_static("application/x-ndjson");
+/// What Prometheus asks for first and parses: OpenMetrics text, ending with `# EOF`.
+pub(crate) const OPENMETRICS: HeaderValue =
+    HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8");
 
 /// A response with a body of bytes and a content type.
 pub(crate) fn respond(

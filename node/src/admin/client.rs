@@ -159,6 +159,15 @@ impl Client {
         self.get(paths::STATUS).await
     }
 
+    /// `GET /metrics`: the node's counters as OpenMetrics text.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let bytes = self
+            .fetch(Method::GET, paths::METRICS, Bytes::new())
+            .await?;
+        String::from_utf8(bytes.to_vec())
+            .map_err(|err| ClientError::InvalidResponse(err.to_string()))
+    }
+
     /// `GET /v1/peers`.
     pub async fn peers(&self) -> Result<Peers, ClientError> {
         self.get(paths::PEERS).await
@@ -267,12 +276,16 @@ impl Client {
         path: &str,
         body: Bytes,
     ) -> Result<R, ClientError> {
+        let bytes = self.fetch(method, path, body).await?;
+        serde_json::from_slice(&bytes).map_err(|err| ClientError::InvalidResponse(err.to_string()))
+    }
+
+    /// One request's answer body, checked for an error status, bounded in size and time.
+    async fn fetch(&self, method: Method, path: &str, body: Bytes) -> Result<Bytes, ClientError> {
         self.within(async {
             let response = self.send(method, path, body).await?;
             let response = self.check(response).await?;
-            let bytes = read_limited(response.into_body()).await?;
-            serde_json::from_slice(&bytes)
-                .map_err(|err| ClientError::InvalidResponse(err.to_string()))
+            read_limited(response.into_body()).await
         })
         .await
     }

@@ -1,10 +1,10 @@
 //! The route table: authentication first, then one line per route.
 //!
 //! To add a route: a path in [`paths`], a method on [`Api`] (or whatever produces the
-//! answer: `/metrics` will want text, `/` HTML), and a line in [`route`]. Authentication and
-//! the body limits apply to every route without more code; a route that must answer without
-//! the token (`/metrics` for a scraper, when the config opens it) is matched in [`handle`]
-//! before the token check.
+//! answer: `/metrics` answers text), and a line in [`route`]. Authentication and the body
+//! limits apply to every route without more code; a route that must answer without the token
+//! (`/metrics` for a scraper, when the config opens it) is matched in [`handle`] before the
+//! token check.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -37,6 +37,7 @@ pub(crate) mod paths {
     pub(crate) const SYNC_LIST: &str = "/v1/sync/list";
     pub(crate) const SYNC_STATUS: &str = "/v1/sync/status";
     pub(crate) const SHUTDOWN: &str = "/v1/shutdown";
+    pub(crate) const METRICS: &str = "/metrics";
 
     /// Every path, so a known path with the wrong method is a 405 and not a 404.
     pub(crate) const ALL: &[&str] = &[
@@ -51,6 +52,7 @@ pub(crate) mod paths {
         SYNC_LIST,
         SYNC_STATUS,
         SHUTDOWN,
+        METRICS,
     ];
 }
 
@@ -69,6 +71,15 @@ pub(crate) async fn handle<A: Api>(
     shared: Arc<Shared<A>>,
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
+    // A scraper without the token, when the config opens `/metrics`: read-only counters, no body.
+    if shared.config.open_metrics
+        && request.method() == Method::GET
+        && request.uri().path() == paths::METRICS
+    {
+        return Ok(metrics(&shared)
+            .await
+            .unwrap_or_else(|err| body::error(&err)));
+    }
     // Before anything else, and before reading the body: an unauthenticated request gets
     // nothing done and costs no more than its headers.
     if !authorized(&shared.token, request.headers()) {
@@ -128,12 +139,23 @@ async fn route<A: Api>(
             unary(shared, api.sync_status(input)).await
         }
         (&Method::POST, SHUTDOWN) => unary(shared, api.shutdown()).await,
+        (&Method::GET, METRICS) => metrics(shared).await,
         (_, path) if ALL.contains(&path) => Err(ApiError::new(
             ErrorKind::MethodNotAllowed,
             format_args!("{method} is not allowed on {path}"),
         )),
         (_, path) => Err(ApiError::not_found(format_args!("no route {path}"))),
     }
+}
+
+/// `GET /metrics`: the counters as OpenMetrics text.
+async fn metrics<A: Api>(shared: &Shared<A>) -> Result<Response<ResponseBody>, ApiError> {
+    let text = answer_within(shared, shared.api.metrics()).await?;
+    Ok(body::respond(
+        hyper::StatusCode::OK,
+        body::OPENMETRICS,
+        text.into(),
+    ))
 }
 
 /// `Authorization: Bearer <token>`, the scheme matched without case (RFC 9110 §11.1).

@@ -57,6 +57,9 @@ pub struct ServerConfig {
     /// How long shutdown waits for requests in flight before closing their connections.
     /// Default 5 s.
     pub shutdown_grace: Duration,
+    /// Whether `GET /metrics` answers without the token (for a Prometheus scraper on this
+    /// machine). Every other route keeps requiring it. Default false.
+    pub open_metrics: bool,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +72,7 @@ impl Default for ServerConfig {
             body_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),
+            open_metrics: false,
         }
     }
 }
@@ -122,7 +126,7 @@ pub enum StartError {
 /// requests in flight finish within [`ServerConfig::shutdown_grace`], ends streamed answers,
 /// and removes `admin.addr` and `admin.token`.
 ///
-/// Routes (all JSON, all behind `Authorization: Bearer <admin.token>`):
+/// Routes (JSON but for `/metrics`, all behind `Authorization: Bearer <admin.token>`):
 ///
 /// | route | [`Api`] method |
 /// |---|---|
@@ -137,6 +141,7 @@ pub enum StartError {
 /// | `POST /v1/sync/list` | [`sync_list`](Api::sync_list) |
 /// | `POST /v1/sync/status` | [`sync_status`](Api::sync_status) |
 /// | `POST /v1/shutdown` | [`shutdown`](Api::shutdown) |
+/// | `GET /metrics` (OpenMetrics text; without the token when [`ServerConfig::open_metrics`]) | [`metrics`](Api::metrics) |
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,

@@ -71,6 +71,7 @@ pub(crate) async fn run(command: Command, global: &Global) -> Result<(), CliErro
         }
         Command::Status => status(&client, &mut out).await?,
         Command::Peers => peers(&client, &mut out).await?,
+        Command::Metrics => metrics(&client, &mut out).await?,
         Command::Gossip(command) => gossip(&client, &mut out, command).await?,
         Command::Registry(command) => registry(&client, &mut out, command).await?,
         Command::Call(args) => call(&client, &mut out, args).await?,
@@ -134,6 +135,21 @@ async fn status(client: &Client, out: &mut Output) -> Result<(), CliError> {
     out.line(format_args!("version   {}", status.version))?;
     out.line(format_args!("layers    {}", layers.join(" ")))?;
     out.line(format_args!("ticket    {}", status.ticket))?;
+    Ok(())
+}
+
+/// The counters as the node encodes them; with `--json`, as a map of sample name to value.
+async fn metrics(client: &Client, out: &mut Output) -> Result<(), CliError> {
+    let text = client.metrics().await?;
+    if out.is_json() {
+        let samples: std::collections::BTreeMap<String, f64> =
+            iroh_metrics::parse_prometheus_metrics(&text)
+                .into_iter()
+                .collect();
+        out.json(&samples)?;
+    } else {
+        out.raw(text.as_bytes())?;
+    }
     Ok(())
 }
 

@@ -147,6 +147,7 @@ pub(crate) async fn run(global: &Global, args: RunArgs) -> Result<(), CliError> 
         let api = Arc::new(NodeApi::new(node.clone(), shutdown.clone()));
         let server_config = ServerConfig {
             bind: config.admin.bind,
+            open_metrics: config.admin.open_metrics,
             ..ServerConfig::default()
         };
         match Server::spawn(server_config, &data_dir, api, &CancellationToken::new()).await {

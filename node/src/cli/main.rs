@@ -58,6 +58,8 @@ enum Command {
     Status,
     /// List the peers the node knows, with round-trip times
     Peers,
+    /// Print the node's counters (OpenMetrics text, as Prometheus scrapes them)
+    Metrics,
     /// Publish on a gossip topic, or follow one
     #[command(subcommand)]
     Gossip(GossipCommand),

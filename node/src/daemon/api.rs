@@ -95,6 +95,10 @@ impl Api for NodeApi {
 
     /// Discovery's catalog, with the round-trip time of discovery's last ping of each peer
     /// (no ping is sent for the listing: it would cost a round trip per peer per call).
+    async fn metrics(&self) -> Result<String, ApiError> {
+        Ok(self.node.encode_metrics())
+    }
+
     async fn peers(&self) -> Result<Peers, ApiError> {
         let Some(discovery) = self.node.discovery() else {
             return Err(ApiError::unavailable(

@@ -95,6 +95,11 @@ impl Api for MemoryNode {
         })
     }
 
+    async fn metrics(&self) -> Result<String, ApiError> {
+        // What a node with one counter would answer; the real encoding is tested on a node.
+        Ok("# TYPE weft_test_requests counter\nweft_test_requests_total 1\n# EOF\n".to_owned())
+    }
+
     async fn peers(&self) -> Result<Peers, ApiError> {
         Ok(Peers {
             peers: vec![Peer {

@@ -3,6 +3,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    sync::Arc,
     time::Duration,
 };
 
@@ -15,7 +16,9 @@ use weft_transport::{
     request,
 };
 
-use super::{Builder, Command, Error, Event, PROTOCOL, Shared, handler::Inbound, lock};
+use super::{
+    Builder, Command, Error, Event, PROTOCOL, Shared, handler::Inbound, lock, metrics::Metrics,
+};
 use crate::proto::{
     Event as ProtoEvent, InboundId, Input, MAX_MESSAGE_SIZE, Node, OpId, Output, ProviderRecord,
     Request, RequestId, Response, Timer,
@@ -74,6 +77,9 @@ pub(super) struct Actor {
     request_timeout: Duration,
     pub(super) shutdown_grace: Duration,
     pub(super) events: Shared,
+    pub(super) metrics: Arc<Metrics>,
+    /// A lookup served from the cache while its command runs: its `LookupDone` is a hit.
+    cached_lookup: Option<OpId>,
 }
 
 impl Actor {
@@ -117,6 +123,8 @@ impl Actor {
             request_timeout,
             shutdown_grace: builder.shutdown_grace,
             events,
+            metrics: Arc::default(),
+            cached_lookup: None,
         }
     }
 
@@ -163,7 +171,10 @@ impl Actor {
     pub(super) fn on_result(&mut self, (id, from, response): RequestResult) {
         let input = match response {
             Some(response) => Input::Response { id, from, response },
-            None => Input::Failed { id },
+            None => {
+                self.metrics.requests_failed.inc();
+                Input::Failed { id }
+            }
         };
         self.handle(input);
     }
@@ -176,6 +187,16 @@ impl Actor {
     pub(super) fn flush(&mut self) {
         let outputs = self.node.drain();
         self.route(outputs);
+        // Gauges after every step: three lengths, cheaper than tracking each change.
+        self.metrics
+            .records_held
+            .set(gauge(self.node.store().len()));
+        self.metrics
+            .routing_table_peers
+            .set(gauge(self.node.table().len()));
+        self.metrics
+            .names_provided
+            .set(gauge(self.node.registrations().count()));
     }
 
     pub(super) fn fire_timers(&mut self) {
@@ -186,6 +207,7 @@ impl Actor {
     }
 
     pub(super) fn on_inbound(&mut self, inbound: Inbound) {
+        self.metrics.requests_served.inc();
         self.next_inbound += 1;
         let id = InboundId(self.next_inbound);
         self.replies.insert(id, inbound.reply);
@@ -250,15 +272,19 @@ impl Actor {
                 };
                 match started {
                     Ok(op) => {
+                        self.metrics.lookups.inc();
                         let reported = BTreeSet::new();
                         self.lookups.insert(op, Sink { results, reported });
                         let _ = reply.send(Ok(()));
+                        // A cached answer is already among the outputs flushed next.
+                        self.cached_lookup = (!refresh).then_some(op);
                     }
                     Err(err) => {
                         let _ = reply.send(Err(err.into()));
                     }
                 }
                 self.flush();
+                self.cached_lookup = None;
             }
             Command::Held { name, reply } => {
                 let key = crate::proto::DhtId::of_name(&name);
@@ -306,6 +332,7 @@ impl Actor {
 
     /// Runs one request in its own task; the result comes back through `results`.
     fn send_request(&mut self, id: RequestId, to: PeerAddr, message: Request) {
+        self.metrics.requests_sent.inc();
         self.endpoint.add_peer_addr(&to);
         let endpoint = self.endpoint.clone();
         let results = self.results_tx.clone();
@@ -344,13 +371,22 @@ impl Actor {
                     }
                 }
             }
-            ProtoEvent::LookupDone { op, .. } => {
-                // Its stream ends with the sink.
-                self.lookups.remove(&op);
+            ProtoEvent::LookupDone { op, stats } => {
+                let cached = self.cached_lookup == Some(op);
+                self.metrics.lookup_done(&stats, cached);
+                if let Some(sink) = self.lookups.remove(&op) {
+                    if !sink.reported.is_empty() {
+                        self.metrics.lookups_found.inc();
+                    }
+                    // Its stream ends with the sink: after the counts, so that a caller who
+                    // saw the end reads them.
+                    drop(sink);
+                }
             }
             ProtoEvent::Published { op, name, holders } => {
                 let asked = self.publishes.remove(&op);
                 let republished = asked.is_none();
+                self.metrics.published(republished);
                 if let Some(reply) = asked {
                     let _ = reply.send(Ok(holders));
                 }
@@ -361,6 +397,7 @@ impl Actor {
                 });
             }
             ProtoEvent::Withdrawn { op, name, holders } => {
+                self.metrics.withdrawals.inc();
                 if let Some(Some(reply)) = self.withdrawals.remove(&op) {
                     let _ = reply.send(Ok(holders));
                 }
@@ -375,6 +412,11 @@ impl Actor {
             subscribers.deliver(event);
         }
     }
+}
+
+/// A gauge's value from a count.
+fn gauge(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
 }
 
 /// The secret key of the endpoint, which the node signs records with.

@@ -89,15 +89,16 @@ impl Builder {
         let registration = endpoint.register(PROTOCOL, handler)?;
         let events: super::Shared = Arc::new(Mutex::new(Some(Subscribers::new())));
         let event_capacity = self.event_capacity;
-        Actor::new(
+        let actor = Actor::new(
             self,
             endpoint.clone(),
             registration,
             command_rx,
             inbound_rx,
             events.clone(),
-        )
-        .spawn(actor_guard);
+        );
+        let metrics = actor.metrics.clone();
+        actor.spawn(actor_guard);
         Ok(Registry {
             inner: Arc::new(Inner {
                 commands,
@@ -105,6 +106,7 @@ impl Builder {
                 actor: actor_link,
                 events,
                 event_capacity,
+                metrics,
             }),
         })
     }

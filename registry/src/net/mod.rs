@@ -12,6 +12,7 @@ mod builder;
 mod event;
 mod finish;
 mod handler;
+mod metrics;
 mod registration;
 
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,7 @@ use weft_transport::{
 
 pub use builder::{Builder, DEFAULT_SHUTDOWN_GRACE};
 pub use event::Event;
+pub use metrics::Metrics;
 pub use registration::{LookupStream, Registration};
 
 use crate::proto::{CommandError, ConfigError, ProviderRecord};
@@ -78,6 +80,8 @@ struct Inner {
     /// The event subscribers, shared with the actor; `None` once it has ended.
     events: Shared,
     event_capacity: usize,
+    /// The actor's counters.
+    metrics: Arc<Metrics>,
 }
 
 /// Event subscribers, shared by the handles (which add them) and the actor (which delivers).
@@ -121,6 +125,12 @@ impl Registry {
     /// This node's id.
     pub fn id(&self) -> PeerId {
         self.inner.id
+    }
+
+    /// This instance's counters (records held, lookups, hops, cache hits, republishes),
+    /// shared with the running actor; register them in an `iroh_metrics::Registry` to export.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
     }
 
     async fn send(&self, command: Command) -> Result<(), Error> {

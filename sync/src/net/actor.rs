@@ -14,6 +14,7 @@ use weft_transport::{ActorGuard, Clock, Endpoint, EventSender, PeerId, TimerQueu
 
 use super::{
     Error,
+    metrics::Metrics,
     streams::{self, FromStream, Inbound, QueueFull, SessionQueue},
 };
 use crate::proto::{
@@ -98,6 +99,11 @@ struct Subscriber {
     _forwarder: AbortOnDropHandle<()>,
 }
 
+/// A gauge's value from a count.
+fn gauge(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
 /// Limits of the runtime half (from the builder).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Limits {
@@ -125,6 +131,7 @@ pub(super) struct Actor {
     timers: TimerQueue<Timer<PeerId>>,
     /// Timers the full queue handed back: fired at the next turn of the loop.
     overdue: Vec<Timer<PeerId>>,
+    pub(super) metrics: Arc<Metrics>,
 }
 
 impl Actor {
@@ -155,6 +162,7 @@ impl Actor {
             // No timer is periodic: each is re-armed by what it is for, and bounded with it.
             timers: TimerQueue::new(MAX_TIMERS, |_| false),
             overdue: Vec::new(),
+            metrics: Arc::default(),
         }
     }
 
@@ -335,6 +343,8 @@ impl Actor {
         loop {
             let outputs: Vec<_> = self.manager.drain().collect();
             if outputs.is_empty() {
+                self.metrics.sessions.set(gauge(self.queues.len()));
+                self.metrics.topics.set(gauge(self.subscribers.len()));
                 return;
             }
             self.apply_outputs(outputs);
@@ -383,15 +393,24 @@ impl Actor {
         };
         let max = self.manager.config().max_frame_size;
         let failure = match encode_frame(frame, max) {
-            Ok(bytes) => match queue.push(
-                bytes,
-                self.limits.max_queued_bytes,
-                self.limits.max_total_queued_bytes,
-            ) {
-                Ok(()) => return,
-                Err(QueueFull::Session) => "send queue full: the peer reads too slowly".to_owned(),
-                Err(QueueFull::Total) => "send queues of all sessions full".to_owned(),
-            },
+            Ok(bytes) => {
+                let len = bytes.len() as u64;
+                match queue.push(
+                    bytes,
+                    self.limits.max_queued_bytes,
+                    self.limits.max_total_queued_bytes,
+                ) {
+                    Ok(()) => {
+                        self.metrics.frames_sent.inc();
+                        self.metrics.bytes_sent.inc_by(len);
+                        return;
+                    }
+                    Err(QueueFull::Session) => {
+                        "send queue full: the peer reads too slowly".to_owned()
+                    }
+                    Err(QueueFull::Total) => "send queues of all sessions full".to_owned(),
+                }
+            }
             Err(err) => format!("frame not sent: {err}"),
         };
         // Fail the session; a later one reconciles whatever did not go out.
@@ -407,6 +426,7 @@ impl Actor {
     }
 
     fn emit(&mut self, topic: TopicId, event: Event<PeerId>) {
+        self.metrics.event(&event);
         if let Some(sub) = self.subscribers.get_mut(&topic) {
             sub.events.deliver(event);
         }

@@ -22,7 +22,10 @@
 //! [`Manager`]: crate::proto::Manager
 
 mod actor;
+mod metrics;
 mod streams;
+
+pub use self::metrics::Metrics;
 
 use std::{sync::Arc, time::Duration};
 
@@ -160,6 +163,7 @@ impl Builder {
             shutdown_grace: self.shutdown_grace,
         };
         let actor = Actor::new(manager, endpoint.clone(), limits, commands_rx, inbound_rx);
+        let metrics = actor.metrics.clone();
         tokio::spawn(actor.run(actor_guard));
         Ok(SyncManager {
             inner: Arc::new(Inner {
@@ -170,6 +174,7 @@ impl Builder {
                 endpoint: endpoint.clone(),
                 registration,
                 actor: actor_link,
+                metrics,
             }),
         })
     }
@@ -192,6 +197,8 @@ struct Inner {
     registration: HandlerRegistration,
     /// Shuts the actor down and sees it end.
     actor: ActorLink<ToActor>,
+    /// The actor's counters.
+    metrics: Arc<Metrics>,
 }
 
 impl Drop for Inner {
@@ -216,6 +223,12 @@ impl SyncManager {
     /// Our peer id.
     pub fn id(&self) -> PeerId {
         self.inner.endpoint.id()
+    }
+
+    /// This manager's counters (sessions, reconciliations, items and bytes each way), shared
+    /// with the running actor; register them in an `iroh_metrics::Registry` to export.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
     }
 
     /// Starts syncing `topic` with the items in `store`, by set reconciliation, joining its
