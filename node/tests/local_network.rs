@@ -4,7 +4,8 @@
 //!
 //! The namespaces, the link and its addresses (10.251.0.0/24, only inside them) are created by
 //! the test and removed when it ends, whatever the outcome; nothing on the host changes. The
-//! test needs root and `ip` (iproute2); without them it prints why and passes as skipped.
+//! test needs root and `ip` (iproute2); without them it prints why and passes as skipped. A
+//! loopback socket, which cannot reach the link, is refused at spawn.
 
 use std::{
     io::{BufRead, BufReader},
@@ -231,4 +232,20 @@ fn nodes_on_one_link_find_each_other_and_ignore_another_network() {
     assert!(stranger.peers().is_empty(), "{:?}", stranger.peers());
     drop((a, b, stranger));
     drop(link);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_network_discovery_on_a_loopback_socket_is_refused_at_spawn() {
+    let mut config = weft_node::Config::default();
+    config.bootstrap.local_network = true;
+    let err = weft_node::Node::builder()
+        .config(config)
+        .spawn()
+        .await
+        .expect_err("loopback cannot reach the link");
+    assert!(
+        matches!(err, weft_node::SpawnError::LocalNetwork(_)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("127.0.0.1"), "{err}");
 }
