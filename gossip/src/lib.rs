@@ -7,7 +7,8 @@
 //! - With the default feature `net`: `Gossip`, one actor per instance on weft-transport
 //!   ([`PROTOCOL`], `gossip/1`): `Gossip::builder().config(..).spawn(&endpoint).await`, then
 //!   `subscribe(topic, bootstrap)` for a `TopicSender` and `TopicEvents` (any number of
-//!   subscribers per topic), and `shutdown()` to leave every topic. The loopback benchmark
+//!   subscribers per topic), `observe(topic)` for a `TopicObserver` that watches a joined topic
+//!   without keeping it, and `shutdown()` to leave every topic. The loopback benchmark
 //!   is `cargo xtask bench gossip`.
 //!
 //! Wire format and state machines: `docs/protocols/gossip.md`.
@@ -18,8 +19,8 @@ pub mod proto;
 
 #[cfg(feature = "net")]
 pub use net::{
-    Builder, DEFAULT_SHUTDOWN_GRACE, Error, Gossip, Metrics, SpawnError, Topic, TopicEvents,
-    TopicSender,
+    Builder, DEFAULT_SHUTDOWN_GRACE, Error, Gossip, MAX_OBSERVERS, Metrics, SpawnError, Topic,
+    TopicEvents, TopicObserver, TopicSender,
 };
 
 pub use proto::sim;

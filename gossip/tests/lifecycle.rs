@@ -384,3 +384,52 @@ async fn endpoint_shutdown_sends_the_goodbye_before_closing() {
     assert!(goodbye, "the connection closed before the goodbye arrived");
     drop((topic_sender, topic_events, node));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_sees_a_topic_without_keeping_it() {
+    let (_net, [(a_ep, _a), (_, b)], a_topic, b_topic) = pair(17).await;
+    let err = b.observe(TopicId::from_name("not joined")).await;
+    assert!(matches!(err, Err(Error::NotJoined(_))), "{err:?}");
+    let mut observer = b.observe(topic()).await.unwrap();
+    // It starts from the topic's state, like a late subscriber.
+    assert_eq!(observer.recv().await, Some(Event::NeighborUp(a_ep.id())));
+    assert_eq!(observer.recv().await, Some(Event::Joined));
+    assert_eq!(observer.neighbors().await.unwrap(), vec![a_ep.id()]);
+    let mut more = Vec::new();
+    for _ in 1..weft_gossip::MAX_OBSERVERS {
+        more.push(b.observe(topic()).await.unwrap());
+    }
+    let err = b.observe(topic()).await;
+    assert!(matches!(err, Err(Error::TooManyObservers(_))), "{err:?}");
+    // A dropped observer frees its place.
+    more.pop();
+    more.push(b.observe(topic()).await.unwrap());
+
+    let (a_sender, mut a_events) = a_topic.split();
+    a_sender.broadcast(b"observed".to_vec()).await.unwrap();
+    timeout(SOON, async {
+        loop {
+            match observer.recv().await {
+                Some(Event::Received { content, .. }) if content.as_bytes() == b"observed" => {
+                    return;
+                }
+                Some(_) => {}
+                None => panic!("the observer's stream ended early"),
+            }
+        }
+    })
+    .await
+    .expect("the observer gets the broadcast");
+    // The last subscriber goes: the topic is left although observers remain, and their
+    // streams end.
+    drop(b_topic);
+    let b_id = b.id();
+    wait_for(&mut a_events, "b's departure", |e| {
+        *e == Event::NeighborDown(b_id)
+    })
+    .await;
+    timeout(SOON, async { while observer.recv().await.is_some() {} })
+        .await
+        .expect("the observer's stream ends with the topic");
+    assert!(observer.neighbors().await.unwrap().is_empty());
+}

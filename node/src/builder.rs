@@ -54,6 +54,10 @@ pub enum SpawnError {
     /// The service call protocol (`call/1`) could not be registered on the endpoint.
     #[error("the call protocol did not start: {0}")]
     Calls(#[from] weft_transport::RegisterError),
+    /// Local-network discovery (`[bootstrap] local_network`) could not start: a bind address
+    /// off the LAN, or the multicast socket refused.
+    #[error("local-network discovery did not start: {0}")]
+    LocalNetwork(#[source] std::io::Error),
 }
 
 /// Where a node keeps its key, sync store and state.
@@ -242,9 +246,14 @@ impl Builder {
             }
             _ => None,
         };
-        Ok(Node::new(Inner::new(
+        let node = Node::new(Inner::new(
             config, endpoint, layers, bootstrap, data_dir, store, wiring,
-        )))
+        ));
+        if let Err(err) = node.start_local_network() {
+            node.shutdown().await;
+            return Err(SpawnError::LocalNetwork(err));
+        }
+        Ok(node)
     }
 }
 

@@ -55,6 +55,8 @@ pub struct Config {
     pub registry: weft_registry::Config,
     /// The sync layer's own settings ([`weft_sync::proto::Config`]).
     pub sync: weft_sync::proto::Config,
+    /// Meeting a topic's other subscribers through the registry.
+    pub rendezvous: crate::RendezvousConfig,
 }
 
 /// `[node]`: which network, which socket, how long a shutdown may take.
@@ -110,6 +112,10 @@ pub struct BootstrapConfig {
     /// Tickets (`weft1...`) or `<peer id>@<ip:port>` strings; printed back as tickets.
     #[serde(with = "peer_strings")]
     pub peers: Vec<PeerAddr>,
+    /// Whether to find the nodes of this network on the local link by multicast beacons, with
+    /// no ticket (default `false`; needs `[node] bind` on a LAN IPv4 address or `0.0.0.0`).
+    /// See [`crate::LOCAL_NETWORK_GROUP`].
+    pub local_network: bool,
 }
 
 /// `[admin]`: the local admin API the `weft` command talks to. Only these fields live here;
@@ -330,6 +336,9 @@ impl Config {
         self.registry
             .validate()
             .map_err(|err| invalid("registry", err.to_string()))?;
+        self.rendezvous
+            .check()
+            .map_err(|(key, message)| invalid(key, message))?;
         Ok(())
     }
 

@@ -8,6 +8,10 @@
 //!
 //! - [`Config`]: the TOML file (`[node]`, `[bootstrap]`, `[admin]`, one section per layer),
 //!   `WEFT_*` overrides, [`Config::to_toml`] and the commented [`Config::template`].
+//! - Topic rendezvous: a topic subscribed through the node registers in the registry under
+//!   [`rendezvous_name`] and joins through the other subscribers found there (`[rendezvous]`).
+//! - Local-network discovery (opt-in, `[bootstrap] local_network`): multicast beacons on the
+//!   link let nodes of one network find each other with no ticket ([`LOCAL_NETWORK_GROUP`]).
 //! - The data directory: the secret key (mode 0600, written by write-then-rename, read
 //!   strictly), an exclusive lock, the sync store, and a warm-restart state file:
 //!
@@ -48,19 +52,23 @@
 
 pub mod admin;
 mod atomic_file;
+mod beacon;
 mod builder;
 mod config;
 mod daemon;
 mod data_dir;
 mod duration;
 mod key_file;
+mod local_network;
 mod metrics;
 mod node;
+mod rendezvous;
 pub mod service;
 mod state;
 mod template;
 mod wiring;
 
+pub use beacon::{MAX_ADDRS as MAX_BEACON_ADDRS, MAX_BEACON};
 pub use builder::{Builder, SpawnError};
 pub use config::{
     AdminConfig, BootstrapConfig, Config, ConfigError, DEFAULT_BIND, DEFAULT_SHUTDOWN_GRACE,
@@ -71,6 +79,10 @@ pub use daemon::{
     NodeApi,
 };
 pub use data_dir::{DataDirError, KEY_FILE, LOCK_FILE, STATE_FILE, SYNC_STORE_FILE, init_data_dir};
+pub use local_network::{
+    BEACON_INTERVAL, LOCAL_NETWORK_GROUP, MAX_NEW_PER_INTERVAL, MAX_REMEMBERED,
+};
 pub use metrics::METRICS_PREFIX;
 pub use node::{Error, MAX_TOPIC_BOOTSTRAP, Node};
+pub use rendezvous::{RENDEZVOUS_PREFIX, RendezvousConfig, TopicKind, rendezvous_name};
 pub use service::{CallError, CallOptions, CallReply, ServeError, ServeOptions, Service};

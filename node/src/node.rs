@@ -20,7 +20,13 @@ use weft_sync::{
 };
 use weft_transport::{Endpoint, PeerAddr, PeerId, Ticket};
 
-use crate::{Builder, Config, data_dir::DataDir, state::WarmState};
+use crate::{
+    Builder, Config,
+    data_dir::DataDir,
+    local_network::{Handoff, LocalNetwork},
+    rendezvous::{Rendezvous, TopicKind},
+    state::WarmState,
+};
 
 /// Catalog peers handed to a topic as its bootstrap, at most: a HyParView join needs a few
 /// live contacts, not the whole network.
@@ -91,6 +97,10 @@ pub(crate) struct Inner {
     store: Mutex<Option<RedbDatabase>>,
     /// The task that feeds discovery's peers to the registry.
     wiring: Mutex<Option<JoinHandle<()>>>,
+    /// Topic rendezvous through the registry, when it runs and `[rendezvous]` is enabled.
+    rendezvous: Option<Rendezvous>,
+    /// Local-network discovery, when `[bootstrap] local_network` is on (set once, at spawn).
+    local: Mutex<Option<LocalNetwork>>,
     /// Set when the shutdown begins; `shutdown` completes once it has ended.
     shutting_down: AtomicBool,
     shutdown: OnceCell<()>,
@@ -106,7 +116,17 @@ impl Inner {
         store: Option<RedbDatabase>,
         wiring: Option<JoinHandle<()>>,
     ) -> Self {
+        let rendezvous = match &layers.registry {
+            Some(registry) if config.rendezvous.enabled => Some(Rendezvous::new(
+                config.rendezvous.clone(),
+                layers.gossip.clone(),
+                registry.clone(),
+            )),
+            _ => None,
+        };
         Self {
+            rendezvous,
+            local: Mutex::new(None),
             config,
             endpoint,
             layers,
@@ -126,6 +146,9 @@ impl Drop for Inner {
         // The wiring task holds layer handles; it must not keep them alive past the node.
         if let Some(task) = lock(&self.wiring).take() {
             task.abort();
+        }
+        if let Some(rendezvous) = &self.rendezvous {
+            rendezvous.stop();
         }
     }
 }
@@ -204,10 +227,13 @@ impl Node {
         self.inner.data_path.as_deref()
     }
 
-    /// Peers to join a topic through: the configured and remembered bootstrap peers, then
-    /// discovery's catalog, [`MAX_TOPIC_BOOTSTRAP`] at most, without this node.
+    /// Peers to join a topic through: the configured and remembered bootstrap peers, the
+    /// peers found on the local network (`[bootstrap] local_network`), then discovery's
+    /// catalog, [`MAX_TOPIC_BOOTSTRAP`] at most, without this node.
     pub async fn topic_bootstrap(&self) -> Vec<PeerAddr> {
         let mut peers: Vec<PeerAddr> = self.inner.bootstrap.clone();
+        let local = lock(&self.inner.local).as_ref().map(LocalNetwork::peers);
+        peers.extend(local.into_iter().flatten());
         if let Some(discovery) = self.discovery()
             && let Ok(catalog) = discovery.catalog().await
         {
@@ -219,18 +245,25 @@ impl Node {
         peers
     }
 
-    /// Joins a gossip topic through [`Node::topic_bootstrap`]'s peers.
+    /// Joins a gossip topic through [`Node::topic_bootstrap`]'s peers, and through the topic's
+    /// other subscribers that the registry knows (see [`crate::rendezvous_name`]; `[rendezvous]`
+    /// in the config), looked up in the background.
     ///
     /// Peers that have not joined the topic ignore the join; the topic retries while it has
     /// no neighbour, and a peer joining later through this node links up with it, so
     /// subscribing on every node in any order converges.
     pub async fn subscribe_gossip(&self, topic: TopicId) -> Result<Topic, Error> {
         let bootstrap = self.topic_bootstrap().await;
-        Ok(self.gossip().subscribe(topic, bootstrap).await?)
+        let subscribed = self.gossip().subscribe(topic, bootstrap).await?;
+        if let Some(rendezvous) = &self.inner.rendezvous {
+            rendezvous.joined(TopicKind::Gossip, topic, topic).await;
+        }
+        Ok(subscribed)
     }
 
     /// Starts syncing a topic: its items live in the data directory's sync store (in memory
-    /// for an ephemeral node), and its overlay joins through [`Node::topic_bootstrap`]'s peers.
+    /// for an ephemeral node), and its overlay joins through [`Node::topic_bootstrap`]'s peers
+    /// and the topic's other subscribers in the registry, as [`Node::subscribe_gossip`]'s does.
     pub async fn subscribe_sync(&self, topic: TopicId) -> Result<SyncTopic, Error> {
         let sync = self.sync().ok_or(Error::LayerDisabled("sync"))?;
         let bootstrap = self.topic_bootstrap().await;
@@ -248,7 +281,27 @@ impl Node {
             (None, Some(_)) => return Err(Error::Closed),
             (None, None) => sync.subscribe(topic, MemoryStore::new(), bootstrap).await?,
         };
+        if let Some(rendezvous) = &self.inner.rendezvous {
+            let overlay = weft_sync::overlay_topic(topic);
+            rendezvous.joined(TopicKind::Sync, topic, overlay).await;
+        }
         Ok(synced)
+    }
+
+    /// Starts local-network discovery if the config asks for it (at spawn, once).
+    pub(crate) fn start_local_network(&self) -> std::io::Result<()> {
+        let config = &self.inner.config;
+        if !config.bootstrap.local_network {
+            return Ok(());
+        }
+        let handoff = Handoff {
+            endpoint: self.inner.endpoint.clone(),
+            discovery: self.discovery().cloned(),
+            registry: self.registry().cloned(),
+        };
+        let local = LocalNetwork::spawn(config.node.network_id(), config.node.bind.ip(), handoff)?;
+        *lock(&self.inner.local) = Some(local);
+        Ok(())
     }
 
     /// Whether [`Node::shutdown`] has begun.
@@ -281,6 +334,13 @@ impl Node {
             task.abort();
             let _ = task.await;
         }
+        // No lookups while the layers end; the registrations the rendezvous held are
+        // withdrawn with the registry's below.
+        if let Some(rendezvous) = &inner.rendezvous {
+            rendezvous.stop();
+        }
+        // Nor new peers from the link.
+        lock(&inner.local).take();
         let layers = &inner.layers;
         // Callers fail over to other providers from now on.
         layers.calls.stop();

@@ -7,7 +7,7 @@
 pub(crate) const TEMPLATE: &str = r#"# weft node configuration.
 #
 # Precedence, lowest first: defaults < this file < WEFT_* environment variables < flags.
-# Unknown keys are errors. Durations in [node] and [admin] read "250ms", "5s", "2m", "1h";
+# Unknown keys are errors. Durations in [node] and [rendezvous] read "250ms", "5s", "2m", "1h";
 # the layer sections below use integer milliseconds (keys ending in _ms).
 # `weft config show` prints every key with its effective value.
 
@@ -35,6 +35,9 @@ shutdown_grace = "5s"
 # After that the node also remembers the peers it saw (state.toml in the data directory).
 # (env: WEFT_BOOTSTRAP_PEERS, comma-separated)
 peers = []
+# Find the nodes of this network on the local link (multicast beacons, no ticket). Needs a
+# bind address on the LAN (e.g. bind = "0.0.0.0:4433" above); the beacons never leave the link.
+local_network = false
 
 [admin]
 # The local admin API that the `weft` command talks to, on loopback only.
@@ -58,4 +61,13 @@ open_metrics = false
 
 [sync]
 # max_topics = 256
+
+[rendezvous]
+# Subscribed topics register in the registry (weft/topic/1/...) and join through the other
+# subscribers found there; lookups repeat, retry_min doubling up to retry_max, while a topic
+# has no neighbour. Takes effect only where the registry runs.
+# enabled = true
+# max_peers = 16
+# retry_min = "1s"
+# retry_max = "1m"
 "#;

@@ -9,7 +9,10 @@
 //! - Discovery → gossip and sync topics: the catalog is their bootstrap when the node
 //!   subscribes ([`crate::Node::subscribe_gossip`], [`crate::Node::subscribe_sync`]); after
 //!   that HyParView's own joins and shuffles spread new members.
-//! - Bootstrap peers (config, builder, warm state) go to all of them at spawn.
+//! - Registry → gossip and sync topics: [`crate::rendezvous_name`]; each subscribed topic
+//!   registers there and joins through the other subscribers it finds (`rendezvous.rs`).
+//! - Bootstrap peers (config, builder, warm state) go to all of them at spawn; peers found on
+//!   the local network (`local_network.rs`, opt-in) go to all of them as they are found.
 
 use tokio::task::JoinHandle;
 use tracing::debug;

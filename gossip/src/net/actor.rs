@@ -9,12 +9,12 @@ use tokio::{
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, warn};
 use weft_transport::{
-    ActorGuard, Clock, Endpoint, EventSender, FrameError, FramedRecv, FramedSend,
+    ActorGuard, Clock, Delivery, Endpoint, EventSender, FrameError, FramedRecv, FramedSend,
     HandlerRegistration, PeerAddr, PeerId, Sent, TimerQueue, WriterPool, iroh::Connection,
 };
 
 use super::{
-    Builder, Error,
+    Builder, Error, MAX_OBSERVERS,
     metrics::{Direction, Metrics, is_push},
 };
 use crate::{
@@ -81,6 +81,12 @@ pub(super) enum ToActor {
     },
     /// A subscriber is gone (sent on its drop; its `alive` channel closing says it too).
     Unsubscribe { topic: TopicId, id: u64 },
+    /// Watch a joined topic without keeping it joined ([`super::TopicObserver`]).
+    Observe {
+        topic: TopicId,
+        events: EventSender<Event<PeerId>>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
     /// Leave every topic, flush, and stop (see [`Actor::finish`]).
     Shutdown,
 }
@@ -100,6 +106,9 @@ pub(super) struct Subscribers {
     by_id: HashMap<u64, EventSender<Event<PeerId>>>,
     /// Whether the topic has emitted `Joined` (replayed to later subscribers).
     joined: bool,
+    /// Observers ([`super::TopicObserver`]): they get the events but do not keep the topic;
+    /// dropped with it, which ends their streams. At most [`MAX_OBSERVERS`].
+    observers: Vec<EventSender<Event<PeerId>>>,
 }
 
 pub(super) struct Actor {
@@ -279,6 +288,10 @@ impl Actor {
                 let _ = reply.send(result);
             }
             ToActor::JoinPeers { topic, peers } => {
+                // An observer's join must not rejoin a topic its subscribers have left.
+                if !self.subscribers.contains_key(&topic) {
+                    return;
+                }
                 let ids = self.learn(&peers);
                 if self.state.join(topic, &ids, self.clock.now()).is_ok() {
                     self.apply();
@@ -288,6 +301,14 @@ impl Actor {
                 let _ = reply.send(self.state.neighbors(&topic));
             }
             ToActor::Unsubscribe { topic, id } => self.unsubscribe(topic, id),
+            ToActor::Observe {
+                topic,
+                events,
+                reply,
+            } => {
+                let result = self.observe(topic, events);
+                let _ = reply.send(result);
+            }
             // Handled by the loop.
             ToActor::Shutdown => {}
         }
@@ -320,6 +341,29 @@ impl Actor {
             (topic, id)
         });
         self.apply();
+        Ok(())
+    }
+
+    fn observe(
+        &mut self,
+        topic: TopicId,
+        mut events: EventSender<Event<PeerId>>,
+    ) -> Result<(), Error> {
+        let Some(subscribers) = self.subscribers.get_mut(&topic) else {
+            return Err(Error::NotJoined(topic));
+        };
+        subscribers.observers.retain(|sender| !sender.is_closed());
+        if subscribers.observers.len() >= MAX_OBSERVERS {
+            return Err(Error::TooManyObservers(topic));
+        }
+        // Like a late subscriber, an observer starts from the topic's current state.
+        for peer in self.state.neighbors(&topic) {
+            events.deliver(Event::NeighborUp(peer));
+        }
+        if subscribers.joined {
+            events.deliver(Event::Joined);
+        }
+        subscribers.observers.push(events);
         Ok(())
     }
 
@@ -397,6 +441,9 @@ impl Actor {
         }
         // A subscriber whose event stream is gone stays (its sender half keeps the topic);
         // `deliver` does nothing for it.
+        subscribers
+            .observers
+            .retain_mut(|sender| sender.deliver(event.clone()) != Delivery::Closed);
         let mut subs = subscribers.by_id.values_mut().peekable();
         while let Some(sub) = subs.next() {
             if subs.peek().is_none() {

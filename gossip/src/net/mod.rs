@@ -17,6 +17,8 @@
 //!   full events are dropped and the next one delivered is `Event::Lagged(n)`. Every
 //!   `subscribe` is its own subscriber (own queue, own `Lagged` count); a topic is left when
 //!   its last subscriber is gone;
+//! - observers of one topic ([`Gossip::observe`]): at most [`MAX_OBSERVERS`], more are refused;
+//!   each has its own event queue like a subscriber's, and none keeps the topic joined;
 //! - timers: at most `MAX_TIMERS` one-shot timers (grafts, neighbour requests) pending; the
 //!   topics' periodic ones (shuffle, rejoin, refill, IHAVE dispatch) are always admitted. A
 //!   one-shot timer that finds the queue full fires at once (early rather than never).
@@ -43,9 +45,11 @@ use weft_transport::{
 mod actor;
 mod handler;
 mod metrics;
+mod observer;
 
 pub use self::metrics::Metrics;
 
+pub use self::observer::TopicObserver;
 use self::{
     actor::{Actor, ToActor},
     handler::Handler,
@@ -60,6 +64,11 @@ impl<PI: Send + 'static> LayerEvent for Event<PI> {
         Event::Lagged(missed)
     }
 }
+
+/// Most observers of one topic; [`Gossip::observe`] refuses more ([`Error::TooManyObservers`]):
+/// an observer is a watcher the owner of the node starts (the node's rendezvous, a diagnostic),
+/// a handful per topic, never one per remote peer.
+pub const MAX_OBSERVERS: usize = 8;
 
 /// Why the actor could not start.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +92,12 @@ pub enum Error {
     /// The actor stopped ([`Gossip::shutdown`], or its `Gossip` handles were all dropped).
     #[error("gossip actor stopped")]
     Closed,
+    /// [`Gossip::observe`]: the topic has no subscriber on this node.
+    #[error("topic {0:?} is not joined")]
+    NotJoined(TopicId),
+    /// [`Gossip::observe`]: the topic has [`MAX_OBSERVERS`] observers already.
+    #[error("topic {0:?} has {MAX_OBSERVERS} observers already")]
+    TooManyObservers(TopicId),
 }
 
 /// Builds a [`Gossip`].
@@ -283,6 +298,25 @@ impl Gossip {
                 _guard: guard,
             },
         })
+    }
+
+    /// Watches `topic`, which a subscriber on this node has joined, without keeping it joined:
+    /// the observer gets the topic's events (first `NeighborUp` for each current neighbour, and
+    /// `Joined` if the topic has had one) and can add peers to join through, and its stream
+    /// ends once the topic's last subscriber is gone. What a helper that serves a topic for as
+    /// long as others use it needs (the node's rendezvous). Refused for a topic not joined
+    /// ([`Error::NotJoined`]), and beyond [`MAX_OBSERVERS`] per topic.
+    pub async fn observe(&self, topic: TopicId) -> Result<TopicObserver, Error> {
+        let (events_tx, events) = weft_transport::EventSender::channel(self.inner.event_capacity);
+        let (reply, rx) = oneshot::channel();
+        self.send(ToActor::Observe {
+            topic,
+            events: events_tx,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| Error::Closed)??;
+        Ok(TopicObserver::new(topic, self.clone(), events))
     }
 
     /// Leaves every topic (`Disconnect{alive: false}` to each neighbour, so they learn at once),
