@@ -304,10 +304,9 @@ impl Builder {
         for addr in &bootstrap {
             endpoint.add_peer_addr(addr);
         }
-        let spawned = match spawn_layers(&endpoint, &config, &bootstrap, enabled).await {
-            Ok(layers) => register_protocols(&endpoint, &protocols).map(|user| (layers, user)),
-            Err(err) => Err(err),
-        };
+        let spawned = spawn_layers(&endpoint, &config, &bootstrap, enabled)
+            .await
+            .and_then(|layers| Ok((layers, register_protocols(&endpoint, &protocols)?)));
         let (mut layers, user) = match spawned {
             Ok(spawned) => spawned,
             Err(err) => {
