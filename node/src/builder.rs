@@ -12,12 +12,14 @@ use weft_sync::{
     SyncManager,
     store::{RedbDatabase, StoreError},
 };
-use weft_transport::{BindError, Endpoint, PeerAddr, SecretKey};
+use weft_transport::{BindError, Endpoint, PeerAddr, Protocol, SecretKey, iroh::ProtocolHandler};
 
 use crate::{
     Config, ConfigError, Node,
     data_dir::{DataDir, DataDirError},
     node::{Inner, Layers},
+    protocols::UserProtocol,
+    service::ServeError,
     state::WarmState,
     wiring,
 };
@@ -58,6 +60,18 @@ pub enum SpawnError {
     /// off the LAN, or the multicast socket refused.
     #[error("local-network discovery did not start: {0}")]
     LocalNetwork(#[source] std::io::Error),
+    /// A protocol given to [`Builder::protocol`] could not be registered: its ALPN is taken
+    /// (by a layer, `call/1`, or another protocol given to the builder).
+    #[error("cannot serve your protocol: {0}")]
+    Protocol(#[source] weft_transport::RegisterError),
+    /// A `[[service]]` of the config could not be served.
+    #[error("cannot serve [[service]] {name:?}: {source}")]
+    Service {
+        /// The service's name.
+        name: String,
+        /// Why.
+        source: ServeError,
+    },
 }
 
 /// Where a node keeps its key, sync store and state.
@@ -86,6 +100,7 @@ pub struct Builder {
     discovery: bool,
     registry: bool,
     sync: bool,
+    protocols: Vec<UserProtocol>,
 }
 
 impl Default for Builder {
@@ -100,6 +115,7 @@ impl Default for Builder {
             discovery: true,
             registry: true,
             sync: true,
+            protocols: Vec::new(),
         }
     }
 }
@@ -151,27 +167,82 @@ impl Builder {
         self
     }
 
-    /// Runs no discovery: the registry then knows only the bootstrap peers, and topics
-    /// bootstrap from them alone.
+    /// Runs no discovery (as `[layers] discovery = false` does): the registry then knows only
+    /// the bootstrap peers, and topics bootstrap from them alone.
     pub fn without_discovery(mut self) -> Self {
         self.discovery = false;
         self
     }
 
-    /// Runs no registry.
+    /// Runs no registry (as `[layers] registry = false` does): nothing can be found by name,
+    /// so no service calls and no `[[service]]` (a config with one is then refused).
     pub fn without_registry(mut self) -> Self {
         self.registry = false;
         self
     }
 
-    /// Runs no sync manager (and opens no sync store).
+    /// Runs no sync manager (as `[layers] sync = false` does), and opens no sync store.
     pub fn without_sync(mut self) -> Self {
         self.sync = false;
         self
     }
 
+    /// Serves `protocol` with `handler` on the node's endpoint, next to the layers: connections
+    /// whose ALPN is `weft/<network>/<name>/<version>` reach `handler`, after the same
+    /// handshake bounds and inbound admission as the layers' own connections. Repeatable, one
+    /// handler per protocol; a protocol whose ALPN is taken fails the spawn with
+    /// [`SpawnError::Protocol`].
+    ///
+    /// The handler's `shutdown` runs first in [`Node::shutdown`] (newest protocol first), while
+    /// every layer still runs. Peers dial it with [`Endpoint::connect`] on their node's
+    /// [`Node::endpoint`].
+    ///
+    /// ```no_run
+    /// use weft_node::Node;
+    /// use weft_transport::{
+    ///     Protocol,
+    ///     iroh::{AcceptError, Connection, ProtocolHandler},
+    /// };
+    ///
+    /// /// Echoes every bidirectional stream back.
+    /// #[derive(Debug, Clone)]
+    /// struct Echo;
+    ///
+    /// impl Echo {
+    ///     const PROTOCOL: Protocol = Protocol::new("echo", 1);
+    /// }
+    ///
+    /// impl ProtocolHandler for Echo {
+    ///     async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
+    ///         while let Ok((mut send, mut recv)) = connection.accept_bi().await {
+    ///             let Ok(bytes) = recv.read_to_end(64 * 1024).await else { break };
+    ///             let _ = send.write_all(&bytes).await;
+    ///             let _ = send.finish();
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// # async fn example(server: Node) -> Result<(), Box<dyn std::error::Error>> {
+    /// let node = Node::builder().protocol(Echo::PROTOCOL, Echo).spawn().await?;
+    ///
+    /// // Another node dials it on its own endpoint.
+    /// let connection = server.endpoint().connect(&node.addr(), Echo::PROTOCOL).await?;
+    /// let (mut send, mut recv) = connection.open_bi().await?;
+    /// send.write_all(b"hello").await?;
+    /// send.finish()?;
+    /// assert_eq!(recv.read_to_end(1024).await?, b"hello");
+    /// # Ok(()) }
+    /// ```
+    pub fn protocol(mut self, protocol: Protocol, handler: impl ProtocolHandler) -> Self {
+        self.protocols.push(UserProtocol::new(protocol, handler));
+        self
+    }
+
     /// Opens the data directory, binds the endpoint, starts the layers in order (gossip,
-    /// discovery, registry, sync) and wires them to each other. Needs a tokio runtime.
+    /// discovery, registry, sync), wires them to each other, registers the protocols given to
+    /// [`Builder::protocol`], and serves the config's `[[service]]` programs. Needs a tokio
+    /// runtime.
     ///
     /// On failure nothing keeps running: the layers started so far are shut down and the
     /// directory's lock is released.
@@ -186,11 +257,16 @@ impl Builder {
             discovery,
             registry,
             sync,
+            protocols,
         } = self;
+        // The builder only turns layers off; the effective config says what runs.
+        config.layers.discovery &= discovery;
+        config.layers.registry &= registry;
+        config.layers.sync &= sync;
         let enabled = Enabled {
-            discovery,
-            registry,
-            sync,
+            discovery: config.layers.discovery,
+            registry: config.layers.registry,
+            sync: config.layers.sync,
         };
         if let Some(network) = network {
             config.node.network = network;
@@ -232,8 +308,11 @@ impl Builder {
         for addr in &bootstrap {
             endpoint.add_peer_addr(addr);
         }
-        let layers = match spawn_layers(&endpoint, &config, &bootstrap, enabled).await {
-            Ok(layers) => layers,
+        let spawned = spawn_layers(&endpoint, &config, &bootstrap, enabled)
+            .await
+            .and_then(|layers| Ok((layers, register_protocols(&endpoint, &protocols)?)));
+        let (mut layers, user) = match spawned {
+            Ok(spawned) => spawned,
             Err(err) => {
                 // Whatever started must not outlive the failed spawn.
                 endpoint.shutdown().await;
@@ -246,6 +325,7 @@ impl Builder {
             }
             _ => None,
         };
+        layers.user = user;
         let node = Node::new(Inner::new(
             config, endpoint, layers, bootstrap, data_dir, store, wiring,
         ));
@@ -253,7 +333,16 @@ impl Builder {
             node.shutdown().await;
             return Err(SpawnError::LocalNetwork(err));
         }
-        Ok(node)
+        match node.serve_configured().await {
+            Ok(services) => {
+                node.keep_services(services);
+                Ok(node)
+            }
+            Err((name, source)) => {
+                node.shutdown().await;
+                Err(SpawnError::Service { name, source })
+            }
+        }
     }
 }
 
@@ -321,7 +410,19 @@ async fn spawn_layers(
         registry,
         sync,
         calls,
+        user: Vec::new(),
     })
+}
+
+/// Registers the user's protocols after the layers, so they are the newest handlers.
+fn register_protocols(
+    endpoint: &Endpoint,
+    protocols: &[UserProtocol],
+) -> Result<Vec<crate::protocols::Registered>, SpawnError> {
+    protocols
+        .iter()
+        .map(|protocol| protocol.register(endpoint).map_err(SpawnError::Protocol))
+        .collect()
 }
 
 /// Opens the sync store off the runtime: redb checks the whole file on open.

@@ -1,5 +1,6 @@
-//! The node's configuration: one TOML file with `[node]`, `[bootstrap]`, `[admin]` and one
-//! section per layer, environment overrides (`WEFT_*`), and the effective config printed back.
+//! The node's configuration: one TOML file with `[node]`, `[bootstrap]`, `[admin]`, `[layers]`,
+//! one section per layer, `[calls]` and `[[service]]`, environment overrides (`WEFT_*`), and the
+//! effective config printed back.
 //!
 //! Precedence, lowest first: defaults < file < environment < command-line flags (the flags are
 //! the CLI's: it sets fields on the [`Config`] after [`Config::apply_env`]).
@@ -14,7 +15,11 @@ use std::{
 use serde::{Deserialize, Serialize};
 use weft_transport::{NetworkId, PeerAddr};
 
-use crate::duration;
+use crate::{
+    duration,
+    layers::{self, LayersConfig},
+    service::{CallsConfig, MAX_SERVICES, ServiceConfig},
+};
 
 /// The default `[node] bind`: loopback, any port (see [`NodeConfig::bind`] for why).
 pub const DEFAULT_BIND: SocketAddr =
@@ -47,6 +52,8 @@ pub struct Config {
     pub bootstrap: BootstrapConfig,
     /// The local admin API (served by the `weft` daemon, on loopback only).
     pub admin: AdminConfig,
+    /// Which optional layers run (all by default; see [`LayersConfig`]).
+    pub layers: LayersConfig,
     /// The gossip layer's own settings ([`weft_gossip::Config`], durations in `*_ms`).
     pub gossip: weft_gossip::Config,
     /// The discovery layer's own settings ([`weft_discovery::Config`]).
@@ -57,6 +64,11 @@ pub struct Config {
     pub sync: weft_sync::proto::Config,
     /// Meeting a topic's other subscribers through the registry.
     pub rendezvous: crate::RendezvousConfig,
+    /// How this node's service calls are made by default.
+    pub calls: CallsConfig,
+    /// `[[service]]`: programs the node serves by name (none by default).
+    #[serde(rename = "service", skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceConfig>,
 }
 
 /// `[node]`: which network, which socket, how long a shutdown may take.
@@ -190,15 +202,6 @@ fn line_col(at: &Option<(usize, usize)>) -> String {
         .unwrap_or_default()
 }
 
-/// A boolean from an environment variable: `true`/`1`/`yes` or `false`/`0`/`no`.
-fn parse_bool(value: &str) -> Result<bool, String> {
-    match value {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        other => Err(format!("{other:?} is not true or false")),
-    }
-}
-
 /// The node-level keys that `WEFT_*` variables override, and the variable of each.
 pub const ENV_VARS: &[(&str, &str)] = &[
     ("WEFT_NODE_NETWORK", "node.network"),
@@ -208,6 +211,9 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("WEFT_ADMIN_ENABLED", "admin.enabled"),
     ("WEFT_ADMIN_BIND", "admin.bind"),
     ("WEFT_ADMIN_OPEN_METRICS", "admin.open_metrics"),
+    ("WEFT_LAYERS_DISCOVERY", "layers.discovery"),
+    ("WEFT_LAYERS_REGISTRY", "layers.registry"),
+    ("WEFT_LAYERS_SYNC", "layers.sync"),
 ];
 
 impl Config {
@@ -225,6 +231,16 @@ impl Config {
         {
             let base = path.parent().unwrap_or(Path::new("."));
             config.node.data_dir = Some(base.join(dir));
+        }
+        // A program named by a relative path means the one next to the file, as data_dir does.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for service in &mut config.services {
+            if let Some(program) = service.exec.first_mut()
+                && program.contains('/')
+                && Path::new(program.as_str()).is_relative()
+            {
+                *program = base.join(&*program).display().to_string();
+            }
         }
         Ok(config)
     }
@@ -245,8 +261,8 @@ impl Config {
     }
 
     /// Applies `WEFT_*` overrides of the node-level keys (see [`ENV_VARS`]): pass
-    /// `std::env::vars()`. Variables of the `WEFT_NODE_`, `WEFT_BOOTSTRAP_` and `WEFT_ADMIN_`
-    /// families that the node does not know are errors (a typo must not pass silently); other
+    /// `std::env::vars()`. Variables of the `WEFT_NODE_`, `WEFT_BOOTSTRAP_`, `WEFT_ADMIN_` and
+    /// `WEFT_LAYERS_` families that the node does not know are errors (a typo must not pass silently); other
     /// `WEFT_*` variables are left to the command line tool (`WEFT_DATA_DIR`, say).
     /// `WEFT_BOOTSTRAP_PEERS` is a comma-separated list that replaces the file's.
     pub fn apply_env(
@@ -283,19 +299,31 @@ impl Config {
                         .collect::<Result<_, _>>()
                         .map_err(env_err)?;
                 }
-                "WEFT_ADMIN_ENABLED" => self.admin.enabled = parse_bool(value).map_err(env_err)?,
+                "WEFT_ADMIN_ENABLED" => {
+                    self.admin.enabled = layers::parse_bool(value).map_err(env_err)?;
+                }
                 "WEFT_ADMIN_OPEN_METRICS" => {
-                    self.admin.open_metrics = parse_bool(value).map_err(env_err)?;
+                    self.admin.open_metrics = layers::parse_bool(value).map_err(env_err)?;
                 }
                 "WEFT_ADMIN_BIND" => {
                     self.admin.bind = value
                         .parse()
                         .map_err(|err| env_err(format!("{value:?} is not ip:port ({err})")))?;
                 }
+                layer @ ("WEFT_LAYERS_DISCOVERY" | "WEFT_LAYERS_REGISTRY" | "WEFT_LAYERS_SYNC") => {
+                    if let Some(result) = self.layers.apply_env(layer, value) {
+                        result.map_err(env_err)?;
+                    }
+                }
                 other
-                    if ["WEFT_NODE_", "WEFT_BOOTSTRAP_", "WEFT_ADMIN_"]
-                        .iter()
-                        .any(|family| other.starts_with(family)) =>
+                    if [
+                        "WEFT_NODE_",
+                        "WEFT_BOOTSTRAP_",
+                        "WEFT_ADMIN_",
+                        "WEFT_LAYERS_",
+                    ]
+                    .iter()
+                    .any(|family| other.starts_with(family)) =>
                 {
                     let known: Vec<&str> = ENV_VARS.iter().map(|(var, _)| *var).collect();
                     return Err(env_err(format!(
@@ -310,7 +338,8 @@ impl Config {
     }
 
     /// Checks what parsing cannot: the admin API on loopback, a network name, the layers'
-    /// own validations.
+    /// own validations, `[calls]`, each `[[service]]` (a program to run, a valid name, each
+    /// name once) and what the services need (the registry: `[layers] registry = true`).
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.check("config")
     }
@@ -339,6 +368,50 @@ impl Config {
         self.rendezvous
             .check()
             .map_err(|(key, message)| invalid(key, message))?;
+        if let Some((key, message)) = self.calls.problem() {
+            return Err(invalid(&format!("calls.{key}"), message));
+        }
+        self.check_services(origin)
+    }
+
+    /// `[[service]]`: each one runnable, the names distinct, the registry on to find them.
+    fn check_services(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |key: String, message: String| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            key,
+            message,
+        };
+        if self.services.len() > MAX_SERVICES {
+            return Err(invalid(
+                "service".into(),
+                format!(
+                    "{} services; a node serves at most {MAX_SERVICES} from its config",
+                    self.services.len()
+                ),
+            ));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, service) in self.services.iter().enumerate() {
+            if let Some((key, message)) = service.problem() {
+                return Err(invalid(format!("service[{i}].{key}"), message));
+            }
+            if !names.insert(service.name.as_str()) {
+                return Err(invalid(
+                    format!("service[{i}].name"),
+                    format!("{:?} is served twice; each name once", service.name),
+                ));
+            }
+        }
+        if !self.services.is_empty() && !self.layers.registry {
+            return Err(invalid(
+                "layers.registry".into(),
+                format!(
+                    "is off, but [[service]] {:?} needs it: callers find providers through \
+                     the registry (turn it on, or remove the services)",
+                    self.services[0].name
+                ),
+            ));
+        }
         Ok(())
     }
 

@@ -6,7 +6,8 @@
 //! bootstrap peers reach every layer, and a peer discovered is dialable by every layer. The
 //! `weft` command runs one as a daemon. Nothing but `xtask` depends on this crate.
 //!
-//! - [`Config`]: the TOML file (`[node]`, `[bootstrap]`, `[admin]`, one section per layer),
+//! - [`Config`]: the TOML file (`[node]`, `[bootstrap]`, `[admin]`, `[layers]` to leave layers
+//!   out, one section per layer, `[calls]`, and `[[service]]` programs served by name),
 //!   `WEFT_*` overrides, [`Config::to_toml`] and the commented [`Config::template`].
 //! - Topic rendezvous: a topic subscribed through the node registers in the registry under
 //!   [`rendezvous_name`] and joins through the other subscribers found there (`[rendezvous]`).
@@ -26,8 +27,9 @@
 //!   command talks to.
 //! - [`service`]: service calls with failover: [`Node::serve`] answers calls for a name,
 //!   [`Node::call`] tries its providers nearest first.
-//! - [`Node::builder`] → [`Builder::spawn`] → [`Node`]; [`Node::shutdown`] ends every layer in
-//!   order within the grace period.
+//! - [`Node::builder`] (per-layer configs, layers left out, your own protocols with
+//!   [`Builder::protocol`]) → [`Builder::spawn`] → [`Node`]; [`Node::shutdown`] ends every
+//!   layer in order within the grace period.
 //!
 //! ```no_run
 //! use weft_node::{Config, Node};
@@ -59,9 +61,11 @@ mod daemon;
 mod data_dir;
 mod duration;
 mod key_file;
+mod layers;
 mod local_network;
 mod metrics;
 mod node;
+mod protocols;
 mod rendezvous;
 pub mod service;
 mod state;
@@ -79,10 +83,14 @@ pub use daemon::{
     NodeApi,
 };
 pub use data_dir::{DataDirError, KEY_FILE, LOCK_FILE, STATE_FILE, SYNC_STORE_FILE, init_data_dir};
+pub use layers::LayersConfig;
 pub use local_network::{
     BEACON_INTERVAL, LOCAL_NETWORK_GROUP, MAX_NEW_PER_INTERVAL, MAX_REMEMBERED,
 };
 pub use metrics::METRICS_PREFIX;
 pub use node::{Error, MAX_TOPIC_BOOTSTRAP, Node};
 pub use rendezvous::{RENDEZVOUS_PREFIX, RendezvousConfig, TopicKind, rendezvous_name};
-pub use service::{CallError, CallOptions, CallReply, ServeError, ServeOptions, Service};
+pub use service::{
+    CallError, CallOptions, CallReply, CallsConfig, ServeError, ServeOptions, Service,
+    ServiceConfig,
+};

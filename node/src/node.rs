@@ -66,6 +66,8 @@ pub(crate) struct Layers {
     /// The provider side of service calls (`call/1`): always on, serving nothing until
     /// [`Node::serve`].
     pub(crate) calls: crate::service::Server,
+    /// The application's protocols ([`Builder::protocol`]), in registration order.
+    pub(crate) user: Vec<crate::protocols::Registered>,
 }
 
 /// A running weft node: every layer on one endpoint, wired to each other. Cheap to clone.
@@ -101,6 +103,8 @@ pub(crate) struct Inner {
     rendezvous: Option<Rendezvous>,
     /// Local-network discovery, when `[bootstrap] local_network` is on (set once, at spawn).
     local: Mutex<Option<LocalNetwork>>,
+    /// The config's `[[service]]`s, served until the node shuts down.
+    services: Mutex<Vec<crate::Service>>,
     /// Set when the shutdown begins; `shutdown` completes once it has ended.
     shutting_down: AtomicBool,
     shutdown: OnceCell<()>,
@@ -135,6 +139,7 @@ impl Inner {
             data_dir: Mutex::new(data_dir),
             store: Mutex::new(store),
             wiring: Mutex::new(wiring),
+            services: Mutex::new(Vec::new()),
             shutting_down: AtomicBool::new(false),
             shutdown: OnceCell::new(),
         }
@@ -220,6 +225,11 @@ impl Node {
     /// The provider side of service calls (see [`Node::serve`]).
     pub(crate) fn calls(&self) -> &crate::service::Server {
         &self.inner.layers.calls
+    }
+
+    /// Keeps the config's services served for as long as the node runs.
+    pub(crate) fn keep_services(&self, services: Vec<crate::Service>) {
+        lock(&self.inner.services).extend(services);
     }
 
     /// The data directory, `None` for an ephemeral node.
@@ -309,7 +319,8 @@ impl Node {
         self.inner.shutting_down.load(Ordering::Relaxed) || self.inner.endpoint.is_shut_down()
     }
 
-    /// Shuts down gracefully within `[node] shutdown_grace`, in this order: sync sessions end,
+    /// Shuts down gracefully within `[node] shutdown_grace`, in this order: calls are refused,
+    /// the protocols given to [`Builder::protocol`] shut down, sync sessions end,
     /// registrations are withdrawn, the departure is announced, gossip topics are left, then
     /// the endpoint closes its connections. Then the warm-restart state is written and the
     /// data directory unlocked. Idempotent: a second call, from any clone, waits for the
@@ -345,6 +356,8 @@ impl Node {
         // Callers fail over to other providers from now on.
         layers.calls.stop();
         let in_order = async {
+            // The application's protocols first: they may ride on any layer below.
+            crate::protocols::shutdown(&inner.endpoint, &layers.user).await;
             if let Some(sync) = &layers.sync {
                 sync.shutdown().await;
                 debug!("sync sessions ended");
@@ -374,6 +387,8 @@ impl Node {
         {
             warn!(path = %dir.state_path().display(), "cannot write the state file: {err}");
         }
+        // The registry's shutdown withdrew their records; now the handles can go.
+        lock(&inner.services).clear();
         // Close the store, then unlock: a node started on this directory next finds both free.
         lock(&inner.store).take();
         lock(&inner.data_dir).take();

@@ -7,8 +7,9 @@
 pub(crate) const TEMPLATE: &str = r#"# weft node configuration.
 #
 # Precedence, lowest first: defaults < this file < WEFT_* environment variables < flags.
-# Unknown keys are errors. Durations in [node] and [rendezvous] read "250ms", "5s", "2m", "1h";
-# the layer sections below use integer milliseconds (keys ending in _ms).
+# Unknown keys are errors. Durations in [node], [rendezvous], [calls] and [[service]] read
+# "250ms", "5s", "2m", "1h"; the layer sections below use integer milliseconds (keys ending
+# in _ms).
 # `weft config show` prints every key with its effective value.
 
 [node]
@@ -46,6 +47,33 @@ enabled = true
 bind = "127.0.0.1:0"
 # GET /metrics without the token, for a Prometheus scraper on this machine.
 open_metrics = false
+
+[layers]
+# The optional layers; gossip is the base and always runs. Without discovery the node knows
+# only its bootstrap peers; without the registry nothing is found by name (no `weft call`,
+# `weft registry`, [[service]]); without sync there are no sync topics and no sync store.
+# (env: WEFT_LAYERS_DISCOVERY, WEFT_LAYERS_REGISTRY, WEFT_LAYERS_SYNC)
+discovery = true
+registry = true
+sync = true
+
+[calls]
+# How this node's calls (`weft call`) try a service's providers: the whole call, one
+# attempt at one provider (what a dead provider costs before the next is tried), attempts.
+timeout = "30s"
+attempt_timeout = "10s"
+max_attempts = 4
+
+# Programs this node serves by name, one [[service]] each. A call runs the program (no
+# shell) with the request on stdin and answers with its stdout (at most 1 MiB); a non-zero
+# exit or a run past `timeout` (the program is killed) is an error answer, and beyond
+# `max_concurrent` runs at once a call is told busy, so its caller tries another provider.
+# The program's stderr goes to this node's log.
+# [[service]]
+# name = "upper"
+# exec = ["tr", "a-z", "A-Z"]
+# timeout = "10s"
+# max_concurrent = 8
 
 # Each layer's own settings; every key is optional. See `weft config show` for all of them.
 [gossip]

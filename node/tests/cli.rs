@@ -171,6 +171,7 @@ async fn text_output_is_for_people() {
         text.contains("layers    transport gossip discovery registry sync"),
         "{text}"
     );
+    assert!(text.contains("services  echo"), "{text}");
 
     let output = weft(dir, &["peers"]).await;
     assert!(String::from_utf8(output.stdout).unwrap().contains("1.2 ms"));
@@ -314,4 +315,67 @@ async fn subscribe_prints_a_json_line_per_event_until_the_node_stops() {
     .await
     .unwrap();
     assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_needing_a_layer_that_is_off_says_so_in_one_line() {
+    let mut config = weft_node::Config::default();
+    config.node.network = "weft-cli-tests".into();
+    config.layers = weft_node::LayersConfig {
+        discovery: false,
+        registry: false,
+        sync: false,
+    };
+    let node = weft_node::Node::builder()
+        .config(config)
+        .spawn()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let api = std::sync::Arc::new(weft_node::NodeApi::new(
+        node.clone(),
+        tokio_util::sync::CancellationToken::new(),
+    ));
+    let server = weft_node::admin::Server::spawn(
+        ServerConfig::default(),
+        dir.path(),
+        api,
+        &tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+
+    let cases: &[(&[&str], &str)] = &[
+        (&["registry", "find", "svc"], "registry"),
+        (&["registry", "provide", "svc"], "registry"),
+        (&["call", "svc"], "registry"),
+        (&["sync", "add", "t", "item"], "sync"),
+        (&["sync", "list", "t"], "sync"),
+        (&["peers"], "discovery"),
+    ];
+    for (args, layer) in cases {
+        let output = weft(dir.path(), args).await;
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {output:?}");
+        assert!(output.stdout.is_empty(), "{args:?}");
+        let line = stderr_line(&output);
+        assert!(
+            line.contains(&format!(
+                "the {layer} layer is off on this node ([layers] {layer} = false)"
+            )),
+            "{args:?}: {line}"
+        );
+    }
+    // The status shows what is off, not stopped.
+    let output = weft(dir.path(), &["status"]).await;
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.contains("layers    transport gossip discovery(off) registry(off) sync(off)"),
+        "{text}"
+    );
+    // What still runs answers: gossip is the base.
+    let output = weft(dir.path(), &["gossip", "publish", "t", "hi"]).await;
+    assert!(output.status.success(), "{output:?}");
+
+    node.shutdown().await;
+    server.shutdown().await;
 }

@@ -170,3 +170,169 @@ fn the_printed_config_reads_back_the_same() {
     assert!(text.contains("[sync]"), "{text}");
     assert_eq!(Config::from_toml_str(&text).expect("parses"), config);
 }
+
+#[test]
+fn layers_can_be_left_out_in_the_file_and_the_environment() {
+    let config =
+        Config::from_toml_str("[layers]\ndiscovery = false\nsync = false\n").expect("parses");
+    assert!(!config.layers.discovery && config.layers.registry && !config.layers.sync);
+    // Printed back, and read back the same.
+    let text = config.to_toml();
+    assert!(text.contains("[layers]"), "{text}");
+    assert_eq!(Config::from_toml_str(&text).expect("parses"), config);
+
+    let mut config = Config::default();
+    config
+        .apply_env([
+            ("WEFT_LAYERS_REGISTRY".to_string(), "false".to_string()),
+            ("WEFT_LAYERS_SYNC".to_string(), "0".to_string()),
+        ])
+        .expect("applies");
+    assert!(config.layers.discovery && !config.layers.registry && !config.layers.sync);
+    let err = Config::default()
+        .apply_env([("WEFT_LAYERS_SYNK".to_string(), "false".to_string())])
+        .expect_err("unknown")
+        .to_string();
+    assert!(err.contains("WEFT_LAYERS_SYNK"), "{err}");
+    let err = Config::default()
+        .apply_env([("WEFT_LAYERS_SYNC".to_string(), "off".to_string())])
+        .expect_err("bad value")
+        .to_string();
+    assert!(
+        err.contains("WEFT_LAYERS_SYNC") && err.contains("true or false"),
+        "{err}"
+    );
+}
+
+#[test]
+fn gossip_cannot_be_left_out() {
+    let err = parse_err("[layers]\ngossip = false\n").to_string();
+    assert!(err.contains("gossip") && err.contains("line 2"), "{err}");
+}
+
+const CAT: &str = "[[service]]\nname = \"echo\"\nexec = [\"cat\"]\n";
+
+#[test]
+fn services_are_read_with_their_defaults_and_printed_back() {
+    let text = format!(
+        "{CAT}\n[[service]]\nname = \"upper\"\nexec = [\"tr\", \"a-z\", \"A-Z\"]\ntimeout = \"2s\"\nmax_concurrent = 3\n"
+    );
+    let config = Config::from_toml_str(&text).expect("parses");
+    assert_eq!(config.services.len(), 2);
+    assert_eq!(config.services[0].exec, ["cat"]);
+    assert_eq!(
+        config.services[0].timeout,
+        weft_node::service::DEFAULT_HANDLER_TIMEOUT
+    );
+    assert_eq!(
+        config.services[0].max_concurrent,
+        weft_node::service::DEFAULT_MAX_CONCURRENT
+    );
+    assert_eq!(config.services[1].timeout, Duration::from_secs(2));
+    assert_eq!(config.services[1].max_concurrent, 3);
+    let printed = config.to_toml();
+    assert!(printed.contains("[[service]]"), "{printed}");
+    assert_eq!(Config::from_toml_str(&printed).expect("parses"), config);
+    // None by default, and then none printed.
+    assert!(!Config::default().to_toml().contains("service"));
+}
+
+#[test]
+fn a_service_that_cannot_run_is_refused_naming_it() {
+    let cases = [
+        ("[[service]]\nname = \"x\"\nexec = []\n", "service[0].exec"),
+        (
+            "[[service]]\nname = \"x\"\nexec = [\"\"]\n",
+            "service[0].exec",
+        ),
+        (
+            "[[service]]\nname = \"\"\nexec = [\"cat\"]\n",
+            "service[0].name",
+        ),
+        (
+            "[[service]]\nname = \"a\\tb\"\nexec = [\"cat\"]\n",
+            "service[0].name",
+        ),
+        (
+            "[[service]]\nname = \"x\"\nexec = [\"cat\"]\nmax_concurrent = 0\n",
+            "service[0].max_concurrent",
+        ),
+        (
+            "[[service]]\nname = \"x\"\nexec = [\"cat\"]\ntimeout = \"0s\"\n",
+            "service[0].timeout",
+        ),
+    ];
+    for (text, key) in cases {
+        let err = parse_err(text);
+        assert!(
+            matches!(&err, ConfigError::Invalid { key: k, .. } if k == key),
+            "{text}: {err}"
+        );
+    }
+    // The same name twice.
+    let err = parse_err(&format!("{CAT}{CAT}"));
+    assert!(
+        matches!(&err, ConfigError::Invalid { key, .. } if key == "service[1].name"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("twice"), "{err}");
+    // No exec at all, or a key the table does not have.
+    assert!(
+        parse_err("[[service]]\nname = \"x\"\n")
+            .to_string()
+            .contains("exec")
+    );
+    let err = parse_err("[[service]]\nname = \"x\"\nexec = [\"cat\"]\nshell = true\n").to_string();
+    assert!(err.contains("shell") && err.contains("line 4"), "{err}");
+}
+
+#[test]
+fn services_need_the_registry() {
+    let err = parse_err(&format!("[layers]\nregistry = false\n\n{CAT}"));
+    let text = err.to_string();
+    assert!(
+        matches!(&err, ConfigError::Invalid { key, .. } if key == "layers.registry"),
+        "{text}"
+    );
+    assert!(text.contains("echo") && text.contains("registry"), "{text}");
+    // Turned off from the environment, the same check holds.
+    let mut config = Config::from_toml_str(CAT).expect("parses");
+    let err = config
+        .apply_env([("WEFT_LAYERS_REGISTRY".to_string(), "false".to_string())])
+        .expect_err("services need the registry");
+    assert!(err.to_string().contains("layers.registry"), "{err}");
+}
+
+#[test]
+fn a_relative_program_path_is_relative_to_the_config_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("weft.toml");
+    std::fs::write(
+        &path,
+        "[[service]]\nname = \"a\"\nexec = [\"./bin/answer\", \"./arg\"]\n\n[[service]]\nname = \"b\"\nexec = [\"cat\"]\n",
+    )
+    .expect("write");
+    let config = Config::load(&path).expect("loads");
+    assert_eq!(
+        config.services[0].exec[0],
+        dir.path().join("./bin/answer").display().to_string()
+    );
+    // Arguments are the program's business, and a bare name is looked up in PATH.
+    assert_eq!(config.services[0].exec[1], "./arg");
+    assert_eq!(config.services[1].exec[0], "cat");
+}
+
+#[test]
+fn calls_settings_are_read_and_checked() {
+    let config = Config::from_toml_str("[calls]\nattempt_timeout = \"1500ms\"\nmax_attempts = 2\n")
+        .expect("parses");
+    let options = config.calls.options();
+    assert_eq!(options.attempt_timeout, Duration::from_millis(1500));
+    assert_eq!(options.max_attempts, 2);
+    assert_eq!(options.timeout, weft_node::service::DEFAULT_CALL_TIMEOUT);
+    let err = parse_err("[calls]\nmax_attempts = 0\n");
+    assert!(
+        matches!(&err, ConfigError::Invalid { key, .. } if key == "calls.max_attempts"),
+        "{err}"
+    );
+}

@@ -294,3 +294,132 @@ async fn builder_setters_override_the_config() {
     assert!(node.topic_bootstrap().await.contains(&peer));
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn layers_left_out_in_the_config_are_absent_and_the_builder_can_only_remove() {
+    let mut config = common::test_config();
+    config.layers.discovery = false;
+    config.layers.sync = false;
+    let node = weft_node::Node::builder()
+        .config(config)
+        .without_registry()
+        .spawn()
+        .await
+        .expect("spawn");
+    assert!(node.discovery().is_none() && node.registry().is_none() && node.sync().is_none());
+    // The effective config says what runs.
+    let layers = node.config().layers;
+    assert!(!layers.discovery && !layers.registry && !layers.sync);
+    node.shutdown().await;
+
+    // A service in the config needs the registry the builder took away.
+    let mut config = common::test_config();
+    config
+        .services
+        .push(weft_node::ServiceConfig::new("echo", ["cat"]));
+    let err = weft_node::Node::builder()
+        .config(config)
+        .without_registry()
+        .spawn()
+        .await
+        .expect_err("services need the registry");
+    assert!(
+        matches!(&err, weft_node::SpawnError::Config(_)) && err.to_string().contains("registry"),
+        "{err}"
+    );
+}
+
+/// A protocol of the application's own: echoes one stream per exchange, and counts its
+/// shutdowns.
+#[derive(Debug, Clone, Default)]
+struct Echo {
+    shutdowns: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+const ECHO: weft_transport::Protocol = weft_transport::Protocol::new("test-echo", 1);
+
+impl weft_transport::iroh::ProtocolHandler for Echo {
+    async fn accept(
+        &self,
+        connection: weft_transport::iroh::Connection,
+    ) -> Result<(), weft_transport::iroh::AcceptError> {
+        while let Ok((mut send, mut recv)) = connection.accept_bi().await {
+            let Ok(bytes) = recv.read_to_end(1024).await else {
+                break;
+            };
+            let _ = send.write_all(&bytes).await;
+            let _ = send.finish();
+        }
+        Ok(())
+    }
+
+    async fn shutdown(&self) {
+        self.shutdowns
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protocol_of_ones_own_is_served_next_to_the_layers() {
+    let echo = Echo::default();
+    // No bootstrap between the two: the only inbound connection is the echo one.
+    let server = weft_node::Node::builder()
+        .config(common::test_config())
+        .protocol(ECHO, echo.clone())
+        .spawn()
+        .await
+        .expect("spawn");
+    let client = common::spawn(None, None).await;
+
+    let connection = within("the dial", client.endpoint().connect(&server.addr(), ECHO))
+        .await
+        .expect("the server speaks the protocol");
+    let (mut send, mut recv) = connection.open_bi().await.expect("a stream");
+    send.write_all(b"hello").await.expect("write");
+    send.finish().expect("finish");
+    let answer = within("the echo", recv.read_to_end(1024))
+        .await
+        .expect("read");
+    assert_eq!(answer, b"hello");
+    // It went through the endpoint's inbound admission, as the layers' connections do.
+    assert_eq!(server.endpoint().inbound_stats().held, 1);
+
+    // A node on another network cannot speak it: the ALPN is namespaced.
+    let mut other = common::test_config();
+    other.node.network = "another-network".into();
+    let stranger = weft_node::Node::builder()
+        .config(other)
+        .spawn()
+        .await
+        .expect("spawn");
+    let refused = within(
+        "the dial",
+        stranger.endpoint().connect(&server.addr(), ECHO),
+    )
+    .await;
+    assert!(refused.is_err(), "{refused:?}");
+
+    // The node's shutdown runs the protocol's, once.
+    server.shutdown().await;
+    assert_eq!(echo.shutdowns.load(std::sync::atomic::Ordering::SeqCst), 1);
+    shutdown_all(&[client, stranger]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protocol_whose_alpn_is_taken_fails_the_spawn() {
+    let err = weft_node::Node::builder()
+        .config(common::test_config())
+        .protocol(weft_node::service::PROTOCOL, Echo::default())
+        .spawn()
+        .await
+        .expect_err("call/1 is the node's");
+    assert!(matches!(err, weft_node::SpawnError::Protocol(_)), "{err}");
+    let err = weft_node::Node::builder()
+        .config(common::test_config())
+        .protocol(ECHO, Echo::default())
+        .protocol(ECHO, Echo::default())
+        .spawn()
+        .await
+        .expect_err("twice");
+    assert!(err.to_string().contains("test-echo"), "{err}");
+}

@@ -351,3 +351,93 @@ fn bad_config_and_key_files_are_one_line_errors() {
     let line = one_line_error(&run(&dir, &["run"]));
     assert!(line.contains("secret.key"), "{line}");
 }
+
+/// Writes `extra` after the test config into `dir`'s config file.
+fn configure(dir: &Path, extra: &str) {
+    std::fs::create_dir_all(dir).expect("dir");
+    std::fs::write(dir.join("config.toml"), format!("{TEST_CONFIG}\n{extra}")).expect("config");
+}
+
+#[test]
+fn a_call_fails_over_from_a_killed_provider_to_the_survivor() {
+    let root = tempfile::tempdir().expect("temp dir");
+    // A dead provider costs a caller one attempt: keep it short.
+    let calls = "[calls]\nattempt_timeout = \"2s\"\n";
+    let serve =
+        format!("{calls}\n[[service]]\nname = \"echo\"\nexec = [\"cat\"]\ntimeout = \"5s\"\n");
+    let (a_dir, b_dir, c_dir) = (
+        root.path().join("a"),
+        root.path().join("b"),
+        root.path().join("c"),
+    );
+    configure(&a_dir, calls);
+    configure(&b_dir, &serve);
+    configure(&c_dir, &serve);
+    let caller = Daemon::start(&a_dir, None);
+    let mut providers = vec![
+        Daemon::start(&b_dir, Some(&caller.ticket)),
+        Daemon::start(&c_dir, Some(&caller.ticket)),
+    ];
+    for provider in &providers {
+        let status = json(&provider.dir, &["status"]).expect("status");
+        assert_eq!(status["services"], serde_json::json!(["echo"]), "{status}");
+    }
+    eventually("the caller to find both providers of echo", || {
+        let found = json(&caller.dir, &["registry", "find", "echo"])?;
+        let ids: Vec<&str> = found["providers"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| p["id"].as_str())
+            .collect();
+        providers
+            .iter()
+            .all(|p| ids.contains(&p.id.as_str()))
+            .then_some(())
+    });
+
+    // Both alive: the one that answers is the one the caller tries first. Kill it.
+    let first = eventually("a first answer", || {
+        json(&caller.dir, &["call", "echo", "hello"])
+    });
+    assert_eq!(first["response"], "aGVsbG8=", "{first}");
+    let dead = providers
+        .iter()
+        .position(|p| first["provider"] == p.id.as_str())
+        .expect("a provider answered");
+    let mut killed = providers.remove(dead);
+    killed.kill();
+    let survivor = &providers[0];
+
+    // Every answer now is the survivor's; a provider tried and failed before it is the dead
+    // one, and is reported.
+    let reply = eventually("the survivor's answer", || {
+        json(&caller.dir, &["call", "echo", "still there?"])
+    });
+    assert_eq!(reply["provider"], survivor.id.as_str(), "{reply}");
+    assert_eq!(reply["response"], "c3RpbGwgdGhlcmU/", "{reply}");
+    for failure in reply["failed"].as_array().expect("failed") {
+        assert_eq!(failure["provider"], killed.id.as_str(), "{reply}");
+        assert!(
+            failure["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{reply}"
+        );
+    }
+    // The text form names the one that answered, and the one that failed if it was tried.
+    let output = eventually("a text answer", || {
+        let output = run(&caller.dir, &["call", "echo", "text"]);
+        output.status.success().then_some(output)
+    });
+    assert_eq!(stdout(&output), "text\n");
+    let notes = String::from_utf8(output.stderr).expect("utf-8");
+    assert!(
+        notes.contains(&format!("answered by {}", survivor.id)),
+        "{notes}"
+    );
+    assert!(
+        notes
+            .lines()
+            .filter(|l| l.contains("failed"))
+            .all(|l| l.contains(&killed.id)),
+        "{notes}"
+    );
+}

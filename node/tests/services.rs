@@ -373,3 +373,51 @@ fn assert_only_failure(err: &CallError, provider: &Node, want: &AttemptError) {
     assert_eq!(attempts[0].provider, provider.id());
     assert_eq!(&attempts[0].error, want);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_from_the_config_runs_its_program_per_call() {
+    let mut config = common::test_config();
+    config.services.push(weft_node::ServiceConfig::new(
+        "svc/upper",
+        ["tr", "a-z", "A-Z"],
+    ));
+    config.services.push(weft_node::ServiceConfig::new(
+        "svc/fails",
+        ["sh", "-c", "exit 7"],
+    ));
+    let provider = Node::builder().config(config).spawn().await.expect("spawn");
+    assert_eq!(provider.served(), ["svc/fails", "svc/upper"]);
+    let caller = spawn(None, Some(&provider.ticket())).await;
+    found_by(&caller, "svc/upper", &[&provider]).await;
+
+    let reply = within(
+        "the call",
+        caller.call_with("svc/upper", b"shout".to_vec(), &quick()),
+    )
+    .await
+    .expect("answered");
+    assert_eq!(reply.provider, provider.id());
+    assert_eq!(reply.response, b"SHOUT");
+
+    found_by(&caller, "svc/fails", &[&provider]).await;
+    let err = within(
+        "the call",
+        caller.call_with("svc/fails", Vec::new(), &quick()),
+    )
+    .await
+    .expect_err("the program fails");
+    match &err {
+        CallError::AllFailed { attempts, .. } => match &attempts[..] {
+            [attempt] => assert!(
+                matches!(&attempt.error, AttemptError::Failed(CallFailure::Handler(m)) if m.contains("exit status: 7")),
+                "{attempt}"
+            ),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other}"),
+    }
+    // Shutting down stops serving them.
+    provider.shutdown().await;
+    assert!(provider.served().is_empty(), "{:?}", provider.served());
+    caller.shutdown().await;
+}

@@ -83,8 +83,11 @@ pub struct Status {
     pub uptime_ms: u64,
     /// The `weft-node` version.
     pub version: String,
-    /// The layers the node was built with, in dependency order.
+    /// Every layer, in dependency order, with whether the node runs it.
     pub layers: Vec<LayerStatus>,
+    /// The service names the node answers calls for (`[[service]]` and the application's).
+    #[serde(default)]
+    pub services: Vec<String>,
 }
 
 /// One layer of a running node.
@@ -94,6 +97,13 @@ pub struct LayerStatus {
     pub name: String,
     /// `false` once the layer has stopped (or when it was left out of the node).
     pub running: bool,
+    /// `false` when the node was built without it (`[layers]`, `Builder::without_*`).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `GET /v1/peers`: the peers this node knows.

@@ -111,15 +111,13 @@ async fn status(client: &Client, out: &mut Output) -> Result<(), CliError> {
         return Ok(());
     }
     let addresses: Vec<String> = status.addresses.iter().map(ToString::to_string).collect();
-    let layers: Vec<&str> = status
+    let layers: Vec<String> = status
         .layers
         .iter()
-        .map(|layer| {
-            if layer.running {
-                layer.name.as_str()
-            } else {
-                "(stopped)"
-            }
+        .map(|layer| match (layer.running, layer.enabled) {
+            (true, _) => layer.name.clone(),
+            (false, false) => format!("{}(off)", layer.name),
+            (false, true) => format!("{}(stopped)", layer.name),
         })
         .collect();
     out.line(format_args!("id        {}", status.id))?;
@@ -134,6 +132,9 @@ async fn status(client: &Client, out: &mut Output) -> Result<(), CliError> {
     ))?;
     out.line(format_args!("version   {}", status.version))?;
     out.line(format_args!("layers    {}", layers.join(" ")))?;
+    if !status.services.is_empty() {
+        out.line(format_args!("services  {}", status.services.join(" ")))?;
+    }
     out.line(format_args!("ticket    {}", status.ticket))?;
     Ok(())
 }

@@ -54,7 +54,7 @@ enum Command {
     Id,
     /// Print a ticket other nodes can bootstrap from
     Ticket,
-    /// Show the node: id, addresses, uptime, version, layers
+    /// Show the node: id, addresses, uptime, version, layers, the services it serves
     Status,
     /// List the peers the node knows, with round-trip times
     Peers,

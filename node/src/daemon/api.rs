@@ -3,13 +3,13 @@
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::Node;
 use crate::admin::{
     Api, ApiError, Call, CallReply, GossipEvent, GossipPublish, LayerStatus, Peer, Peers, Provided,
     Providers, Published, RegistryFind, RegistryProvide, ShuttingDown, Status, Subscription,
     SyncAdd, SyncAdded, SyncItems, SyncList, SyncStatus, TopicRequest,
 };
 use crate::daemon::{gossip::GossipTopics, registry, registry::ProvidedNames, sync::SyncTopics};
+use crate::{Node, layers};
 
 /// A [`Node`] serving the admin API ([`crate::admin::Server::spawn`] takes it in an `Arc`).
 ///
@@ -49,10 +49,17 @@ impl NodeApi {
         &self.node
     }
 
-    fn registry(&self) -> Result<&weft_registry::Registry, ApiError> {
+    fn registry(&self, what: &str) -> Result<&weft_registry::Registry, ApiError> {
         self.node
             .registry()
-            .ok_or_else(|| ApiError::unavailable("the registry layer is not running on this node"))
+            .ok_or_else(|| ApiError::unavailable(layers::off("registry", what)))
+    }
+
+    fn sync_on(&self, what: &str) -> Result<(), ApiError> {
+        match self.node.sync() {
+            Some(_) => Ok(()),
+            None => Err(ApiError::unavailable(layers::off("sync", what))),
+        }
     }
 
     fn running(&self) -> Result<(), ApiError> {
@@ -79,6 +86,7 @@ impl Api for NodeApi {
         .map(|(name, present)| LayerStatus {
             name: name.to_owned(),
             running: up && present,
+            enabled: present,
         })
         .collect();
         Ok(Status {
@@ -90,6 +98,7 @@ impl Api for NodeApi {
             uptime_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             layers,
+            services: node.served(),
         })
     }
 
@@ -101,9 +110,10 @@ impl Api for NodeApi {
 
     async fn peers(&self) -> Result<Peers, ApiError> {
         let Some(discovery) = self.node.discovery() else {
-            return Err(ApiError::unavailable(
-                "the discovery layer is not running on this node",
-            ));
+            return Err(ApiError::unavailable(layers::off(
+                "discovery",
+                "weft peers",
+            )));
         };
         let catalog = discovery
             .catalog()
@@ -147,32 +157,40 @@ impl Api for NodeApi {
     async fn registry_provide(&self, request: RegistryProvide) -> Result<Provided, ApiError> {
         self.running()?;
         self.provided
-            .provide(self.registry()?, request.name, request.metadata)
+            .provide(
+                self.registry("weft registry provide")?,
+                request.name,
+                request.metadata,
+            )
             .await
     }
 
     async fn registry_find(&self, request: RegistryFind) -> Result<Providers, ApiError> {
         self.running()?;
-        registry::find(self.registry()?, request.name).await
+        registry::find(self.registry("weft registry find")?, request.name).await
     }
 
     async fn call(&self, request: Call) -> Result<CallReply, ApiError> {
         self.running()?;
+        self.registry("a service call")?;
         call(&self.node, request).await
     }
 
     async fn sync_add(&self, request: SyncAdd) -> Result<SyncAdded, ApiError> {
         self.running()?;
+        self.sync_on("weft sync")?;
         self.sync.add(&self.node, request).await
     }
 
     async fn sync_list(&self, request: SyncList) -> Result<SyncItems, ApiError> {
         self.running()?;
+        self.sync_on("weft sync")?;
         self.sync.list(request).await
     }
 
     async fn sync_status(&self, request: TopicRequest) -> Result<SyncStatus, ApiError> {
         self.running()?;
+        self.sync_on("weft sync")?;
         self.sync.status(request.topic).await
     }
 
@@ -186,7 +204,7 @@ impl Api for NodeApi {
 /// A service call through the node: providers from the registry, tried fastest first, failing
 /// over on error or time-out ([`Node::call_with`]).
 async fn call(node: &Node, request: Call) -> Result<CallReply, ApiError> {
-    let mut options = crate::CallOptions::default();
+    let mut options = node.config().calls.options();
     if let Some(ms) = request.timeout_ms {
         options.timeout = std::time::Duration::from_millis(ms);
     }

@@ -3,7 +3,9 @@
 use std::future::Future;
 
 use super::{
-    CallError, CallOptions, CallReply, Handler, ServeError, ServeOptions, Service, call, valid_name,
+    CallError, CallOptions, CallReply, Handler, ServeError, ServeOptions, Service, call,
+    exec::{Exec, KILL_MARGIN},
+    valid_name,
 };
 use crate::Node;
 
@@ -53,7 +55,48 @@ impl Node {
         F: Fn(Vec<u8>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<u8>, String>> + Send + 'static,
     {
-        let name = name.into();
+        self.serve_handler(name.into(), options, Handler::new(handler))
+            .await
+    }
+
+    /// The names this node serves now ([`Node::serve`] and `[[service]]`), in order.
+    pub fn served(&self) -> Vec<String> {
+        self.calls().names()
+    }
+
+    /// Serves every `[[service]]` of the config, each through its program; on a failure, the
+    /// ones served so far are stopped and the name that failed is returned with the error.
+    pub(crate) async fn serve_configured(&self) -> Result<Vec<Service>, (String, ServeError)> {
+        let mut services = Vec::new();
+        for service in &self.config().services {
+            let options = ServeOptions {
+                // The program's own time-out kills it first; see `exec::KILL_MARGIN`.
+                handler_timeout: service.timeout + KILL_MARGIN,
+                metadata: Vec::new(),
+            };
+            let handler = Exec::new(service).handler();
+            match self
+                .serve_handler(service.name.clone(), options, handler)
+                .await
+            {
+                Ok(served) => services.push(served),
+                Err(err) => {
+                    for served in services {
+                        served.stop().await;
+                    }
+                    return Err((service.name.clone(), err));
+                }
+            }
+        }
+        Ok(services)
+    }
+
+    async fn serve_handler(
+        &self,
+        name: String,
+        options: ServeOptions,
+        handler: Handler,
+    ) -> Result<Service, ServeError> {
         if !valid_name(&name) {
             return Err(ServeError::InvalidName(name.chars().take(64).collect()));
         }
@@ -63,7 +106,7 @@ impl Node {
         let registry = self.registry().ok_or(ServeError::RegistryDisabled)?;
         let server = self.calls();
         let id = server
-            .add(&name, Handler::new(handler), options.handler_timeout)
+            .add(&name, handler, options.handler_timeout)
             .ok_or_else(|| ServeError::AlreadyServed(name.clone()))?;
         match registry.register(name.clone(), options.metadata).await {
             Ok(registration) => Ok(Service::new(name, id, server.clone(), registration)),
@@ -74,14 +117,16 @@ impl Node {
         }
     }
 
-    /// Calls the service `name` with `request` under the default [`CallOptions`]; see
-    /// [`Node::call_with`].
+    /// Calls the service `name` with `request` under the config's `[calls]` settings
+    /// ([`crate::CallsConfig::options`], the [`CallOptions`] defaults unless the config
+    /// changed them); see [`Node::call_with`].
     pub async fn call(
         &self,
         name: &str,
         request: impl Into<Vec<u8>>,
     ) -> Result<CallReply, CallError> {
-        self.call_with(name, request, &CallOptions::default()).await
+        let options = self.config().calls.options();
+        self.call_with(name, request, &options).await
     }
 
     /// Calls the service `name` with `request`: looks its providers up in the registry,

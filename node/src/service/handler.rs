@@ -2,12 +2,17 @@
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
+use super::CallFailure;
+
 /// How long a handler may run by default before the call is answered
 /// [`CallFailure::TimedOut`](super::CallFailure::TimedOut).
 pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The future a handler returns, boxed so every service fits one table.
-pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, String>> + Send>>;
+/// The future a handler returns, boxed so every service fits one table. A failure is the
+/// answer the caller gets: a user's handler can only fail with a message
+/// ([`CallFailure::Handler`]); the node's own (a `[[service]]` program) also answers `Busy`,
+/// `TimedOut` or `ResponseTooLarge`.
+pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, CallFailure>> + Send>>;
 
 /// A service's handler: request bytes in, response bytes or an error message out.
 ///
@@ -24,6 +29,18 @@ impl Handler {
     where
         F: Fn(Vec<u8>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<u8>, String>> + Send + 'static,
+    {
+        Self::with_failures(move |request| {
+            let answer = handler(request);
+            async move { answer.await.map_err(CallFailure::Handler) }
+        })
+    }
+
+    /// A handler that picks its failure answers itself.
+    pub(crate) fn with_failures<F, Fut>(handler: F) -> Self
+    where
+        F: Fn(Vec<u8>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<u8>, CallFailure>> + Send + 'static,
     {
         Self(Arc::new(move |request| Box::pin(handler(request))))
     }

@@ -8,11 +8,15 @@
 //! - `order`: which provider a call tries first.
 //! - `call`: the caller side: lookup, attempts, failover.
 //! - `api`: the `Node` methods.
+//! - `config`: `[[service]]` and `[calls]` in the config file.
+//! - `exec`: a `[[service]]` program as a handler.
 //!
 //! The protocol is specified in `docs/architecture.md` (weft-node, "Service calls").
 
 mod api;
 mod call;
+mod config;
+mod exec;
 mod handler;
 mod order;
 mod serve;
@@ -25,6 +29,8 @@ pub use call::{
     Attempt, AttemptError, CallError, CallOptions, CallReply, DEFAULT_ATTEMPT_TIMEOUT,
     DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_PINGS, DEFAULT_PING_WAIT,
 };
+pub use config::{CallsConfig, DEFAULT_MAX_CONCURRENT, MAX_SERVICES, ServiceConfig};
+pub use exec::MAX_STDERR_LOGGED;
 pub use handler::{DEFAULT_HANDLER_TIMEOUT, ServeOptions};
 pub use serve::{ServeError, Service};
 pub use server::{MAX_IN_FLIGHT, MAX_IN_FLIGHT_PER_CONNECTION};

@@ -116,6 +116,11 @@ impl Server {
         }
     }
 
+    /// The names served now, in order.
+    pub(crate) fn names(&self) -> Vec<String> {
+        lock(&self.inner.services).keys().cloned().collect()
+    }
+
     /// Stops answering every call (each is answered `ShuttingDown` from now on).
     pub(crate) fn stop(&self) {
         self.inner.stopped.cancel();
@@ -151,9 +156,10 @@ impl Server {
                 warn!(name = %request.name, "a handler failed: {err}");
                 CallAnswer::Failed(CallFailure::Panicked)
             }
-            Ok(Ok(Err(message))) => {
+            Ok(Ok(Err(CallFailure::Handler(message)))) => {
                 CallAnswer::Failed(CallFailure::Handler(truncate(message, MAX_ERROR_LEN)))
             }
+            Ok(Ok(Err(failure))) => CallAnswer::Failed(failure),
             Ok(Ok(Ok(response))) if response.len() > MAX_RESPONSE_SIZE => {
                 CallAnswer::Failed(CallFailure::ResponseTooLarge)
             }

@@ -90,8 +90,10 @@ impl Api for MemoryNode {
                 .map(|name| LayerStatus {
                     name: name.to_owned(),
                     running: true,
+                    enabled: true,
                 })
                 .collect(),
+            services: vec!["echo".to_owned()],
         })
     }
 
