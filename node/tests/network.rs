@@ -3,9 +3,9 @@
 
 mod common;
 
-use common::{catalogs_complete, shutdown_all, three_nodes, within};
+use common::{catalogs_complete, joined, received, shutdown_all, three_nodes, within};
 use weft_discovery::{DepartReason, Event as DiscoveryEvent};
-use weft_gossip::{Event as GossipEvent, TopicId};
+use weft_gossip::TopicId;
 use weft_registry::{Event as RegistryEvent, Registration};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,16 +34,7 @@ async fn a_gossip_message_reaches_the_other_nodes() {
         topics.push(node.subscribe_gossip(topic).await.expect("subscribe"));
     }
     for (i, topic) in topics.iter_mut().enumerate() {
-        within(&format!("node {i} to join the topic"), async {
-            loop {
-                match topic.recv().await {
-                    Some(GossipEvent::Joined) => return,
-                    Some(_) => {}
-                    None => panic!("gossip stopped"),
-                }
-            }
-        })
-        .await;
+        joined(topic, &format!("node {i}")).await;
     }
     topics[0]
         .sender()
@@ -51,20 +42,7 @@ async fn a_gossip_message_reaches_the_other_nodes() {
         .await
         .expect("broadcast");
     for (i, topic) in topics.iter_mut().enumerate().skip(1) {
-        within(&format!("node {i} to receive the message"), async {
-            loop {
-                match topic.recv().await {
-                    Some(GossipEvent::Received { content, .. })
-                        if content.as_bytes() == b"hello from a" =>
-                    {
-                        return;
-                    }
-                    Some(_) => {}
-                    None => panic!("gossip stopped"),
-                }
-            }
-        })
-        .await;
+        received(topic, &format!("node {i}"), b"hello from a").await;
     }
     // Every layer's counters saw it (read through the node's registry, as `/metrics` does).
     let sender = counters(&nodes[0]);

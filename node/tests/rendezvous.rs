@@ -6,8 +6,8 @@ mod common;
 
 use std::{collections::BTreeSet, time::Duration};
 
-use common::{shutdown_all, test_config, within};
-use weft_gossip::{Event as GossipEvent, Topic, TopicId};
+use common::{joined, received, shutdown_all, test_config, within};
+use weft_gossip::TopicId;
 use weft_node::{Config, Node, TopicKind, rendezvous_name};
 use weft_registry::Event as RegistryEvent;
 use weft_transport::PeerId;
@@ -42,19 +42,6 @@ async fn network(n: usize) -> (Node, Vec<Node>) {
         nodes.push(node);
     }
     (x, nodes)
-}
-
-async fn joined(topic: &mut Topic, who: &str) {
-    within(&format!("{who} to join the topic"), async {
-        loop {
-            match topic.recv().await {
-                Some(GossipEvent::Joined) => return,
-                Some(_) => {}
-                None => panic!("gossip stopped"),
-            }
-        }
-    })
-    .await;
 }
 
 /// The providers `x` holds under `name`.
@@ -100,20 +87,7 @@ async fn subscribers_meet_through_the_registry_with_no_peer_but_the_bootstrap() 
         .await
         .expect("broadcast");
     for (i, topic) in topics.iter_mut().enumerate().skip(1) {
-        within(&format!("node {i} to receive the message"), async {
-            loop {
-                match topic.recv().await {
-                    Some(GossipEvent::Received { content, .. })
-                        if content.as_bytes() == b"met through the registry" =>
-                    {
-                        return;
-                    }
-                    Some(_) => {}
-                    None => panic!("gossip stopped"),
-                }
-            }
-        })
-        .await;
+        received(topic, &format!("node {i}"), b"met through the registry").await;
     }
     // Every subscriber registered before it looked up, and one that was found had registered:
     // all three are on record at the bootstrap node, under the gossip name only.

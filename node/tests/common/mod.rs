@@ -71,6 +71,38 @@ pub async fn catalogs_complete(nodes: &[Node]) {
     }
 }
 
+/// Waits until `topic` has joined (its first neighbour is up).
+pub async fn joined(topic: &mut weft_gossip::Topic, who: &str) {
+    within(&format!("{who} to join the topic"), async {
+        loop {
+            match topic.recv().await {
+                Some(weft_gossip::Event::Joined) => return,
+                Some(_) => {}
+                None => panic!("gossip stopped"),
+            }
+        }
+    })
+    .await;
+}
+
+/// Waits until `topic` delivers a broadcast whose content is `content`.
+pub async fn received(topic: &mut weft_gossip::Topic, who: &str, content: &[u8]) {
+    within(&format!("{who} to receive the message"), async {
+        loop {
+            match topic.recv().await {
+                Some(weft_gossip::Event::Received { content: got, .. })
+                    if got.as_bytes() == content =>
+                {
+                    return;
+                }
+                Some(_) => {}
+                None => panic!("gossip stopped"),
+            }
+        }
+    })
+    .await;
+}
+
 /// Runs `future`, failing the test with `what` if it takes longer than [`PATIENCE`].
 pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
     match tokio::time::timeout(PATIENCE, future).await {
