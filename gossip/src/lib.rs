@@ -20,7 +20,7 @@ pub mod proto;
 #[cfg(feature = "net")]
 pub use net::{
     Builder, DEFAULT_SHUTDOWN_GRACE, Error, Gossip, MAX_OBSERVERS, Metrics, SpawnError, Topic,
-    TopicEvents, TopicObserver, TopicSender,
+    TopicEvents, TopicObserver, TopicSender, TopicViews,
 };
 
 pub use proto::sim;

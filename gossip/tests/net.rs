@@ -74,3 +74,79 @@ async fn a_restarted_peer_rejoins_with_the_same_key() {
         .expect_received(&[2], b"hello again", Duration::from_secs(20))
         .await;
 }
+
+/// `Gossip::topics` reports each joined topic's active view as the topic's own `neighbors`
+/// does, and a passive view apart from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_report_the_views_of_every_joined_topic() {
+    let mut swarm = Swarm::start(Net::memory(7), 4).await;
+    let views = swarm.settled_views().await;
+    for (i, active) in views.iter().enumerate() {
+        let topics = swarm.node(i).gossip.topics().await.unwrap();
+        assert_eq!(topics.len(), 1, "node {i} joined one topic");
+        let topic = &topics[0];
+        assert_eq!(topic.topic, weft_gossip::TopicId::from_name(common::TOPIC));
+        let mut reported = topic.active.clone();
+        let mut expected = active.clone();
+        reported.sort();
+        expected.sort();
+        assert_eq!(reported, expected, "node {i}: active view = neighbors()");
+        assert!(!reported.is_empty(), "node {i} has neighbours");
+        assert!(
+            topic
+                .passive
+                .iter()
+                .all(|peer| !topic.active.contains(peer)),
+            "node {i}: a peer is active or passive, not both"
+        );
+        assert!(!topic.active.contains(&swarm.id(i)) && !topic.passive.contains(&swarm.id(i)));
+    }
+}
+
+/// With collection off the overlay works as before and every counter stays at zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_off_counts_nothing_and_delivers_all() {
+    let net = Net::memory(8);
+    let topic = weft_gossip::TopicId::from_name("quiet");
+    let mut nodes = Vec::new();
+    for seed in 1..=3u8 {
+        let endpoint = net.endpoint(seed).await;
+        let gossip = weft_gossip::Gossip::builder()
+            .config(common::fast_config())
+            .collect_metrics(false)
+            .spawn(&endpoint)
+            .await
+            .unwrap();
+        let bootstrap = match nodes.first() {
+            Some((first, _, _)) => vec![weft_transport::Endpoint::addr(first)],
+            None => vec![],
+        };
+        let subscription = gossip.subscribe(topic, bootstrap).await.unwrap();
+        nodes.push((endpoint, gossip, subscription));
+    }
+    for (_, _, subscription) in &mut nodes[1..] {
+        common::wait_for(subscription, |event| *event == Event::Joined).await;
+    }
+    nodes[0]
+        .2
+        .sender()
+        .broadcast(b"hello".to_vec())
+        .await
+        .unwrap();
+    for (_, _, subscription) in &mut nodes[1..] {
+        common::wait_for(subscription, |event| {
+            matches!(event, Event::Received { content, .. } if content.as_bytes() == b"hello")
+        })
+        .await;
+    }
+    for (_, gossip, _) in &nodes {
+        let metrics = gossip.metrics();
+        assert_eq!(gossip.bytes_sent(), 0);
+        assert_eq!(metrics.pushes_sent.get() + metrics.pushes_received.get(), 0);
+        assert_eq!(metrics.delivered.get() + metrics.neighbor_up.get(), 0);
+        assert_eq!(
+            metrics.frames_received.get() + metrics.bytes_received.get(),
+            0
+        );
+    }
+}

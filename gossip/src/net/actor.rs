@@ -14,7 +14,7 @@ use weft_transport::{
 };
 
 use super::{
-    Builder, Error, MAX_OBSERVERS,
+    Builder, Error, MAX_OBSERVERS, TopicViews,
     metrics::{Direction, Metrics, is_push},
 };
 use crate::{
@@ -79,6 +79,10 @@ pub(super) enum ToActor {
         topic: TopicId,
         reply: oneshot::Sender<Vec<PeerId>>,
     },
+    /// Every joined topic's views (for status pages and topology queries).
+    Views {
+        reply: oneshot::Sender<Vec<TopicViews>>,
+    },
     /// A subscriber is gone (sent on its drop; its `alive` channel closing says it too).
     Unsubscribe { topic: TopicId, id: u64 },
     /// Watch a joined topic without keeping it joined ([`super::TopicObserver`]).
@@ -131,6 +135,8 @@ pub(super) struct Actor {
     /// One-shot timers the full queue handed back: fired at the next turn of the loop.
     overdue: Vec<Timer<PeerId>>,
     pub(super) metrics: Arc<Metrics>,
+    /// Whether to count into `metrics` at all ([`super::Builder::collect_metrics`]).
+    collect: bool,
     /// Known peer addresses (at most `MAX_ADDRS`, oldest forgotten first).
     addrs: AddressBook<PeerId, PeerAddr>,
     builder: Builder,
@@ -162,6 +168,7 @@ impl Actor {
             timers: TimerQueue::new(MAX_TIMERS, Timer::is_periodic),
             overdue: Vec::new(),
             metrics: Arc::default(),
+            collect: builder.collect_metrics,
             addrs: AddressBook::new(MAX_ADDRS),
             builder,
         }
@@ -198,7 +205,9 @@ impl Actor {
                         FromNet::Message(from, frame) => {
                             let NetFrame(message, addrs) = *frame;
                             self.learn_addrs(addrs);
-                            self.metrics.message(&message, Direction::Received);
+                            if let Some(metrics) = self.counting() {
+                                metrics.message(&message, Direction::Received);
+                            }
                             Input::RecvMessage(from, message)
                         }
                         FromNet::Gone(peer) => {
@@ -245,12 +254,14 @@ impl Actor {
 
     fn handle(&mut self, input: Input<PeerId>) {
         let push = matches!(&input, Input::RecvMessage(_, message) if is_push(message));
-        let delivered = self.metrics.delivered.get();
         self.state.handle(input, self.clock.now());
-        self.apply();
+        let delivered = self.apply();
         // A push that delivered nothing new had been seen: a duplicate.
-        if push && self.metrics.delivered.get() == delivered {
-            self.metrics.duplicates.inc();
+        if push
+            && delivered == 0
+            && let Some(metrics) = self.counting()
+        {
+            metrics.duplicates.inc();
         }
     }
 
@@ -299,6 +310,18 @@ impl Actor {
             }
             ToActor::Neighbors { topic, reply } => {
                 let _ = reply.send(self.state.neighbors(&topic));
+            }
+            ToActor::Views { reply } => {
+                let views = self
+                    .subscribers
+                    .keys()
+                    .map(|topic| TopicViews {
+                        topic: *topic,
+                        active: self.state.neighbors(topic),
+                        passive: self.state.passive_peers(topic),
+                    })
+                    .collect();
+                let _ = reply.send(views);
             }
             ToActor::Unsubscribe { topic, id } => self.unsubscribe(topic, id),
             ToActor::Observe {
@@ -400,9 +423,15 @@ impl Actor {
         }
     }
 
-    /// Carries out the proto's queued outputs.
-    fn apply(&mut self) {
+    /// This instance's counters, unless collection is off.
+    fn counting(&self) -> Option<&Metrics> {
+        self.collect.then_some(&*self.metrics)
+    }
+
+    /// Carries out the proto's queued outputs; returns how many messages they delivered.
+    fn apply(&mut self) -> usize {
         let outs: Vec<_> = self.state.drain().collect();
+        let mut delivered = 0;
         // Timers of one batch with equal delays fire in the order they were asked for (the
         // queue fires ties first armed, first fired), so grafts of messages announced
         // together fetch them in broadcast order.
@@ -410,7 +439,10 @@ impl Actor {
         for out in outs {
             match out {
                 Output::SendMessage(to, message) => self.send_to(to, &message),
-                Output::EmitEvent(topic, event) => self.emit(topic, event),
+                Output::EmitEvent(topic, event) => {
+                    delivered += usize::from(matches!(event, Event::Received { .. }));
+                    self.emit(topic, event);
+                }
                 Output::ScheduleTimer(delay, timer) => {
                     if let Err(full) = self.timers.schedule(now + delay, timer) {
                         // Early rather than never: a graft or a neighbour request that fires
@@ -426,6 +458,7 @@ impl Actor {
                 }
             }
         }
+        delivered
     }
 
     fn emit(&mut self, topic: TopicId, event: Event<PeerId>) {
@@ -457,27 +490,33 @@ impl Actor {
     /// Sets the gauges of topics and neighbours from the state (on membership changes only:
     /// a sum over topics).
     fn count_views(&self) {
+        let Some(metrics) = self.counting() else {
+            return;
+        };
         let neighbors: usize = self
             .subscribers
             .keys()
             .map(|topic| self.state.neighbors(topic).len())
             .sum();
-        self.metrics.neighbors.set(neighbors as i64);
-        self.metrics.topics.set(self.subscribers.len() as i64);
+        metrics.neighbors.set(neighbors as i64);
+        metrics.topics.set(self.subscribers.len() as i64);
     }
 
     /// Counts what an event says about the overlay and delivery.
     fn count(&self, event: &Event<PeerId>) {
+        let Some(metrics) = self.counting() else {
+            return;
+        };
         match event {
             Event::NeighborUp(_) => {
-                self.metrics.neighbor_up.inc();
+                metrics.neighbor_up.inc();
             }
             Event::NeighborDown(_) => {
-                self.metrics.neighbor_down.inc();
+                metrics.neighbor_down.inc();
             }
             Event::Received { hops, .. } => {
-                self.metrics.delivered.inc();
-                self.metrics.delivery_hops.observe(f64::from(*hops));
+                metrics.delivered.inc();
+                metrics.delivery_hops.observe(f64::from(*hops));
             }
             _ => {}
         }
@@ -495,15 +534,20 @@ impl Actor {
         };
         let endpoint = self.endpoint.clone();
         let gone = self.inbound_tx.clone();
-        let metrics = self.metrics.clone();
+        let metrics = self.counting().is_some().then(|| self.metrics.clone());
         let sent = self.writers.send(to, frame, move |rx| {
             write_loop(endpoint, to, rx, gone, metrics)
         });
-        if sent == Sent::Full {
-            self.metrics.send_queue_full.inc();
+        let full = sent == Sent::Full;
+        if full {
             debug!(peer = %to.fmt_short(), "gossip: send queue full, frame dropped");
-        } else {
-            self.metrics.message(message, Direction::Sent);
+        }
+        if let Some(metrics) = self.counting() {
+            if full {
+                metrics.send_queue_full.inc();
+            } else {
+                metrics.message(message, Direction::Sent);
+            }
         }
     }
 
@@ -511,7 +555,7 @@ impl Actor {
         let peer = PeerId::from(conn.remote_id());
         let max = self.state.config().max_message_size;
         let tx = self.inbound_tx.clone();
-        let metrics = self.metrics.clone();
+        let metrics = self.counting().is_some().then(|| self.metrics.clone());
         self.readers.retain(|task| !task.is_finished());
         self.readers
             .push(AbortOnDropHandle::new(tokio::spawn(read_connection(
@@ -536,7 +580,7 @@ pub(super) async fn write_loop(
     peer: PeerId,
     mut rx: mpsc::Receiver<Vec<u8>>,
     gone: mpsc::Sender<FromNet>,
-    metrics: Arc<Metrics>,
+    metrics: Option<Arc<Metrics>>,
 ) -> Option<Connection> {
     let result: Result<Connection, String> = async {
         let conn = endpoint
@@ -556,7 +600,9 @@ pub(super) async fn write_loop(
                 batch.extend_from_slice(&more);
             }
             send.send_encoded(&batch).await.map_err(|e| e.to_string())?;
-            metrics.bytes_sent.inc_by(batch.len() as u64);
+            if let Some(metrics) = &metrics {
+                metrics.bytes_sent.inc_by(batch.len() as u64);
+            }
         }
         if send.finish().is_ok() {
             let _ = send.get_mut().stopped().await;
@@ -580,7 +626,7 @@ pub(super) async fn read_connection(
     peer: PeerId,
     max: usize,
     tx: mpsc::Sender<FromNet>,
-    metrics: Arc<Metrics>,
+    metrics: Option<Arc<Metrics>>,
 ) {
     let mut streams = Vec::new();
     while let Ok(stream) = conn.accept_uni().await {
@@ -591,9 +637,11 @@ pub(super) async fn read_connection(
                 let read_before = recv.bytes_read();
                 match recv.recv().await {
                     Ok(frame) => {
-                        metrics
-                            .bytes_received
-                            .inc_by(recv.bytes_read().saturating_sub(read_before));
+                        if let Some(metrics) = &metrics {
+                            metrics
+                                .bytes_received
+                                .inc_by(recv.bytes_read().saturating_sub(read_before));
+                        }
                         if tx
                             .send(FromNet::Message(peer, Box::new(frame)))
                             .await

@@ -65,6 +65,17 @@ impl<PI: Send + 'static> LayerEvent for Event<PI> {
     }
 }
 
+/// One joined topic's overlay as this node sees it ([`Gossip::topics`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicViews {
+    /// The topic.
+    pub topic: TopicId,
+    /// Its neighbours: the active view, the peers messages are exchanged with.
+    pub active: Vec<PeerId>,
+    /// Peers kept in reserve to replace a neighbour that fails: the passive view.
+    pub passive: Vec<PeerId>,
+}
+
 /// Most observers of one topic; [`Gossip::observe`] refuses more ([`Error::TooManyObservers`]):
 /// an observer is a watcher the owner of the node starts (the node's rendezvous, a diagnostic),
 /// a handful per topic, never one per remote peer.
@@ -109,6 +120,7 @@ pub struct Builder {
     inbound_capacity: usize,
     send_queue_capacity: usize,
     shutdown_grace: Duration,
+    collect_metrics: bool,
 }
 
 /// Default time the writers get to flush at shutdown ([`Builder::shutdown_grace`]).
@@ -123,6 +135,7 @@ impl Default for Builder {
             inbound_capacity: 1024,
             send_queue_capacity: 1024,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            collect_metrics: true,
         }
     }
 }
@@ -150,6 +163,14 @@ impl Builder {
     /// goodbyes first of all) before they are cut off (default [`DEFAULT_SHUTDOWN_GRACE`]).
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.shutdown_grace = grace;
+        self
+    }
+
+    /// Whether the actor counts into [`Gossip::metrics`] (default `true`). Off, every counter
+    /// stays at zero, [`Gossip::bytes_sent`] included: for measuring what counting costs
+    /// (`cargo xtask bench gossip` runs both ways).
+    pub fn collect_metrics(mut self, collect: bool) -> Self {
+        self.collect_metrics = collect;
         self
     }
 
@@ -319,6 +340,26 @@ impl Gossip {
         Ok(TopicObserver::new(topic, self.clone(), events))
     }
 
+    /// The views of every topic this instance has joined: its neighbours (active view) and
+    /// the peers it keeps in reserve (passive view), in no particular order.
+    pub async fn topics(&self) -> Result<Vec<TopicViews>, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(ToActor::Views { reply }).await?;
+        rx.await.map_err(|_| Error::Closed)
+    }
+
+    /// Adds bootstrap peers to `topic` and joins through them (nothing for a topic not joined).
+    async fn join_peers(&self, topic: TopicId, peers: Vec<PeerAddr>) -> Result<(), Error> {
+        self.send(ToActor::JoinPeers { topic, peers }).await
+    }
+
+    /// `topic`'s neighbours (empty for a topic not joined).
+    async fn neighbors(&self, topic: TopicId) -> Result<Vec<PeerId>, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(ToActor::Neighbors { topic, reply }).await?;
+        rx.await.map_err(|_| Error::Closed)
+    }
+
     /// Leaves every topic (`Disconnect{alive: false}` to each neighbour, so they learn at once),
     /// gives the writers the grace period ([`Builder::shutdown_grace`]) to deliver what is
     /// queued, and stops the actor. Event streams end (`recv` returns `None`); later calls on
@@ -433,24 +474,12 @@ impl TopicSender {
 
     /// Adds bootstrap peers and joins through them.
     pub async fn join_peers(&self, peers: Vec<PeerAddr>) -> Result<(), Error> {
-        self.gossip
-            .send(ToActor::JoinPeers {
-                topic: self.topic,
-                peers,
-            })
-            .await
+        self.gossip.join_peers(self.topic, peers).await
     }
 
     /// The current neighbours (active view).
     pub async fn neighbors(&self) -> Result<Vec<PeerId>, Error> {
-        let (reply, rx) = oneshot::channel();
-        self.gossip
-            .send(ToActor::Neighbors {
-                topic: self.topic,
-                reply,
-            })
-            .await?;
-        rx.await.map_err(|_| Error::Closed)
+        self.gossip.neighbors(self.topic).await
     }
 }
 

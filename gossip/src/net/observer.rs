@@ -2,7 +2,7 @@
 
 use weft_transport::{Events, PeerAddr, PeerId};
 
-use super::{Gossip, ToActor};
+use super::Gossip;
 use crate::{
     Error,
     proto::{Event, TopicId},
@@ -44,23 +44,11 @@ impl TopicObserver {
     /// Adds peers to the topic and joins through them, as [`super::TopicSender::join_peers`]
     /// does; nothing happens if the topic has been left meanwhile.
     pub async fn join_peers(&self, peers: Vec<PeerAddr>) -> Result<(), Error> {
-        self.gossip
-            .send(ToActor::JoinPeers {
-                topic: self.topic,
-                peers,
-            })
-            .await
+        self.gossip.join_peers(self.topic, peers).await
     }
 
     /// The topic's current neighbours (empty once it has been left).
     pub async fn neighbors(&self) -> Result<Vec<PeerId>, Error> {
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        self.gossip
-            .send(ToActor::Neighbors {
-                topic: self.topic,
-                reply,
-            })
-            .await?;
-        rx.await.map_err(|_| Error::Closed)
+        self.gossip.neighbors(self.topic).await
     }
 }

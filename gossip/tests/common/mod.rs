@@ -298,3 +298,20 @@ impl Swarm {
         );
     }
 }
+
+/// Waits (up to 10 s) for an event of one subscription that `matches`.
+pub async fn wait_for(
+    subscription: &mut weft_gossip::Topic,
+    matches: impl Fn(&Event<PeerId>) -> bool,
+) {
+    timeout(Duration::from_secs(10), async {
+        while let Some(event) = subscription.recv().await {
+            if matches(&event) {
+                return;
+            }
+        }
+        panic!("the subscription ended");
+    })
+    .await
+    .expect("the awaited event came within 10 s");
+}
