@@ -402,6 +402,12 @@ async fn spawn_layers(
     } else {
         None
     };
+    if config.topology.answer {
+        endpoint.register(
+            crate::topology::PROTOCOL,
+            crate::topology::Server::new(gossip.clone()),
+        )?;
+    }
     // Registered last, so `Endpoint::shutdown` stops answering calls first.
     let (calls, _) = crate::service::Server::spawn(endpoint)?;
     Ok(Layers {

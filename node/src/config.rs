@@ -64,6 +64,8 @@ pub struct Config {
     pub sync: weft_sync::proto::Config,
     /// Meeting a topic's other subscribers through the registry.
     pub rendezvous: crate::RendezvousConfig,
+    /// Answering topology queries, and how far this node's own go.
+    pub topology: crate::TopologyConfig,
     /// How this node's service calls are made by default.
     pub calls: CallsConfig,
     /// `[[service]]`: programs the node serves by name (none by default).
@@ -366,6 +368,9 @@ impl Config {
             .validate()
             .map_err(|err| invalid("registry", err.to_string()))?;
         self.rendezvous
+            .check()
+            .map_err(|(key, message)| invalid(key, message))?;
+        self.topology
             .check()
             .map_err(|(key, message)| invalid(key, message))?;
         if let Some((key, message)) = self.calls.problem() {

@@ -11,6 +11,9 @@
 //!   `WEFT_*` overrides, [`Config::to_toml`] and the commented [`Config::template`].
 //! - Topic rendezvous: a topic subscribed through the node registers in the registry under
 //!   [`rendezvous_name`] and joins through the other subscribers found there (`[rendezvous]`).
+//! - Topology queries: [`Node::topology`] crawls a gossip topic's overlay breadth first, each
+//!   peer telling its neighbours on the topic (`topology/1`, `[topology]`); the status page
+//!   draws the graph.
 //! - Local-network discovery (opt-in, `[bootstrap] local_network`): multicast beacons on the
 //!   link let nodes of one network find each other with no ticket ([`LOCAL_NETWORK_GROUP`]).
 //! - The data directory: the secret key (mode 0600, written by write-then-rename, read
@@ -70,6 +73,7 @@ mod rendezvous;
 pub mod service;
 mod state;
 mod template;
+pub mod topology;
 mod wiring;
 
 pub use beacon::{MAX_ADDRS as MAX_BEACON_ADDRS, MAX_BEACON};
@@ -79,8 +83,8 @@ pub use config::{
     ENV_VARS, NodeConfig, parse_peer,
 };
 pub use daemon::{
-    MAX_GOSSIP_SUBSCRIBERS, MAX_GOSSIP_TOPICS, MAX_LIST_ITEMS, MAX_PROVIDED_NAMES, MAX_SYNC_TOPICS,
-    NodeApi,
+    MAX_GOSSIP_SUBSCRIBERS, MAX_GOSSIP_TOPICS, MAX_LIST_ITEMS, MAX_PROVIDED_NAMES,
+    MAX_RECENT_EVENTS, MAX_SYNC_TOPICS, NodeApi,
 };
 pub use data_dir::{DataDirError, KEY_FILE, LOCK_FILE, STATE_FILE, SYNC_STORE_FILE, init_data_dir};
 pub use layers::LayersConfig;
@@ -94,3 +98,4 @@ pub use service::{
     CallError, CallOptions, CallReply, CallsConfig, ServeError, ServeOptions, Service,
     ServiceConfig,
 };
+pub use topology::{Topology, TopologyConfig, TopologyError};

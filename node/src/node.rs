@@ -271,6 +271,19 @@ impl Node {
         Ok(subscribed)
     }
 
+    /// The overlay of a gossip topic this node has joined, as far as peers answer: its
+    /// neighbours, theirs, and so on, breadth first within `[topology]`'s limits (the status
+    /// page draws it). Sync topics ride on gossip overlays ([`weft_sync::overlay_topic`]).
+    pub async fn topology(&self, topic: TopicId) -> Result<crate::Topology, crate::TopologyError> {
+        crate::topology::query(
+            self.endpoint(),
+            self.gossip(),
+            topic,
+            &self.config().topology,
+        )
+        .await
+    }
+
     /// Starts syncing a topic: its items live in the data directory's sync store (in memory
     /// for an ephemeral node), and its overlay joins through [`Node::topic_bootstrap`]'s peers
     /// and the topic's other subscribers in the registry, as [`Node::subscribe_gossip`]'s does.

@@ -7,7 +7,7 @@
 pub(crate) const TEMPLATE: &str = r#"# weft node configuration.
 #
 # Precedence, lowest first: defaults < this file < WEFT_* environment variables < flags.
-# Unknown keys are errors. Durations in [node], [rendezvous], [calls] and [[service]] read
+# Unknown keys are errors. Durations in [node], [rendezvous], [topology], [calls] and [[service]] read
 # "250ms", "5s", "2m", "1h"; the layer sections below use integer milliseconds (keys ending
 # in _ms).
 # `weft config show` prints every key with its effective value.
@@ -98,4 +98,13 @@ max_attempts = 4
 # max_peers = 16
 # retry_min = "1s"
 # retry_max = "1m"
+
+[topology]
+# This node tells peers of its network its neighbours on a topic it joined (never its
+# passive view), for their status pages' graphs; its own queries ask at most max_asked
+# peers, max_depth hops out, each within query_timeout.
+# answer = true
+# max_asked = 32
+# max_depth = 3
+# query_timeout = "1s"
 "#;

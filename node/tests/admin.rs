@@ -609,3 +609,62 @@ async fn metrics_need_the_token_unless_the_config_opens_them() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     running.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_status_page_is_served_without_the_token_and_its_data_only_with_it() {
+    let running = start(ServerConfig::default()).await;
+    let addr = running.server.addr();
+    let files = [
+        ("/", "text/html"),
+        ("/page/app.js", "text/javascript"),
+        ("/page/style.css", "text/css"),
+    ];
+    for (path, kind) in files {
+        let (status, headers, body) =
+            admin_node::raw_response(addr, Method::GET, path, None, Vec::new()).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let header = |name: &str| headers.get(name).unwrap().to_str().unwrap().to_owned();
+        assert!(header("content-type").starts_with(kind), "{path}");
+        let policy = header("content-security-policy");
+        assert!(policy.contains("default-src 'none'") && policy.contains("script-src 'self'"));
+        assert!(!body.is_empty());
+    }
+    let (_, _, index) = admin_node::raw_response(addr, Method::GET, "/", None, Vec::new()).await;
+    let index = String::from_utf8(index.to_vec()).unwrap();
+    assert!(index.contains("/page/app.js") && index.contains("/page/style.css"));
+    assert!(
+        !index.contains("<script>"),
+        "no inline script: the policy forbids it"
+    );
+
+    // The data behind the page needs the token like every other route; so does any other
+    // method on the page's paths.
+    for path in ["/v1/overview", "/v1/topology?topic=chat"] {
+        let (status, _) = raw(addr, Method::GET, path, None, Vec::new()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let (status, _) = raw(addr, Method::POST, "/", None, Vec::new()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let client = Client::from_data_dir(running.dir.path()).unwrap();
+    let expected = format!("http://{addr}/#token={}", token(&running));
+    assert_eq!(
+        client.page_url(),
+        expected,
+        "the token rides in the fragment"
+    );
+    assert_eq!(running.server.page_url(), expected);
+    client.gossip_publish("chat", b"hi".to_vec()).await.unwrap();
+    let overview = client.overview().await.unwrap();
+    assert_eq!(overview.status.id, NODE_ID);
+    assert_eq!(overview.gossip[0].name.as_deref(), Some("chat"));
+    assert_eq!(overview.peers.len(), 1);
+    let graph = client.topology("chat").await.unwrap();
+    assert_eq!(graph.nodes.len(), 1);
+    assert!(graph.nodes[0].me);
+    match client.topology("never joined").await {
+        Err(ClientError::Api(err)) => assert_eq!(err.kind, ErrorKind::NotFound),
+        other => panic!("expected not found, got {other:?}"),
+    }
+    running.server.shutdown().await;
+}

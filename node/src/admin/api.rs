@@ -7,6 +7,7 @@ use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use super::overview::{Overview, TopologyGraph};
 use super::types::{
     Call, CallReply, GossipEvent, GossipPublish, Peers, Provided, Providers, Published,
     RegistryFind, RegistryProvide, ShuttingDown, Status, SyncAdd, SyncAdded, SyncItems, SyncList,
@@ -31,6 +32,16 @@ pub trait Api: Send + Sync + 'static {
 
     /// `GET /v1/peers`: the peers the node knows, with round-trip times where measured.
     fn peers(&self) -> impl Future<Output = Result<Peers, ApiError>> + Send;
+
+    /// `GET /v1/overview`: everything the status page shows but the graph, in one answer.
+    fn overview(&self) -> impl Future<Output = Result<Overview, ApiError>> + Send;
+
+    /// `GET /v1/topology?topic=...`: a gossip topic's overlay as a graph, as far as peers
+    /// answer ([`crate::Node::topology`]); `NotFound` for a topic the node has not joined.
+    fn topology(
+        &self,
+        request: TopicRequest,
+    ) -> impl Future<Output = Result<TopologyGraph, ApiError>> + Send;
 
     /// `GET /metrics`: the node's counters as OpenMetrics text (Prometheus scrapes it), ending
     /// with `# EOF`.

@@ -20,6 +20,7 @@ use tokio::net::TcpStream;
 use super::api::{ApiError, ErrorBody, ErrorKind};
 use super::body::JSON;
 use super::files::{self, AdminFiles, Token};
+use super::overview::{Overview, TopologyGraph};
 use super::routes::paths;
 use super::types::{
     Call, CallReply, GossipEvent, GossipPublish, Payload, Peers, Provided, Providers, Published,
@@ -171,6 +172,25 @@ impl Client {
     /// `GET /v1/peers`.
     pub async fn peers(&self) -> Result<Peers, ClientError> {
         self.get(paths::PEERS).await
+    }
+
+    /// `GET /v1/overview`: what the status page shows but the graph.
+    pub async fn overview(&self) -> Result<Overview, ClientError> {
+        self.get(paths::OVERVIEW).await
+    }
+
+    /// `GET /v1/topology?topic=...`: a gossip topic's overlay (`topic`: a hex id or a name).
+    pub async fn topology(&self, topic: &str) -> Result<TopologyGraph, ClientError> {
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("topic", topic)
+            .finish();
+        self.get(&format!("{}?{query}", paths::TOPOLOGY)).await
+    }
+
+    /// The status page's address, with the token in its fragment: open it in a browser on
+    /// this machine (`weft status` prints it).
+    pub fn page_url(&self) -> String {
+        super::page::url(self.addr, self.token.as_str())
     }
 
     /// `POST /v1/gossip/publish`.

@@ -1,5 +1,5 @@
-//! The local admin API: how the `weft` command (and later a metrics scraper and a status
-//! page) talks to a running node.
+//! The local admin API: how the `weft` command, a metrics scraper and the status page talk to
+//! a running node.
 //!
 //! HTTP/1.1 and JSON on a loopback address only, behind a bearer token. At start the
 //! [`Server`] writes a fresh random token to `<data_dir>/admin.token` (mode 0600) and its
@@ -16,6 +16,8 @@ mod api;
 mod body;
 mod client;
 mod files;
+mod overview;
+mod page;
 mod routes;
 mod server;
 mod types;
@@ -23,6 +25,10 @@ mod types;
 pub use api::{Api, ApiError, ErrorKind, Subscription};
 pub use client::{Client, ClientError, EventStream};
 pub use files::{ADDR_FILE, TOKEN_FILE};
+pub use overview::{
+    GossipTopicView, Overview, RecentEvent, RegistryOverview, SyncTopicOverview, TopologyEdge,
+    TopologyGraph, TopologyNode,
+};
 pub use server::{Server, ServerConfig, StartError};
 pub use types::{
     Call, CallFailure, CallReply, GossipEvent, GossipPublish, LayerStatus, Payload, Peer, Peers,

@@ -3,8 +3,8 @@
 //! To add a route: a path in [`paths`], a method on [`Api`] (or whatever produces the
 //! answer: `/metrics` answers text), and a line in [`route`]. Authentication and the body
 //! limits apply to every route without more code; a route that must answer without the token
-//! (`/metrics` for a scraper, when the config opens it) is matched in [`handle`] before the
-//! token check.
+//! (`/metrics` for a scraper, when the config opens it; the status page's files) is matched in
+//! [`handle`] before the token check.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -22,12 +22,16 @@ use tokio_util::sync::CancellationToken;
 use super::api::{Api, ApiError, ErrorKind};
 use super::body::{self, JsonLines, ResponseBody};
 use super::files::Token;
+use super::page;
 use super::server::ServerConfig;
+use super::types::TopicRequest;
 
 /// The paths of the admin API, shared by the server and the client.
 pub(crate) mod paths {
     pub(crate) const STATUS: &str = "/v1/status";
     pub(crate) const PEERS: &str = "/v1/peers";
+    pub(crate) const OVERVIEW: &str = "/v1/overview";
+    pub(crate) const TOPOLOGY: &str = "/v1/topology";
     pub(crate) const GOSSIP_PUBLISH: &str = "/v1/gossip/publish";
     pub(crate) const GOSSIP_SUBSCRIBE: &str = "/v1/gossip/subscribe";
     pub(crate) const REGISTRY_PROVIDE: &str = "/v1/registry/provide";
@@ -43,6 +47,8 @@ pub(crate) mod paths {
     pub(crate) const ALL: &[&str] = &[
         STATUS,
         PEERS,
+        OVERVIEW,
+        TOPOLOGY,
         GOSSIP_PUBLISH,
         GOSSIP_SUBSCRIBE,
         REGISTRY_PROVIDE,
@@ -80,6 +86,12 @@ pub(crate) async fn handle<A: Api>(
             .await
             .unwrap_or_else(|err| body::error(&err)));
     }
+    // The status page's files hold no data (the page brings the token itself; see `page`).
+    if request.method() == Method::GET
+        && let Some(file) = page::file(request.uri().path())
+    {
+        return Ok(file);
+    }
     // Before anything else, and before reading the body: an unauthenticated request gets
     // nothing done and costs no more than its headers.
     if !authorized(&shared.token, request.headers()) {
@@ -102,6 +114,13 @@ async fn route<A: Api>(
     match (&method, request.uri().path()) {
         (&Method::GET, STATUS) => unary(shared, api.status()).await,
         (&Method::GET, PEERS) => unary(shared, api.peers()).await,
+        (&Method::GET, OVERVIEW) => unary(shared, api.overview()).await,
+        (&Method::GET, TOPOLOGY) => {
+            let topic = query_value(&request, "topic").ok_or_else(|| {
+                ApiError::bad_request("say which topic: /v1/topology?topic=<hex id or name>")
+            })?;
+            unary(shared, api.topology(TopicRequest { topic })).await
+        }
         (&Method::POST, GOSSIP_PUBLISH) => {
             let input = read_json(shared, request).await?;
             unary(shared, api.gossip_publish(input)).await
@@ -146,6 +165,14 @@ async fn route<A: Api>(
         )),
         (_, path) => Err(ApiError::not_found(format_args!("no route {path}"))),
     }
+}
+
+/// The value of `key` in the request's query string, percent-decoded.
+fn query_value(request: &Request<Incoming>, key: &str) -> Option<String> {
+    let query = request.uri().query()?;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == key)
+        .map(|(_, value)| value.into_owned())
 }
 
 /// `GET /metrics`: the counters as OpenMetrics text.

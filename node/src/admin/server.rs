@@ -126,12 +126,15 @@ pub enum StartError {
 /// requests in flight finish within [`ServerConfig::shutdown_grace`], ends streamed answers,
 /// and removes `admin.addr` and `admin.token`.
 ///
-/// Routes (JSON but for `/metrics`, all behind `Authorization: Bearer <admin.token>`):
+/// Routes (JSON but for `/metrics`, all behind `Authorization: Bearer <admin.token>` but the
+/// status page's files, which hold no data):
 ///
 /// | route | [`Api`] method |
 /// |---|---|
 /// | `GET /v1/status` | [`status`](Api::status) |
 /// | `GET /v1/peers` | [`peers`](Api::peers) |
+/// | `GET /v1/overview` | [`overview`](Api::overview) |
+/// | `GET /v1/topology?topic=<hex id or name>` | [`topology`](Api::topology) |
 /// | `POST /v1/gossip/publish` | [`gossip_publish`](Api::gossip_publish) |
 /// | `POST /v1/gossip/subscribe` (JSON lines) | [`gossip_subscribe`](Api::gossip_subscribe) |
 /// | `POST /v1/registry/provide` | [`registry_provide`](Api::registry_provide) |
@@ -142,9 +145,11 @@ pub enum StartError {
 /// | `POST /v1/sync/status` | [`sync_status`](Api::sync_status) |
 /// | `POST /v1/shutdown` | [`shutdown`](Api::shutdown) |
 /// | `GET /metrics` (OpenMetrics text; without the token when [`ServerConfig::open_metrics`]) | [`metrics`](Api::metrics) |
+/// | `GET /`, `/page/app.js`, `/page/style.css` (the status page; no token) | — |
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
+    token: Token,
     files: AdminFiles,
     cancel: CancellationToken,
     task: Option<JoinHandle<()>>,
@@ -212,7 +217,7 @@ impl Server {
         let cancel = cancel.child_token();
         let shared = Arc::new(Shared {
             api,
-            token,
+            token: token.clone(),
             config,
             shutdown: cancel.clone(),
         });
@@ -220,6 +225,7 @@ impl Server {
         tracing::info!(addr = %bound, "admin API listening");
         Ok(Self {
             addr: bound,
+            token,
             files,
             cancel,
             task: Some(task),
@@ -239,6 +245,11 @@ impl Server {
     /// `<data_dir>/admin.addr`.
     pub fn addr_path(&self) -> &Path {
         &self.files.addr
+    }
+
+    /// The status page's address, with the token in its fragment (`http://<addr>/#token=...`).
+    pub fn page_url(&self) -> String {
+        super::page::url(self.addr, self.token.as_str())
     }
 
     /// Stops the server and waits until it has stopped and removed its files.

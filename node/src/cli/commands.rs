@@ -136,6 +136,8 @@ async fn status(client: &Client, out: &mut Output) -> Result<(), CliError> {
         out.line(format_args!("services  {}", status.services.join(" ")))?;
     }
     out.line(format_args!("ticket    {}", status.ticket))?;
+    // The token rides in the fragment, which a browser never sends anywhere.
+    out.line(format_args!("page      {}", client.page_url()))?;
     Ok(())
 }
 

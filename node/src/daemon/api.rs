@@ -2,13 +2,17 @@
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::admin::{
-    Api, ApiError, Call, CallReply, GossipEvent, GossipPublish, LayerStatus, Peer, Peers, Provided,
-    Providers, Published, RegistryFind, RegistryProvide, ShuttingDown, Status, Subscription,
-    SyncAdd, SyncAdded, SyncItems, SyncList, SyncStatus, TopicRequest,
+    Api, ApiError, Call, CallReply, GossipEvent, GossipPublish, LayerStatus, Overview, Peer, Peers,
+    Provided, Providers, Published, RegistryFind, RegistryProvide, ShuttingDown, Status,
+    Subscription, SyncAdd, SyncAdded, SyncItems, SyncList, SyncStatus, TopicRequest, TopologyGraph,
 };
-use crate::daemon::{gossip::GossipTopics, registry, registry::ProvidedNames, sync::SyncTopics};
+use crate::daemon::{
+    gossip::GossipTopics, overview::TopologyCache, recent::Recent, registry,
+    registry::ProvidedNames, sync::SyncTopics,
+};
 use crate::{Node, layers};
 
 /// A [`Node`] serving the admin API ([`crate::admin::Server::spawn`] takes it in an `Arc`).
@@ -26,21 +30,31 @@ pub struct NodeApi {
     node: Node,
     started: Instant,
     shutdown: CancellationToken,
-    gossip: GossipTopics,
+    pub(super) gossip: GossipTopics,
     provided: ProvidedNames,
-    sync: SyncTopics,
+    pub(super) sync: SyncTopics,
+    pub(super) recent: Recent,
+    pub(super) topology: TopologyCache,
+    /// Log the layers' events into `recent` while the API lives.
+    _following: Vec<AbortOnDropHandle<()>>,
 }
 
 impl NodeApi {
     /// The admin API of `node`; its `shutdown` cancels `shutdown`.
     pub fn new(node: Node, shutdown: CancellationToken) -> Self {
+        let started = Instant::now();
+        let recent = Recent::new(started);
+        let following = recent.follow(&node);
         Self {
             node,
-            started: Instant::now(),
+            started,
             shutdown,
-            gossip: GossipTopics::default(),
+            gossip: GossipTopics::new(recent.clone()),
             provided: ProvidedNames::default(),
             sync: SyncTopics::default(),
+            recent,
+            topology: TopologyCache::default(),
+            _following: following,
         }
     }
 
@@ -106,6 +120,14 @@ impl Api for NodeApi {
     /// (no ping is sent for the listing: it would cost a round trip per peer per call).
     async fn metrics(&self) -> Result<String, ApiError> {
         Ok(self.node.encode_metrics())
+    }
+
+    async fn overview(&self) -> Result<Overview, ApiError> {
+        self.overview_now().await
+    }
+
+    async fn topology(&self, request: TopicRequest) -> Result<TopologyGraph, ApiError> {
+        self.topology_of(&request.topic).await
     }
 
     async fn peers(&self) -> Result<Peers, ApiError> {

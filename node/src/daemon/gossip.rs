@@ -17,6 +17,7 @@ use weft_transport::PeerId;
 
 use crate::Node;
 use crate::admin::{ApiError, GossipEvent, Payload, Subscription};
+use crate::daemon::recent::Recent;
 
 /// Gossip topics the admin API keeps joined at most. Past it, joining another is refused
 /// (the topics joined stay): each topic costs links and timers for as long as the node runs.
@@ -35,9 +36,11 @@ const SUBSCRIBER_CAPACITY: usize = 256;
 const FIRST_NEIGHBOUR_WAIT: Duration = Duration::from_secs(5);
 
 /// The joined topics, by name.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct GossipTopics {
     topics: tokio::sync::Mutex<BTreeMap<String, Joined>>,
+    /// Where neighbour changes are logged for the status page.
+    recent: Recent,
 }
 
 /// One joined topic: its sending half, and the task that drains its events to subscribers.
@@ -64,6 +67,19 @@ struct Subscriber {
 }
 
 impl GossipTopics {
+    /// No topic joined yet; neighbour changes will be logged to `recent`.
+    pub(crate) fn new(recent: Recent) -> Self {
+        Self {
+            topics: tokio::sync::Mutex::default(),
+            recent,
+        }
+    }
+
+    /// The names of the topics joined, in order.
+    pub(crate) async fn names(&self) -> Vec<String> {
+        self.topics.lock().await.keys().cloned().collect()
+    }
+
     /// Broadcasts `content` on the topic `name`, joining it first if needed (and then waiting
     /// up to [`FIRST_NEIGHBOUR_WAIT`] for a neighbour). Returns the message id as hex.
     pub(crate) async fn publish(
@@ -74,7 +90,7 @@ impl GossipTopics {
     ) -> Result<String, ApiError> {
         let (sender, mut has_neighbour) = {
             let mut topics = self.topics.lock().await;
-            let joined = join(&mut topics, node, name).await?;
+            let joined = join(&mut topics, node, name, &self.recent).await?;
             (joined.sender.clone(), joined.has_neighbour.clone())
         };
         // A topic with a neighbour already passes at once; a lonely one publishes anyway.
@@ -93,7 +109,7 @@ impl GossipTopics {
         name: &str,
     ) -> Result<Subscription<GossipEvent>, ApiError> {
         let mut topics = self.topics.lock().await;
-        let joined = join(&mut topics, node, name).await?;
+        let joined = join(&mut topics, node, name, &self.recent).await?;
         let neighbours = joined
             .sender
             .neighbors()
@@ -123,6 +139,7 @@ async fn join<'a>(
     topics: &'a mut BTreeMap<String, Joined>,
     node: &Node,
     name: &str,
+    recent: &Recent,
 ) -> Result<&'a Joined, ApiError> {
     if !topics.contains_key(name) {
         if name.is_empty() {
@@ -141,7 +158,12 @@ async fn join<'a>(
         let (sender, events) = topic.split();
         let subscribers = Arc::new(Mutex::new(Vec::new()));
         let (up, has_neighbour) = watch::channel(false);
-        let fan_out = tokio::spawn(fan_out(events, subscribers.clone(), up));
+        recent.push("gossip", format!("joined topic {name}"));
+        let log = NeighbourLog {
+            recent: recent.clone(),
+            topic: name.to_owned(),
+        };
+        let fan_out = tokio::spawn(fan_out(events, subscribers.clone(), up, log));
         topics.insert(
             name.to_owned(),
             Joined {
@@ -163,6 +185,7 @@ async fn fan_out(
     mut events: TopicEvents,
     subscribers: Arc<Mutex<Vec<Subscriber>>>,
     has_neighbour: watch::Sender<bool>,
+    log: NeighbourLog,
 ) {
     // The stream ends when gossip stops: dropping the senders then ends every subscription.
     while let Some(event) = events.recv().await {
@@ -174,13 +197,17 @@ async fn fan_out(
             } => message(delivered_from, content.as_bytes().to_vec()),
             Event::NeighborUp(peer) => {
                 has_neighbour.send_replace(true);
+                log.push("up", peer);
                 GossipEvent::NeighborUp {
                     peer: peer.to_string(),
                 }
             }
-            Event::NeighborDown(peer) => GossipEvent::NeighborDown {
-                peer: peer.to_string(),
-            },
+            Event::NeighborDown(peer) => {
+                log.push("down", peer);
+                GossipEvent::NeighborDown {
+                    peer: peer.to_string(),
+                }
+            }
             Event::Lagged(missed) => {
                 // Gossip dropped events before they reached us: every subscriber missed them.
                 for subscriber in lock(&subscribers).iter_mut() {
@@ -193,6 +220,19 @@ async fn fan_out(
         };
         let mut subscribers = lock(&subscribers);
         subscribers.retain_mut(|subscriber| deliver(subscriber, &event));
+    }
+}
+
+/// Logs a topic's neighbour changes for the status page.
+struct NeighbourLog {
+    recent: Recent,
+    topic: String,
+}
+
+impl NeighbourLog {
+    fn push(&self, change: &str, peer: PeerId) {
+        let text = format!("neighbour {} {change} on {}", peer.fmt_short(), self.topic);
+        self.recent.push("gossip", text);
     }
 }
 

@@ -24,6 +24,11 @@ pub(crate) struct SyncTopics {
 }
 
 impl SyncTopics {
+    /// The names of the topics joined, in order.
+    pub(crate) async fn names(&self) -> Vec<String> {
+        self.topics.lock().await.keys().cloned().collect()
+    }
+
     /// Joins the topic if needed and adds the item, if one is given.
     pub(crate) async fn add(&self, node: &Node, request: SyncAdd) -> Result<SyncAdded, ApiError> {
         let mut topics = self.topics.lock().await;

@@ -20,10 +20,11 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use weft_node::admin::{
-    Api, ApiError, Call, CallReply, GossipEvent, GossipPublish, LayerStatus, Peer, Peers, Provided,
-    Provider, Providers, Published, RegistryFind, RegistryProvide, Server, ServerConfig,
-    ShuttingDown, Status, Subscription, SyncAdd, SyncAdded, SyncItem, SyncItems, SyncList,
-    SyncStatus, TopicRequest,
+    Api, ApiError, Call, CallReply, GossipEvent, GossipPublish, GossipTopicView, LayerStatus,
+    Overview, Peer, Peers, Provided, Provider, Providers, Published, RegistryFind,
+    RegistryOverview, RegistryProvide, Server, ServerConfig, ShuttingDown, Status, Subscription,
+    SyncAdd, SyncAdded, SyncItem, SyncItems, SyncList, SyncStatus, SyncTopicOverview, TopicRequest,
+    TopologyGraph, TopologyNode,
 };
 
 pub const NODE_ID: &str = "6b2f1c0e9a7d4c3b2a190807f6e5d4c3b2a19080706f5e4d3c2b1a0908070605";
@@ -44,6 +45,15 @@ struct State {
     published: u64,
     providers: BTreeMap<String, Vec<Provider>>,
     sync: BTreeMap<String, Vec<SyncItem>>,
+}
+
+/// A stand-in topic id for a name (the in-memory node has no gossip): its bytes, padded.
+fn padded_id(name: &str) -> [u8; 32] {
+    let mut id = [0u8; 32];
+    for (slot, byte) in id.iter_mut().zip(name.bytes()) {
+        *slot = byte;
+    }
+    id
 }
 
 impl MemoryNode {
@@ -94,6 +104,69 @@ impl Api for MemoryNode {
                 })
                 .collect(),
             services: vec!["echo".to_owned()],
+        })
+    }
+
+    async fn overview(&self) -> Result<Overview, ApiError> {
+        let status = self.status().await?;
+        let peers = self.peers().await?.peers;
+        let state = self.state.lock().unwrap();
+        let hex = |name: &str| hex::encode(padded_id(name));
+        Ok(Overview {
+            status,
+            peers,
+            gossip: state
+                .subscribers
+                .keys()
+                .map(|name| GossipTopicView {
+                    topic: hex(name),
+                    name: Some(name.clone()),
+                    active: Vec::new(),
+                    passive: Vec::new(),
+                })
+                .collect(),
+            registry: Some(RegistryOverview {
+                records_held: state.providers.values().map(Vec::len).sum::<usize>() as u64,
+                routing_peers: 1,
+                provided: state.providers.keys().cloned().collect(),
+            }),
+            sync: state
+                .sync
+                .iter()
+                .map(|(name, items)| SyncTopicOverview {
+                    topic: hex(name),
+                    name: Some(name.clone()),
+                    items: items.len() as u64,
+                    sessions: Vec::new(),
+                })
+                .collect(),
+            events: Vec::new(),
+        })
+    }
+
+    async fn topology(&self, request: TopicRequest) -> Result<TopologyGraph, ApiError> {
+        // A node alone on each topic it joined: the graph is itself.
+        if !self
+            .state
+            .lock()
+            .unwrap()
+            .subscribers
+            .contains_key(&request.topic)
+        {
+            return Err(ApiError::not_found("not joined"));
+        }
+        Ok(TopologyGraph {
+            topic: request.topic,
+            nodes: vec![TopologyNode {
+                id: NODE_ID.to_owned(),
+                me: true,
+                depth: 0,
+                answered: true,
+            }],
+            edges: Vec::new(),
+            asked: 0,
+            unanswered: 0,
+            truncated: false,
         })
     }
 
@@ -285,6 +358,18 @@ pub async fn raw(
     authorization: Option<&str>,
     body: Vec<u8>,
 ) -> (StatusCode, Bytes) {
+    let (status, _, body) = raw_response(addr, method, path, authorization, body).await;
+    (status, body)
+}
+
+/// As [`raw`], with the response's headers.
+pub async fn raw_response(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    authorization: Option<&str>,
+    body: Vec<u8>,
+) -> (StatusCode, hyper::HeaderMap, Bytes) {
     let stream = TcpStream::connect(addr).await.unwrap();
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -302,8 +387,9 @@ pub async fn raw(
         .await
         .unwrap();
     let status = response.status();
+    let headers = response.headers().clone();
     let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, body)
+    (status, headers, body)
 }
 
 /// The token the server wrote.
