@@ -336,3 +336,32 @@ fn calls_settings_are_read_and_checked() {
         "{err}"
     );
 }
+
+#[test]
+fn topology_settings_are_read_and_checked() {
+    let config = Config::from_toml_str(
+        "[topology]\nanswer = false\nmax_asked = 8\nmax_depth = 2\nquery_timeout = \"300ms\"\n",
+    )
+    .expect("parses");
+    assert!(!config.topology.answer);
+    assert_eq!(
+        (config.topology.max_asked, config.topology.max_depth),
+        (8, 2)
+    );
+    assert_eq!(config.topology.query_timeout, Duration::from_millis(300));
+    assert!(
+        Config::default().topology.answer,
+        "answers are on by default"
+    );
+    for (text, key) in [
+        ("max_asked = 0", "topology.max_asked"),
+        ("max_depth = 0", "topology.max_depth"),
+        ("query_timeout = \"0s\"", "topology.query_timeout"),
+    ] {
+        let err = parse_err(&format!("[topology]\n{text}\n"));
+        assert!(
+            matches!(&err, ConfigError::Invalid { key: got, .. } if got == key),
+            "{text}: {err}"
+        );
+    }
+}

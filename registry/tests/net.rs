@@ -133,6 +133,17 @@ async fn three_providers_found_from_every_node_and_withdrawal_removes_one() {
     );
     let local = nodes[0].registry.local_registrations().await.unwrap();
     assert_eq!(local.len(), 1);
+    // Some node holds the three providers' records (stored at the closest nodes), and its
+    // held names say so; `max` bounds the answer.
+    let mut holders = 0;
+    for node in &nodes {
+        let names = node.registry.held_names(16).await.unwrap();
+        if names.contains(&("svc".to_owned(), 3)) {
+            holders += 1;
+        }
+        assert!(node.registry.held_names(0).await.unwrap().is_empty());
+    }
+    assert!(holders > 0, "some node holds svc's three records");
 
     // Withdraw one: no node returns it any more.
     let gone = registrations.remove(0);

@@ -71,7 +71,11 @@ pub(crate) async fn run(args: &CiArgs) -> Result<()> {
         .context("running cargo doc")?;
     anyhow::ensure!(doc.success(), "cargo doc failed");
     println!("\n== demo smoke run ==");
-    crate::demo::run(&crate::demo::DemoArgs { nodes: 3 }).await?;
+    crate::demo::run(&crate::demo::DemoArgs {
+        nodes: 3,
+        ..crate::demo::DemoArgs::default()
+    })
+    .await?;
     println!("\nci: all checks passed");
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! weft's automation, run as `cargo xtask COMMAND` (always a release build):
 //!
-//! - `demo [--nodes N]`: the main job, a small network on 127.0.0.1 shown layer by layer.
+//! - `demo [--nodes N] [--serve]`: the main job, a small network on 127.0.0.1 shown layer by
+//!   layer, with every node's status page (kept up with `--serve`).
 //! - `bench NAME [--rounds N] [--nodes N]`: a benchmark; names: `transport`, `gossip`, `registry`,
 //!   `sync`.
 //! - `sim LAYER [FILE.toml] [--only NAME] [--baseline FILE] [--save-baseline FILE] [--inspect]`:
@@ -25,7 +26,8 @@ use anyhow::{Context, Result, bail};
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  demo [--nodes N]            start N nodes (default 5) on 127.0.0.1 and show every layer at work
+  demo [--nodes N] [--serve]  start N nodes (default 5) on 127.0.0.1 and show every layer at work;
+                              --serve keeps them and their status pages up until Ctrl-C
   bench NAME [--rounds N]     run a benchmark: transport, gossip, registry, sync
       [--nodes N]             nodes, for benchmarks that start a network
   sim LAYER [FILE.toml]       run a simulator: gossip, discovery, registry, sync
@@ -55,6 +57,7 @@ async fn main() -> Result<()> {
             if let Some(nodes) = flag_value(&rest, "--nodes")? {
                 demo.nodes = nodes;
             }
+            demo.serve = rest.iter().any(|arg| arg == "--serve");
             demo::run(&demo).await
         }
         "bench" => {

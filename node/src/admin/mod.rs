@@ -26,8 +26,8 @@ pub use api::{Api, ApiError, ErrorKind, Subscription};
 pub use client::{Client, ClientError, EventStream};
 pub use files::{ADDR_FILE, TOKEN_FILE};
 pub use overview::{
-    GossipTopicView, Overview, RecentEvent, RegistryOverview, SyncTopicOverview, TopologyEdge,
-    TopologyGraph, TopologyNode,
+    GossipTopicView, HeldName, Overview, RecentEvent, RegistryOverview, SyncTopicOverview,
+    TopologyEdge, TopologyGraph, TopologyNode,
 };
 pub use server::{Server, ServerConfig, StartError};
 pub use types::{

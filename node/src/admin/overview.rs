@@ -45,8 +45,19 @@ pub struct RegistryOverview {
     pub records_held: u64,
     /// Peers in its routing table.
     pub routing_peers: u64,
+    /// The names it holds records for, with how many providers each (at most 64, by name).
+    pub held: Vec<HeldName>,
     /// The names this node provides, in order.
     pub provided: Vec<String>,
+}
+
+/// A name the registry holds records for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldName {
+    /// The name.
+    pub name: String,
+    /// Its providers whose records this node holds.
+    pub providers: usize,
 }
 
 /// One sync topic.

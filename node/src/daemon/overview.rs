@@ -10,10 +10,18 @@ use weft_transport::PeerId;
 
 use super::NodeApi;
 use crate::admin::{
-    Api, ApiError, GossipTopicView, Overview, RegistryOverview, SyncTopicOverview, TopologyEdge,
-    TopologyGraph, TopologyNode,
+    Api, ApiError, GossipTopicView, HeldName, Overview, RegistryOverview, SyncTopicOverview,
+    TopologyEdge, TopologyGraph, TopologyNode,
 };
 use crate::{Topology, TopologyError, topology::Reply};
+
+/// Peers without a measured round trip that one overview pings, at most. The pongs land in
+/// discovery's catalog, so the page's next poll shows them; a page open for a few seconds has
+/// every peer measured, at a cost of a few pings per second at most.
+const PINGS_PER_OVERVIEW: usize = 3;
+
+/// Names held shown at most.
+const MAX_HELD_NAMES: usize = 64;
 
 /// How long a topology graph is served again rather than crawled anew: however many pages
 /// poll, peers are asked at most once per topic in this time.
@@ -31,6 +39,7 @@ impl NodeApi {
         let status = self.status().await?;
         // Without discovery there are no peers to list, which is not an error here.
         let peers = self.peers().await.map(|p| p.peers).unwrap_or_default();
+        self.ping_unmeasured(&peers);
         let gossip = self.gossip_views().await?;
         let registry = match self.node().registry() {
             Some(registry) => {
@@ -40,9 +49,17 @@ impl NodeApi {
                     .await
                     .map(|records| records.into_iter().map(|r| r.name).collect())
                     .unwrap_or_default();
+                let held = registry
+                    .held_names(MAX_HELD_NAMES)
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(name, providers)| HeldName { name, providers })
+                    .collect();
                 Some(RegistryOverview {
                     records_held: gauge(metrics.records_held.get()),
                     routing_peers: gauge(metrics.routing_table_peers.get()),
+                    held,
                     provided,
                 })
             }
@@ -66,6 +83,22 @@ impl NodeApi {
             sync,
             events: self.recent.snapshot(),
         })
+    }
+
+    /// Pings up to [`PINGS_PER_OVERVIEW`] peers with no round trip yet, without waiting.
+    fn ping_unmeasured(&self, peers: &[crate::admin::Peer]) {
+        let Some(discovery) = self.node().discovery() else {
+            return;
+        };
+        let unmeasured = peers.iter().filter(|peer| peer.rtt_us.is_none());
+        for peer in unmeasured.take(PINGS_PER_OVERVIEW) {
+            let Ok(id) = peer.id.parse::<PeerId>() else {
+                continue;
+            };
+            let discovery = discovery.clone();
+            // Bounded by discovery's own ping timeout; the result goes to its catalog.
+            tokio::spawn(async move { discovery.ping(id).await });
+        }
     }
 
     /// Every gossip topic's views, named where the node knows the name: discovery's own, and

@@ -128,6 +128,14 @@ impl Api for MemoryNode {
             registry: Some(RegistryOverview {
                 records_held: state.providers.values().map(Vec::len).sum::<usize>() as u64,
                 routing_peers: 1,
+                held: state
+                    .providers
+                    .iter()
+                    .map(|(name, providers)| weft_node::admin::HeldName {
+                        name: name.clone(),
+                        providers: providers.len(),
+                    })
+                    .collect(),
                 provided: state.providers.keys().cloned().collect(),
             }),
             sync: state

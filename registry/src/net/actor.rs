@@ -297,6 +297,20 @@ impl Actor {
                     .collect();
                 let _ = reply.send(records);
             }
+            Command::HeldNames { max, reply } => {
+                let store = self.node.store();
+                let mut names: Vec<(String, usize)> = store
+                    .keys()
+                    .filter_map(|key| {
+                        let records = store.providers(key, now.wall);
+                        let name = records.first()?.payload().name.clone();
+                        Some((name, records.len()))
+                    })
+                    .collect();
+                names.sort();
+                names.truncate(max);
+                let _ = reply.send(names);
+            }
             Command::LocalRegistrations { reply } => {
                 let records = self
                     .node

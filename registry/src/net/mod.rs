@@ -113,6 +113,10 @@ enum Command {
         name: String,
         reply: oneshot::Sender<Vec<ProviderRecord>>,
     },
+    HeldNames {
+        max: usize,
+        reply: oneshot::Sender<Vec<(String, usize)>>,
+    },
     Shutdown,
 }
 
@@ -222,6 +226,14 @@ impl Registry {
             reply,
         })
         .await?;
+        rx.await.map_err(|_| Error::Closed)
+    }
+
+    /// The names this node holds live records for (for itself and for others), with how many
+    /// providers each, in name order, at most `max` of them. For diagnostics: the status page.
+    pub async fn held_names(&self, max: usize) -> Result<Vec<(String, usize)>, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::HeldNames { max, reply }).await?;
         rx.await.map_err(|_| Error::Closed)
     }
 

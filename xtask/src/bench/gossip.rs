@@ -40,6 +40,8 @@ pub(crate) struct BenchConfig {
     pub(crate) settle_quiet: Duration,
     /// The protocol config (by default: the defaults with graft waits for loopback RTTs).
     pub(crate) config: Config,
+    /// Whether the gossip actors count into their metrics (off: the bytes column reads 0).
+    pub(crate) collect_metrics: bool,
 }
 
 impl Default for BenchConfig {
@@ -69,6 +71,7 @@ impl Default for BenchConfig {
             interval: Duration::from_millis(2),
             settle_quiet: Duration::from_millis(250),
             config,
+            collect_metrics: true,
         }
     }
 }
@@ -215,6 +218,7 @@ pub(crate) async fn run(bench: BenchConfig) -> Result<BenchReport, BenchError> {
             .map_err(|e| BenchError(e.to_string()))?;
         let gossip = Gossip::builder()
             .config(bench.config.clone())
+            .collect_metrics(bench.collect_metrics)
             .event_capacity(total * 2 + 64)
             .spawn(&endpoint)
             .await

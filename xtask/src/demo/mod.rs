@@ -2,10 +2,12 @@
 //!
 //! Every node is a `weft_node::Node` (all layers on one endpoint, wired by the node); the parts
 //! below show what each layer does on them, and the last part shuts one node down gracefully
-//! and shows the others seeing it go.
+//! and shows the others seeing it go. Every node serves its status page while the demo runs
+//! (the addresses are printed first); `--serve` keeps them up afterwards, until Ctrl-C.
 
 mod discovery;
 mod gossip;
+mod pages;
 mod registry;
 mod shutdown;
 mod sync;
@@ -24,11 +26,16 @@ use crate::{probe::ProbeServer, table::Table};
 pub(crate) struct DemoArgs {
     /// How many nodes to start.
     pub(crate) nodes: usize,
+    /// Keep the nodes (and their status pages) up after the demo, until Ctrl-C.
+    pub(crate) serve: bool,
 }
 
 impl Default for DemoArgs {
     fn default() -> Self {
-        Self { nodes: 5 }
+        Self {
+            nodes: 5,
+            serve: false,
+        }
     }
 }
 
@@ -58,6 +65,8 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
         ]);
     }
     println!("== weft-node: identities ==\n{}", ids.render());
+    let pages = pages::start(&nodes).await?;
+    pages::print(&pages);
 
     let endpoints: Vec<Endpoint> = nodes.iter().map(|node| node.endpoint().clone()).collect();
     transport::run(&endpoints).await?;
@@ -66,6 +75,15 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
     registry::run(&nodes).await?;
     sync::run(&nodes).await?;
     shutdown::run(&nodes).await?;
+    if args.serve {
+        // The last node has left (the shutdown part); the others serve on.
+        pages::serve(&pages, nodes.len() - 1).await?;
+    }
+    pages::stop(pages).await;
+    for node in &nodes {
+        node.shutdown().await;
+    }
+    println!("all {} nodes shut down cleanly", nodes.len());
     Ok(())
 }
 

@@ -317,13 +317,22 @@
       const box = $('registry');
       if (!on) return box.replaceChildren(emptyNote('off'));
       const provided = registry.provided || [];
+      const held = registry.held || [];
+      const nameList = (label, items) => [
+        el('h3', { class: 'sub' }, label),
+        items.length
+          ? el('ul', { class: 'names' }, items)
+          : emptyNote('none'),
+      ];
       box.replaceChildren(
         el('dl', { class: 'stats' }, [
           el('div', null, [el('dt', null, 'records held'), el('dd', null, String(registry.records_held))]),
           el('div', null, [el('dt', null, 'routing peers'), el('dd', null, String(registry.routing_peers))]),
           el('div', null, [el('dt', null, 'provided'), el('dd', null, String(provided.length))]),
         ]),
-        el('ul', { class: 'names' }, provided.map((n) => el('li', { class: 'mono', title: n }, n))),
+        ...nameList('provided', provided.map((n) => el('li', { class: 'mono', title: n }, n))),
+        ...nameList('held', held.map((h) => el('li', { class: 'mono', title: h.name },
+          `${h.name} · ${h.providers} provider${h.providers === 1 ? '' : 's'}`))),
       );
     });
   }
