@@ -9,7 +9,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{joined, spawn, test_config, within};
@@ -101,15 +100,10 @@ struct Served {
 
 async fn served(node: Node) -> Served {
     let dir = tempfile::tempdir().unwrap();
-    let api = Arc::new(NodeApi::new(node.clone(), CancellationToken::new()));
-    let server = Server::spawn(
-        ServerConfig::default(),
-        dir.path(),
-        api,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let server = NodeApi::new(node.clone(), CancellationToken::new())
+        .serve(ServerConfig::default(), dir.path())
+        .await
+        .unwrap();
     let client = Client::from_data_dir(dir.path()).unwrap();
     Served {
         node,
@@ -133,6 +127,7 @@ async fn neighbour_up(stream: &mut EventStream<GossipEvent>, who: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::print_stderr)] // says why it skipped, and where the screenshot went
 async fn the_status_page_draws_three_nodes_in_a_browser() {
     let Some(chromium) = chromium() else {
         assert!(

@@ -3,13 +3,12 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
-use weft_node::admin::{Server, ServerConfig};
+use weft_node::admin::ServerConfig;
 use weft_node::{Config, KEY_FILE, Node, NodeApi, init_data_dir, parse_peer};
 
 use crate::Global;
@@ -144,13 +143,13 @@ pub(crate) async fn run(global: &Global, args: RunArgs) -> Result<(), CliError> 
     // keep answering until the node has shut down, and stop after.
     let shutdown = CancellationToken::new();
     let server = if config.admin.enabled {
-        let api = Arc::new(NodeApi::new(node.clone(), shutdown.clone()));
+        let api = NodeApi::new(node.clone(), shutdown.clone());
         let server_config = ServerConfig {
             bind: config.admin.bind,
             open_metrics: config.admin.open_metrics,
             ..ServerConfig::default()
         };
-        match Server::spawn(server_config, &data_dir, api, &CancellationToken::new()).await {
+        match api.serve(server_config, &data_dir).await {
             Ok(server) => Some(server),
             Err(err) => {
                 node.shutdown().await;

@@ -1,13 +1,17 @@
 //! [`NodeApi`]: a running [`Node`] behind the admin API.
 
+use std::path::Path;
+use std::sync::Arc;
+
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::admin::{
     Api, ApiError, Call, CallReply, GossipEvent, GossipPublish, LayerStatus, Overview, Peer, Peers,
-    Provided, Providers, Published, RegistryFind, RegistryProvide, ShuttingDown, Status,
-    Subscription, SyncAdd, SyncAdded, SyncItems, SyncList, SyncStatus, TopicRequest, TopologyGraph,
+    Provided, Providers, Published, RegistryFind, RegistryProvide, Server, ServerConfig,
+    ShuttingDown, StartError, Status, Subscription, SyncAdd, SyncAdded, SyncItems, SyncList,
+    SyncStatus, TopicRequest, TopologyGraph,
 };
 use crate::daemon::{
     gossip::GossipTopics, overview::TopologyCache, recent::Recent, registry,
@@ -56,6 +60,13 @@ impl NodeApi {
             topology: TopologyCache::default(),
             _following: following,
         }
+    }
+
+    /// Serves this API on an admin server, as `weft run` does: `config.bind` on loopback, the
+    /// token and address files in `data_dir`. The server has a cancellation token of its own,
+    /// so it answers until [`Server::shutdown`] (after the node has shut down).
+    pub async fn serve(self, config: ServerConfig, data_dir: &Path) -> Result<Server, StartError> {
+        Server::spawn(config, data_dir, Arc::new(self), &CancellationToken::new()).await
     }
 
     /// The node.

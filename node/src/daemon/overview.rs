@@ -154,7 +154,7 @@ impl NodeApi {
             return Ok(graph.clone());
         }
         let graph = match self.node().topology(topic).await {
-            Ok(topology) => graph(topology),
+            Ok(topology) => graph(&topology),
             Err(TopologyError::NotJoined) => {
                 return Err(ApiError::not_found(format_args!(
                     "this node has not joined the gossip topic {topic}"
@@ -180,7 +180,7 @@ fn parse_topic(text: &str) -> Result<TopicId, ApiError> {
 }
 
 /// The graph as the page draws it: this node first.
-fn graph(topology: Topology) -> TopologyGraph {
+fn graph(topology: &Topology) -> TopologyGraph {
     let mut nodes: Vec<TopologyNode> = topology
         .nodes
         .iter()

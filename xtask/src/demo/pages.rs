@@ -3,8 +3,6 @@
 //! nodes stay up after the demo, joined to a chat topic and a sync topic so every panel of the
 //! page has something to show, until Ctrl-C.
 
-use std::sync::Arc;
-
 use anyhow::Result;
 use tokio_util::sync::CancellationToken;
 use weft_node::admin::{Client, EventStream, GossipEvent, Server, ServerConfig, SyncAdd};
@@ -23,14 +21,9 @@ pub(super) async fn start(nodes: &[Node]) -> Result<Vec<Page>> {
     let mut pages = Vec::with_capacity(nodes.len());
     for node in nodes {
         let dir = tempfile::tempdir()?;
-        let api = Arc::new(NodeApi::new(node.clone(), CancellationToken::new()));
-        let server = Server::spawn(
-            ServerConfig::default(),
-            dir.path(),
-            api,
-            &CancellationToken::new(),
-        )
-        .await?;
+        let server = NodeApi::new(node.clone(), CancellationToken::new())
+            .serve(ServerConfig::default(), dir.path())
+            .await?;
         pages.push(Page { server, dir });
     }
     Ok(pages)
