@@ -8,6 +8,7 @@ use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
 use weft_discovery::{DepartReason, Event as DiscoveryEvent};
 use weft_registry::Event as RegistryEvent;
+use weft_transport::Events;
 
 use crate::Node;
 use crate::admin::RecentEvent;
@@ -55,28 +56,30 @@ impl Recent {
     pub(crate) fn follow(&self, node: &Node) -> Vec<AbortOnDropHandle<()>> {
         let mut tasks = Vec::new();
         if let Some(discovery) = node.discovery() {
-            let mut events = discovery.events();
-            let recent = self.clone();
-            tasks.push(AbortOnDropHandle::new(tokio::spawn(async move {
-                while let Some(event) = events.recv().await {
-                    if let Some(text) = discovery_text(&event) {
-                        recent.push("discovery", text);
-                    }
-                }
-            })));
+            tasks.push(self.log("discovery", discovery.events(), discovery_text));
         }
         if let Some(registry) = node.registry() {
-            let mut events = registry.events();
-            let recent = self.clone();
-            tasks.push(AbortOnDropHandle::new(tokio::spawn(async move {
-                while let Some(event) = events.recv().await {
-                    if let Some(text) = registry_text(&event) {
-                        recent.push("registry", text);
-                    }
-                }
-            })));
+            tasks.push(self.log("registry", registry.events(), registry_text));
         }
         tasks
+    }
+
+    /// A task logging what `text` makes of each of `events` (it skips those it says nothing
+    /// about), until the stream ends.
+    fn log<E: Send + 'static>(
+        &self,
+        layer: &'static str,
+        mut events: Events<E>,
+        text: fn(&E) -> Option<String>,
+    ) -> AbortOnDropHandle<()> {
+        let recent = self.clone();
+        AbortOnDropHandle::new(tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if let Some(text) = text(&event) {
+                    recent.push(layer, text);
+                }
+            }
+        }))
     }
 }
 
