@@ -3,7 +3,7 @@
 //! - `demo [--nodes N] [--serve]`: the main job, a small network on 127.0.0.1 shown layer by
 //!   layer, with every node's status page (kept up with `--serve`).
 //! - `bench NAME [--rounds N] [--nodes N]`: a benchmark; names: `transport`, `gossip`, `registry`,
-//!   `sync`.
+//!   `sync`, `sync-net`, `node`, `idle`.
 //! - `sim LAYER [FILE.toml] [--only NAME] [--baseline FILE] [--save-baseline FILE] [--inspect]`:
 //!   a simulator.
 //! - `ci [--no-tests]`: what CI runs.
@@ -28,8 +28,12 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   demo [--nodes N] [--serve]  start N nodes (default 5) on 127.0.0.1 and show every layer at work;
                               --serve keeps them and their status pages up until Ctrl-C
-  bench NAME [--rounds N]     run a benchmark: transport, gossip, registry, sync
+  bench NAME [--rounds N]     run a benchmark: transport, gossip, registry, sync, sync-net,
+                              node, idle
       [--nodes N]             nodes, for benchmarks that start a network
+      [--idle S] [--settle S] idle: the measured window and the wait before it (seconds)
+      [--only ROW[,ROW]]      idle: only these rows (endpoint, gossip, discovery, node,
+                              iroh-gossip)
   sim LAYER [FILE.toml]       run a simulator: gossip, discovery, registry, sync
       [--only NAME]           only scenarios whose name contains NAME
       [--baseline FILE]       compare with a saved baseline, fail on regression
@@ -67,6 +71,8 @@ async fn main() -> Result<()> {
             let rounds = flag_value(&rest, "--rounds")?.unwrap_or(5);
             bench::run(name, rounds, flag_value(&rest, "--nodes")?).await
         }
+        // A row of `bench idle`, in its own process (hidden: xtask runs it itself).
+        bench::idle::ROW_COMMAND => bench::idle::row(&rest).await,
         "sim" => {
             let Some(layer) = rest.first().filter(|layer| !layer.starts_with("--")) else {
                 bail!("sim needs a layer: {}\n\n{USAGE}", sim::LAYERS.join(", "));

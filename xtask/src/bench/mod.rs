@@ -1,6 +1,8 @@
 //! `cargo xtask bench NAME`: benchmarks that print figures, never pass/fail on timing.
 
 mod gossip;
+mod node;
+pub(crate) mod idle;
 mod registry;
 mod sync;
 mod sync_net;
@@ -13,7 +15,15 @@ use anyhow::Result;
 use crate::table::Table;
 
 /// The benchmarks this build knows.
-pub(crate) const NAMES: &[&str] = &["transport", "gossip", "registry", "sync", "sync-net"];
+pub(crate) const NAMES: &[&str] = &[
+    "transport",
+    "gossip",
+    "registry",
+    "sync",
+    "sync-net",
+    "node",
+    "idle",
+];
 
 /// Runs the benchmark called `name` for `rounds` rounds, on `nodes` nodes where it has a choice.
 pub(crate) async fn run(name: &str, rounds: usize, nodes: Option<usize>) -> Result<()> {
@@ -60,6 +70,11 @@ pub(crate) async fn run(name: &str, rounds: usize, nodes: Option<usize>) -> Resu
             }
             sync_net::run(bench).await
         }
+        "idle" => {
+            let args: Vec<String> = std::env::args().collect();
+            idle::run(&idle::IdleArgs::parse(&args, nodes)?)
+        }
+        "node" => node::run(rounds_given(rounds)).await,
         other => anyhow::bail!("unknown benchmark {other:?}; known: {}", NAMES.join(", ")),
     }
 }
@@ -118,4 +133,11 @@ impl Comparison {
             table.render()
         )
     }
+}
+
+/// `rounds` when `--rounds` was given, else `None` (the benchmark's own default applies).
+fn rounds_given(rounds: usize) -> Option<usize> {
+    std::env::args()
+        .any(|arg| arg == "--rounds")
+        .then_some(rounds)
 }
