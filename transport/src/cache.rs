@@ -1,7 +1,11 @@
 //! The endpoint's outbound connection cache: one live connection per (peer, protocol), shared
 //! by concurrent dials, least recently used first out.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use iroh::endpoint::Connection;
 use tokio::sync::OnceCell;
@@ -23,6 +27,11 @@ pub(crate) struct ConnectionCache {
 struct CacheEntry {
     cell: Arc<OnceCell<Connection>>,
     last_used: u64,
+    /// When `connect` last handed it out, or stream frames last moved on it (seen by
+    /// [`ConnectionCache::take_idle`]).
+    used_at: Instant,
+    /// Stream frames sent and received, as of the last look.
+    frames: u64,
 }
 
 impl ConnectionCache {
@@ -46,6 +55,7 @@ impl ConnectionCache {
                 .is_none_or(|conn| conn.close_reason().is_none());
             if alive {
                 entry.last_used = tick;
+                entry.used_at = Instant::now();
                 return entry.cell.clone();
             }
         }
@@ -58,6 +68,8 @@ impl ConnectionCache {
             CacheEntry {
                 cell: cell.clone(),
                 last_used: tick,
+                used_at: Instant::now(),
+                frames: 0,
             },
         );
         cell
@@ -80,6 +92,40 @@ impl ConnectionCache {
         {
             self.entries.remove(&oldest);
         }
+    }
+
+    /// Removes and returns the connections of the protocols in `idle_after` that nobody used
+    /// for that long: not handed out by `connect`, no stream frame sent or received. Activity
+    /// is read from QUIC's counters, so an exchange still running keeps its connection as
+    /// long as frames move (an exchange silent for longer than its protocol's idle time is
+    /// cut: the protocol's setting must outlast its slowest answer).
+    pub(crate) fn take_idle(
+        &mut self,
+        now: Instant,
+        idle_after: &HashMap<Protocol, Duration>,
+    ) -> Vec<Connection> {
+        let mut idle = Vec::new();
+        self.entries.retain(|(_, protocol), entry| {
+            let Some(after) = idle_after.get(protocol) else {
+                return true;
+            };
+            // A dial in progress is in use.
+            let Some(conn) = entry.cell.get() else {
+                return true;
+            };
+            let stats = conn.stats();
+            let frames = stats.frame_tx.stream + stats.frame_rx.stream;
+            if frames != entry.frames {
+                entry.frames = frames;
+                entry.used_at = now;
+            }
+            if now.saturating_duration_since(entry.used_at) < *after {
+                return true;
+            }
+            idle.push(conn.clone());
+            false
+        });
+        idle
     }
 
     pub(crate) fn forget_failed(&mut self, key: &ConnKey, cell: &Arc<OnceCell<Connection>>) {

@@ -21,7 +21,6 @@ use iroh::{
     endpoint::{Connection, presets},
     protocol::{DynProtocolHandler, ProtocolHandler},
 };
-use iroh_base::{EndpointAddr, TransportAddr};
 use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 use tracing::{Instrument, warn};
@@ -29,8 +28,10 @@ use tracing::{Instrument, warn};
 use crate::{
     MemoryNetwork, NetworkId, PeerAddr, PeerId, Protocol, SecretKey,
     accept::{AcceptConfig, Handler, HandlerTable, accept_loop},
+    addr::{from_endpoint_addr, to_endpoint_addr},
     admission::{AdmissionConfig, InboundStats, InboundTable},
     cache::ConnectionCache,
+    idle::IdleClose,
     metrics::Metrics,
     mount::MountedProtocol,
 };
@@ -343,7 +344,8 @@ struct Inner {
     registrations: AtomicU64,
     /// Seeds handed out by `secret_seed`.
     seeds_given: AtomicU64,
-    connections: Mutex<ConnectionCache>,
+    connections: Arc<Mutex<ConnectionCache>>,
+    idle: IdleClose,
     known_addrs: MemoryLookup,
     known_order: Mutex<VecDeque<PeerId>>,
     max_known_addrs: usize,
@@ -407,7 +409,10 @@ impl Endpoint {
                 handlers,
                 registrations: AtomicU64::new(0),
                 seeds_given: AtomicU64::new(0),
-                connections: Mutex::new(ConnectionCache::new(config.max_cached_connections)),
+                connections: Arc::new(Mutex::new(ConnectionCache::new(
+                    config.max_cached_connections,
+                ))),
+                idle: IdleClose::default(),
                 known_addrs,
                 known_order: Mutex::new(VecDeque::new()),
                 max_known_addrs: config.max_known_addrs,
@@ -581,6 +586,16 @@ impl Endpoint {
         result
     }
 
+    /// Closes `protocol`'s cached connections (dialled by [`Endpoint::connect`]) once nobody
+    /// used them for `after`: not handed out, no stream frame either way (closed with
+    /// [`CLOSE_IDLE`](crate::CLOSE_IDLE); the next `connect` dials again). For request/response
+    /// protocols, so a peer asked once does not cost a connection kept alive for ever; `after`
+    /// must outlast the protocol's slowest silent exchange.
+    pub fn close_idle(&self, protocol: Protocol, after: Duration) {
+        let inner = &self.inner;
+        (inner.idle).set(protocol, after, &inner.connections, &inner.cancel);
+    }
+
     /// Dials without the cache: always a new connection.
     pub async fn dial(
         &self,
@@ -675,19 +690,5 @@ impl Endpoint {
     /// Whether [`Endpoint::shutdown`] has begun.
     pub fn is_shut_down(&self) -> bool {
         self.inner.cancel.is_cancelled()
-    }
-}
-
-fn to_endpoint_addr(addr: &PeerAddr) -> EndpointAddr {
-    let direct = addr.direct.iter().copied().map(TransportAddr::Ip);
-    let relay = addr.relay.iter().cloned().map(TransportAddr::Relay);
-    EndpointAddr::from_parts(addr.id.to_iroh(), direct.chain(relay))
-}
-
-fn from_endpoint_addr(addr: &EndpointAddr) -> PeerAddr {
-    PeerAddr {
-        id: addr.id.into(),
-        direct: addr.ip_addrs().copied().collect(),
-        relay: addr.relay_urls().next().cloned(),
     }
 }

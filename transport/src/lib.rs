@@ -40,6 +40,8 @@ mod events;
 #[cfg(feature = "net")]
 mod handoff;
 #[cfg(feature = "net")]
+mod idle;
+#[cfg(feature = "net")]
 mod memory;
 #[cfg(feature = "net")]
 mod metrics;
@@ -78,6 +80,8 @@ pub use endpoint::{
 pub use events::{Delivery, EventSender, Events, LayerEvent, Subscribers};
 #[cfg(feature = "net")]
 pub use handoff::{Handed, Handoff, WhenFull};
+#[cfg(feature = "net")]
+pub use idle::CLOSE_IDLE;
 #[cfg(feature = "net")]
 pub use memory::{
     DELAY_LINE_CAPACITY, INBOX_CAPACITY, LinkConfig, MEMORY_TRANSPORT_ID, MemoryNetwork,

@@ -230,6 +230,11 @@ impl Builder {
             endpoint: endpoint.clone(),
             registrations: [sync, ping],
         };
+        // Syncs and pings are one exchange each, with a peer asked now and then: a connection
+        // kept for each (with QUIC keep-alives) would cost every node one per catalog peer.
+        let idle = self.config.sync_timeout.max(self.config.ping_timeout) * 2;
+        endpoint.close_idle(PROTOCOL, idle);
+        endpoint.close_idle(PING_PROTOCOL, idle);
         let topic = TopicId(topic_bytes(&endpoint.network()));
         let topic = gossip.subscribe(topic, bootstrap).await?;
         let events: Shared = Arc::new(Mutex::new(Some(Subscribers::new())));

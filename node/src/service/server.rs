@@ -87,6 +87,9 @@ impl Server {
             }),
         };
         let registration = endpoint.register(PROTOCOL, server.clone())?;
+        // A caller's connection to a provider it no longer calls goes; an attempt is silent
+        // for at most its handler's time-out, well within the call's.
+        endpoint.close_idle(PROTOCOL, super::DEFAULT_CALL_TIMEOUT);
         Ok((server, registration))
     }
 

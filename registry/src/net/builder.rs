@@ -87,6 +87,9 @@ impl Builder {
             actor_link.clone(),
         );
         let registration = endpoint.register(PROTOCOL, handler)?;
+        // Requests go to whichever peers a lookup walks through: without this, a connection
+        // (with QUIC keep-alives) stays open to every peer ever asked.
+        endpoint.close_idle(PROTOCOL, self.config.request_timeout() * 5);
         let events: super::Shared = Arc::new(Mutex::new(Some(Subscribers::new())));
         let event_capacity = self.event_capacity;
         let actor = Actor::new(

@@ -2,8 +2,9 @@
 //!
 //! Each row starts `--nodes` nodes (default 50) in one process on 127.0.0.1, node 0 the
 //! bootstrap node and the others joining through it, lets them settle (`--settle`, default
-//! 5 s: the joins' catalog exchanges and session starts are not idle), then measures an idle
-//! window (`--idle`, default 20 s) in which nothing is asked of them. Per node:
+//! 30 s: the joins' catalog exchanges and session starts are not idle, and the connections
+//! they leave close after 15–30 s), then measures an idle window (`--idle`, default 20 s) in
+//! which nothing is asked of them. Per node:
 //! - memory: the process's resident set after the window minus before the first node started,
 //!   over the nodes (see [`measure::rss_bytes`] for what that includes), and the same right
 //!   after joining;
@@ -56,7 +57,7 @@ impl IdleArgs {
         Ok(Self {
             nodes: nodes.unwrap_or(50),
             idle: seconds("--idle")?.unwrap_or(Duration::from_secs(20)),
-            settle: seconds("--settle")?.unwrap_or(Duration::from_secs(5)),
+            settle: seconds("--settle")?.unwrap_or(Duration::from_secs(30)),
             only: crate::flag_text(args, "--only")?
                 .map(|list| list.split(',').map(str::to_owned).collect())
                 .unwrap_or_default(),
@@ -168,12 +169,7 @@ pub(crate) fn run(args: &IdleArgs) -> Result<()> {
                 || "-".to_owned(),
                 |held| format!("{:.1}", held as f64 / report.nodes as f64),
             ),
-            ratio(
-                mem,
-                reference
-                    .as_ref()
-                    .map(|r| r.mb_per_node(r.rss_end)),
-            ),
+            ratio(mem, reference.as_ref().map(|r| r.mb_per_node(r.rss_end))),
             ratio(cpu, reference.as_ref().map(RowReport::cpu_per_node)),
             format!("{:.1}", report.join_secs),
         ]);
@@ -183,7 +179,8 @@ pub(crate) fn run(args: &IdleArgs) -> Result<()> {
     println!(
         "MB/node: resident memory after the window minus before the first node, over the nodes \
          (allocator arenas and retained free memory included); (joined): the same right after \
-         the last join. conns: inbound connections held (each connection is one node's inbound),          weft rows only. CPU: user + system over the window, % of one core per node. \
+         the last join. conns: inbound connections held (each connection is one node's inbound), \
+         weft rows only. CPU: user + system over the window, % of one core per node. \
          Load average (1 min) {} before, {} after.",
         load(load_before),
         load(measure::load_average())
@@ -210,7 +207,12 @@ fn run_row(row: &str, args: &IdleArgs, netns: bool) -> Result<RowReport> {
         let mut command = Command::new("unshare");
         // The new namespace's loopback starts down; `$0` is xtask, `$@` the row's arguments.
         command
-            .args(["-n", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\" --netns"])
+            .args([
+                "-n",
+                "sh",
+                "-c",
+                "ip link set lo up && exec \"$0\" \"$@\" --netns",
+            ])
             .arg(&exe);
         command
     } else {
@@ -238,8 +240,16 @@ fn parse_report(line: &str) -> Result<RowReport> {
         let (key, value) = pair
             .split_once('=')
             .with_context(|| format!("bad report field {pair:?}"))?;
-        let int = || value.parse::<u64>().with_context(|| format!("{key}={value}"));
-        let float = || value.parse::<f64>().with_context(|| format!("{key}={value}"));
+        let int = || {
+            value
+                .parse::<u64>()
+                .with_context(|| format!("{key}={value}"))
+        };
+        let float = || {
+            value
+                .parse::<f64>()
+                .with_context(|| format!("{key}={value}"))
+        };
         match key {
             "nodes" => report.nodes = usize::try_from(int()?)?,
             "not_joined" => report.not_joined = usize::try_from(int()?)?,

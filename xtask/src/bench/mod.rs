@@ -1,8 +1,8 @@
 //! `cargo xtask bench NAME`: benchmarks that print figures, never pass/fail on timing.
 
 mod gossip;
-mod node;
 pub(crate) mod idle;
+mod node;
 mod registry;
 mod sync;
 mod sync_net;

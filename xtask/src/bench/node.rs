@@ -38,7 +38,14 @@ pub(crate) async fn run(rounds: Option<usize>) -> Result<()> {
 fn build_weft() -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "--package", "weft-node", "--bin", "weft"])
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "weft-node",
+            "--bin",
+            "weft",
+        ])
         .status()
         .context("running cargo build")?;
     anyhow::ensure!(status.success(), "building weft failed");
@@ -67,10 +74,8 @@ async fn startup(weft: &Path, runs: usize) -> Result<()> {
     let mut cold = Vec::new();
     let mut warm = Vec::new();
     for run in 0..runs {
-        let dir = std::env::temp_dir().join(format!(
-            "weft-bench-node-{}-{run}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("weft-bench-node-{}-{run}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let started = Instant::now();
         let output = weft_command(weft, &dir).arg("init").output()?;

@@ -41,7 +41,9 @@ pub(crate) fn process_cpu() -> Option<Duration> {
 /// loopback every byte sent is a byte received, so this is the nodes' traffic counted once.
 pub(crate) fn loopback_tx_bytes() -> Option<u64> {
     let dev = std::fs::read_to_string("/proc/net/dev").ok()?;
-    let line = dev.lines().find(|line| line.trim_start().starts_with("lo:"))?;
+    let line = dev
+        .lines()
+        .find(|line| line.trim_start().starts_with("lo:"))?;
     // After "lo:": 8 receive fields, then transmit bytes.
     let fields: Vec<&str> = line.split_once(':')?.1.split_whitespace().collect();
     fields.get(8)?.parse().ok()

@@ -105,9 +105,7 @@ pub(crate) async fn start(row: &str, nodes: usize) -> Result<Started> {
                     .spawn()
                     .await?;
                 let topic = node.subscribe_gossip(TopicId::from_name(TOPIC)).await?;
-                let mut synced = node
-                    .subscribe_sync(TopicId::from_name(SYNC_TOPIC))
-                    .await?;
+                let mut synced = node.subscribe_sync(TopicId::from_name(SYNC_TOPIC)).await?;
                 if first.is_some() {
                     let topic = joined(topic, &mut started.not_joined).await;
                     started.hold.push(Box::new(topic));
@@ -136,7 +134,10 @@ pub(crate) async fn start(row: &str, nodes: usize) -> Result<Started> {
         "iroh-gossip" => iroh_gossip(nodes, &mut started).await?,
         other => anyhow::bail!(
             "unknown row {other:?}; known: {}",
-            ROWS.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
+            ROWS.iter()
+                .map(|(name, _)| *name)
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
     Ok(started)
