@@ -166,6 +166,25 @@ impl FromStr for Ticket {
     }
 }
 
+/// The iroh address of `addr` (to dial it, or to give it to iroh's address lookup).
+#[cfg(feature = "net")]
+pub(crate) fn to_endpoint_addr(addr: &PeerAddr) -> iroh_base::EndpointAddr {
+    use iroh_base::TransportAddr;
+    let direct = addr.direct.iter().copied().map(TransportAddr::Ip);
+    let relay = addr.relay.iter().cloned().map(TransportAddr::Relay);
+    iroh_base::EndpointAddr::from_parts(addr.id.to_iroh(), direct.chain(relay))
+}
+
+/// The address iroh reports, as a [`PeerAddr`].
+#[cfg(feature = "net")]
+pub(crate) fn from_endpoint_addr(addr: &iroh_base::EndpointAddr) -> PeerAddr {
+    PeerAddr {
+        id: addr.id.into(),
+        direct: addr.ip_addrs().copied().collect(),
+        relay: addr.relay_urls().next().cloned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,24 +245,5 @@ mod tests {
             forged.parse::<Ticket>(),
             Err(TicketError::Malformed(_))
         ));
-    }
-}
-
-/// The iroh address of `addr` (to dial it, or to give it to iroh's address lookup).
-#[cfg(feature = "net")]
-pub(crate) fn to_endpoint_addr(addr: &PeerAddr) -> iroh_base::EndpointAddr {
-    use iroh_base::TransportAddr;
-    let direct = addr.direct.iter().copied().map(TransportAddr::Ip);
-    let relay = addr.relay.iter().cloned().map(TransportAddr::Relay);
-    iroh_base::EndpointAddr::from_parts(addr.id.to_iroh(), direct.chain(relay))
-}
-
-/// The address iroh reports, as a [`PeerAddr`].
-#[cfg(feature = "net")]
-pub(crate) fn from_endpoint_addr(addr: &iroh_base::EndpointAddr) -> PeerAddr {
-    PeerAddr {
-        id: addr.id.into(),
-        direct: addr.ip_addrs().copied().collect(),
-        relay: addr.relay_urls().next().cloned(),
     }
 }
