@@ -100,7 +100,7 @@ struct Served {
 
 async fn served(node: Node) -> Served {
     let dir = tempfile::tempdir().unwrap();
-    let server = NodeApi::new(node.clone(), CancellationToken::new())
+    let server = std::sync::Arc::new(NodeApi::new(node.clone(), CancellationToken::new()))
         .serve(ServerConfig::default(), dir.path())
         .await
         .unwrap();

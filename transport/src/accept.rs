@@ -16,11 +16,17 @@ use tracing::{Instrument, debug};
 use crate::{
     PeerId,
     admission::{InboundTable, Link},
+    cache::SharedCache,
     endpoint::HandlerRegistration,
 };
 
 /// A protocol's handler as the accept loop calls it.
 pub(crate) type Handler = Arc<Box<dyn DynProtocolHandler>>;
+
+/// How long a connection to a peer that connected again may stay silent before it is taken
+/// for dead: iroh sends a keep-alive every 5 s on an idle connection and the peer acknowledges
+/// it within a round trip, so a live connection receives something within this window.
+pub(crate) const LIVENESS_WINDOW: Duration = Duration::from_secs(7);
 
 /// Handlers by ALPN.
 pub(crate) type HandlerTable = Arc<RwLock<BTreeMap<Vec<u8>, (HandlerRegistration, Handler)>>>;
@@ -30,6 +36,8 @@ pub(crate) struct AcceptConfig {
     pub(crate) handlers: HandlerTable,
     pub(crate) cancel: CancellationToken,
     pub(crate) inbound: InboundTable,
+    /// The endpoint's outbound connections, closed when their peer supersedes them.
+    pub(crate) connections: SharedCache,
     /// Handshakes in progress at once; a further incoming connection is refused.
     pub(crate) handshakes: Arc<Semaphore>,
     /// Longest a handshake may take.
@@ -77,18 +85,41 @@ async fn handle_incoming(
         return;
     };
     drop(handshake);
-    serve_admitted(&handler, conn, &config.inbound).await;
+    serve_admitted(&handler, conn, &config.inbound, &config.connections).await;
 }
 
 /// Admits `conn` ([`crate::admission`]), then lets `handler` serve it, holding the slot until the
 /// connection is gone; closes a connection that sends nothing within the first-data deadline.
-/// Shared by the endpoint's own accept loop and by [`crate::MountedProtocol`] under an iroh
-/// `Router`.
-pub(crate) async fn serve_admitted(handler: &Handler, conn: Connection, inbound: &InboundTable) {
+/// When it supersedes the peer's older connections for its protocol, the cached outbound one
+/// to the peer for that protocol is closed too: a peer that dials again has lost its side of
+/// both (it restarted), and replies sent on the old one would reach nobody. Shared by the
+/// endpoint's own accept loop and by [`crate::MountedProtocol`] under an iroh `Router`.
+pub(crate) async fn serve_admitted(
+    handler: &Handler,
+    conn: Connection,
+    inbound: &InboundTable,
+    connections: &SharedCache,
+) {
     let peer = PeerId::from(conn.remote_id());
     let link: Arc<dyn Link> = Arc::new(conn.clone());
-    let slot = match inbound.admit(peer, link, Instant::now()) {
-        Ok(slot) => slot,
+    let mut others = Vec::new();
+    let slot = match inbound.admit(peer, conn.alpn(), link, Instant::now()) {
+        Ok(slot) => {
+            if slot.superseded > 0 {
+                let mut cache = connections
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let outbound = cache.close_superseded(peer, conn.alpn());
+                others = cache.to_peer(peer);
+                debug!(
+                    peer = %peer.fmt_short(),
+                    inbound = slot.superseded,
+                    outbound,
+                    "the peer connected again: its older connections are closed"
+                );
+            }
+            slot
+        }
         Err(refused) => {
             debug!(peer = %peer.fmt_short(), ?refused, "inbound connection refused");
             Link::close(&conn, refused.reason());
@@ -118,8 +149,35 @@ pub(crate) async fn serve_admitted(handler: &Handler, conn: Connection, inbound:
     tokio::select! {
         () = serve => {}
         () = silent_check => {}
+        () = close_silent(peer, others) => {}
     }
     drop(slot);
+}
+
+/// Our cached connections to a peer that has just superseded one of its connections (it
+/// restarted, most likely): those for other protocols may be dead too, but may as well be live
+/// (a peer also dials again when only its side of one connection failed), so each is closed
+/// only if it receives nothing within [`LIVENESS_WINDOW`]. Then waits forever (it runs beside
+/// the new connection's service and ends with it). At most one check per admitted connection
+/// and one per cached protocol: bounded by the inbound limits.
+async fn close_silent(peer: PeerId, conns: Vec<Connection>) {
+    if !conns.is_empty() {
+        let before: Vec<u64> = conns
+            .iter()
+            .map(|conn| conn.stats().udp_rx.datagrams)
+            .collect();
+        tokio::time::sleep(LIVENESS_WINDOW).await;
+        for (conn, before) in conns.iter().zip(before) {
+            if conn.close_reason().is_none() && conn.stats().udp_rx.datagrams == before {
+                debug!(peer = %peer.fmt_short(), "closing a silent connection to a peer that connected again");
+                conn.close(
+                    crate::admission::CLOSE_ADMISSION.into(),
+                    b"silent after the peer connected again",
+                );
+            }
+        }
+    }
+    std::future::pending::<()>().await;
 }
 
 /// Runs the handshake and finds the ALPN's handler.

@@ -11,7 +11,15 @@
 //! - when every slot is taken, a newcomer displaces the connection that has been quiet longest
 //!   (no stream data received), if it has been quiet for at least `displace_after_idle`;
 //!   otherwise the newcomer is refused. Active peers, the ones sending, are never displaced by
-//!   newcomers; an attacker that wants to keep a slot must keep sending on it.
+//!   newcomers; an attacker that wants to keep a slot must keep sending on it;
+//! - a newer connection from a peer supersedes its older ones for the same protocol (ALPN):
+//!   they are closed before the newcomer is counted. Peer ids are authenticated by the QUIC
+//!   handshake, so only the peer itself can do this, and an honest peer keeps one connection
+//!   per (peer, protocol) (`Endpoint::connect`): dialling again means it lost its side of the
+//!   old one (it restarted, or its end failed), whose other end would otherwise linger here,
+//!   holding a slot and whatever the layer bound to it, until QUIC's idle time-out. A peer
+//!   re-dialling in a loop costs a handshake and a close each time, and only ever its own
+//!   connections.
 //!
 //! Activity is read from QUIC's own counters (stream frames received), so no protocol has to
 //! report it and a trickle of keep-alive pings does not count.
@@ -75,6 +83,8 @@ impl Refused {
 
 struct Entry {
     peer: PeerId,
+    /// The connection's ALPN.
+    alpn: Vec<u8>,
     link: Arc<dyn Link>,
     /// Stream frames seen at the last look, and when that count last grew.
     frames: u64,
@@ -97,6 +107,8 @@ struct State {
     displaced: u64,
     /// Connections refused.
     refused: u64,
+    /// Connections closed because the same peer connected again for the same protocol.
+    superseded: u64,
 }
 
 /// Inbound admission's counters ([`Endpoint::inbound_stats`](crate::Endpoint::inbound_stats)).
@@ -109,12 +121,16 @@ pub struct InboundStats {
     pub displaced: u64,
     /// Connections refused (per-peer limit, or full of active connections).
     pub refused: u64,
+    /// Connections closed because their peer connected again for the same protocol.
+    pub superseded: u64,
 }
 
 /// A connection's slot; dropping it frees the slot.
 pub(crate) struct Slot {
     table: InboundTable,
     id: u64,
+    /// How many of the peer's older connections for the same ALPN this one closed.
+    pub(crate) superseded: usize,
 }
 
 impl Drop for Slot {
@@ -131,6 +147,7 @@ pub(crate) struct AdmissionStats {
     pub(crate) admitted: usize,
     pub(crate) displaced: u64,
     pub(crate) refused: u64,
+    pub(crate) superseded: u64,
 }
 
 fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -158,15 +175,35 @@ impl InboundTable {
         &self.metrics
     }
 
-    /// Admits a connection that finished its handshake, displacing the longest-quiet one when
-    /// every slot is taken (see the module docs).
+    /// Admits a connection that finished its handshake for `alpn`, closing the peer's older
+    /// connections for that ALPN, and displacing the longest-quiet one when every slot is
+    /// taken (see the module docs).
     pub(crate) fn admit(
         &self,
         peer: PeerId,
+        alpn: &[u8],
         link: Arc<dyn Link>,
         now: Instant,
     ) -> Result<Slot, Refused> {
         let mut state = lock(&self.state);
+        let mut superseded = 0;
+        let older: Vec<u64> = state
+            .entries
+            .iter()
+            .filter(|(_, e)| e.peer == peer && e.alpn == alpn)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in older {
+            if let Some(entry) = state.entries.remove(&id) {
+                entry
+                    .link
+                    .close(b"superseded by a newer connection from the peer");
+                state.superseded += 1;
+                superseded += 1;
+                self.metrics.inbound_superseded.inc();
+                self.metrics.inbound_held.dec();
+            }
+        }
         let from_peer = state.entries.values().filter(|e| e.peer == peer).count();
         if from_peer >= self.config.max_per_peer {
             state.refused += 1;
@@ -197,6 +234,7 @@ impl InboundTable {
             id,
             Entry {
                 peer,
+                alpn: alpn.to_vec(),
                 link,
                 frames,
                 last_active: now,
@@ -205,6 +243,7 @@ impl InboundTable {
         Ok(Slot {
             table: self.clone(),
             id,
+            superseded,
         })
     }
 
@@ -233,6 +272,7 @@ impl InboundTable {
             admitted: state.entries.len(),
             displaced: state.displaced,
             refused: state.refused,
+            superseded: state.superseded,
         }
     }
 }
@@ -269,6 +309,8 @@ mod tests {
         }
     }
 
+    const ALPN: &[u8] = b"weft/test/echo/1";
+
     fn peer(seed: u8) -> PeerId {
         SecretKey::from_bytes(&[seed; 32]).peer_id()
     }
@@ -287,20 +329,20 @@ mod tests {
         let table = table(10);
         let now = Instant::now();
         let _a = table
-            .admit(peer(1), Arc::new(FakeLink::default()), now)
+            .admit(peer(1), b"one", Arc::new(FakeLink::default()), now)
             .unwrap();
         let _b = table
-            .admit(peer(1), Arc::new(FakeLink::default()), now)
+            .admit(peer(1), b"two", Arc::new(FakeLink::default()), now)
             .unwrap();
         assert_eq!(
             table
-                .admit(peer(1), Arc::new(FakeLink::default()), now)
+                .admit(peer(1), b"three", Arc::new(FakeLink::default()), now)
                 .err(),
             Some(Refused::PerPeer)
         );
         assert!(
             table
-                .admit(peer(2), Arc::new(FakeLink::default()), now)
+                .admit(peer(2), ALPN, Arc::new(FakeLink::default()), now)
                 .is_ok()
         );
     }
@@ -315,14 +357,14 @@ mod tests {
             .zip(10u8..)
             .map(|(link, seed)| {
                 let at = start + Duration::from_secs(u64::from(seed - 10));
-                table.admit(peer(seed), link.clone(), at).unwrap()
+                table.admit(peer(seed), ALPN, link.clone(), at).unwrap()
             })
             .collect();
         // Too soon: nobody has been quiet for 5 s yet.
         let soon = start + Duration::from_secs(3);
         assert_eq!(
             table
-                .admit(peer(20), Arc::new(FakeLink::default()), soon)
+                .admit(peer(20), ALPN, Arc::new(FakeLink::default()), soon)
                 .err(),
             Some(Refused::Full)
         );
@@ -330,7 +372,7 @@ mod tests {
         links[0].frames.store(5, Ordering::Relaxed);
         links[1].frames.store(1, Ordering::Relaxed);
         let later = start + Duration::from_secs(9);
-        let newcomer = table.admit(peer(21), Arc::new(FakeLink::default()), later);
+        let newcomer = table.admit(peer(21), ALPN, Arc::new(FakeLink::default()), later);
         assert!(newcomer.is_ok());
         assert!(
             links[2].closed.load(Ordering::Relaxed),
@@ -343,21 +385,54 @@ mod tests {
     }
 
     #[test]
+    fn a_newer_connection_supersedes_the_peers_older_one_for_the_same_protocol() {
+        let table = table(10);
+        let now = Instant::now();
+        let old = Arc::new(FakeLink::default());
+        let other_protocol = Arc::new(FakeLink::default());
+        let other_peer = Arc::new(FakeLink::default());
+        let _old = table.admit(peer(1), ALPN, old.clone(), now).unwrap();
+        let _other = table
+            .admit(peer(1), b"other", other_protocol.clone(), now)
+            .unwrap();
+        let _peer = table.admit(peer(2), ALPN, other_peer.clone(), now).unwrap();
+        let new = Arc::new(FakeLink::default());
+        let new_slot = table.admit(peer(1), ALPN, new.clone(), now).unwrap();
+        assert!(
+            old.closed.load(Ordering::Relaxed),
+            "the older one is closed"
+        );
+        assert!(!new.closed.load(Ordering::Relaxed));
+        assert!(!other_protocol.closed.load(Ordering::Relaxed));
+        assert!(!other_peer.closed.load(Ordering::Relaxed));
+        let stats = table.stats();
+        assert_eq!((stats.admitted, stats.superseded), (3, 1));
+        // Its slot is free at once: a peer at its per-peer limit (2) can still reconnect.
+        let _again = table
+            .admit(peer(1), ALPN, Arc::new(FakeLink::default()), now)
+            .unwrap();
+        assert!(new.closed.load(Ordering::Relaxed));
+        // Dropping a superseded connection's slot later frees nothing twice.
+        drop(new_slot);
+        assert_eq!(table.stats().admitted, 3);
+    }
+
+    #[test]
     fn a_dropped_slot_is_free_again() {
         let table = table(1);
         let now = Instant::now();
         let slot = table
-            .admit(peer(1), Arc::new(FakeLink::default()), now)
+            .admit(peer(1), ALPN, Arc::new(FakeLink::default()), now)
             .unwrap();
         assert!(
             table
-                .admit(peer(2), Arc::new(FakeLink::default()), now)
+                .admit(peer(2), ALPN, Arc::new(FakeLink::default()), now)
                 .is_err()
         );
         drop(slot);
         assert!(
             table
-                .admit(peer(2), Arc::new(FakeLink::default()), now)
+                .admit(peer(2), ALPN, Arc::new(FakeLink::default()), now)
                 .is_ok()
         );
     }

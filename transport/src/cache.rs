@@ -3,7 +3,7 @@
 
 use std::{
     collections::HashMap,
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -11,6 +11,9 @@ use iroh::endpoint::Connection;
 use tokio::sync::OnceCell;
 
 use crate::{PeerId, Protocol};
+
+/// The cache as the endpoint and its accept paths share it.
+pub(crate) type SharedCache = Arc<Mutex<ConnectionCache>>;
 
 /// What the cache is keyed by.
 pub(crate) type ConnKey = (PeerId, Protocol);
@@ -126,6 +129,37 @@ impl ConnectionCache {
             false
         });
         idle
+    }
+
+    /// Closes and forgets the cached connections to `peer` for `alpn`: the peer connected to
+    /// us again for that protocol, so it lost its side of the old connections (see
+    /// `admission`), and a dial must not reuse one whose other end is gone.
+    pub(crate) fn close_superseded(&mut self, peer: PeerId, alpn: &[u8]) -> usize {
+        let mut closed = 0;
+        self.entries.retain(|(to, _), entry| {
+            let Some(conn) = entry.cell.get() else {
+                return true;
+            };
+            if *to != peer || conn.alpn() != alpn {
+                return true;
+            }
+            conn.close(
+                crate::admission::CLOSE_ADMISSION.into(),
+                b"superseded: the peer connected again",
+            );
+            closed += 1;
+            false
+        });
+        closed
+    }
+
+    /// The cached connections to `peer`, every protocol.
+    pub(crate) fn to_peer(&self, peer: PeerId) -> Vec<Connection> {
+        self.entries
+            .iter()
+            .filter(|((to, _), _)| *to == peer)
+            .filter_map(|(_, entry)| entry.cell.get().cloned())
+            .collect()
     }
 
     pub(crate) fn forget_failed(&mut self, key: &ConnKey, cell: &Arc<OnceCell<Connection>>) {

@@ -30,7 +30,7 @@ use crate::{
     accept::{AcceptConfig, Handler, HandlerTable, accept_loop},
     addr::{from_endpoint_addr, to_endpoint_addr},
     admission::{AdmissionConfig, InboundStats, InboundTable},
-    cache::ConnectionCache,
+    cache::{ConnectionCache, SharedCache},
     idle::IdleClose,
     metrics::Metrics,
     mount::MountedProtocol,
@@ -344,7 +344,7 @@ struct Inner {
     registrations: AtomicU64,
     /// Seeds handed out by `secret_seed`.
     seeds_given: AtomicU64,
-    connections: Arc<Mutex<ConnectionCache>>,
+    connections: SharedCache,
     idle: IdleClose,
     known_addrs: MemoryLookup,
     known_order: Mutex<VecDeque<PeerId>>,
@@ -386,11 +386,15 @@ impl Endpoint {
             first_data_deadline: config.first_data_deadline,
             displace_after_idle: config.displace_after_idle,
         });
+        let connections: SharedCache = Arc::new(Mutex::new(ConnectionCache::new(
+            config.max_cached_connections,
+        )));
         let accept_loop = owns_accept.then(|| {
             let accept = AcceptConfig {
                 handlers: handlers.clone(),
                 cancel: cancel.clone(),
                 inbound: inbound.clone(),
+                connections: connections.clone(),
                 handshakes: Arc::new(Semaphore::new(config.max_handshakes)),
                 handshake_timeout: config.connect_timeout,
             };
@@ -409,9 +413,7 @@ impl Endpoint {
                 handlers,
                 registrations: AtomicU64::new(0),
                 seeds_given: AtomicU64::new(0),
-                connections: Arc::new(Mutex::new(ConnectionCache::new(
-                    config.max_cached_connections,
-                ))),
+                connections,
                 idle: IdleClose::default(),
                 known_addrs,
                 known_order: Mutex::new(VecDeque::new()),
@@ -604,7 +606,10 @@ impl Endpoint {
     ) -> Result<Connection, ConnectError> {
         let timeout = self.inner.connect_timeout;
         let alpn = self.alpn(protocol);
-        let dial = self.inner.endpoint.connect(to_endpoint_addr(addr), &alpn);
+        let dial = self
+            .inner
+            .endpoint
+            .connect(self.with_known_addrs(addr), &alpn);
         let dialled = tokio::time::timeout(timeout, dial).await;
         self.metrics().dials.inc();
         if !matches!(dialled, Ok(Ok(_))) {
@@ -625,6 +630,27 @@ impl Endpoint {
         }
     }
 
+    /// `addr` with every address remembered for its peer ([`Endpoint::add_peer_addr`]) added.
+    ///
+    /// Named explicitly in the dial rather than left to iroh's address lookup alone, so a peer
+    /// that moved (restarted on a new port) is offered its new address along with the old.
+    /// (iroh 1.4 was still seen dialling such a peer in vain while it held paths to the old
+    /// port: see "Transport in one page" in docs/architecture.md.)
+    fn with_known_addrs(&self, addr: &PeerAddr) -> iroh_base::EndpointAddr {
+        let mut full = to_endpoint_addr(addr);
+        if let Some(known) = self.inner.known_addrs.get_endpoint_info(addr.id.to_iroh()) {
+            let known = known.into_endpoint_addr();
+            full = iroh_base::EndpointAddr::from_parts(
+                full.id,
+                full.addrs
+                    .iter()
+                    .cloned()
+                    .chain(known.addrs.iter().cloned()),
+            );
+        }
+        full
+    }
+
     /// `protocol` as an iroh [`ProtocolHandler`] for a router you run: mount it with
     /// `Router::builder(iroh_endpoint).accept(endpoint.alpn(protocol), endpoint.mount(protocol))`
     /// on an endpoint made with [`Builder::wrap_iroh`]. See [`MountedProtocol`].
@@ -634,6 +660,7 @@ impl Endpoint {
             alpn: self.alpn(protocol),
             handlers: self.inner.handlers.clone(),
             inbound: self.inner.inbound.clone(),
+            connections: self.inner.connections.clone(),
         }
     }
 
@@ -679,6 +706,7 @@ impl Endpoint {
             held: stats.admitted,
             displaced: stats.displaced,
             refused: stats.refused,
+            superseded: stats.superseded,
         }
     }
 

@@ -20,6 +20,8 @@ pub struct Metrics {
     pub inbound_displaced: Counter,
     /// Inbound connections refused (per-peer limit, or full of active connections).
     pub inbound_refused: Counter,
+    /// Inbound connections closed because their peer connected again for the same protocol.
+    pub inbound_superseded: Counter,
     /// Inbound connections refused before the handshake (too many handshakes at once).
     pub handshakes_refused: Counter,
     /// Outbound connections dialled.

@@ -50,6 +50,7 @@ pub struct MountedProtocol {
     pub(crate) alpn: Vec<u8>,
     pub(crate) handlers: HandlerTable,
     pub(crate) inbound: InboundTable,
+    pub(crate) connections: crate::cache::SharedCache,
 }
 
 impl MountedProtocol {
@@ -70,7 +71,9 @@ impl MountedProtocol {
 impl ProtocolHandler for MountedProtocol {
     async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
         match self.handler() {
-            Some(handler) => serve_admitted(&handler, connection, &self.inbound).await,
+            Some(handler) => {
+                serve_admitted(&handler, connection, &self.inbound, &self.connections).await
+            }
             None => connection.close(0u32.into(), b"protocol not running"),
         }
         Ok(())

@@ -99,7 +99,9 @@ pub(super) enum ToActor {
 #[derive(Debug)]
 pub(super) enum FromNet {
     Message(PeerId, Box<NetFrame>),
-    Gone(PeerId),
+    /// The peer's link failed: our writer's (`None`) or the reader of the inbound connection
+    /// with this `stable_id`.
+    Gone(PeerId, Option<usize>),
 }
 
 /// The subscribers of a joined topic (never empty: the last one's departure leaves the topic),
@@ -126,7 +128,9 @@ pub(super) struct Actor {
     /// A writer per peer (at most `MAX_WRITERS`, the least recently used closed first), each
     /// ending with its queue closed and flushed and returning the connection it dialled.
     writers: WriterPool<Vec<u8>, Option<Connection>>,
-    readers: Vec<AbortOnDropHandle<()>>,
+    /// The reader of each peer's inbound connection, with the connection's `stable_id`. One
+    /// per peer: a newer connection supersedes the older (see [`Actor::on_connection`]).
+    readers: HashMap<PeerId, (usize, AbortOnDropHandle<()>)>,
     subscribers: HashMap<TopicId, Subscribers>,
     /// One task per subscriber, ending (with its topic and id) when the subscriber is dropped.
     subscriber_watch: JoinSet<(TopicId, u64)>,
@@ -161,7 +165,7 @@ impl Actor {
             inbound_rx,
             inbound_tx,
             writers: WriterPool::new(MAX_WRITERS, builder.send_queue_capacity),
-            readers: Vec::new(),
+            readers: HashMap::new(),
             subscribers: HashMap::new(),
             subscriber_watch: JoinSet::new(),
             registration,
@@ -210,7 +214,15 @@ impl Actor {
                             }
                             Input::RecvMessage(from, message)
                         }
-                        FromNet::Gone(peer) => {
+                        FromNet::Gone(peer, reader) => {
+                            if let Some(conn) = reader {
+                                if self.readers.get(&peer).is_none_or(|(id, _)| *id != conn) {
+                                    // A superseded connection's reader: the peer is on a
+                                    // newer one, already accounted for.
+                                    continue;
+                                }
+                                self.readers.remove(&peer);
+                            }
                             self.writers.remove(&peer);
                             Input::PeerDisconnected(peer)
                         }
@@ -551,16 +563,26 @@ impl Actor {
         }
     }
 
+    /// A peer connected. If it had a connection already, this one supersedes it (the
+    /// transport closed the old one, and our outbound one, when it admitted this: an honest
+    /// peer dials again only after losing its side, as when it restarted). The peer is then
+    /// disconnected in the proto before anything from the new connection is read, so the
+    /// protocol sees the old link end and the peer's next messages (a `Join`) build a new one,
+    /// answered through a new writer rather than the dead one.
     fn on_connection(&mut self, conn: Connection) {
         let peer = PeerId::from(conn.remote_id());
         let max = self.state.config().max_message_size;
         let tx = self.inbound_tx.clone();
         let metrics = self.counting().is_some().then(|| self.metrics.clone());
-        self.readers.retain(|task| !task.is_finished());
-        self.readers
-            .push(AbortOnDropHandle::new(tokio::spawn(read_connection(
-                conn, peer, max, tx, metrics,
-            ))));
+        let id = conn.stable_id();
+        let reader =
+            AbortOnDropHandle::new(tokio::spawn(read_connection(conn, peer, max, tx, metrics)));
+        if let Some((_, old)) = self.readers.insert(peer, (id, reader)) {
+            old.abort();
+            debug!(peer = %peer.fmt_short(), "gossip: a newer connection supersedes the peer's old one");
+            self.writers.remove(&peer);
+            self.handle(Input::PeerDisconnected(peer));
+        }
     }
 }
 
@@ -614,7 +636,7 @@ pub(super) async fn write_loop(
         Ok(conn) => Some(conn),
         Err(err) => {
             debug!(me = ?endpoint.id().fmt_short(), peer = %peer.fmt_short(), %err, "gossip: link to peer failed");
-            let _ = gone.send(FromNet::Gone(peer)).await;
+            let _ = gone.send(FromNet::Gone(peer, None)).await;
             None
         }
     }
@@ -670,5 +692,5 @@ pub(super) async fn read_connection(
         let _ = stream.await;
     }
     debug!(peer = %peer.fmt_short(), reason = ?conn.close_reason(), "gossip: inbound connection ended");
-    let _ = tx.send(FromNet::Gone(peer)).await;
+    let _ = tx.send(FromNet::Gone(peer, Some(conn.stable_id()))).await;
 }

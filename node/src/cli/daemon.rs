@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
@@ -142,15 +143,21 @@ pub(crate) async fn run(global: &Global, args: RunArgs) -> Result<(), CliError> 
     // Cancelled by the admin API's `shutdown`. The server gets a token of its own: it must
     // keep answering until the node has shut down, and stop after.
     let shutdown = CancellationToken::new();
+    let mut restore = None;
     let server = if config.admin.enabled {
-        let api = NodeApi::new(node.clone(), shutdown.clone());
+        let api = Arc::new(NodeApi::new(node.clone(), shutdown.clone()).saved_in(&data_dir));
         let server_config = ServerConfig {
             bind: config.admin.bind,
             open_metrics: config.admin.open_metrics,
             ..ServerConfig::default()
         };
-        match api.serve(server_config, &data_dir).await {
-            Ok(server) => Some(server),
+        match api.clone().serve(server_config, &data_dir).await {
+            Ok(server) => {
+                // What the last run joined and provided, in the background: re-providing a
+                // name waits for the network, and the API answers meanwhile.
+                restore = Some(tokio::spawn(async move { api.restore().await }));
+                Some(server)
+            }
             Err(err) => {
                 node.shutdown().await;
                 return Err(err.into());
@@ -169,6 +176,9 @@ pub(crate) async fn run(global: &Global, args: RunArgs) -> Result<(), CliError> 
 
     let reason = wait_for_stop(&shutdown).await?;
     info!("{reason}; shutting down");
+    if let Some(restore) = restore {
+        restore.abort();
+    }
     node.shutdown().await;
     if let Some(server) = server {
         server.shutdown().await;

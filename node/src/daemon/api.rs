@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
+use tracing::warn;
 
 use crate::admin::{
     Api, ApiError, Call, CallReply, GossipEvent, GossipPublish, LayerStatus, Overview, Peer, Peers,
@@ -13,6 +14,7 @@ use crate::admin::{
     ShuttingDown, StartError, Status, Subscription, SyncAdd, SyncAdded, SyncItems, SyncList,
     SyncStatus, TopicRequest, TopologyGraph,
 };
+use crate::daemon::saved::{JOINED_FILE, Joined, Saver};
 use crate::daemon::{
     gossip::GossipTopics, overview::TopologyCache, recent::Recent, registry,
     registry::ProvidedNames, sync::SyncTopics,
@@ -25,6 +27,10 @@ use crate::{Node, layers};
 /// stay provided, sync topics stay synced. Each kind is held in a map with a limit
 /// ([`crate::MAX_GOSSIP_TOPICS`], [`crate::MAX_PROVIDED_NAMES`], [`crate::MAX_SYNC_TOPICS`]);
 /// past it, the command is refused with a message saying so.
+///
+/// With [`NodeApi::saved_in`], what is joined and provided is also written to `joined.toml`
+/// in the data directory each time it changes, and [`NodeApi::restore`] joins and provides it
+/// again after a restart.
 ///
 /// `shutdown` only cancels the token given to [`NodeApi::new`]: whoever runs the node waits
 /// on it, shuts the node down, then stops the admin server (which is waiting for this very
@@ -41,6 +47,7 @@ pub struct NodeApi {
     pub(super) topology: TopologyCache,
     /// Log the layers' events into `recent` while the API lives.
     _following: Vec<AbortOnDropHandle<()>>,
+    saver: Option<Saver>,
 }
 
 impl NodeApi {
@@ -59,14 +66,87 @@ impl NodeApi {
             recent,
             topology: TopologyCache::default(),
             _following: following,
+            saver: None,
         }
     }
 
     /// Serves this API on an admin server, as `weft run` does: `config.bind` on loopback, the
     /// token and address files in `data_dir`. The server has a cancellation token of its own,
     /// so it answers until [`Server::shutdown`] (after the node has shut down).
-    pub async fn serve(self, config: ServerConfig, data_dir: &Path) -> Result<Server, StartError> {
-        Server::spawn(config, data_dir, Arc::new(self), &CancellationToken::new()).await
+    pub async fn serve(
+        self: Arc<Self>,
+        config: ServerConfig,
+        data_dir: &Path,
+    ) -> Result<Server, StartError> {
+        Server::spawn(config, data_dir, self, &CancellationToken::new()).await
+    }
+
+    /// Keeps what the admin API joins and provides in `joined.toml` under `data_dir`, written
+    /// each time it changes (so it survives a crash), from the end of [`NodeApi::restore`]
+    /// on: call that next.
+    #[must_use]
+    pub fn saved_in(mut self, data_dir: &Path) -> Self {
+        self.saver = Some(Saver::new(data_dir.join(JOINED_FILE)));
+        self
+    }
+
+    /// Joins and provides again what `joined.toml` lists (a damaged file is ignored with a
+    /// warning): sync topics first, then gossip topics, then names, each failure logged and
+    /// skipped. Then starts saving: an entry that could not be restored is dropped from the
+    /// file. Changes made through the API meanwhile take effect at once and are saved when
+    /// this returns. Does nothing without [`NodeApi::saved_in`].
+    pub async fn restore(&self) {
+        let Some(saver) = &self.saver else { return };
+        let saved = Joined::read(saver.path());
+        for topic in &saved.sync {
+            let request = SyncAdd {
+                topic: topic.clone(),
+                content: None,
+                timestamp: None,
+            };
+            if let Err(err) = self.sync.add(&self.node, request).await {
+                warn!(topic, "sync topic not restored: {}", err.message);
+            }
+        }
+        for topic in &saved.gossip {
+            if let Err(err) = self.gossip.join(&self.node, topic).await {
+                warn!(topic, "gossip topic not restored: {}", err.message);
+            }
+        }
+        for provided in &saved.provided {
+            let name = &provided.name;
+            let result = match self.registry("restoring a provided name") {
+                Ok(registry) => {
+                    self.provided
+                        .provide(registry, name.clone(), provided.metadata.clone())
+                        .await
+                }
+                Err(err) => Err(err),
+            };
+            if let Err(err) = result {
+                warn!(name, "provided name not restored: {}", err.message);
+            }
+        }
+        saver.restored(saved).await;
+        self.save().await;
+    }
+
+    /// Writes `joined.toml` if what is joined and provided changed since the last write.
+    /// Holding the saver's lock while taking the snapshot keeps two saves from writing in the
+    /// wrong order.
+    async fn save(&self) {
+        let Some(saver) = &self.saver else { return };
+        let mut written = saver.lock().await;
+        if written.is_none() {
+            // Still restoring: the restore saves when it is done.
+            return;
+        }
+        let now = Joined::new(
+            self.gossip.names().await,
+            self.sync.names().await,
+            self.provided.list().await,
+        );
+        saver.write(&mut written, now).await;
     }
 
     /// The node.
@@ -172,11 +252,15 @@ impl Api for NodeApi {
 
     async fn gossip_publish(&self, request: GossipPublish) -> Result<Published, ApiError> {
         self.running()?;
-        let message_id = self
+        let published = self
             .gossip
             .publish(&self.node, &request.topic, request.content)
-            .await?;
-        Ok(Published { message_id })
+            .await;
+        // The topic stays joined even when the broadcast failed.
+        self.save().await;
+        Ok(Published {
+            message_id: published?,
+        })
     }
 
     async fn gossip_subscribe(
@@ -184,18 +268,24 @@ impl Api for NodeApi {
         request: TopicRequest,
     ) -> Result<Subscription<GossipEvent>, ApiError> {
         self.running()?;
-        self.gossip.subscribe(&self.node, &request.topic).await
+        let subscription = self.gossip.subscribe(&self.node, &request.topic).await;
+        self.save().await;
+        subscription
     }
 
     async fn registry_provide(&self, request: RegistryProvide) -> Result<Provided, ApiError> {
         self.running()?;
-        self.provided
+        let provided = self
+            .provided
             .provide(
                 self.registry("weft registry provide")?,
                 request.name,
                 request.metadata,
             )
-            .await
+            .await;
+        // A replaced name is withdrawn first: the file changes even when the new one failed.
+        self.save().await;
+        provided
     }
 
     async fn registry_find(&self, request: RegistryFind) -> Result<Providers, ApiError> {
@@ -212,7 +302,9 @@ impl Api for NodeApi {
     async fn sync_add(&self, request: SyncAdd) -> Result<SyncAdded, ApiError> {
         self.running()?;
         self.sync_on("weft sync")?;
-        self.sync.add(&self.node, request).await
+        let added = self.sync.add(&self.node, request).await;
+        self.save().await;
+        added
     }
 
     async fn sync_list(&self, request: SyncList) -> Result<SyncItems, ApiError> {

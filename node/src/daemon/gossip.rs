@@ -101,6 +101,14 @@ impl GossipTopics {
         Ok(hex::encode(id.0))
     }
 
+    /// Joins the topic `name` if needed, with nobody reading it yet (what a restart restores).
+    pub(crate) async fn join(&self, node: &Node, name: &str) -> Result<(), ApiError> {
+        let mut topics = self.topics.lock().await;
+        join(&mut topics, node, name, &self.recent)
+            .await
+            .map(|_| ())
+    }
+
     /// A stream of the topic's events, joining it first if needed. It starts with a
     /// `neighbor_up` for each current neighbour, so a reader knows when a publish can reach it.
     pub(crate) async fn subscribe(

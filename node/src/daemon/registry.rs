@@ -6,17 +6,19 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use weft_registry::{ProviderRecord, Registration, Registry};
 
 use crate::admin::{ApiError, Payload, Provided, Provider, Providers};
+use crate::daemon::saved::ProvidedName;
 
 /// Names the admin API provides at most. Past it, a new name is refused (the provided ones
 /// stay): each costs a republish to the closest nodes every record TTL, for as long as the
 /// node runs.
 pub const MAX_PROVIDED_NAMES: usize = 64;
 
-/// The live registrations, by name. Holding a [`Registration`] is what keeps the record
-/// republished; the registry's shutdown withdraws them all.
+/// The live registrations, by name, with the metadata each was provided with (what
+/// `joined.toml` keeps). Holding a [`Registration`] is what keeps the record republished; the
+/// registry's shutdown withdraws them all.
 #[derive(Debug, Default)]
 pub(crate) struct ProvidedNames {
-    names: tokio::sync::Mutex<BTreeMap<String, Registration>>,
+    names: tokio::sync::Mutex<BTreeMap<String, (Registration, Payload)>>,
 }
 
 impl ProvidedNames {
@@ -36,7 +38,7 @@ impl ProvidedNames {
             return Err(ApiError::bad_request("the name is empty"));
         }
         let mut names = self.names.lock().await;
-        if let Some(old) = names.remove(&name) {
+        if let Some((old, _)) = names.remove(&name) {
             old.withdraw().await.map_err(|err| stopped(&err))?;
         } else if names.len() >= MAX_PROVIDED_NAMES {
             return Err(ApiError::unavailable(format_args!(
@@ -45,12 +47,25 @@ impl ProvidedNames {
             )));
         }
         let registration = registry
-            .register(name.clone(), metadata.0)
+            .register(name.clone(), metadata.0.clone())
             .await
             .map_err(|err| ApiError::bad_request(format_args!("cannot provide {name}: {err}")))?;
         let holders = registration.holders() as u64;
-        names.insert(name.clone(), registration);
+        names.insert(name.clone(), (registration, metadata));
         Ok(Provided { name, holders })
+    }
+
+    /// The names provided now, with their metadata, by name.
+    pub(crate) async fn list(&self) -> Vec<ProvidedName> {
+        self.names
+            .lock()
+            .await
+            .iter()
+            .map(|(name, (_, metadata))| ProvidedName {
+                name: name.clone(),
+                metadata: metadata.clone(),
+            })
+            .collect()
     }
 }
 

@@ -21,7 +21,7 @@ pub(super) async fn start(nodes: &[Node]) -> Result<Vec<Page>> {
     let mut pages = Vec::with_capacity(nodes.len());
     for node in nodes {
         let dir = tempfile::tempdir()?;
-        let server = NodeApi::new(node.clone(), CancellationToken::new())
+        let server = std::sync::Arc::new(NodeApi::new(node.clone(), CancellationToken::new()))
             .serve(ServerConfig::default(), dir.path())
             .await?;
         pages.push(Page { server, dir });

@@ -135,13 +135,13 @@ struct Provider {
     id: PeerId,
     fate: Option<oneshot::Sender<Fate>>,
     /// Kept to release a hung provider (dropping it unblocks the thread).
-    release: Option<mpsc::Sender<()>>,
+    release: Option<mpsc::SyncSender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Provider {
     fn spawn(bootstrap: PeerAddr) -> Result<Self> {
-        let (ready_tx, ready_rx) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
         let (fate_tx, fate_rx) = oneshot::channel::<Fate>();
         let thread = std::thread::spawn(move || {
             let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -203,7 +203,7 @@ impl Provider {
     fn kill(&mut self, death: Death) {
         let fate = match death {
             Death::Hung => {
-                let (release, wait) = mpsc::channel();
+                let (release, wait) = mpsc::sync_channel(1);
                 self.release = Some(release);
                 Fate::Hang(wait)
             }
