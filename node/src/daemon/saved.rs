@@ -225,7 +225,10 @@ mod tests {
             assert_eq!(Joined::read(&path), Joined::default(), "{damaged:?}");
         }
         // Larger than any file this node writes: not read at all.
-        let huge = format!("version = 1\n# {}\n", "x".repeat(MAX_FILE_SIZE as usize));
+        let huge = format!(
+            "version = 1\n# {}\n",
+            "x".repeat(usize::try_from(MAX_FILE_SIZE).expect("small"))
+        );
         std::fs::write(&path, huge).expect("write");
         assert_eq!(Joined::read(&path), Joined::default());
     }
