@@ -10,9 +10,12 @@ use std::{
     time::Duration,
 };
 
-use weft_registry::{Config, PROTOCOL, Registry};
+use weft_registry::{
+    Config, PROTOCOL, Registry,
+    proto::{Ack, DhtId, MAX_MESSAGE_SIZE, Request, Response, Stored},
+};
 use weft_transport::{
-    Endpoint, FramedSend, MemoryNetwork, PeerAddr, PeerId, SecretKey,
+    Endpoint, FramedSend, MemoryNetwork, PeerAddr, PeerId, SecretKey, accept_request,
     iroh::{AcceptError, Connection, ProtocolHandler},
 };
 
@@ -340,4 +343,108 @@ async fn lookups_go_around_peers_that_answer_garbage_or_nothing() {
     // The test means something only if the bad peers were asked.
     assert!(garbage.served.load(Ordering::Relaxed) > 0);
     assert!(silent.served.load(Ordering::Relaxed) > 0);
+}
+
+/// Speaks `registry/1` as an identity ground next to a name's key does to censor it: answers
+/// every request, acknowledges every store, returns no record, names only its accomplices.
+#[derive(Debug, Clone)]
+struct Censor {
+    me: PeerId,
+    accomplices: Arc<Vec<PeerAddr>>,
+    served: Arc<AtomicUsize>,
+}
+
+impl ProtocolHandler for Censor {
+    async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
+        while let Ok((request, responder)) =
+            accept_request::<Request, Response>(&connection, MAX_MESSAGE_SIZE).await
+        {
+            self.served.fetch_add(1, Ordering::Relaxed);
+            let closer: Vec<PeerAddr> = self
+                .accomplices
+                .iter()
+                .filter(|addr| addr.id != self.me)
+                .cloned()
+                .collect();
+            let response = match request {
+                Request::Ping => Response::Pong,
+                Request::FindNode { .. } => Response::Nodes { closer },
+                Request::GetProviders { .. } => Response::Providers {
+                    providers: Vec::new(),
+                    closer,
+                },
+                Request::AddProvider { .. } | Request::RemoveProvider { .. } => {
+                    Response::Ack(Ack::Stored(Stored::New))
+                }
+                _ => continue,
+            };
+            let _ = responder.respond(&response).await;
+        }
+        Ok(())
+    }
+}
+
+/// Keys whose positions share `bits` leading bits with `name`'s key, found by trying seeds in
+/// turn as an attacker grinds keys (about `2^bits` tries each).
+fn ground_keys(name: &str, bits: usize, count: usize) -> Vec<SecretKey> {
+    let key = DhtId::of_name(name);
+    (0u32..)
+        .map(|seed| {
+            let mut bytes = [0xc5u8; 32];
+            bytes[..4].copy_from_slice(&seed.to_le_bytes());
+            SecretKey::from_bytes(&bytes)
+        })
+        .filter(|secret| {
+            DhtId::of_peer(&secret.peer_id())
+                .distance(&key)
+                .leading_zeros()
+                >= bits
+        })
+        .take(count)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identities_ground_next_to_a_name_cannot_hide_it() {
+    let _serial = SERIAL.lock().await;
+    // Issue 15's attack: 30 honest nodes with k = 8, and 12 identities sharing 10 leading bits
+    // with the name's key, which every honest node learns as it would from discovery. Plain
+    // Kademlia found the name from 0 of the 29 other honest nodes.
+    let (net, nodes) = network(30, &config()).await;
+    let keys = ground_keys("svc", 10, 12);
+    let accomplices: Arc<Vec<PeerAddr>> =
+        Arc::new(keys.iter().map(|k| PeerAddr::new(k.peer_id())).collect());
+    let served = Arc::new(AtomicUsize::new(0));
+    let mut censors = Vec::new();
+    for key in keys {
+        let endpoint = Endpoint::builder()
+            .secret_key(key.clone())
+            .memory(&net)
+            .bind()
+            .await
+            .unwrap();
+        let censor = Censor {
+            me: key.peer_id(),
+            accomplices: accomplices.clone(),
+            served: served.clone(),
+        };
+        endpoint.register(PROTOCOL, censor).unwrap();
+        censors.push(endpoint);
+    }
+    for node in &nodes {
+        node.registry
+            .add_peers(accomplices.iter().cloned())
+            .await
+            .unwrap();
+    }
+    let provider = nodes[3].endpoint.id();
+    let _registration = nodes[3].registry.register("svc", vec![]).await.unwrap();
+    let found = from_every_node(&nodes, "svc")
+        .await
+        .iter()
+        .filter(|found| found.contains(&provider))
+        .count();
+    assert_eq!(found, nodes.len(), "found from {found} of {}", nodes.len());
+    // The test means something only if the censors were in the way.
+    assert!(served.load(Ordering::Relaxed) > 0);
 }

@@ -18,6 +18,15 @@ pub struct Config {
     pub disjoint_paths: usize,
     /// How long a request may go unanswered before its peer counts as failed.
     pub request_timeout_ms: u64,
+    /// Shortest stall time: a lookup stops waiting for an answer after the node's smoothed
+    /// round trip plus four variations (at least this, at most `request_timeout_ms`), and asks
+    /// the next candidate instead, so peers that left cost round trips rather than timeouts.
+    pub min_stall_ms: u64,
+    /// Reach past identities crowded next to a key (see `docs/protocols/registry.md`,
+    /// "Crowding"): lookups, stores and answers take the `k` closest plus the excess of peers
+    /// over what the network's estimated size puts that close. Off: plain Kademlia, which ground
+    /// identities can cut a name off in.
+    pub crowding_aware: bool,
     /// Requests a peer may fail in a row before it leaves the routing table (sooner when a
     /// newcomer waits for its bucket).
     pub max_failures: u32,
@@ -59,6 +68,8 @@ impl Default for Config {
             alpha: 3,
             disjoint_paths: 1,
             request_timeout_ms: 2_000,
+            min_stall_ms: 50,
+            crowding_aware: true,
             max_failures: 3,
             max_lookups: 64,
             max_candidates: 100,
@@ -133,6 +144,11 @@ impl Config {
     /// [`Config::request_timeout_ms`] as a duration.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// [`Config::min_stall_ms`] as a duration.
+    pub fn min_stall(&self) -> Duration {
+        Duration::from_millis(self.min_stall_ms)
     }
 
     /// [`Config::record_ttl_ms`] as a duration.

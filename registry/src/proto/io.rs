@@ -63,6 +63,9 @@ pub enum Input {
 pub enum Timer {
     /// The request may have timed out (ignored when it was answered meanwhile).
     Request(RequestId),
+    /// A lookup's request may have stalled: unanswered for the stall time (ignored when it was
+    /// answered meanwhile).
+    Stall(RequestId),
     /// Periodic maintenance: expiry sweep, republish, bucket refresh.
     Tick,
 }

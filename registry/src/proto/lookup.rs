@@ -12,6 +12,17 @@
 //! one path with made-up peers cannot steer the others, so the result survives as long as one
 //! path stays honest. The result is the `k` closest answered over all paths.
 //!
+//! A request unanswered for longer than the node's stall time ([`Lookup::on_stalled`]) stops
+//! holding the lookup back: it leaves its `alpha` slot to the next candidate and no longer
+//! counts among the `k` closest the lookup waits for, so a peer that left the network costs a
+//! few round trips rather than the whole request timeout. Its answer is still taken if it comes
+//! while the lookup runs.
+//!
+//! With a network size estimate ([`Lookup::crowding_aware`]), "the `k` closest" reads "the
+//! `k + e` closest", `e` being the crowding excess of the candidates (see `crowding`): peers
+//! packed closer to the target than uniform ids would be, identities ground to take the `k`
+//! places, push the window out rather than the honest nodes behind them.
+//!
 //! Each candidate remembers its hop: 1 for peers taken from the routing table, `h + 1` for a peer
 //! first named by a peer at hop `h`. The hop of the answer that first carried a result is how
 //! many sequential round trips the result took.
@@ -20,14 +31,26 @@ use std::collections::BTreeMap;
 
 use weft_transport::{PeerAddr, PeerId};
 
-use super::id::{DhtId, Distance};
+use super::{
+    crowding::{MAX_EXCESS_FACTOR, excess},
+    id::{DhtId, Distance},
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Waiting,
     InFlight,
+    /// Asked, unanswered for longer than the stall time: waited for by nobody, answer welcome.
+    Stalled,
     Answered,
     Failed,
+}
+
+impl State {
+    /// Whether the lookup still counts on this candidate (asked or to ask, not given up).
+    fn counts(self) -> bool {
+        !matches!(self, State::Failed | State::Stalled)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -46,6 +69,8 @@ pub struct LookupStats {
     pub responses: u32,
     /// Requests that failed or timed out.
     pub failures: u32,
+    /// Requests the lookup stopped waiting for (unanswered past the stall time).
+    pub stalls: u32,
     /// The hop of the first answer that carried a result (a provider), if any.
     pub first_result_hop: Option<u32>,
     /// The largest hop among the `k` closest peers that answered: the lookup's depth.
@@ -60,8 +85,20 @@ struct Path {
 }
 
 impl Path {
-    /// Peers to ask now: the closest waiting among the `k` closest not failed, up to `alpha`
-    /// in flight.
+    /// The crowding excess of the candidates still counted on (see `crowding`).
+    fn excess(&self, crowding: Option<(f64, usize)>) -> usize {
+        crowding.map_or(0, |(size, cap)| {
+            let counted = self
+                .candidates
+                .iter()
+                .filter(|(_, c)| c.state.counts())
+                .map(|(distance, _)| distance);
+            excess(counted, size, cap)
+        })
+    }
+
+    /// Peers to ask now: the closest waiting among the `k` closest not failed or stalled, up to
+    /// `alpha` in flight.
     fn next_requests(&mut self, k: usize, alpha: usize, out: &mut Vec<PeerAddr>) -> u32 {
         let mut sent = 0;
         let mut seen = 0;
@@ -69,7 +106,7 @@ impl Path {
             if self.in_flight >= alpha || seen >= k {
                 break;
             }
-            if candidate.state == State::Failed {
+            if !candidate.state.counts() {
                 continue;
             }
             seen += 1;
@@ -83,19 +120,25 @@ impl Path {
         sent
     }
 
+    /// Whether the `k` closest candidates that neither failed nor stalled have all answered.
+    /// Stalled ones are passed over only while they are at most half of those passed: when
+    /// most requests stall, the cause is more likely this node's own link or load than dead
+    /// peers, and the lookup waits for them to answer or time out rather than end on the
+    /// farther peers behind them.
     fn is_done(&self, k: usize) -> bool {
-        let mut seen = 0;
+        let (mut answered, mut stalled) = (0, 0);
         for candidate in self.candidates.values() {
-            if seen >= k {
+            if answered >= k {
                 break;
             }
             match candidate.state {
-                State::Failed => continue,
-                State::Answered => seen += 1,
+                State::Failed => {}
+                State::Stalled => stalled += 1,
+                State::Answered => answered += 1,
                 State::Waiting | State::InFlight => return false,
             }
         }
-        true
+        stalled * 2 <= k
     }
 }
 
@@ -107,6 +150,8 @@ pub struct Lookup {
     k: usize,
     alpha: usize,
     max_candidates: usize,
+    /// The network size estimate and the largest excess counted, when crowding-aware.
+    crowding: Option<(f64, usize)>,
     paths: Vec<Path>,
     /// Which path each known candidate belongs to (a peer belongs to one path only).
     owner: BTreeMap<Distance, usize>,
@@ -146,6 +191,7 @@ impl Lookup {
             k: k.max(1),
             alpha: alpha.max(1),
             max_candidates: max_candidates.max(k),
+            crowding: None,
             paths: vec![Path::default(); paths],
             owner: BTreeMap::new(),
             stats: LookupStats::default(),
@@ -159,6 +205,22 @@ impl Lookup {
             lookup.add_candidate(i % paths, seed, 1);
         }
         lookup
+    }
+
+    /// Makes the lookup reach past peers crowded next to the target: with `size` the
+    /// network's estimated size, it waits for the `k + e` closest, `e` being the excess of
+    /// candidates over what `size` uniform ids would put that close (at most
+    /// [`MAX_EXCESS_FACTOR`]` × k`), takes that many closer peers from each answer, and returns
+    /// that many closest. With no crowding, the same as without.
+    #[must_use]
+    pub fn crowding_aware(mut self, size: f64) -> Self {
+        self.crowding = Some((size, MAX_EXCESS_FACTOR * self.k));
+        self
+    }
+
+    /// How many closer peers an answer may name that the lookup takes.
+    pub fn max_closer(&self) -> usize {
+        self.k + self.crowding.map_or(0, |(_, cap)| cap)
     }
 
     /// The target.
@@ -214,7 +276,8 @@ impl Lookup {
     pub fn next_requests(&mut self) -> Vec<PeerAddr> {
         let mut out = Vec::new();
         for path in &mut self.paths {
-            self.stats.requests += path.next_requests(self.k, self.alpha, &mut out);
+            let window = self.k + path.excess(self.crowding);
+            self.stats.requests += path.next_requests(window, self.alpha, &mut out);
         }
         out
     }
@@ -227,21 +290,23 @@ impl Lookup {
         (candidate.addr.id == *peer).then_some((path, distance))
     }
 
-    /// `peer` answered, naming `closer` peers (at most `k` of them are taken, onto the
-    /// answering peer's path). Returns the peer's hop, or `None` when no request to it was in
-    /// flight (a late or unsolicited answer, which is ignored).
+    /// `peer` answered, naming `closer` peers (at most [`Lookup::max_closer`] of them are
+    /// taken, onto the answering peer's path). Returns the peer's hop, or `None` when no request to it was in
+    /// flight or stalled (a late or unsolicited answer, which is ignored).
     pub fn on_response(&mut self, peer: &PeerId, closer: Vec<PeerAddr>) -> Option<u32> {
         let (path, distance) = self.find(peer)?;
         let state = &mut self.paths[path];
         let candidate = state.candidates.get_mut(&distance)?;
-        if candidate.state != State::InFlight {
-            return None;
+        match candidate.state {
+            State::InFlight => state.in_flight -= 1,
+            State::Stalled => {}
+            State::Waiting | State::Answered | State::Failed => return None,
         }
         candidate.state = State::Answered;
         let hop = candidate.hop;
-        state.in_flight -= 1;
         self.stats.responses += 1;
-        for addr in closer.into_iter().take(self.k) {
+        let max_closer = self.max_closer();
+        for addr in closer.into_iter().take(max_closer) {
             self.add_candidate(path, addr, hop + 1);
         }
         Some(hop)
@@ -260,25 +325,53 @@ impl Lookup {
             return;
         };
         let state = &mut self.paths[path];
-        if let Some(candidate) = state.candidates.get_mut(&distance)
-            && candidate.state == State::InFlight
-        {
-            candidate.state = State::Failed;
-            state.in_flight -= 1;
-            self.stats.failures += 1;
+        let Some(candidate) = state.candidates.get_mut(&distance) else {
+            return;
+        };
+        match candidate.state {
+            State::InFlight => state.in_flight -= 1,
+            State::Stalled => {}
+            State::Waiting | State::Answered | State::Failed => return,
+        }
+        candidate.state = State::Failed;
+        self.stats.failures += 1;
+    }
+
+    /// The request to `peer` has gone unanswered for the stall time: stop waiting for it (its
+    /// slot goes to the next candidate, and it no longer counts among the `k` closest the
+    /// lookup must hear from). Returns whether the lookup was waiting for it.
+    pub fn on_stalled(&mut self, peer: &PeerId) -> bool {
+        let Some((path, distance)) = self.find(peer) else {
+            return false;
+        };
+        let state = &mut self.paths[path];
+        match state.candidates.get_mut(&distance) {
+            Some(candidate) if candidate.state == State::InFlight => {
+                candidate.state = State::Stalled;
+                state.in_flight -= 1;
+                self.stats.stalls += 1;
+                true
+            }
+            _ => false,
         }
     }
 
-    /// Whether the lookup is over: on every path, the `k` closest live candidates have all
-    /// answered, or there is nobody left to ask and nothing in flight.
+    /// Whether the lookup is over: on every path, the `k` closest candidates that neither
+    /// failed nor stalled have all answered, or there is nobody left to ask and nothing in
+    /// flight that has not stalled.
     pub fn is_done(&self) -> bool {
-        self.paths.iter().all(|path| path.is_done(self.k))
+        self.paths
+            .iter()
+            .all(|path| path.is_done(self.k + path.excess(self.crowding)))
     }
 
-    /// Whether a request to `peer` is in flight for this lookup.
+    /// Whether a request to `peer` is in flight for this lookup (stalled or not).
     pub fn is_in_flight(&self, peer: &PeerId) -> bool {
         self.find(peer).is_some_and(|(path, distance)| {
-            self.paths[path].candidates[&distance].state == State::InFlight
+            matches!(
+                self.paths[path].candidates[&distance].state,
+                State::InFlight | State::Stalled
+            )
         })
     }
 
@@ -294,11 +387,16 @@ impl Lookup {
         all
     }
 
-    /// Up to `k` closest peers that answered, closest first: where records for the target go.
+    /// Up to `k` closest peers that answered (`k` plus their crowding excess, when
+    /// crowding-aware), closest first: where records for the target go.
     pub fn closest_answered(&self) -> Vec<PeerAddr> {
-        self.answered()
+        let answered = self.answered();
+        let extra = self.crowding.map_or(0, |(size, cap)| {
+            excess(answered.iter().map(|(distance, _)| *distance), size, cap)
+        });
+        answered
             .into_iter()
-            .take(self.k)
+            .take(self.k + extra)
             .map(|(_, c)| c.addr.clone())
             .collect()
     }

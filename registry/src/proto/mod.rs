@@ -7,6 +7,7 @@
 
 mod cache;
 mod config;
+mod crowding;
 mod id;
 mod io;
 mod lookup;
@@ -14,11 +15,13 @@ mod node;
 mod ops;
 mod record;
 mod routing;
+mod rtt;
 mod shutdown;
 mod store;
 mod wire;
 
 pub use config::{Config, ConfigError, RecordLimits, StoreConfig};
+pub use crowding::{MAX_EXCESS_FACTOR, estimate_size, excess};
 pub use id::{DhtId, Distance, Now, Time};
 pub use io::{CommandError, Event, InboundId, Input, OpId, Output, RequestId, Timer};
 pub use lookup::{Lookup, LookupStats};

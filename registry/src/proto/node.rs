@@ -12,12 +12,14 @@ use weft_transport::{PeerAddr, PeerId, SecretKey, Signed, StepDetector};
 use super::{
     cache::LookupCache,
     config::Config,
-    id::{DhtId, Now, Time},
+    crowding::{MAX_EXCESS_FACTOR, estimate_size, excess},
+    id::{DhtId, Distance, Now, Time},
     io::{CommandError, InboundId, Input, OpId, Output, RequestId, Timer},
     lookup::Lookup,
     ops::{Op, OpKind, StoreRound},
     record::{ProviderRecord, Removal, SignedRecord, check_name_len},
     routing::{Insert, RoutingTable},
+    rtt::RttEstimate,
     store::Store,
     wire::{Ack, Request, Response},
 };
@@ -43,6 +45,8 @@ pub(super) enum Purpose {
 pub(super) struct Pending {
     pub(super) to: PeerAddr,
     pub(super) purpose: Purpose,
+    /// When it was sent (monotonic), for the round-trip estimate.
+    sent_at: Duration,
 }
 
 /// One of this node's registrations.
@@ -82,6 +86,8 @@ pub struct Node {
     pub(super) cache: LookupCache,
     /// Set by [`Node::shutdown`]: withdrawals run to their end, nothing new starts.
     pub(super) closing: bool,
+    /// Round trips of answered requests, for the stall time of lookups.
+    rtt: RttEstimate,
 }
 
 impl Node {
@@ -112,6 +118,7 @@ impl Node {
             steps,
             cache,
             closing: false,
+            rtt: RttEstimate::default(),
             out: vec![Output::SetTimer {
                 at: tick,
                 timer: Timer::Tick,
@@ -180,6 +187,7 @@ impl Node {
             Input::Response { id, from, response } => self.on_response(id, from, response, now),
             Input::Failed { id } => self.on_failed(id, now),
             Input::Timer(Timer::Request(id)) => self.on_failed(id, now),
+            Input::Timer(Timer::Stall(id)) => self.on_stalled(id, now),
             Input::Timer(Timer::Tick) => self.on_tick(now),
         }
     }
@@ -377,6 +385,10 @@ impl Node {
             self.config.max_candidates,
             self.config.disjoint_paths,
         );
+        let lookup = match self.network_size() {
+            Some(size) => lookup.crowding_aware(size),
+            None => lookup,
+        };
         self.ops.insert(
             id,
             Op {
@@ -389,15 +401,25 @@ impl Node {
         id
     }
 
-    /// Sends a request and arms its timeout.
+    /// Sends a request and arms its timeout, and a lookup's request its stall time too.
     pub(super) fn send(&mut self, to: PeerAddr, request: Request, purpose: Purpose, now: Now) {
         self.next_request += 1;
         let id = RequestId(self.next_request);
+        if matches!(purpose, Purpose::Lookup(_)) {
+            let stall = self
+                .rtt
+                .stall_after(self.config.min_stall(), self.config.request_timeout());
+            self.out.push(Output::SetTimer {
+                at: now.mono + stall,
+                timer: Timer::Stall(id),
+            });
+        }
         self.requests.insert(
             id,
             Pending {
                 to: to.clone(),
                 purpose,
+                sent_at: now.mono,
             },
         );
         self.out.push(Output::SetTimer {
@@ -421,15 +443,14 @@ impl Node {
     fn on_request(&mut self, from: &PeerAddr, id: InboundId, request: Request, now: Now) {
         let to = from.id;
         self.offer(from, now);
-        let k = self.config.k;
         let response = match request {
             Request::Ping => Response::Pong,
             Request::FindNode { target } => Response::Nodes {
-                closer: self.table.closest(&target, k, Some(&to)),
+                closer: self.closer_to(&target, &to),
             },
             Request::GetProviders { key } => Response::Providers {
                 providers: self.store.providers(&key, now.wall),
-                closer: self.table.closest(&key, k, Some(&to)),
+                closer: self.closer_to(&key, &to),
             },
             Request::AddProvider { record } => {
                 Response::Ack(self.store.put_record(record, now.wall).into())
@@ -439,6 +460,40 @@ impl Node {
             }
         };
         self.out.push(Output::Reply { id, to, response });
+    }
+
+    /// The network's size as this node estimates it from the peers nearest its own position,
+    /// when crowding-aware lookups are on (see `crowding`).
+    fn network_size(&self) -> Option<f64> {
+        if !self.config.crowding_aware {
+            return None;
+        }
+        let local = self.table.local();
+        let nearest: Vec<Distance> = self
+            .table
+            .closest(&local, self.config.k, None)
+            .iter()
+            .map(|addr| DhtId::of_peer(&addr.id).distance(&local))
+            .collect();
+        Some(estimate_size(&nearest))
+    }
+
+    /// The peers an answer names as closer to `target` for `asker`: the `k` closest known, plus
+    /// their crowding excess when crowding-aware (so ground identities next to a key do not
+    /// hide the honest nodes behind them).
+    fn closer_to(&self, target: &DhtId, asker: &PeerId) -> Vec<PeerAddr> {
+        let k = self.config.k;
+        let Some(size) = self.network_size() else {
+            return self.table.closest(target, k, Some(asker));
+        };
+        let cap = MAX_EXCESS_FACTOR * k;
+        let mut closest = self.table.closest(target, k + cap, Some(asker));
+        let distances: Vec<Distance> = closest
+            .iter()
+            .map(|addr| DhtId::of_peer(&addr.id).distance(target))
+            .collect();
+        closest.truncate(k + excess(&distances, size, cap));
+        closest
     }
 
     fn on_response(&mut self, id: RequestId, from: PeerId, response: Response, now: Now) {
@@ -452,6 +507,7 @@ impl Node {
             return;
         };
         self.table.seen(&from, now.mono);
+        self.rtt.sample(now.mono.saturating_sub(pending.sent_at));
         self.offer(&pending.to, now);
         match pending.purpose {
             Purpose::Lookup(op) => self.on_lookup_response(op, &pending.to, response, now),
@@ -483,6 +539,25 @@ impl Node {
             }
             Purpose::Store(op) => self.on_store_answer(op, &pending.to, false, false, now),
             Purpose::Probe | Purpose::Handover => {}
+        }
+    }
+
+    /// A lookup's request went unanswered for the stall time: the lookup asks on without it
+    /// (the request stays pending: a late answer is still taken, a time-out still counts).
+    fn on_stalled(&mut self, id: RequestId, now: Now) {
+        let Some(Pending {
+            to,
+            purpose: Purpose::Lookup(op),
+            ..
+        }) = self.requests.get(&id)
+        else {
+            return; // Answered or failed already.
+        };
+        let (peer, op) = (to.id, *op);
+        if let Some(state) = self.ops.get_mut(&op)
+            && state.lookup.on_stalled(&peer)
+        {
+            self.drive(op, now);
         }
     }
 

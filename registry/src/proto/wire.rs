@@ -15,7 +15,8 @@ use super::{
 };
 
 /// The largest encoded request or response, in bytes. A `Providers` answer holds at most
-/// `max_per_key` (64) records of about 1.5 KiB each and `k` addresses.
+/// `max_per_key` (64) records of about 1.5 KiB each and at most `5k` addresses (`k` and the
+/// crowding excess, see `crowding`).
 pub const MAX_MESSAGE_SIZE: usize = 256 * 1024;
 
 /// A request from one registry node to another.

@@ -26,7 +26,7 @@ impl Report {
             .iter()
             .map(|s| {
                 let calm = s.phases.first();
-                let churn = s.phases.get(1);
+                let churn = s.phases.iter().find(|p| p.label.ends_with("removed"));
                 let figures = vec![
                     ("hops_p50", calm.map_or(0.0, |p| p.hops.p50)),
                     ("success", calm.map_or(1.0, |p| p.success)),
@@ -91,7 +91,7 @@ pub struct PhaseReport {
     pub lookups: usize,
     /// Share of lookups that found every provider of the name (0..=1).
     pub success: f64,
-    /// Hops until the first provider was found: median, 95th percentile, maximum.
+    /// Hops until the first provider was found: median, 95th and 99th percentiles, maximum.
     pub hops: Percentiles,
     /// Requests sent per lookup.
     pub messages: Percentiles,
@@ -103,13 +103,15 @@ pub struct PhaseReport {
     pub done_ms: Percentiles,
 }
 
-/// Median, 95th percentile and maximum of a sample.
+/// Median, 95th and 99th percentiles and maximum of a sample.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Percentiles {
     /// The median.
     pub p50: f64,
     /// The 95th percentile.
     pub p95: f64,
+    /// The 99th percentile.
+    pub p99: f64,
     /// The maximum.
     pub max: f64,
 }
@@ -126,6 +128,7 @@ impl Percentiles {
         Self {
             p50: at(50),
             p95: at(95),
+            p99: at(99),
             max: values[values.len() - 1],
         }
     }
@@ -133,7 +136,11 @@ impl Percentiles {
 
 impl fmt::Display for Percentiles {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:.1} / {:.1} / {:.0}", self.p50, self.p95, self.max)
+        write!(
+            f,
+            "{:.1} / {:.1} / {:.1} / {:.0}",
+            self.p50, self.p95, self.p99, self.max
+        )
     }
 }
 
@@ -197,12 +204,12 @@ impl fmt::Display for ScenarioReport {
         )?;
         writeln!(
             f,
-            "  {:<14} {:>7} {:>9} {:>18} {:>18} {:>8} {:>22} {:>22}",
+            "  {:<14} {:>7} {:>9} {:>22} {:>24} {:>8} {:>28} {:>30}",
             "phase",
             "lookups",
             "success",
-            "hops p50/p95/max",
-            "msgs p50/p95/max",
+            "hops p50/p95/p99/max",
+            "msgs p50/p95/p99/max",
             "msgs avg",
             "first result ms",
             "done ms"
@@ -210,7 +217,7 @@ impl fmt::Display for ScenarioReport {
         for phase in &self.phases {
             writeln!(
                 f,
-                "  {:<14} {:>7} {:>8.2}% {:>18} {:>18} {:>8.1} {:>22} {:>22}",
+                "  {:<14} {:>7} {:>8.2}% {:>22} {:>24} {:>8.1} {:>28} {:>30}",
                 phase.label,
                 phase.lookups,
                 phase.success * 100.0,
@@ -224,7 +231,7 @@ impl fmt::Display for ScenarioReport {
         let w = &self.withdrawal;
         writeln!(
             f,
-            "  withdrawal: {}/{} completed in {} ms (p50/p95/max); {} probes: {} stale before completion, {} after; stale window {} ms",
+            "  withdrawal: {}/{} completed in {} ms (p50/p95/p99/max); {} probes: {} stale before completion, {} after; stale window {} ms",
             w.completed,
             w.withdrawals,
             w.completion_ms,

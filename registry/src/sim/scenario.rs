@@ -67,6 +67,16 @@ pub struct Scenario {
     pub latency_min_ms: u64,
     /// Largest one-way latency, in milliseconds (uniform in between).
     pub latency_max_ms: u64,
+    /// Attacker identities ground next to the key of each attacked name (0: no attack). They
+    /// answer every request at once, acknowledge every store, return no record and name only
+    /// each other as closer nodes; every honest node learns them, as it would from discovery.
+    /// A last lookup phase then looks the attacked names up from random nodes.
+    pub ground_identities: usize,
+    /// Names attacked: the first this many registered.
+    pub ground_names: usize,
+    /// Leading bits the ground identities share with the key; 0 picks `log2(nodes) + 5`
+    /// (ahead of every honest node by a wide margin, about `32 × nodes` tries per identity).
+    pub ground_bits: usize,
     /// The nodes' protocol settings.
     pub config: Config,
 }
@@ -89,6 +99,9 @@ impl Default for Scenario {
             probe_interval_ms: 50,
             latency_min_ms: 5,
             latency_max_ms: 50,
+            ground_identities: 0,
+            ground_names: 1,
+            ground_bits: 0,
             config: Config {
                 request_timeout_ms: 1_000,
                 ..Config::default()

@@ -11,7 +11,8 @@ use rand_chacha::ChaCha8Rng;
 use weft_transport::{PeerAddr, PeerId, SecretKey};
 
 use crate::proto::{
-    Config, Event, InboundId, Input, LookupStats, Node, Now, OpId, Output, RequestId, Time, Timer,
+    Ack, Config, DhtId, Event, InboundId, Input, LookupStats, Node, Now, OpId, Output, Request,
+    RequestId, Response, Stored, Time, Timer,
 };
 
 /// Virtual time starts at a realistic wall-clock value, as records carry wall-clock times.
@@ -97,6 +98,12 @@ pub(super) struct World {
     withdraw_ops: BTreeMap<(usize, OpId), usize>,
     /// Registrations acknowledged by at least one holder.
     pub(super) published: usize,
+    /// Ground attacker identities, by the group (attacked name) they belong to.
+    censors: BTreeMap<PeerId, usize>,
+    /// Each group's identities, which its members name as closer nodes.
+    censor_groups: Vec<Vec<PeerAddr>>,
+    /// The bucket size, which bounds the closer nodes a censor names.
+    k: usize,
 }
 
 impl World {
@@ -146,6 +153,9 @@ impl World {
             lookup_ops: BTreeMap::new(),
             withdraw_ops: BTreeMap::new(),
             published: 0,
+            censors: BTreeMap::new(),
+            censor_groups: Vec::new(),
+            k: config.k,
         };
         for i in 0..count {
             world.flush(i);
@@ -263,6 +273,10 @@ impl World {
             match output {
                 Output::Send { id, to, request } => {
                     self.messages += 1;
+                    if let Some(&group) = self.censors.get(&to.id) {
+                        self.censor_answers(from, id, to.id, group, &request);
+                        continue;
+                    }
                     let Some(&target) = self.index.get(&to.id) else {
                         continue;
                     };
@@ -327,6 +341,66 @@ impl World {
             Event::Published { holders, .. } if holders > 0 => self.published += 1,
             _ => {}
         }
+    }
+
+    /// Grinds `count` identities sharing `bits` leading bits with `key` (random 32-byte strings
+    /// that hash there and are valid keys: an attacker needs the secret keys too, which costs it
+    /// about as many tries), then tells every live node about them.
+    pub(super) fn add_censors(&mut self, key: &DhtId, count: usize, bits: usize) {
+        let group = self.censor_groups.len();
+        let mut members = Vec::with_capacity(count);
+        while members.len() < count {
+            let mut bytes = [0u8; 32];
+            self.rng.fill(&mut bytes);
+            let position = DhtId(*blake3::hash(&bytes).as_bytes());
+            if position.distance(key).leading_zeros() < bits {
+                continue;
+            }
+            if let Ok(peer) = PeerId::from_bytes(&bytes) {
+                self.censors.insert(peer, group);
+                members.push(PeerAddr::new(peer));
+            }
+        }
+        self.censor_groups.push(members.clone());
+        for node in 0..self.nodes.len() {
+            self.input(node, Input::AddPeers(members.clone()));
+        }
+    }
+
+    /// A censor's answer, after a round trip: no record, every store acknowledged, only the
+    /// other members of its group as closer nodes.
+    fn censor_answers(
+        &mut self,
+        asker: usize,
+        id: RequestId,
+        censor: PeerId,
+        group: usize,
+        request: &Request,
+    ) {
+        let closer: Vec<PeerAddr> = self.censor_groups[group]
+            .iter()
+            .filter(|addr| addr.id != censor)
+            .take(self.k)
+            .cloned()
+            .collect();
+        let response = match request {
+            Request::Ping => Response::Pong,
+            Request::FindNode { .. } => Response::Nodes { closer },
+            Request::GetProviders { .. } => Response::Providers {
+                providers: Vec::new(),
+                closer,
+            },
+            Request::AddProvider { .. } | Request::RemoveProvider { .. } => {
+                Response::Ack(Ack::Stored(Stored::New))
+            }
+        };
+        let at = self.now + self.latency() + self.latency();
+        let input = Input::Response {
+            id,
+            from: censor,
+            response,
+        };
+        self.push(at, SimEvent::Deliver { to: asker, input });
     }
 
     /// Average routing-table size over live nodes.

@@ -1,6 +1,6 @@
 //! Lookups that go on around peers that never answer or answer garbage.
 
-use super::{Fault, Net};
+use super::{Fault, Net, both};
 use crate::proto::{Config, Event};
 
 pub(super) fn small() -> Config {
@@ -60,6 +60,40 @@ fn lookup_goes_around_silent_and_garbage_peers() {
     assert!(
         failures > 0,
         "the lookup met no faulty peer; the test proves nothing"
+    );
+}
+
+#[test]
+fn silent_peers_cost_a_lookup_stall_times_not_timeouts() {
+    let (mut net, ids) = Net::with_nodes(40, &small());
+    net.register(ids[5], "svc");
+    for (i, id) in ids.iter().enumerate() {
+        if i != 0 && i != 5 && i % 3 == 0 {
+            net.faults.insert(*id, Fault::Silent);
+        }
+    }
+    let started = net.now;
+    let op = net.node(ids[0]).lookup("svc", both(started)).unwrap();
+    net.flush(ids[0]);
+    net.run();
+    assert!(net.found(ids[0], op).contains(&ids[5]));
+    let took = net.done_at[&(ids[0], op)].0 - started.0;
+    let stalls = net
+        .events
+        .iter()
+        .find_map(|(who, e)| match e {
+            Event::LookupDone { op: o, stats, .. } if *who == ids[0] && *o == op => {
+                Some(stats.stalls)
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert!(stalls > 0, "no request stalled; the test proves nothing");
+    // Answers are instant here, so each stall waits `min_stall_ms`; a silent peer among the
+    // closest would otherwise hold the lookup for the whole request time-out.
+    assert!(
+        took < small().request_timeout_ms,
+        "the lookup took {took} ms around {stalls} stalled requests"
     );
 }
 
@@ -127,6 +161,41 @@ mod state_machine {
         assert_eq!(lookup.on_response(&first[0].id, vec![]), None);
         let stats = lookup.finish_stats();
         assert_eq!((stats.requests, stats.responses, stats.failures), (5, 4, 1));
+    }
+
+    #[test]
+    fn a_stalled_request_frees_its_slot_and_no_longer_holds_the_lookup() {
+        let target = DhtId::of_name("target");
+        let me = key(0).peer_id();
+        let mut lookup = Lookup::new(target, me, peers(1..4), 2, 1, 100);
+        let first = lookup.next_requests();
+        assert_eq!(first.len(), 1);
+        assert!(lookup.on_stalled(&first[0].id));
+        assert!(!lookup.on_stalled(&first[0].id), "stalled twice");
+        // Its slot goes to the next candidate.
+        let second = lookup.next_requests();
+        assert_eq!(second.len(), 1);
+        assert_ne!(second[0].id, first[0].id);
+        lookup.on_response(&second[0].id, vec![]);
+        let third = lookup.next_requests();
+        lookup.on_response(&third[0].id, vec![]);
+        // The two closest that neither failed nor stalled answered: done, without the first.
+        assert!(lookup.is_done());
+        assert!(lookup.is_in_flight(&first[0].id));
+        // Its late answer is still taken, and it fails at most once.
+        assert_eq!(lookup.on_response(&first[0].id, vec![]), Some(1));
+        lookup.on_failure(&first[0].id);
+        let stats = lookup.finish_stats();
+        assert_eq!(
+            (
+                stats.requests,
+                stats.responses,
+                stats.failures,
+                stats.stalls
+            ),
+            (3, 3, 0, 1)
+        );
+        assert_eq!(lookup.closest_answered().len(), 2);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! cases of the issue, one test each.
 
 mod bad_input;
+mod censorship;
 mod lifecycle;
 mod lookup;
 mod network;
@@ -14,7 +15,8 @@ use rand_chacha::ChaCha8Rng;
 use weft_transport::{PeerAddr, PeerId, SecretKey};
 
 use super::{
-    Config, Event, InboundId, Input, Node, OpId, Output, RequestId, SignedRecord, Time, Timer,
+    Ack, Config, Event, InboundId, Input, Node, OpId, Output, Request, RequestId, Response,
+    SignedRecord, Stored, Time, Timer,
 };
 
 pub(super) const START: Time = Time(1_700_000_000_000);
@@ -48,6 +50,9 @@ pub(super) enum Fault {
     Garbage,
     /// Loses every other request sent to it (the first, the third...).
     Flaky,
+    /// Not a node but an attacker's identity: answers every request at once, acknowledges
+    /// every store, returns no provider, and names only the other censors as closer nodes.
+    Censor,
 }
 
 /// Nodes that talk instantly; time moves only when timers are due and nothing else is.
@@ -59,8 +64,11 @@ pub(super) struct Net {
     timers: BTreeSet<(Time, u64, PeerId, TimerKey)>,
     timer_seq: u64,
     /// Where each request's timeout sits in `timers`, to drop it once answered.
-    request_timers: BTreeMap<(PeerId, RequestId), (Time, u64)>,
+    /// The time-out and stall timers of each request, to cancel when it is answered.
+    request_timers: BTreeMap<(PeerId, RequestId), Vec<(Time, u64, TimerKey)>>,
     pub(super) events: Vec<(PeerId, Event)>,
+    /// When each lookup ended, by node and operation.
+    pub(super) done_at: BTreeMap<(PeerId, OpId), Time>,
     next_inbound: u64,
     /// Outgoing request id -> (sender, receiver), to route replies back.
     pending: BTreeMap<(PeerId, RequestId), ()>,
@@ -73,6 +81,22 @@ pub(super) struct Net {
 enum TimerKey {
     Tick,
     Request(u64),
+    Stall(u64),
+}
+
+impl TimerKey {
+    /// A request's own timer: fired as soon as nothing else is due (see [`Net::run`]).
+    fn of_request(self) -> bool {
+        matches!(self, TimerKey::Request(_) | TimerKey::Stall(_))
+    }
+
+    fn timer(self) -> Timer {
+        match self {
+            TimerKey::Tick => Timer::Tick,
+            TimerKey::Request(r) => Timer::Request(RequestId(r)),
+            TimerKey::Stall(r) => Timer::Stall(RequestId(r)),
+        }
+    }
 }
 
 impl Net {
@@ -86,6 +110,7 @@ impl Net {
             timer_seq: 0,
             request_timers: BTreeMap::new(),
             events: Vec::new(),
+            done_at: BTreeMap::new(),
             next_inbound: 0,
             pending: BTreeMap::new(),
             inbound: BTreeMap::new(),
@@ -139,6 +164,10 @@ impl Net {
             match output {
                 Output::Send { id, to, request } => {
                     self.requests_sent += 1;
+                    if self.faults.get(&to.id) == Some(&Fault::Censor) {
+                        self.censor_answers(from, id, to.id, &request);
+                        continue;
+                    }
                     let mut fault = self.faults.get(&to.id).copied();
                     if fault == Some(Fault::Flaky) {
                         let count = self.flaky_counts.entry(to.id).or_insert(0);
@@ -146,7 +175,7 @@ impl Net {
                         fault = (*count % 2 == 1).then_some(Fault::Silent);
                     }
                     match (self.nodes.contains_key(&to.id), fault) {
-                        (false, _) | (true, Some(Fault::Silent)) => {}
+                        (false, _) | (true, Some(Fault::Silent | Fault::Censor)) => {}
                         (true, Some(Fault::Garbage)) => {
                             self.cancel_timer(from, id);
                             self.queue.push_back((from, Input::Failed { id }));
@@ -182,23 +211,64 @@ impl Net {
                     self.timer_seq += 1;
                     let key = match timer {
                         Timer::Tick => TimerKey::Tick,
-                        Timer::Request(request) => {
-                            self.request_timers
-                                .insert((from, request), (at, self.timer_seq));
-                            TimerKey::Request(request.0)
-                        }
+                        Timer::Request(request) => TimerKey::Request(request.0),
+                        Timer::Stall(request) => TimerKey::Stall(request.0),
                     };
+                    if let TimerKey::Request(r) | TimerKey::Stall(r) = key {
+                        self.request_timers
+                            .entry((from, RequestId(r)))
+                            .or_default()
+                            .push((at, self.timer_seq, key));
+                    }
                     self.timers.insert((at, self.timer_seq, from, key));
                 }
-                Output::Event(event) => self.events.push((from, event)),
+                Output::Event(event) => {
+                    if let Event::LookupDone { op, .. } = &event {
+                        self.done_at.insert((from, *op), self.now);
+                    }
+                    self.events.push((from, event));
+                }
             }
         }
     }
 
+    /// A censor's answer to `request` from `asker`, queued as the real network would.
+    fn censor_answers(&mut self, asker: PeerId, id: RequestId, censor: PeerId, request: &Request) {
+        let censors: Vec<PeerAddr> = self
+            .faults
+            .iter()
+            .filter(|(peer, fault)| **fault == Fault::Censor && **peer != censor)
+            .map(|(peer, _)| PeerAddr::new(*peer))
+            .collect();
+        let response = match request {
+            Request::Ping => Response::Pong,
+            Request::FindNode { .. } => Response::Nodes { closer: censors },
+            Request::GetProviders { .. } => Response::Providers {
+                providers: Vec::new(),
+                closer: censors,
+            },
+            Request::AddProvider { .. } | Request::RemoveProvider { .. } => {
+                Response::Ack(Ack::Stored(Stored::New))
+            }
+        };
+        self.cancel_timer(asker, id);
+        self.queue.push_back((
+            asker,
+            Input::Response {
+                id,
+                from: censor,
+                response,
+            },
+        ));
+    }
+
     fn cancel_timer(&mut self, node: PeerId, request: RequestId) {
-        if let Some((at, seq)) = self.request_timers.remove(&(node, request)) {
-            self.timers
-                .remove(&(at, seq, node, TimerKey::Request(request.0)));
+        for (at, seq, key) in self
+            .request_timers
+            .remove(&(node, request))
+            .unwrap_or_default()
+        {
+            self.timers.remove(&(at, seq, node, key));
         }
     }
 
@@ -214,7 +284,7 @@ impl Net {
             let next = self
                 .timers
                 .iter()
-                .find(|(_, _, _, key)| matches!(key, TimerKey::Request(_)))
+                .find(|(_, _, _, key)| key.of_request())
                 .copied();
             let Some(entry) = next else {
                 return;
@@ -222,10 +292,8 @@ impl Net {
             self.timers.remove(&entry);
             let (at, _, id, key) = entry;
             self.now = self.now.max(at);
-            if let TimerKey::Request(r) = key
-                && self.nodes.contains_key(&id)
-            {
-                self.input(id, Input::Timer(Timer::Request(RequestId(r))));
+            if self.nodes.contains_key(&id) {
+                self.input(id, Input::Timer(key.timer()));
             }
         }
     }
@@ -246,11 +314,7 @@ impl Net {
             if !self.nodes.contains_key(&id) {
                 continue;
             }
-            let timer = match key {
-                TimerKey::Tick => Timer::Tick,
-                TimerKey::Request(r) => Timer::Request(RequestId(r)),
-            };
-            self.input(id, Input::Timer(timer));
+            self.input(id, Input::Timer(key.timer()));
         }
         self.now = self.now.max(until);
     }
