@@ -23,6 +23,7 @@ fn ground(target: &DhtId, bits: usize, count: usize) -> Vec<PeerId> {
 
 /// From how many honest nodes a fresh lookup finds the provider of `svc`, with the censors in
 /// every honest node's routing table (as discovery would put them there).
+#[allow(clippy::print_stderr)] // The figures, for `-- --nocapture`.
 fn found_from(crowding_aware: bool) -> usize {
     let config = Config {
         k: 8,

@@ -55,6 +55,9 @@ pub(super) enum Fault {
     Censor,
 }
 
+/// Where a timer sits in [`Net`]'s queue: its time, sequence number and kind.
+type TimerEntry = (Time, u64, TimerKey);
+
 /// Nodes that talk instantly; time moves only when timers are due and nothing else is.
 pub(super) struct Net {
     pub(super) nodes: BTreeMap<PeerId, Node>,
@@ -65,7 +68,7 @@ pub(super) struct Net {
     timer_seq: u64,
     /// Where each request's timeout sits in `timers`, to drop it once answered.
     /// The time-out and stall timers of each request, to cancel when it is answered.
-    request_timers: BTreeMap<(PeerId, RequestId), Vec<(Time, u64, TimerKey)>>,
+    request_timers: BTreeMap<(PeerId, RequestId), Vec<TimerEntry>>,
     pub(super) events: Vec<(PeerId, Event)>,
     /// When each lookup ended, by node and operation.
     pub(super) done_at: BTreeMap<(PeerId, OpId), Time>,
