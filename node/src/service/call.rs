@@ -199,6 +199,7 @@ pub(crate) async fn call(
         candidates,
         node.endpoint(),
         node.discovery(),
+        server.failures(),
         options.max_pings,
         options.ping_wait,
     );
@@ -230,6 +231,7 @@ pub(crate) async fn call(
         };
         match outcome {
             Ok(response) => {
+                server.failures().answered(candidate.addr.id);
                 return Ok(CallReply {
                     provider: candidate.addr.id,
                     response,
@@ -239,6 +241,9 @@ pub(crate) async fn call(
             }
             Err(error) => {
                 tracing::debug!(name, provider = %candidate.addr.id.fmt_short(), "call failed over: {error}");
+                if candidate.addr.id != node.id() {
+                    server.failures().failed(candidate.addr.id, Instant::now());
+                }
                 failed.push(Attempt {
                     provider: candidate.addr.id,
                     error,

@@ -1,5 +1,8 @@
 //! In which order a call tries a name's providers: nearest first by measured round trip.
 //!
+//! - Providers whose attempt failed in the last [`FAILED_RECENTLY`] come last, whatever their
+//!   round trip: a provider that died keeps its record (and its last measured round trip) until
+//!   the record expires, and without this every call after a failover would try it first again.
 //! - This node, when it provides the name, comes first (no network at all).
 //! - Then providers with a round trip measured by discovery's ping, fastest first.
 //! - Then providers without a measurement.
@@ -10,9 +13,13 @@
 //! the order above), all at once, waiting at most `ping_wait`; a pong that comes later is
 //! still recorded in the catalog and orders the next call.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::{BTreeMap, VecDeque},
+    sync::Mutex,
+    time::Duration,
+};
 
-use tokio::task::JoinSet;
+use tokio::{task::JoinSet, time::Instant};
 use weft_discovery::Discovery;
 use weft_registry::ProviderRecord;
 use weft_transport::{Endpoint, PeerAddr, PeerId};
@@ -23,11 +30,64 @@ pub(crate) struct Candidate {
     pub(crate) addr: PeerAddr,
     /// The round trip discovery measured; zero for this node.
     pub(crate) rtt: Option<Duration>,
+    /// An attempt at it failed lately ([`RecentFailures`]).
+    pub(crate) failed_recently: bool,
 }
 
 /// Sorts `candidates` by the policy above (this node has an `rtt` of zero).
 pub(crate) fn sort(candidates: &mut [Candidate]) {
-    candidates.sort_by_key(|candidate| (candidate.rtt.is_none(), candidate.rtt, candidate.addr.id));
+    candidates.sort_by_key(|candidate| {
+        (
+            candidate.failed_recently,
+            candidate.rtt.is_none(),
+            candidate.rtt,
+            candidate.addr.id,
+        )
+    });
+}
+
+/// How long a provider whose attempt failed is tried after the others.
+pub(crate) const FAILED_RECENTLY: Duration = Duration::from_secs(60);
+
+/// Providers remembered as failed, at most; the oldest failure is forgotten first (a provider
+/// can only get itself remembered, by failing).
+const MAX_RECENT_FAILURES: usize = 256;
+
+/// The providers whose attempts failed lately, oldest first.
+#[derive(Debug, Default)]
+pub(crate) struct RecentFailures {
+    failed: Mutex<VecDeque<(PeerId, Instant)>>,
+}
+
+impl RecentFailures {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(PeerId, Instant)>> {
+        // A plain list: a panic elsewhere leaves it usable.
+        self.failed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// An attempt at `peer` failed at `now`.
+    pub(crate) fn failed(&self, peer: PeerId, now: Instant) {
+        let mut failed = self.lock();
+        failed.retain(|(known, _)| *known != peer);
+        failed.push_back((peer, now));
+        while failed.len() > MAX_RECENT_FAILURES {
+            failed.pop_front();
+        }
+    }
+
+    /// An attempt at `peer` succeeded: it is no longer tried last.
+    pub(crate) fn answered(&self, peer: PeerId) {
+        self.lock().retain(|(known, _)| *known != peer);
+    }
+
+    /// Whether an attempt at `peer` failed within [`FAILED_RECENTLY`] of `now`.
+    pub(crate) fn is_recent(&self, peer: PeerId, now: Instant) -> bool {
+        self.lock().iter().any(|(known, at)| {
+            *known == peer && now.saturating_duration_since(*at) < FAILED_RECENTLY
+        })
+    }
 }
 
 /// One candidate per provider: the newest record when a provider appears twice.
@@ -46,24 +106,28 @@ pub(crate) fn candidates(records: Vec<ProviderRecord>) -> Vec<Candidate> {
         .map(|record| Candidate {
             addr: record.provider_addr(),
             rtt: None,
+            failed_recently: false,
         })
         .collect()
 }
 
 /// Fills in the round trips discovery knows (and pings up to `max_pings` unmeasured
-/// providers, waiting `ping_wait` at most), then sorts.
+/// providers, waiting `ping_wait` at most) and the recent failures, then sorts.
 pub(crate) async fn order(
     me: PeerId,
     mut candidates: Vec<Candidate>,
     endpoint: &Endpoint,
     discovery: Option<&Discovery>,
+    failures: &RecentFailures,
     max_pings: usize,
     ping_wait: Duration,
 ) -> Vec<Candidate> {
+    let now = Instant::now();
     for candidate in &mut candidates {
         if candidate.addr.id == me {
             candidate.rtt = Some(Duration::ZERO);
         }
+        candidate.failed_recently = failures.is_recent(candidate.addr.id, now);
     }
     if let Some(discovery) = discovery {
         if let Ok(catalog) = discovery.catalog().await {
@@ -126,7 +190,42 @@ mod tests {
         Candidate {
             addr: PeerAddr::from(SecretKey::generate().peer_id()),
             rtt: rtt_ms.map(Duration::from_millis),
+            failed_recently: false,
         }
+    }
+
+    #[test]
+    fn a_provider_that_failed_lately_is_tried_last() {
+        let mut all = vec![candidate(Some(1)), candidate(Some(50)), candidate(None)];
+        let dead = all[0].addr.id;
+        let failures = RecentFailures::default();
+        let at = Instant::now();
+        failures.failed(dead, at);
+        for candidate in &mut all {
+            candidate.failed_recently = failures.is_recent(candidate.addr.id, at);
+        }
+        sort(&mut all);
+        assert_eq!(all[2].addr.id, dead);
+        // Forgotten after a while, or at once when it answers again.
+        assert!(!failures.is_recent(dead, at + FAILED_RECENTLY));
+        failures.answered(dead);
+        assert!(!failures.is_recent(dead, at));
+    }
+
+    #[test]
+    fn failures_remembered_are_bounded() {
+        let failures = RecentFailures::default();
+        let at = Instant::now();
+        let first = SecretKey::generate().peer_id();
+        failures.failed(first, at);
+        for _ in 0..MAX_RECENT_FAILURES {
+            failures.failed(SecretKey::generate().peer_id(), at);
+        }
+        assert_eq!(failures.lock().len(), MAX_RECENT_FAILURES);
+        assert!(
+            !failures.is_recent(first, at),
+            "the oldest is forgotten first"
+        );
     }
 
     #[test]

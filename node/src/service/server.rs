@@ -26,7 +26,7 @@ use weft_transport::{
 
 use super::{
     CallAnswer, CallFailure, CallRequest, MAX_ANSWER_FRAME, MAX_ERROR_LEN, MAX_REQUEST_FRAME,
-    MAX_REQUEST_SIZE, MAX_RESPONSE_SIZE, PROTOCOL, handler::Handler,
+    MAX_REQUEST_SIZE, MAX_RESPONSE_SIZE, PROTOCOL, handler::Handler, order::RecentFailures,
 };
 
 /// Calls served at once by one node, at most; the next is answered [`CallFailure::Busy`].
@@ -66,6 +66,8 @@ struct Inner {
     in_flight: Arc<Semaphore>,
     /// Cancelled when the node stops serving: calls are then answered `ShuttingDown`.
     stopped: CancellationToken,
+    /// Providers this node's calls failed at lately, tried last by the next calls.
+    failures: RecentFailures,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -84,6 +86,7 @@ impl Server {
                 next_id: AtomicU64::new(0),
                 in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
                 stopped: CancellationToken::new(),
+                failures: RecentFailures::default(),
             }),
         };
         let registration = endpoint.register(PROTOCOL, server.clone())?;
@@ -91,6 +94,11 @@ impl Server {
         // for at most its handler's time-out, well within the call's.
         endpoint.close_idle(PROTOCOL, super::DEFAULT_CALL_TIMEOUT);
         Ok((server, registration))
+    }
+
+    /// The providers this node's calls failed at lately.
+    pub(crate) fn failures(&self) -> &RecentFailures {
+        &self.inner.failures
     }
 
     /// Starts answering for `name`; `None` if it is served already.
