@@ -385,9 +385,12 @@ impl Node {
             self.config.max_candidates,
             self.config.disjoint_paths,
         );
+        // Only where records are: a joining node's size estimate is still rough, and its own
+        // and its buckets' lookups only fill the routing table.
+        let for_records = !matches!(kind, OpKind::Refresh | OpKind::Bootstrap);
         let lookup = match self.network_size() {
-            Some(size) => lookup.crowding_aware(size),
-            None => lookup,
+            Some(size) if for_records => lookup.crowding_aware(size),
+            _ => lookup,
         };
         self.ops.insert(
             id,

@@ -71,6 +71,7 @@ pub fn run_scenario(scenario: &Scenario) -> ScenarioReport {
     let mut providers: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     let per_name = scenario.providers_per_name.clamp(1, n);
     let mut at = world.now;
+    let before_registrations = world.messages;
     for name in &names {
         let chosen = sample(&mut world.rng, n, per_name).into_vec();
         for &node in &chosen {
@@ -87,16 +88,25 @@ pub fn run_scenario(scenario: &Scenario) -> ScenarioReport {
     }
     settle(&mut world, at);
     let registrations = (names.len() * per_name, world.published);
+    let registration_requests =
+        per_registration(world.messages - before_registrations, registrations.0);
 
     let expected: BTreeMap<String, Vec<PeerId>> = providers
         .iter()
         .map(|(name, nodes)| (name.clone(), nodes.iter().map(|&i| world.ids[i]).collect()))
         .collect();
     let mut phases = Vec::new();
+    let mut ground_registration_requests = None;
     if !names.is_empty() {
         phases.push(lookup_phase(
             &mut world, scenario, &names, &expected, "no churn",
         ));
+        // Identities ground next to fresh names' keys, before any node is removed.
+        if scenario.ground_identities > 0 {
+            let (phase, requests) = ground_phase(&mut world, scenario);
+            phases.push(phase);
+            ground_registration_requests = Some(requests);
+        }
         // Remove a share of nodes at once, and look up again without giving the network time
         // to repair.
         let share = scenario.removed_fraction.clamp(0.0, 0.95);
@@ -114,12 +124,16 @@ pub fn run_scenario(scenario: &Scenario) -> ScenarioReport {
         }
     }
 
-    if scenario.ground_identities > 0 && !names.is_empty() {
-        phases.push(ground_phase(&mut world, scenario, &names, &expected));
-    }
-
     let withdrawal = withdrawal_phase(&mut world, scenario, &providers);
-    let goals = goals(n, &phases, &withdrawal);
+    let mut goals = goals(n, &phases, &withdrawal);
+    if let Some(attacked) = ground_registration_requests {
+        let ratio = attacked / registration_requests.max(f64::MIN_POSITIVE);
+        goals.push(Goal {
+            goal: "requests per registration with ground ids <= 2x".into(),
+            measured: format!("{ratio:.2}x ({attacked:.0})"),
+            met: ratio <= 2.0,
+        });
+    }
     ScenarioReport {
         name: scenario.name.clone(),
         seed: scenario.seed,
@@ -127,6 +141,8 @@ pub fn run_scenario(scenario: &Scenario) -> ScenarioReport {
         mean_table_size: world.mean_table_size(),
         join_messages_per_node: join_messages as f64 / n as f64,
         registrations,
+        registration_requests,
+        ground_registration_requests,
         phases,
         withdrawal,
         goals,
@@ -210,15 +226,20 @@ fn lookup_phase(
     }
 }
 
-/// Grinds identities next to the keys of the first `ground_names` names, lets every node learn
-/// them, and looks those names up from random nodes.
-fn ground_phase(
-    world: &mut World,
-    scenario: &Scenario,
-    names: &[String],
-    expected: &BTreeMap<String, Vec<PeerId>>,
-) -> PhaseReport {
-    let attacked = &names[..scenario.ground_names.clamp(1, names.len())];
+/// Requests per registration, as a mean.
+fn per_registration(requests: u64, registrations: usize) -> f64 {
+    if registrations == 0 {
+        0.0
+    } else {
+        requests as f64 / registrations as f64
+    }
+}
+
+/// Grinds identities next to the keys of `ground_names` fresh names, lets every node learn
+/// them, has random live nodes register those names (so their records must get past the
+/// crowd), and looks them up from random nodes. Returns the lookups' figures and the requests
+/// per registration.
+fn ground_phase(world: &mut World, scenario: &Scenario) -> (PhaseReport, f64) {
     let bits = if scenario.ground_bits == 0 {
         // A count of nodes is far below 2^52: exact as a float.
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -227,12 +248,41 @@ fn ground_phase(
     } else {
         scenario.ground_bits
     };
-    for name in attacked {
+    let names: Vec<String> = (0..scenario.ground_names.max(1))
+        .map(|i| format!("attacked-{i}"))
+        .collect();
+    for name in &names {
         world.add_censors(&DhtId::of_name(name), scenario.ground_identities, bits);
     }
     settle(world, world.now);
+
+    let before = world.messages;
+    let mut at = world.now;
+    let mut expected = BTreeMap::new();
+    let per_name = scenario.providers_per_name.max(1);
+    for name in &names {
+        let mut chosen: Vec<usize> = Vec::new();
+        while chosen.len() < per_name {
+            let node = random_live_node(world);
+            if !chosen.contains(&node) {
+                chosen.push(node);
+            }
+        }
+        for &node in &chosen {
+            let name = name.clone();
+            world.schedule(at, Action::Register { node, name });
+            at = at + Duration::from_millis(10);
+        }
+        let ids = chosen.iter().map(|&node| world.ids[node]).collect();
+        expected.insert(name.clone(), ids);
+    }
+    settle(world, at);
+    let requests = per_registration(world.messages - before, names.len() * per_name);
     let label = format!("{} ground", scenario.ground_identities);
-    lookup_phase(world, scenario, attacked, expected, &label)
+    (
+        lookup_phase(world, scenario, &names, &expected, &label),
+        requests,
+    )
 }
 
 fn withdrawal_phase(
@@ -353,6 +403,14 @@ fn goals(nodes: usize, phases: &[PhaseReport], withdrawal: &WithdrawalReport) ->
             measured: format!("{:.2}%", ground.success * 100.0),
             met: ground.success >= 0.99,
         });
+        if let Some(calm) = phases.first() {
+            let ratio = ground.messages_mean / calm.messages_mean.max(f64::MIN_POSITIVE);
+            goals.push(Goal {
+                goal: format!("requests per lookup with {} <= 2x", ground.label),
+                measured: format!("{ratio:.2}x ({:.1})", ground.messages_mean),
+                met: ratio <= 2.0,
+            });
+        }
     }
     goals.push(Goal {
         goal: "withdrawn record returned after completion: 0".into(),

@@ -67,7 +67,14 @@ pub struct ScenarioReport {
     pub join_messages_per_node: f64,
     /// Registrations made, and those acknowledged by at least one holder.
     pub registrations: (usize, usize),
-    /// Lookup phases: without churn, then with nodes removed.
+    /// Requests sent per registration (the publish's lookup and its stores, with whatever
+    /// background traffic ran meanwhile), before any attack.
+    pub registration_requests: f64,
+    /// The same when the attacked names' providers register again with the ground identities
+    /// in place (`None` without an attack).
+    pub ground_registration_requests: Option<f64>,
+    /// Lookup phases: without churn, of the attacked names with identities ground next to
+    /// them (when the scenario attacks), then with nodes removed.
     pub phases: Vec<PhaseReport>,
     /// The withdrawal phase.
     pub withdrawal: WithdrawalReport,
@@ -196,11 +203,15 @@ impl fmt::Display for ScenarioReport {
         )?;
         writeln!(
             f,
-            "  join: mean routing table {:.1} peers, {:.1} requests per node; registrations {} ({} acknowledged)",
+            "  join: mean routing table {:.1} peers, {:.1} requests per node; registrations {} ({} acknowledged), {:.1} requests each{}",
             self.mean_table_size,
             self.join_messages_per_node,
             self.registrations.0,
-            self.registrations.1
+            self.registrations.1,
+            self.registration_requests,
+            self.ground_registration_requests
+                .map(|r| format!(", {r:.1} with the ground identities"))
+                .unwrap_or_default()
         )?;
         writeln!(
             f,

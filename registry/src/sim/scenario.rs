@@ -70,9 +70,11 @@ pub struct Scenario {
     /// Attacker identities ground next to the key of each attacked name (0: no attack). They
     /// answer every request at once, acknowledge every store, return no record and name only
     /// each other as closer nodes; every honest node learns them, as it would from discovery.
-    /// A last lookup phase then looks the attacked names up from random nodes.
+    /// Then `providers_per_name` random nodes register each attacked name, and a last lookup
+    /// phase looks the attacked names up from random nodes.
     pub ground_identities: usize,
-    /// Names attacked: the first this many registered.
+    /// Names attacked: fresh names (`attacked-0`, ...), registered once the attackers are in
+    /// place.
     pub ground_names: usize,
     /// Leading bits the ground identities share with the key; 0 picks `log2(nodes) + 5`
     /// (ahead of every honest node by a wide margin, about `32 × nodes` tries per identity).
