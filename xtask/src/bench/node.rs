@@ -38,13 +38,9 @@ pub(crate) async fn run(rounds: Option<usize>) -> Result<()> {
 fn build_weft() -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        // With xtask's package too: cargo then resolves features as it did for xtask, and
-        // reuses its release build instead of rebuilding the tree for `weft-node` alone.
         .args([
             "build",
             "--release",
-            "--package",
-            "xtask",
             "--package",
             "weft-node",
             "--bin",
