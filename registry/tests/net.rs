@@ -12,7 +12,8 @@ use std::{
 
 use weft_registry::{
     Config, PROTOCOL, Registry,
-    proto::{Ack, DhtId, MAX_MESSAGE_SIZE, Request, Response, Stored},
+    proto::{DhtId, MAX_MESSAGE_SIZE, Request, Response},
+    sim::censor_answer,
 };
 use weft_transport::{
     Endpoint, FramedSend, MemoryNetwork, PeerAddr, PeerId, SecretKey, accept_request,
@@ -367,15 +368,11 @@ impl ProtocolHandler for Censor {
                 .cloned()
                 .collect();
             let response = match request {
-                Request::Ping => Response::Pong,
-                Request::FindNode { .. } => Response::Nodes { closer },
-                Request::GetProviders { .. } => Response::Providers {
-                    providers: Vec::new(),
-                    closer,
-                },
-                Request::AddProvider { .. } | Request::RemoveProvider { .. } => {
-                    Response::Ack(Ack::Stored(Stored::New))
-                }
+                Request::Ping
+                | Request::FindNode { .. }
+                | Request::GetProviders { .. }
+                | Request::AddProvider { .. }
+                | Request::RemoveProvider { .. } => censor_answer(&request, closer),
                 _ => continue,
             };
             let _ = responder.respond(&response).await;

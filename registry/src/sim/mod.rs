@@ -29,6 +29,7 @@ use weft_transport::PeerId;
 
 pub use report::{Goal, Percentiles, PhaseReport, Report, ScenarioReport, WithdrawalReport};
 pub use scenario::{Scenario, ScenarioFile};
+pub use world::censor_answer;
 use world::{Action, EPOCH, LookupTrack, WithdrawTrack, World};
 
 use crate::proto::{DhtId, Time};

@@ -383,17 +383,7 @@ impl World {
             .take(self.k)
             .cloned()
             .collect();
-        let response = match request {
-            Request::Ping => Response::Pong,
-            Request::FindNode { .. } => Response::Nodes { closer },
-            Request::GetProviders { .. } => Response::Providers {
-                providers: Vec::new(),
-                closer,
-            },
-            Request::AddProvider { .. } | Request::RemoveProvider { .. } => {
-                Response::Ack(Ack::Stored(Stored::New))
-            }
-        };
+        let response = censor_answer(request, closer);
         let at = self.now + self.latency() + self.latency();
         let input = Input::Response {
             id,
@@ -415,6 +405,23 @@ impl World {
         } else {
             sum as f64 / count as f64
         }
+    }
+}
+
+/// What an identity ground to censor a name answers to `request`: `Pong`, its accomplices
+/// (`closer`) as the only closer nodes, no provider, every store acknowledged as new. The
+/// simulator's attackers answer this; tests use it for theirs.
+pub fn censor_answer(request: &Request, closer: Vec<PeerAddr>) -> Response {
+    match request {
+        Request::FindNode { .. } => Response::Nodes { closer },
+        Request::GetProviders { .. } => Response::Providers {
+            providers: Vec::new(),
+            closer,
+        },
+        Request::AddProvider { .. } | Request::RemoveProvider { .. } => {
+            Response::Ack(Ack::Stored(Stored::New))
+        }
+        Request::Ping => Response::Pong,
     }
 }
 

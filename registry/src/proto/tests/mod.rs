@@ -15,8 +15,8 @@ use rand_chacha::ChaCha8Rng;
 use weft_transport::{PeerAddr, PeerId, SecretKey};
 
 use super::{
-    Ack, Config, Event, InboundId, Input, Node, OpId, Output, Request, RequestId, Response,
-    SignedRecord, Stored, Time, Timer,
+    Config, Event, InboundId, Input, Node, OpId, Output, Request, RequestId, SignedRecord, Time,
+    Timer,
 };
 
 pub(super) const START: Time = Time(1_700_000_000_000);
@@ -243,17 +243,7 @@ impl Net {
             .filter(|(peer, fault)| **fault == Fault::Censor && **peer != censor)
             .map(|(peer, _)| PeerAddr::new(*peer))
             .collect();
-        let response = match request {
-            Request::Ping => Response::Pong,
-            Request::FindNode { .. } => Response::Nodes { closer: censors },
-            Request::GetProviders { .. } => Response::Providers {
-                providers: Vec::new(),
-                closer: censors,
-            },
-            Request::AddProvider { .. } | Request::RemoveProvider { .. } => {
-                Response::Ack(Ack::Stored(Stored::New))
-            }
-        };
+        let response = crate::sim::censor_answer(request, censors);
         self.cancel_timer(asker, id);
         self.queue.push_back((
             asker,
