@@ -36,6 +36,8 @@ mod cache;
 #[cfg(feature = "net")]
 mod endpoint;
 #[cfg(feature = "net")]
+mod errors;
+#[cfg(feature = "net")]
 mod events;
 #[cfg(feature = "net")]
 mod handoff;
@@ -70,12 +72,13 @@ pub use actor_link::{ActorGuard, ActorLink};
 pub use admission::InboundStats;
 #[cfg(feature = "net")]
 pub use endpoint::{
-    BindError, Builder as EndpointBuilder, ConnectError, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_DISPLACE_AFTER_IDLE, DEFAULT_FIRST_DATA_DEADLINE, DEFAULT_MAX_CACHED_CONNECTIONS,
-    DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_INBOUND, DEFAULT_MAX_INBOUND_PER_PEER,
-    DEFAULT_MAX_KNOWN_ADDRS, DEFAULT_MAX_STREAMS_PER_CONNECTION, Endpoint, HandlerRegistration,
-    RegisterError, RelayChoice,
+    Builder as EndpointBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DISPLACE_AFTER_IDLE,
+    DEFAULT_FIRST_DATA_DEADLINE, DEFAULT_MAX_CACHED_CONNECTIONS, DEFAULT_MAX_HANDSHAKES,
+    DEFAULT_MAX_INBOUND, DEFAULT_MAX_INBOUND_PER_PEER, DEFAULT_MAX_KNOWN_ADDRS,
+    DEFAULT_MAX_STREAMS_PER_CONNECTION, Endpoint, HandlerRegistration, RelayChoice,
 };
+#[cfg(feature = "net")]
+pub use errors::{BindError, ConnectError, RegisterError};
 #[cfg(feature = "net")]
 pub use events::{Delivery, EventSender, Events, LayerEvent, Subscribers};
 #[cfg(feature = "net")]

@@ -14,7 +14,12 @@
 //! `N` is estimated from the spacing of the peers nearest the node's own position, which an
 //! attacker grinding next to a name's key does not change.
 
-use super::id::Distance;
+use weft_transport::{PeerAddr, PeerId};
+
+use super::{
+    id::{DhtId, Distance},
+    node::Node,
+};
 
 /// The excess counted is at most this many times `k`: bounds the extra requests per lookup and
 /// the peers an answer names (`k` × (1 + this)).
@@ -80,6 +85,42 @@ pub fn estimate_size<'a>(nearest: impl IntoIterator<Item = &'a Distance>) -> f64
         _ => known,
     }
     .max(known)
+}
+
+impl Node {
+    /// The network's size as this node estimates it from the peers nearest its own position,
+    /// when crowding-aware lookups are on (see `crowding`).
+    pub(super) fn network_size(&self) -> Option<f64> {
+        if !self.config.crowding_aware {
+            return None;
+        }
+        let local = self.table.local();
+        let nearest: Vec<Distance> = self
+            .table
+            .closest(&local, self.config.k, None)
+            .iter()
+            .map(|addr| DhtId::of_peer(&addr.id).distance(&local))
+            .collect();
+        Some(estimate_size(&nearest))
+    }
+
+    /// The peers an answer names as closer to `target` for `asker`: the `k` closest known, plus
+    /// their crowding excess when crowding-aware (so ground identities next to a key do not
+    /// hide the honest nodes behind them).
+    pub(super) fn closer_to(&self, target: &DhtId, asker: &PeerId) -> Vec<PeerAddr> {
+        let k = self.config.k;
+        let Some(size) = self.network_size() else {
+            return self.table.closest(target, k, Some(asker));
+        };
+        let cap = MAX_EXCESS_FACTOR * k;
+        let mut closest = self.table.closest(target, k + cap, Some(asker));
+        let distances: Vec<Distance> = closest
+            .iter()
+            .map(|addr| DhtId::of_peer(&addr.id).distance(target))
+            .collect();
+        closest.truncate(k + excess(&distances, size, cap));
+        closest
+    }
 }
 
 #[cfg(test)]

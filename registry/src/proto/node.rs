@@ -12,8 +12,7 @@ use weft_transport::{PeerAddr, PeerId, SecretKey, Signed, StepDetector};
 use super::{
     cache::LookupCache,
     config::Config,
-    crowding::{MAX_EXCESS_FACTOR, estimate_size, excess},
-    id::{DhtId, Distance, Now, Time},
+    id::{DhtId, Now, Time},
     io::{CommandError, InboundId, Input, OpId, Output, RequestId, Timer},
     lookup::Lookup,
     ops::{Op, OpKind, StoreRound},
@@ -463,40 +462,6 @@ impl Node {
             }
         };
         self.out.push(Output::Reply { id, to, response });
-    }
-
-    /// The network's size as this node estimates it from the peers nearest its own position,
-    /// when crowding-aware lookups are on (see `crowding`).
-    fn network_size(&self) -> Option<f64> {
-        if !self.config.crowding_aware {
-            return None;
-        }
-        let local = self.table.local();
-        let nearest: Vec<Distance> = self
-            .table
-            .closest(&local, self.config.k, None)
-            .iter()
-            .map(|addr| DhtId::of_peer(&addr.id).distance(&local))
-            .collect();
-        Some(estimate_size(&nearest))
-    }
-
-    /// The peers an answer names as closer to `target` for `asker`: the `k` closest known, plus
-    /// their crowding excess when crowding-aware (so ground identities next to a key do not
-    /// hide the honest nodes behind them).
-    fn closer_to(&self, target: &DhtId, asker: &PeerId) -> Vec<PeerAddr> {
-        let k = self.config.k;
-        let Some(size) = self.network_size() else {
-            return self.table.closest(target, k, Some(asker));
-        };
-        let cap = MAX_EXCESS_FACTOR * k;
-        let mut closest = self.table.closest(target, k + cap, Some(asker));
-        let distances: Vec<Distance> = closest
-            .iter()
-            .map(|addr| DhtId::of_peer(&addr.id).distance(target))
-            .collect();
-        closest.truncate(k + excess(&distances, size, cap));
-        closest
     }
 
     fn on_response(&mut self, id: RequestId, from: PeerId, response: Response, now: Now) {
