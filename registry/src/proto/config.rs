@@ -19,7 +19,7 @@ pub struct Config {
     /// How long a request may go unanswered before its peer counts as failed.
     pub request_timeout_ms: u64,
     /// Shortest stall time: a lookup stops waiting for an answer after the node's smoothed
-    /// round trip plus three variations (at least this, at most `request_timeout_ms`), and asks
+    /// round trip plus two variations (at least this, at most `request_timeout_ms`), and asks
     /// the next candidate instead, so peers that left cost round trips rather than timeouts.
     pub min_stall_ms: u64,
     /// Reach past identities crowded next to a key (see `docs/protocols/registry.md`,

@@ -30,12 +30,12 @@ impl RttEstimate {
     }
 
     /// How long a lookup waits for an answer before it stops counting on it: the smoothed round
-    /// trip plus three variations (TCP waits four before retransmitting; a lookup can afford an
+    /// trip plus two variations (TCP waits four before retransmitting; a lookup can afford an
     /// early stall, as the late answer is still used), at least `min` and at most `timeout`
     /// (where the request fails anyway). A quarter of `timeout` before any answer was seen.
     pub(super) fn stall_after(&self, min: Duration, timeout: Duration) -> Duration {
         let stall = match self.smoothed {
-            Some(smoothed) => smoothed + self.variation * 3,
+            Some(smoothed) => smoothed + self.variation * 2,
             None => timeout / 4,
         };
         stall.clamp(min.min(timeout), timeout)
