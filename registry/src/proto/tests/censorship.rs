@@ -21,10 +21,11 @@ fn ground(target: &DhtId, bits: usize, count: usize) -> Vec<PeerId> {
         .collect()
 }
 
-/// From how many honest nodes a fresh lookup finds the provider of `svc`, with the censors in
-/// every honest node's routing table (as discovery would put them there).
+/// From how many honest nodes a fresh lookup finds the provider of `svc`, with the ground
+/// identities behaving as `behaviour` in every honest node's routing table (as discovery would
+/// put them there).
 #[allow(clippy::print_stderr)] // The figures, for `-- --nocapture`.
-fn found_from(crowding_aware: bool) -> usize {
+fn found_from(crowding_aware: bool, behaviour: Fault) -> usize {
     let config = Config {
         k: 8,
         crowding_aware,
@@ -33,7 +34,7 @@ fn found_from(crowding_aware: bool) -> usize {
     let (mut net, ids) = Net::with_nodes(u32::try_from(HONEST).unwrap(), &config);
     let censors = ground(&DhtId::of_name("svc"), SHARED_BITS, GROUND);
     for censor in &censors {
-        net.faults.insert(*censor, Fault::Censor);
+        net.faults.insert(*censor, behaviour);
     }
     let addrs: Vec<PeerAddr> = censors.iter().map(|c| PeerAddr::new(*c)).collect();
     for id in &ids {
@@ -48,7 +49,7 @@ fn found_from(crowding_aware: bool) -> usize {
         .filter(|&&from| net.lookup(from, "svc").contains(&provider))
         .count();
     eprintln!(
-        "crowding_aware {crowding_aware}: found from {found} of {}, {} requests",
+        "crowding_aware {crowding_aware}, {behaviour:?}: found from {found} of {}, {} requests",
         HONEST - 1,
         net.requests_sent
     );
@@ -57,13 +58,19 @@ fn found_from(crowding_aware: bool) -> usize {
 
 #[test]
 fn ground_identities_next_to_a_key_cannot_hide_the_name() {
-    assert_eq!(found_from(true), HONEST - 1);
+    assert_eq!(found_from(true, Fault::Censor), HONEST - 1);
+}
+
+#[test]
+fn nor_can_they_by_answering_garbage_or_nothing() {
+    assert_eq!(found_from(true, Fault::Garbage), HONEST - 1);
+    assert_eq!(found_from(true, Fault::Silent), HONEST - 1);
 }
 
 #[test]
 fn plain_kademlia_is_cut_off_by_them() {
     // The control: without the crowding check the same attack works in this harness.
-    let found = found_from(false);
+    let found = found_from(false, Fault::Censor);
     assert!(
         found < (HONEST - 1) / 2,
         "found from {found} of {}",

@@ -178,8 +178,9 @@ impl Net {
                         fault = (*count % 2 == 1).then_some(Fault::Silent);
                     }
                     match (self.nodes.contains_key(&to.id), fault) {
-                        (false, _) | (true, Some(Fault::Silent | Fault::Censor)) => {}
-                        (true, Some(Fault::Garbage)) => {
+                        (false, None | Some(Fault::Silent | Fault::Flaky | Fault::Censor))
+                        | (true, Some(Fault::Silent | Fault::Censor)) => {}
+                        (_, Some(Fault::Garbage)) => {
                             self.cancel_timer(from, id);
                             self.queue.push_back((from, Input::Failed { id }));
                         }
