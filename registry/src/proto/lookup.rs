@@ -210,8 +210,9 @@ impl Lookup {
     /// Makes the lookup reach past peers crowded next to the target: with `size` the
     /// network's estimated size, it waits for the `k + e` closest, `e` being the excess of
     /// candidates over what `size` uniform ids would put that close (at most
-    /// [`MAX_EXCESS_FACTOR`]` × k`), takes that many closer peers from each answer, and returns
-    /// that many closest. With no crowding, the same as without.
+    /// [`MAX_EXCESS_FACTOR`]` × k`), takes up to `k` plus that cap of closer peers from each
+    /// answer, and adds the `k` behind the crowd to [`Lookup::closest_answered`]. With no
+    /// crowding, the same as without.
     #[must_use]
     pub fn crowding_aware(mut self, size: f64) -> Self {
         self.crowding = Some((size, MAX_EXCESS_FACTOR * self.k));
