@@ -375,7 +375,7 @@ fn goals(nodes: usize, phases: &[PhaseReport], withdrawal: &WithdrawalReport) ->
             met: calm.success >= 1.0,
         });
     }
-    let churn = phases.iter().find(|p| p.label.ends_with("removed"));
+    let churn = report::churn_phase(phases);
     if let Some(churn) = churn {
         goals.push(Goal {
             goal: format!("success >= 99% with {}", churn.label),

@@ -26,7 +26,7 @@ impl Report {
             .iter()
             .map(|s| {
                 let calm = s.phases.first();
-                let churn = s.phases.iter().find(|p| p.label.ends_with("removed"));
+                let churn = s.churn_phase();
                 let figures = vec![
                     ("hops_p50", calm.map_or(0.0, |p| p.hops.p50)),
                     ("success", calm.map_or(1.0, |p| p.success)),
@@ -108,6 +108,18 @@ pub struct PhaseReport {
     pub first_result_ms: Percentiles,
     /// Time until the lookup ended, in milliseconds.
     pub done_ms: Percentiles,
+}
+
+impl ScenarioReport {
+    /// The lookup phase run after nodes were removed, if there was one (labelled `N% removed`).
+    pub fn churn_phase(&self) -> Option<&PhaseReport> {
+        churn_phase(&self.phases)
+    }
+}
+
+/// The phase of `phases` run after nodes were removed: the one labelled `N% removed`.
+pub(super) fn churn_phase(phases: &[PhaseReport]) -> Option<&PhaseReport> {
+    phases.iter().find(|p| p.label.ends_with("removed"))
 }
 
 /// Median, 95th and 99th percentiles and maximum of a sample.
